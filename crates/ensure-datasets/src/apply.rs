@@ -1,0 +1,134 @@
+//! One run: lock, observe, plan, act, report.
+
+use std::io::Write;
+use std::path::Path;
+
+use camino::Utf8Path;
+use zpersist_core::plan::parse_mode;
+use zpersist_core::planner::{blocked_by, plan_actions, properties_to_observe};
+use zpersist_core::{Action, Plan};
+use zpersist_host::RealHost;
+use zpersist_zfs::{Zfs, ZfsError};
+
+use crate::report::{ActionReport, ProblemReport, Report, Status};
+
+/// Runs the plan; `text` receives human progress, `None` for `--json`.
+pub fn run(plan: &Plan, dry_run: bool, lock_file: &Utf8Path, mut text: Option<&mut dyn Write>) -> Report {
+    let mut report = Report {
+        pool: plan.pool.clone(),
+        dry_run,
+        datasets_declared: plan.datasets.len(),
+        actions: Vec::new(),
+        drift: Vec::new(),
+        problems: Vec::new(),
+        errors: Vec::new(),
+    };
+    let mut say = |line: String| {
+        if let Some(out) = text.as_mut() {
+            let _ = writeln!(out, "{line}");
+        }
+    };
+    let fail = |report: &mut Report, say: &mut dyn FnMut(String), message: String, help: &str| {
+        say(format!("error: {message}\n  help: {help}"));
+        report.errors.push(format!("{message} ({help})"));
+    };
+
+    let zfs = match Zfs::from_path() {
+        Ok(zfs) => zfs,
+        Err(e) => {
+            fail(&mut report, &mut say, e.message, "put the `zfs` command on PATH");
+            say(report.summary());
+            return report;
+        }
+    };
+    // A dry run changes nothing, so it need not wait for a running apply.
+    let _lock = if dry_run {
+        None
+    } else {
+        // Waiting is said on stderr at once, so a --json run can say it too.
+        match zpersist_host::lock(lock_file.to_path_buf(), &mut std::io::stderr()) {
+            Ok(lock) => Some(lock),
+            Err(e) => {
+                fail(&mut report, &mut say, format!("cannot take the lock {lock_file}: {e}"), "run as root, or pass --lock-file with a writable path");
+                say(report.summary());
+                return report;
+            }
+        }
+    };
+    let observed = match zfs.observe(&plan.pool, &properties_to_observe(plan)) {
+        Ok(observed) => observed,
+        Err(e) => {
+            let help = observe_help(&plan.pool, &e);
+            fail(&mut report, &mut say, format!("cannot read pool {}: {e}", plan.pool), &help);
+            say(report.summary());
+            return report;
+        }
+    };
+    let outcome = plan_actions(plan, &observed, &RealHost::new());
+    report.drift = outcome.drift;
+    let total = outcome.actions.len();
+    let mut failed: Vec<Action> = Vec::new();
+    for (index, action) in outcome.actions.into_iter().enumerate() {
+        let step = format!("[{}/{total}]", index + 1);
+        if dry_run {
+            say(format!("{step} would {}", action.describe()));
+            report.actions.push(ActionReport { action, status: Status::Planned, error: None });
+            continue;
+        }
+        if let Some(blocker) = blocked_by(&action, &failed) {
+            say(format!("{step} skip  {} (an earlier step for {blocker} failed)", action.describe()));
+            report.actions.push(ActionReport { action, status: Status::Skipped, error: None });
+            continue;
+        }
+        say(format!("{step} {}", action.describe()));
+        match carry_out(&zfs, &action) {
+            Ok(()) => report.actions.push(ActionReport { action, status: Status::Done, error: None }),
+            Err(message) => {
+                say(format!("error: {message}"));
+                failed.push(action.clone());
+                report.actions.push(ActionReport { action, status: Status::Failed, error: Some(message) });
+            }
+        }
+    }
+    for problem in outcome.problems {
+        let problem = ProblemReport::from(problem);
+        say(format!("error: {}\n  help: {}", problem.message, problem.help));
+        report.problems.push(problem);
+    }
+    say(report.summary());
+    report
+}
+
+/// Does one action; the error names the dataset, what was being done and
+/// what the system said.
+fn carry_out(zfs: &Zfs, action: &Action) -> Result<(), String> {
+    let zfs_failure = |what: String, e: ZfsError| format!("{}: {what}: {e}", action.dataset());
+    match action {
+        Action::Create { dataset, properties } => zfs
+            .create(dataset, properties)
+            .map_err(|e| zfs_failure("could not create it".into(), e)),
+        Action::SetProperty { dataset, property, to, .. } => zfs
+            .set(dataset, property, to)
+            .map_err(|e| zfs_failure(format!("could not set {property} to {to}"), e)),
+        Action::Mount { dataset, mountpoint } => zfs
+            .mount(dataset)
+            .map_err(|e| zfs_failure(format!("could not mount it on {mountpoint}"), e)),
+        Action::SetOwnership { dataset, path, owner, group, mode } => zpersist_host::set_ownership(
+            Path::new(path),
+            owner.as_ref().map(|o| o.id),
+            group.as_ref().map(|g| g.id),
+            mode.as_deref().and_then(parse_mode),
+        )
+        .map_err(|e| format!("{dataset}: could not set owner/group/mode of {path}: {e}")),
+    }
+}
+
+fn observe_help(pool: &str, e: &ZfsError) -> String {
+    if e.message.contains("does not exist") || e.message.contains("no such pool") {
+        format!("import the pool first (`zpool import {pool}`), or fix `pool` in the plan")
+    } else if e.message.contains("invalid property") || e.message.contains("bad property list") {
+        "this ZFS does not know a property the plan declares; remove it or upgrade ZFS".into()
+    } else {
+        "check that ZFS is running (`zpool status`) and try again".into()
+    }
+}

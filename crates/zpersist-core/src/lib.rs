@@ -1,0 +1,13 @@
+//! zpersist's pure core: dataset specs, plan files, validation, observed
+//! state and the planner. No I/O and no processes: adapters feed it facts,
+//! binaries carry out what it decides.
+
+pub mod name;
+pub mod observed;
+pub mod plan;
+pub mod planner;
+pub mod property;
+
+pub use observed::{DirState, HostFacts, ObservedPool, Source};
+pub use plan::{DatasetSpec, InvalidPlan, Plan, PlanProblem};
+pub use planner::{plan_actions, Action, Drift, Outcome, Problem};

@@ -1,0 +1,347 @@
+//! The datasets plan file (`docs/plan-format.md`): parsing and validation.
+//! A plan that passes [`Plan::parse`] holds nothing ZFS would refuse.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::name::{depth_of, is_within, name_problem, parent_of};
+use crate::property::{property_name_problem, value_problem};
+
+pub const PLAN_VERSION: u64 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    pub version: u64,
+    pub pool: String,
+    pub datasets: Vec<DatasetSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DatasetSpec {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mountpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canmount: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub properties: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_mountpoint_change: bool,
+}
+
+/// One thing wrong with a plan, located as precisely as possible.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanProblem {
+    /// The dataset the problem is on, if it is on one.
+    pub dataset: Option<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for PlanProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.dataset {
+            Some(dataset) => write!(f, "{dataset}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// A plan ZFS would refuse, with every reason found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the plan has {} problem(s)", problems.len())]
+pub struct InvalidPlan {
+    pub problems: Vec<PlanProblem>,
+}
+
+fn problem(dataset: Option<&str>, message: impl Into<String>) -> PlanProblem {
+    PlanProblem {
+        dataset: dataset.map(str::to_string),
+        message: message.into(),
+    }
+}
+
+/// Where a mountpoint field leaves a dataset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mountpoint {
+    Path(String),
+    None,
+    Legacy,
+}
+
+impl Mountpoint {
+    pub fn parse(value: &str) -> Option<Mountpoint> {
+        match value {
+            "none" => Some(Mountpoint::None),
+            "legacy" => Some(Mountpoint::Legacy),
+            path if path.starts_with('/') => Some(Mountpoint::Path(normalize_path(path))),
+            _ => None,
+        }
+    }
+}
+
+/// `/srv//a/` and `/srv/a` are one mountpoint.
+pub fn normalize_path(path: &str) -> String {
+    let joined: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    format!("/{}", joined.join("/"))
+}
+
+impl Plan {
+    /// Parses and validates a plan file's text.
+    pub fn parse(text: &str) -> Result<Plan, InvalidPlan> {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| InvalidPlan {
+            problems: vec![problem(None, format!("not valid JSON: {e}"))],
+        })?;
+        match value.get("version") {
+            Some(v) if v.as_u64() == Some(PLAN_VERSION) => {}
+            Some(v) => {
+                return Err(InvalidPlan {
+                    problems: vec![problem(
+                        None,
+                        format!("plan version {v} is not supported; this ensure-datasets reads version {PLAN_VERSION}"),
+                    )],
+                })
+            }
+            None => {
+                return Err(InvalidPlan {
+                    problems: vec![problem(None, "missing field `version` (this ensure-datasets reads version 1)")],
+                })
+            }
+        }
+        let plan: Plan = serde_json::from_value(value).map_err(|e| InvalidPlan {
+            problems: vec![problem(None, format!("{e}"))],
+        })?;
+        plan.validate()?;
+        Ok(plan)
+    }
+
+    /// Every reason ZFS would refuse this plan.
+    pub fn validate(&self) -> Result<(), InvalidPlan> {
+        let mut problems = Vec::new();
+        if let Some(why) = name_problem(&self.pool) {
+            problems.push(problem(None, format!("pool `{}`: {why}", self.pool)));
+        } else if self.pool.contains('/') {
+            problems.push(problem(None, format!("pool `{}` must be a pool name, without `/`", self.pool)));
+        }
+        let mut seen = BTreeSet::new();
+        for spec in &self.datasets {
+            let name = spec.name.as_str();
+            let at = Some(name);
+            if let Some(why) = name_problem(name) {
+                problems.push(problem(at, format!("invalid dataset name: {why}")));
+                continue;
+            }
+            if !is_within(name, &self.pool) {
+                problems.push(problem(at, format!("is outside the pool `{}`; names start with `{}/`", self.pool, self.pool)));
+            }
+            if !seen.insert(name) {
+                problems.push(problem(at, "is declared twice"));
+            }
+            if let Some(mountpoint) = &spec.mountpoint {
+                if Mountpoint::parse(mountpoint).is_none() {
+                    problems.push(problem(at, format!("mountpoint `{mountpoint}` must be an absolute path, `none` or `legacy`")));
+                }
+            }
+            if let Some(canmount) = &spec.canmount {
+                if !["on", "off", "noauto"].contains(&canmount.as_str()) {
+                    problems.push(problem(at, format!("canmount `{canmount}` must be `on`, `off` or `noauto`")));
+                }
+            }
+            for (property, value) in &spec.properties {
+                if let Some(why) = property_name_problem(property) {
+                    problems.push(problem(at, format!("property {why}")));
+                } else if let Some(why) = value_problem(property, value) {
+                    problems.push(problem(at, format!("property `{property}`: {why}")));
+                }
+            }
+            for (field, who) in [("owner", &spec.owner), ("group", &spec.group)] {
+                if let Some(who) = who {
+                    if who.is_empty() || who.parse::<u32>().is_ok() || who.contains([':', '/', ' ', '\n']) {
+                        problems.push(problem(at, format!("{field} `{who}` must be a user or group name, not a number or path")));
+                    }
+                }
+            }
+            if let Some(mode) = &spec.mode {
+                if parse_mode(mode).is_none() {
+                    problems.push(problem(at, format!("mode `{mode}` must be 3 or 4 octal digits, like `0750`")));
+                }
+            }
+        }
+        if problems.is_empty() {
+            problems.extend(self.mountpoint_collisions());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(InvalidPlan { problems })
+        }
+    }
+
+    /// Declared datasets that would mount on the same path, counting paths
+    /// inherited from declared ancestors.
+    fn mountpoint_collisions(&self) -> Vec<PlanProblem> {
+        let mut by_path: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+        for spec in &self.datasets {
+            if spec.canmount.as_deref() == Some("off") {
+                continue;
+            }
+            if let Some(path) = self.declared_mountpoint(&spec.name) {
+                by_path.entry(path).or_default().push(&spec.name);
+            }
+        }
+        by_path
+            .into_iter()
+            .filter(|(_, names)| names.len() > 1)
+            .map(|(path, names)| {
+                problem(
+                    Some(names[0]),
+                    format!(
+                        "mounts on {path} like {}: one would hide the other's files; give each its own mountpoint",
+                        names[1..].join(", ")
+                    ),
+                )
+            })
+            .collect()
+    }
+
+    /// The path a dataset mounts on as far as the plan alone says: its own
+    /// mountpoint, or one inherited from the nearest declared ancestor.
+    pub fn declared_mountpoint(&self, name: &str) -> Option<String> {
+        let mut suffix = Vec::new();
+        let mut current = name;
+        loop {
+            if let Some(spec) = self.dataset(current) {
+                if let Some(mountpoint) = &spec.mountpoint {
+                    return match Mountpoint::parse(mountpoint)? {
+                        Mountpoint::Path(base) => Some(join_mountpoint(&base, &suffix)),
+                        Mountpoint::None | Mountpoint::Legacy => None,
+                    };
+                }
+            }
+            let (parent, last) = current.rsplit_once('/')?;
+            suffix.insert(0, last);
+            current = parent;
+        }
+    }
+
+    pub fn dataset(&self, name: &str) -> Option<&DatasetSpec> {
+        self.datasets.iter().find(|spec| spec.name == name)
+    }
+
+    /// Datasets parents first, so `zfs create` never makes a parent on its own.
+    pub fn in_creation_order(&self) -> Vec<&DatasetSpec> {
+        let mut specs: Vec<&DatasetSpec> = self.datasets.iter().collect();
+        specs.sort_by(|a, b| depth_of(&a.name).cmp(&depth_of(&b.name)).then(a.name.cmp(&b.name)));
+        specs
+    }
+
+    /// The nearest declared ancestor of a dataset.
+    pub fn declared_parent(&self, name: &str) -> Option<&DatasetSpec> {
+        let mut current = parent_of(name);
+        while let Some(parent) = current {
+            if let Some(spec) = self.dataset(parent) {
+                return Some(spec);
+            }
+            current = parent_of(parent);
+        }
+        None
+    }
+}
+
+pub fn join_mountpoint(base: &str, suffix: &[&str]) -> String {
+    if suffix.is_empty() {
+        return base.to_string();
+    }
+    normalize_path(&format!("{base}/{}", suffix.join("/")))
+}
+
+/// `0750` or `750` as permission bits.
+pub fn parse_mode(mode: &str) -> Option<u32> {
+    if !(3..=4).contains(&mode.len()) || !mode.chars().all(|c| c.is_digit(8)) {
+        return None;
+    }
+    u32::from_str_radix(mode, 8).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn messages(text: &str) -> Vec<String> {
+        Plan::parse(text)
+            .unwrap_err()
+            .problems
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn a_minimal_plan_parses() {
+        let plan = Plan::parse(r#"{"version":1,"pool":"tank","datasets":[{"name":"tank/a"}]}"#).unwrap();
+        assert_eq!(plan.datasets[0].name, "tank/a");
+    }
+
+    #[test]
+    fn unknown_versions_and_fields_are_rejected() {
+        assert!(messages(r#"{"version":2,"pool":"tank","datasets":[]}"#)[0].contains("version 2 is not supported"));
+        assert!(messages(r#"{"pool":"tank","datasets":[]}"#)[0].contains("missing field `version`"));
+        assert!(messages(r#"{"version":1,"pool":"tank","datasets":[],"extra":1}"#)[0].contains("unknown field `extra`"));
+        assert!(messages(r#"{"version":1,"pool":"tank","datasets":[{"name":"tank/a","recordsize":"16K"}]}"#)[0]
+            .contains("unknown field `recordsize`"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_dataset() {
+        let found = messages(
+            r#"{"version":1,"pool":"tank","datasets":[
+                {"name":"rpool/a"},
+                {"name":"tank/b@x"},
+                {"name":"tank/c","properties":{"recordsize":"24K","used":"1","backup":"yes"}},
+                {"name":"tank/d","mode":"rwx","owner":"1000"},
+                {"name":"tank/d"}
+            ]}"#,
+        );
+        insta::assert_debug_snapshot!(found);
+    }
+
+    #[test]
+    fn shared_mountpoints_are_rejected_including_inherited_ones() {
+        let found = messages(
+            r#"{"version":1,"pool":"tank","datasets":[
+                {"name":"tank/srv","mountpoint":"/srv"},
+                {"name":"tank/srv/media"},
+                {"name":"tank/other","mountpoint":"/srv/media/"}
+            ]}"#,
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("/srv/media"), "{found:?}");
+    }
+
+    #[test]
+    fn canmount_off_parents_may_share_a_path_with_their_children() {
+        Plan::parse(
+            r#"{"version":1,"pool":"tank","datasets":[
+                {"name":"tank/base","mountpoint":"/var/lib","canmount":"off"},
+                {"name":"tank/base/x","mountpoint":"/var/lib"}
+            ]}"#,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn modes() {
+        assert_eq!(parse_mode("0750"), Some(0o750));
+        assert_eq!(parse_mode("755"), Some(0o755));
+        assert_eq!(parse_mode("0758"), None);
+        assert_eq!(parse_mode("75"), None);
+    }
+}

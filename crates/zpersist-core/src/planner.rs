@@ -1,0 +1,426 @@
+//! Desired (a [`Plan`]) + observed (an [`ObservedPool`] and [`HostFacts`])
+//! → an ordered list of [`Action`]s, and the [`Problem`]s that must not be
+//! fixed automatically. Pure: it decides, the binary acts.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::name::{is_within, parent_of};
+use crate::observed::{HostFacts, ObservedPool, Source};
+use crate::plan::{join_mountpoint, parse_mode, DatasetSpec, Mountpoint, Plan};
+use crate::property::{is_create_only, values_match};
+
+/// Properties every run reads besides the declared ones.
+pub const ALWAYS_OBSERVED: &[&str] = &["type", "mountpoint", "canmount", "mounted"];
+
+/// A user or group as declared, with the id it resolved to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Principal {
+    pub name: String,
+    pub id: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Action {
+    /// `zfs create -p -o k=v ... dataset`
+    Create {
+        dataset: String,
+        properties: BTreeMap<String, String>,
+    },
+    /// `zfs set property=to dataset`
+    SetProperty {
+        dataset: String,
+        property: String,
+        from: String,
+        to: String,
+    },
+    /// `zfs mount dataset`
+    Mount { dataset: String, mountpoint: String },
+    /// Make the directory exist, then chown/chmod it.
+    SetOwnership {
+        dataset: String,
+        path: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        owner: Option<Principal>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        group: Option<Principal>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mode: Option<String>,
+    },
+}
+
+impl Action {
+    pub fn dataset(&self) -> &str {
+        match self {
+            Action::Create { dataset, .. }
+            | Action::SetProperty { dataset, .. }
+            | Action::Mount { dataset, .. }
+            | Action::SetOwnership { dataset, .. } => dataset,
+        }
+    }
+
+    /// One line for people: what will be (or was) done.
+    pub fn describe(&self) -> String {
+        match self {
+            Action::Create { dataset, properties } => {
+                let props: Vec<String> = properties.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                if props.is_empty() {
+                    format!("create  {dataset}")
+                } else {
+                    format!("create  {dataset} ({})", props.join(", "))
+                }
+            }
+            Action::SetProperty { dataset, property, from, to } => {
+                format!("set     {dataset} {property}: {from} -> {to}")
+            }
+            Action::Mount { dataset, mountpoint } => format!("mount   {dataset} on {mountpoint}"),
+            Action::SetOwnership { dataset, path, owner, group, mode } => {
+                let mut parts = Vec::new();
+                if let Some(owner) = owner {
+                    parts.push(format!("owner {}", owner.name));
+                }
+                if let Some(group) = group {
+                    parts.push(format!("group {}", group.name));
+                }
+                if let Some(mode) = mode {
+                    parts.push(format!("mode {mode}"));
+                }
+                format!("own     {dataset} {path}: {}", parts.join(", "))
+            }
+        }
+    }
+}
+
+/// Something the plan asks for that must not, or cannot, be done
+/// automatically. Each one fails the run (exit 1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "problem", rename_all = "kebab-case")]
+pub enum Problem {
+    CreateOnlyDrift { dataset: String, property: String, declared: String, actual: String },
+    MountpointChangeRefused { dataset: String, from: String, to: String },
+    MountpointTaken { dataset: String, path: String, by: String },
+    MountpointNotEmpty { dataset: String, path: String },
+    UnknownUser { dataset: String, user: String },
+    UnknownGroup { dataset: String, group: String },
+    NotAFilesystem { dataset: String, kind: String },
+}
+
+impl Problem {
+    pub fn dataset(&self) -> &str {
+        match self {
+            Problem::CreateOnlyDrift { dataset, .. }
+            | Problem::MountpointChangeRefused { dataset, .. }
+            | Problem::MountpointTaken { dataset, .. }
+            | Problem::MountpointNotEmpty { dataset, .. }
+            | Problem::UnknownUser { dataset, .. }
+            | Problem::UnknownGroup { dataset, .. }
+            | Problem::NotAFilesystem { dataset, .. } => dataset,
+        }
+    }
+
+    /// What is wrong, and what to do about it.
+    pub fn message_and_help(&self) -> (String, String) {
+        match self {
+            Problem::CreateOnlyDrift { dataset, property, declared, actual } => (
+                format!("{dataset}: `{property}` is `{actual}` but the plan says `{declared}`"),
+                format!("`{property}` can only be chosen when a dataset is created; ZFS cannot change it now. Put the old value back in the plan, or create a new dataset and move the data (zfs send | zfs receive)."),
+            ),
+            Problem::MountpointChangeRefused { dataset, from, to } => (
+                format!("{dataset}: refusing to move it from {from} to {to}: it holds data"),
+                "anything using the old path would lose it; stop those services, then set `allowMountpointChange = true` for this dataset (and remove it afterwards).".into(),
+            ),
+            Problem::MountpointTaken { dataset, path, by } => (
+                format!("{dataset}: {path} is already the mountpoint of {by}"),
+                format!("one would hide the other's files; give {dataset} another mountpoint, or change {by}'s."),
+            ),
+            Problem::MountpointNotEmpty { dataset, path } => (
+                format!("{dataset}: {path} already holds files that mounting the dataset would hide"),
+                "move them into the dataset first (`zpersist migrate`), or move them away; nothing was created or mounted there.".into(),
+            ),
+            Problem::UnknownUser { dataset, user } => (
+                format!("{dataset}: owner `{user}` is not a user on this host"),
+                "create the user first (users.users on NixOS) or fix the owner in the plan; the dataset itself was still kept in shape.".into(),
+            ),
+            Problem::UnknownGroup { dataset, group } => (
+                format!("{dataset}: group `{group}` is not a group on this host"),
+                "create the group first (users.groups on NixOS) or fix the group in the plan; the dataset itself was still kept in shape.".into(),
+            ),
+            Problem::NotAFilesystem { dataset, kind } => (
+                format!("{dataset}: is a {kind}, not a filesystem"),
+                "the plan declares filesystems only; rename the plan's entry or the existing dataset.".into(),
+            ),
+        }
+    }
+}
+
+/// A declared value that differs from what the pool has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Drift {
+    pub dataset: String,
+    pub property: String,
+    pub declared: String,
+    pub actual: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    pub actions: Vec<Action>,
+    pub drift: Vec<Drift>,
+    pub problems: Vec<Problem>,
+}
+
+/// The properties a run must read: the always-needed ones and every one the
+/// plan declares, deduplicated and sorted.
+pub fn properties_to_observe(plan: &Plan) -> Vec<String> {
+    let mut names: BTreeSet<String> = ALWAYS_OBSERVED.iter().map(|s| s.to_string()).collect();
+    for spec in &plan.datasets {
+        names.extend(spec.properties.keys().cloned());
+    }
+    names.into_iter().collect()
+}
+
+/// Every declared property with its declared value, the plan's own fields first.
+fn declared_properties(spec: &DatasetSpec) -> Vec<(&str, &str)> {
+    let mut all = Vec::new();
+    if let Some(mountpoint) = &spec.mountpoint {
+        all.push(("mountpoint", mountpoint.as_str()));
+    }
+    if let Some(canmount) = &spec.canmount {
+        all.push(("canmount", canmount.as_str()));
+    }
+    all.extend(spec.properties.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    all
+}
+
+struct Planner<'a> {
+    plan: &'a Plan,
+    pool: &'a ObservedPool,
+    host: &'a dyn HostFacts,
+    outcome: Outcome,
+}
+
+pub fn plan_actions(plan: &Plan, pool: &ObservedPool, host: &dyn HostFacts) -> Outcome {
+    let mut planner = Planner { plan, pool, host, outcome: Outcome::default() };
+    for spec in plan.in_creation_order() {
+        planner.dataset(spec);
+    }
+    planner.outcome
+}
+
+impl Planner<'_> {
+    fn dataset(&mut self, spec: &DatasetSpec) {
+        let name = spec.name.as_str();
+        let desired_path = match self.desired_mountpoint(name) {
+            Mountpoint::Path(path) => Some(path),
+            _ => None,
+        };
+        let canmount = spec
+            .canmount
+            .as_deref()
+            .or_else(|| self.pool.value(name, "canmount"))
+            .unwrap_or("on");
+        let will_mount = canmount == "on" && desired_path.is_some();
+
+        let mut changes_mount_state = false;
+        if !self.pool.exists(name) {
+            if let Some(path) = desired_path.as_deref().filter(|_| will_mount) {
+                if self.refuse_taken_or_hiding(name, path) {
+                    return;
+                }
+            }
+            let properties = declared_properties(spec)
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            self.outcome.actions.push(Action::Create { dataset: name.to_string(), properties });
+            changes_mount_state = true;
+        } else {
+            let kind = self.pool.value(name, "type").unwrap_or("filesystem");
+            if kind != "filesystem" {
+                self.problem(Problem::NotAFilesystem { dataset: name.into(), kind: kind.into() });
+                return;
+            }
+            let mounted = self.pool.value(name, "mounted") == Some("yes");
+            for (property, declared) in declared_properties(spec) {
+                let actual = self.pool.value(name, property).unwrap_or("-");
+                if values_match(property, declared, actual) {
+                    continue;
+                }
+                self.outcome.drift.push(Drift {
+                    dataset: name.into(),
+                    property: property.into(),
+                    declared: declared.into(),
+                    actual: actual.into(),
+                });
+                if is_create_only(property) {
+                    self.problem(Problem::CreateOnlyDrift {
+                        dataset: name.into(),
+                        property: property.into(),
+                        declared: declared.into(),
+                        actual: actual.into(),
+                    });
+                    continue;
+                }
+                if property == "mountpoint" {
+                    if mounted && !spec.allow_mountpoint_change && self.host.has_entries(actual) != Some(false) {
+                        self.problem(Problem::MountpointChangeRefused {
+                            dataset: name.into(),
+                            from: actual.into(),
+                            to: declared.into(),
+                        });
+                        return;
+                    }
+                    if let Some(path) = desired_path.as_deref().filter(|_| will_mount) {
+                        if self.refuse_taken_or_hiding(name, path) {
+                            return;
+                        }
+                    }
+                    changes_mount_state = true;
+                }
+                self.outcome.actions.push(Action::SetProperty {
+                    dataset: name.into(),
+                    property: property.into(),
+                    from: actual.into(),
+                    to: declared.into(),
+                });
+            }
+            // `zfs set mountpoint` remounts a mounted dataset by itself.
+            if will_mount && !mounted {
+                let path = desired_path.clone().unwrap_or_default();
+                if !changes_mount_state && self.host.has_entries(&path) == Some(true) {
+                    self.problem(Problem::MountpointNotEmpty { dataset: name.into(), path });
+                    return;
+                }
+                self.outcome.actions.push(Action::Mount { dataset: name.into(), mountpoint: path });
+                changes_mount_state = true;
+            }
+        }
+        if let Some(path) = desired_path {
+            self.ownership(spec, &path, changes_mount_state);
+        }
+    }
+
+    /// Refuses (and records why) a mountpoint that another dataset uses, or
+    /// that holds files mounting would hide.
+    fn refuse_taken_or_hiding(&mut self, name: &str, path: &str) -> bool {
+        if let Some(by) = self.mountpoint_user(name, path) {
+            self.problem(Problem::MountpointTaken { dataset: name.into(), path: path.into(), by });
+            return true;
+        }
+        if self.host.has_entries(path) == Some(true) {
+            self.problem(Problem::MountpointNotEmpty { dataset: name.into(), path: path.into() });
+            return true;
+        }
+        false
+    }
+
+    fn ownership(&mut self, spec: &DatasetSpec, path: &str, mount_state_changes: bool) {
+        if spec.owner.is_none() && spec.group.is_none() && spec.mode.is_none() {
+            return;
+        }
+        let name = spec.name.as_str();
+        let owner = match &spec.owner {
+            None => None,
+            Some(user) => match self.host.user_id(user) {
+                Some(id) => Some(Principal { name: user.clone(), id }),
+                None => {
+                    self.problem(Problem::UnknownUser { dataset: name.into(), user: user.clone() });
+                    return;
+                }
+            },
+        };
+        let group = match &spec.group {
+            None => None,
+            Some(group) => match self.host.group_id(group) {
+                Some(id) => Some(Principal { name: group.clone(), id }),
+                None => {
+                    self.problem(Problem::UnknownGroup { dataset: name.into(), group: group.clone() });
+                    return;
+                }
+            },
+        };
+        let mode_bits = spec.mode.as_deref().and_then(parse_mode);
+        let in_shape = !mount_state_changes
+            && self.host.directory(path).is_some_and(|dir| {
+                owner.as_ref().is_none_or(|o| o.id == dir.uid)
+                    && group.as_ref().is_none_or(|g| g.id == dir.gid)
+                    && mode_bits.is_none_or(|m| m == dir.mode & 0o7777)
+            });
+        if !in_shape {
+            self.outcome.actions.push(Action::SetOwnership {
+                dataset: name.into(),
+                path: path.into(),
+                owner,
+                group,
+                mode: spec.mode.clone(),
+            });
+        }
+    }
+
+    /// Another existing dataset, not in the plan, that mounts on `path`.
+    fn mountpoint_user(&self, name: &str, path: &str) -> Option<String> {
+        self.pool
+            .datasets
+            .keys()
+            .filter(|other| other.as_str() != name && self.plan.dataset(other).is_none())
+            .filter(|other| self.pool.value(other, "canmount") != Some("off"))
+            .filter(|other| match self.pool.source(other, "mountpoint") {
+                // Its path follows a declared ancestor, which the plan checks.
+                Some(Source::InheritedFrom(from)) => self.plan.dataset(from).is_none(),
+                _ => true,
+            })
+            .find(|other| {
+                self.pool
+                    .value(other, "mountpoint")
+                    .and_then(Mountpoint::parse)
+                    .is_some_and(|mp| mp == Mountpoint::Path(path.to_string()))
+            })
+            .cloned()
+    }
+
+    /// Where a dataset will mount once the plan is applied.
+    fn desired_mountpoint(&self, name: &str) -> Mountpoint {
+        if let Some(declared) = self.plan.dataset(name).and_then(|s| s.mountpoint.as_deref()) {
+            return Mountpoint::parse(declared).unwrap_or(Mountpoint::None);
+        }
+        let inherits = match self.pool.source(name, "mountpoint") {
+            Some(Source::Local | Source::Received | Source::Temporary) => false,
+            _ => true,
+        };
+        if !inherits || parent_of(name).is_none() {
+            let observed = self.pool.value(name, "mountpoint");
+            return match observed {
+                Some(value) => Mountpoint::parse(value).unwrap_or(Mountpoint::None),
+                None => Mountpoint::Path(format!("/{name}")),
+            };
+        }
+        let parent = parent_of(name).unwrap_or(name);
+        match self.desired_mountpoint(parent) {
+            Mountpoint::Path(base) => {
+                let last = &name[parent.len() + 1..];
+                Mountpoint::Path(join_mountpoint(&base, &[last]))
+            }
+            other => other,
+        }
+    }
+
+    fn problem(&mut self, problem: Problem) {
+        self.outcome.problems.push(problem);
+    }
+}
+
+/// The dataset whose failed action `action` depends on, if any: a failed
+/// create blocks everything at or below that dataset (so `zfs create -p`
+/// never makes the parent bare), any other failure blocks the rest of that
+/// dataset's actions.
+pub fn blocked_by<'a>(action: &Action, failed: &'a [Action]) -> Option<&'a str> {
+    failed
+        .iter()
+        .find(|f| match f {
+            Action::Create { dataset, .. } => is_within(action.dataset(), dataset),
+            other => other.dataset() == action.dataset(),
+        })
+        .map(Action::dataset)
+}

@@ -1,0 +1,348 @@
+//! What ZFS properties exist, which can be set, which only at creation, and
+//! what their values look like. Values are checked here before any `zfs`
+//! command runs, and normalised so a declared `16K` compares equal to the
+//! `16384` that `zfs get -p` prints.
+
+/// Properties that can only be given at `zfs create`: an existing dataset
+/// that differs is reported, never changed.
+pub const CREATE_ONLY: &[&str] = &[
+    "encryption",
+    "keyformat",
+    "pbkdf2iters",
+    "casesensitivity",
+    "normalization",
+    "utf8only",
+    "volblocksize",
+];
+
+/// Properties ZFS computes; declaring one is a mistake in the plan.
+pub const READ_ONLY: &[&str] = &[
+    "available", "avail", "clones", "compressratio", "createtxg", "creation",
+    "defer_destroy", "encryptionroot", "filesystem_count", "guid", "keystatus",
+    "logicalreferenced", "logicalused", "mounted", "objsetid", "origin",
+    "receive_resume_token", "redact_snaps", "referenced", "refer",
+    "refcompressratio", "snapshot_count", "snapshots_changed", "type", "used",
+    "usedbychildren", "usedbydataset", "usedbyrefreservation",
+    "usedbysnapshots", "userrefs", "written",
+];
+
+/// Properties with their own field in the plan.
+pub const PLAN_FIELDS: &[&str] = &["mountpoint", "canmount"];
+
+/// The shape a native property's value must have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// One of a fixed set of words (compared case-insensitively).
+    OneOf(&'static [&'static str]),
+    /// A byte size like `20G`, or `none` (stored as 0).
+    SizeOrNone,
+    /// A power-of-two byte size between the bounds.
+    BlockSize { min: u64, max: u64 },
+    /// A power-of-two byte size, or 0 to turn the feature off.
+    BlockSizeOrZero { max: u64 },
+    /// A whole number, or `none`.
+    CountOrNone,
+    /// A whole number.
+    Count,
+    /// The compression property's algorithms, levels included.
+    Compression,
+    /// Free text ZFS interprets itself (sharenfs options, SELinux contexts...).
+    Text,
+}
+
+const ON_OFF: &[&str] = &["on", "off"];
+
+/// Settable native properties of filesystems on OpenZFS 2.x, and their shapes.
+pub const NATIVE: &[(&str, Shape)] = &[
+    ("aclinherit", Shape::OneOf(&["discard", "noallow", "restricted", "passthrough", "passthrough-x"])),
+    ("aclmode", Shape::OneOf(&["discard", "groupmask", "passthrough", "restricted"])),
+    ("acltype", Shape::OneOf(&["off", "noacl", "nfsv4", "posix", "posixacl"])),
+    ("atime", Shape::OneOf(ON_OFF)),
+    ("casesensitivity", Shape::OneOf(&["sensitive", "insensitive", "mixed"])),
+    ("checksum", Shape::OneOf(&["on", "off", "fletcher2", "fletcher4", "sha256", "noparity", "sha512", "skein", "edonr", "blake3"])),
+    ("compression", Shape::Compression),
+    ("context", Shape::Text),
+    ("copies", Shape::OneOf(&["1", "2", "3"])),
+    ("dedup", Shape::OneOf(&["on", "off", "verify", "sha256", "sha256,verify", "sha512", "sha512,verify", "skein", "skein,verify", "edonr,verify", "blake3", "blake3,verify"])),
+    ("defcontext", Shape::Text),
+    ("devices", Shape::OneOf(ON_OFF)),
+    ("direct", Shape::OneOf(&["standard", "always", "disabled"])),
+    ("dnodesize", Shape::OneOf(&["legacy", "auto", "1k", "2k", "4k", "8k", "16k"])),
+    ("encryption", Shape::OneOf(&["off", "on", "aes-128-ccm", "aes-192-ccm", "aes-256-ccm", "aes-128-gcm", "aes-192-gcm", "aes-256-gcm"])),
+    ("exec", Shape::OneOf(ON_OFF)),
+    ("filesystem_limit", Shape::CountOrNone),
+    ("fscontext", Shape::Text),
+    ("keyformat", Shape::OneOf(&["raw", "hex", "passphrase"])),
+    ("keylocation", Shape::Text),
+    ("logbias", Shape::OneOf(&["latency", "throughput"])),
+    ("mlslabel", Shape::Text),
+    ("nbmand", Shape::OneOf(ON_OFF)),
+    ("normalization", Shape::OneOf(&["none", "formC", "formD", "formKC", "formKD"])),
+    ("overlay", Shape::OneOf(ON_OFF)),
+    ("pbkdf2iters", Shape::Count),
+    ("prefetch", Shape::OneOf(&["all", "none", "metadata"])),
+    ("primarycache", Shape::OneOf(&["all", "none", "metadata"])),
+    ("quota", Shape::SizeOrNone),
+    ("readonly", Shape::OneOf(ON_OFF)),
+    ("recordsize", Shape::BlockSize { min: 512, max: 16 << 20 }),
+    ("redundant_metadata", Shape::OneOf(&["all", "most", "some", "none"])),
+    ("refquota", Shape::SizeOrNone),
+    ("refreservation", Shape::SizeOrNone),
+    ("relatime", Shape::OneOf(ON_OFF)),
+    ("reservation", Shape::SizeOrNone),
+    ("rootcontext", Shape::Text),
+    ("secondarycache", Shape::OneOf(&["all", "none", "metadata"])),
+    ("setuid", Shape::OneOf(ON_OFF)),
+    ("sharenfs", Shape::Text),
+    ("sharesmb", Shape::Text),
+    ("snapdev", Shape::OneOf(&["hidden", "visible"])),
+    ("snapdir", Shape::OneOf(&["hidden", "visible"])),
+    ("snapshot_limit", Shape::CountOrNone),
+    ("special_small_blocks", Shape::BlockSizeOrZero { max: 16 << 20 }),
+    ("sync", Shape::OneOf(&["standard", "always", "disabled"])),
+    ("utf8only", Shape::OneOf(ON_OFF)),
+    ("volblocksize", Shape::BlockSize { min: 512, max: 128 << 10 }),
+    ("volmode", Shape::OneOf(&["default", "full", "geom", "dev", "none"])),
+    ("vscan", Shape::OneOf(ON_OFF)),
+    ("xattr", Shape::OneOf(&["on", "off", "sa", "dir"])),
+    ("zoned", Shape::OneOf(ON_OFF)),
+];
+
+/// The shape of a settable native property, if it is one.
+pub fn native_shape(property: &str) -> Option<Shape> {
+    NATIVE
+        .iter()
+        .find(|(name, _)| *name == property)
+        .map(|(_, shape)| *shape)
+}
+
+/// A user property has a colon in its name (`module:name`).
+pub fn is_user_property(property: &str) -> bool {
+    property.contains(':')
+}
+
+pub fn is_create_only(property: &str) -> bool {
+    CREATE_ONLY.contains(&property)
+}
+
+/// Why a property name cannot be declared, if it cannot.
+pub fn property_name_problem(property: &str) -> Option<String> {
+    if PLAN_FIELDS.contains(&property) {
+        return Some(format!(
+            "`{property}` has its own field in the plan; move it out of `properties`"
+        ));
+    }
+    if READ_ONLY.contains(&property) {
+        return Some(format!("`{property}` is read-only: ZFS computes it"));
+    }
+    if is_user_property(property) {
+        if property.len() > 256 {
+            return Some(format!("user property names are at most 256 bytes; `{property}` is longer"));
+        }
+        if property.starts_with(':') {
+            return Some(format!("user property `{property}` needs a module before its colon (e.g. `com.example:{}`)", property.trim_start_matches(':')));
+        }
+        if let Some(bad) = property.chars().find(|c| {
+            !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, ':' | '-' | '.' | '_'))
+        }) {
+            return Some(format!(
+                "user property `{property}` has {bad:?}; ZFS allows lowercase letters, digits and `: - . _`"
+            ));
+        }
+        return None;
+    }
+    if native_shape(property).is_none() {
+        return Some(format!(
+            "`{property}` is not a settable ZFS property; a user property needs a colon (e.g. `com.example:{property}`)"
+        ));
+    }
+    None
+}
+
+/// Why a value does not fit a property, if it does not.
+pub fn value_problem(property: &str, value: &str) -> Option<String> {
+    if value.contains(['\t', '\n', '\r', '\0']) {
+        return Some("values cannot contain tabs, newlines or NUL".into());
+    }
+    if is_user_property(property) {
+        return (value.len() > 8192).then(|| "user property values are at most 8192 bytes".into());
+    }
+    let Some(shape) = native_shape(property) else {
+        return None;
+    };
+    let ok = match shape {
+        Shape::OneOf(words) => words.iter().any(|w| w.eq_ignore_ascii_case(value)),
+        Shape::SizeOrNone => value == "none" || parse_size(value).is_some(),
+        Shape::BlockSize { min, max } => {
+            parse_size(value).is_some_and(|n| n.is_power_of_two() && n >= min && n <= max)
+        }
+        Shape::BlockSizeOrZero { max } => parse_size(value)
+            .is_some_and(|n| n == 0 || (n.is_power_of_two() && n >= 512 && n <= max)),
+        Shape::CountOrNone => value == "none" || value.parse::<u64>().is_ok(),
+        Shape::Count => value.parse::<u64>().is_ok(),
+        Shape::Compression => is_compression(value),
+        Shape::Text => !value.is_empty(),
+    };
+    if ok {
+        return None;
+    }
+    Some(match shape {
+        Shape::OneOf(words) => format!("`{value}` is not one of {}", words.join(", ")),
+        Shape::SizeOrNone => format!("`{value}` is not a size like `512M`, `20G` or `none`"),
+        Shape::BlockSize { min, max } => format!(
+            "`{value}` is not a power of two from {} to {}",
+            human_size(min),
+            human_size(max)
+        ),
+        Shape::BlockSizeOrZero { max } => format!(
+            "`{value}` is not 0 or a power of two from 512 to {}",
+            human_size(max)
+        ),
+        Shape::CountOrNone => format!("`{value}` is not a whole number or `none`"),
+        Shape::Count => format!("`{value}` is not a whole number"),
+        Shape::Compression => format!(
+            "`{value}` is not a compression ZFS knows (on, off, lz4, zstd, zstd-1..19, zstd-fast, zstd-fast-N, gzip, gzip-1..9, zle, lzjb)"
+        ),
+        Shape::Text => "the value is empty".into(),
+    })
+}
+
+fn is_compression(value: &str) -> bool {
+    let level = |rest: &str, max: u32| rest.parse::<u32>().is_ok_and(|n| (1..=max).contains(&n));
+    match value {
+        "on" | "off" | "lz4" | "lzjb" | "zle" | "gzip" | "zstd" | "zstd-fast" => true,
+        _ => {
+            if let Some(rest) = value.strip_prefix("gzip-") {
+                level(rest, 9)
+            } else if let Some(rest) = value.strip_prefix("zstd-fast-") {
+                matches!(rest.parse::<u32>(), Ok(1..=10 | 20 | 30 | 40 | 50 | 60 | 70 | 80 | 90 | 100 | 500 | 1000))
+            } else if let Some(rest) = value.strip_prefix("zstd-") {
+                level(rest, 19)
+            } else {
+                false
+            }
+        }
+    }
+}
+
+/// Parses a ZFS size (`512`, `16K`, `1.5G`, `20GB`, `4k`) into bytes.
+pub fn parse_size(value: &str) -> Option<u64> {
+    let value = value.trim();
+    let digits_end = value
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(value.len());
+    let (number, suffix) = value.split_at(digits_end);
+    if number.is_empty() || number.starts_with('.') || number.matches('.').count() > 1 {
+        return None;
+    }
+    let suffix = suffix.to_ascii_uppercase();
+    let unit = suffix.strip_suffix('B').unwrap_or(&suffix);
+    let shift = match unit {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        "P" => 50,
+        "E" => 60,
+        _ => return None,
+    };
+    if suffix == "B" || (unit.is_empty() && number.contains('.')) {
+        // `12B` is fine for ZFS, `1.5` bytes is not.
+        return if number.contains('.') { None } else { number.parse().ok() };
+    }
+    match number.split_once('.') {
+        None => number.parse::<u64>().ok()?.checked_mul(1u64 << shift),
+        Some((whole, fraction)) => {
+            let whole: u64 = whole.parse().ok()?;
+            let fraction: f64 = format!("0.{fraction}").parse().ok()?;
+            let bytes = whole.checked_mul(1u64 << shift)?;
+            Some(bytes + (fraction * (1u64 << shift) as f64) as u64)
+        }
+    }
+}
+
+fn human_size(bytes: u64) -> String {
+    for (shift, unit) in [(40, "T"), (30, "G"), (20, "M"), (10, "K")] {
+        if bytes >= 1 << shift && bytes % (1 << shift) == 0 {
+            return format!("{}{unit}", bytes >> shift);
+        }
+    }
+    bytes.to_string()
+}
+
+/// The form of a declared value that `zfs get -p` would print, so the two
+/// can be compared: sizes in bytes, `none` quotas as 0, words in lowercase.
+pub fn normalize(property: &str, value: &str) -> String {
+    match native_shape(property) {
+        Some(Shape::SizeOrNone) if value == "none" => "0".into(),
+        Some(Shape::SizeOrNone | Shape::BlockSize { .. } | Shape::BlockSizeOrZero { .. }) => {
+            parse_size(value).map_or_else(|| value.to_string(), |n| n.to_string())
+        }
+        Some(Shape::OneOf(_) | Shape::Compression) => value.to_ascii_lowercase(),
+        Some(Shape::CountOrNone) if value == "18446744073709551615" => "none".into(),
+        _ => value.to_string(),
+    }
+}
+
+/// Declared and observed values mean the same thing.
+pub fn values_match(property: &str, declared: &str, observed: &str) -> bool {
+    normalize(property, declared) == normalize(property, observed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("16K"), Some(16384));
+        assert_eq!(parse_size("16k"), Some(16384));
+        assert_eq!(parse_size("20GB"), Some(20 << 30));
+        assert_eq!(parse_size("1.5G"), Some(3 << 29));
+        assert_eq!(parse_size("512"), Some(512));
+        assert_eq!(parse_size("12B"), Some(12));
+        for bad in ["", "K", "1.5", "1..5G", "16X", "-1", ".5G"] {
+            assert_eq!(parse_size(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn values_are_checked_by_shape() {
+        assert_eq!(value_problem("recordsize", "16K"), None);
+        assert!(value_problem("recordsize", "24K").is_some());
+        assert!(value_problem("recordsize", "32M").is_some());
+        assert_eq!(value_problem("quota", "none"), None);
+        assert_eq!(value_problem("quota", "20G"), None);
+        assert!(value_problem("quota", "lots").is_some());
+        assert_eq!(value_problem("compression", "zstd-19"), None);
+        assert!(value_problem("compression", "zstd-20").is_some());
+        assert!(value_problem("compression", "brotli").is_some());
+        assert_eq!(value_problem("atime", "OFF"), None);
+        assert!(value_problem("atime", "maybe").is_some());
+        assert!(value_problem("com.example:note", "a\tb").is_some());
+        assert_eq!(value_problem("com.example:note", "anything at all"), None);
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert_eq!(property_name_problem("recordsize"), None);
+        assert_eq!(property_name_problem("com.example:backup"), None);
+        assert!(property_name_problem("used").unwrap().contains("read-only"));
+        assert!(property_name_problem("mountpoint").unwrap().contains("own field"));
+        assert!(property_name_problem("backup").unwrap().contains("colon"));
+        assert!(property_name_problem("Com.Example:x").is_some());
+        assert!(property_name_problem(":x").is_some());
+    }
+
+    #[test]
+    fn declared_values_compare_with_parsable_output() {
+        assert!(values_match("recordsize", "16K", "16384"));
+        assert!(values_match("quota", "none", "0"));
+        assert!(values_match("quota", "20G", "21474836480"));
+        assert!(values_match("compression", "LZ4", "lz4"));
+        assert!(!values_match("compression", "on", "off"));
+        assert!(values_match("com.example:x", "a", "a"));
+        assert!(!values_match("com.example:x", "A", "a"));
+    }
+}

@@ -1,0 +1,163 @@
+//! Runs `zfs` as argv vectors (never through a shell) and parses its output
+//! into zpersist-core's observed state. Works with OpenZFS 2.x and zfs-fuse:
+//! only the forms both understand are used, or the difference is handled here.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use zpersist_core::observed::{ObservedPool, Source};
+
+/// A `zfs` invocation that failed, with what zfs said.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("`{}` failed: {message}", display_argv(.argv))]
+pub struct ZfsError {
+    pub argv: Vec<String>,
+    /// zfs's own message (its stderr), or why it could not be started.
+    pub message: String,
+}
+
+fn display_argv(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if a.is_empty() || a.contains([' ', '\'', '"']) {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            } else {
+                a.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The `zfs` command found on PATH.
+#[derive(Debug, Clone)]
+pub struct Zfs {
+    program: PathBuf,
+}
+
+impl Zfs {
+    /// Finds `zfs` on PATH.
+    pub fn from_path() -> Result<Zfs, ZfsError> {
+        which::which("zfs").map(|program| Zfs { program }).map_err(|e| ZfsError {
+            argv: vec!["zfs".into()],
+            message: format!("cannot find `zfs` on PATH ({e}); install ZFS (or start zfs-fuse) and try again"),
+        })
+    }
+
+    pub fn program(&self) -> &std::path::Path {
+        &self.program
+    }
+
+    /// Runs `zfs ARGS`, returning its stdout, or its stderr as the error.
+    pub fn run<S: AsRef<str>>(&self, args: &[S]) -> Result<String, ZfsError> {
+        let args: Vec<String> = args.iter().map(|a| a.as_ref().to_string()).collect();
+        let mut argv = vec!["zfs".to_string()];
+        argv.extend(args.iter().cloned());
+        let output = duct::cmd(&self.program, &args)
+            .stdin_null()
+            .stdout_capture()
+            .stderr_capture()
+            .unchecked()
+            .run()
+            .map_err(|e| ZfsError { argv: argv.clone(), message: format!("could not run {}: {e}", self.program.display()) })?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
+            let message = if stderr.is_empty() {
+                format!("exit status {}", output.status)
+            } else {
+                stderr
+            };
+            Err(ZfsError { argv, message })
+        }
+    }
+
+    /// Reads `properties` of every filesystem and volume under `root` in one
+    /// `zfs get`. OpenZFS takes `-t filesystem,volume` so snapshots are not
+    /// listed at all; zfs-fuse has no `-t`, so on its usage error the same
+    /// call is made without it and snapshot rows are dropped while parsing.
+    pub fn observe(&self, root: &str, properties: &[String]) -> Result<ObservedPool, ZfsError> {
+        let list = properties.join(",");
+        let typed = ["get", "-H", "-p", "-o", "name,property,value,source", "-t", "filesystem,volume", "-r", &list, root];
+        let output = match self.run(&typed) {
+            Ok(output) => output,
+            Err(e) if is_usage_error(&e.message) => {
+                let untyped = ["get", "-H", "-p", "-o", "name,property,value,source", "-r", &list, root];
+                self.run(&untyped)?
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(parse_get(&output))
+    }
+
+    /// `zfs create -p -o k=v ... dataset`: the dataset and every property at once.
+    pub fn create(&self, dataset: &str, properties: &BTreeMap<String, String>) -> Result<(), ZfsError> {
+        let mut args = vec!["create".to_string(), "-p".to_string()];
+        for (property, value) in properties {
+            args.push("-o".into());
+            args.push(format!("{property}={value}"));
+        }
+        args.push(dataset.to_string());
+        self.run(&args).map(drop)
+    }
+
+    pub fn set(&self, dataset: &str, property: &str, value: &str) -> Result<(), ZfsError> {
+        self.run(&["set", &format!("{property}={value}"), dataset]).map(drop)
+    }
+
+    pub fn mount(&self, dataset: &str) -> Result<(), ZfsError> {
+        self.run(&["mount", dataset]).map(drop)
+    }
+}
+
+/// zfs's answer to an option it does not have: print usage.
+fn is_usage_error(stderr: &str) -> bool {
+    stderr.contains("invalid option") || stderr.starts_with("usage:") || stderr.contains("\nusage:")
+}
+
+/// Parses `zfs get -H -p -o name,property,value,source` output. Snapshot and
+/// bookmark rows are dropped; a value containing tabs is kept whole.
+pub fn parse_get(output: &str) -> ObservedPool {
+    let mut pool = ObservedPool::default();
+    for line in output.lines() {
+        let fields: Vec<&str> = line.split('\t').collect();
+        if fields.len() < 4 {
+            continue;
+        }
+        let (name, property, source) = (fields[0], fields[1], fields[fields.len() - 1]);
+        if name.contains(['@', '#']) {
+            continue;
+        }
+        let value = fields[2..fields.len() - 1].join("\t");
+        pool.insert(name, property, &value, Source::parse(source));
+    }
+    pool
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_get_output_and_drops_snapshots() {
+        let output = "tank\tmountpoint\t/tank\tdefault\n\
+                      tank/a\trecordsize\t16384\tlocal\n\
+                      tank/a\tcompression\ton\tinherited from tank\n\
+                      tank/a\tcom.example:note\ta\tb\tlocal\n\
+                      tank/a\tcom.example:unset\t-\t-\n\
+                      tank/a@autosnap_x\tmountpoint\t-\t-\n";
+        let pool = parse_get(output);
+        assert_eq!(pool.datasets.len(), 2);
+        assert_eq!(pool.value("tank/a", "recordsize"), Some("16384"));
+        assert_eq!(pool.source("tank/a", "compression"), Some(&Source::InheritedFrom("tank".into())));
+        assert_eq!(pool.value("tank/a", "com.example:note"), Some("a\tb"));
+        assert_eq!(pool.value("tank/a", "com.example:unset"), None);
+    }
+
+    #[test]
+    fn errors_name_the_command() {
+        let e = ZfsError { argv: vec!["zfs".into(), "set".into(), "a b=c".into(), "tank/x".into()], message: "boom".into() };
+        assert_eq!(e.to_string(), "`zfs set 'a b=c' tank/x` failed: boom");
+    }
+}
