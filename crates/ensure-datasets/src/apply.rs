@@ -13,7 +13,12 @@ use zpersist_zfs::{Zfs, ZfsError};
 use crate::report::{ActionReport, ProblemReport, Report, Status};
 
 /// Runs the plan; `text` receives human progress, `None` for `--json`.
-pub fn run(plan: &Plan, dry_run: bool, lock_file: &Utf8Path, mut text: Option<&mut dyn Write>) -> Report {
+pub fn run(
+    plan: &Plan,
+    dry_run: bool,
+    lock_file: &Utf8Path,
+    mut text: Option<&mut dyn Write>,
+) -> Report {
     let mut report = Report {
         pool: plan.pool.clone(),
         dry_run,
@@ -36,7 +41,12 @@ pub fn run(plan: &Plan, dry_run: bool, lock_file: &Utf8Path, mut text: Option<&m
     let zfs = match Zfs::from_path() {
         Ok(zfs) => zfs,
         Err(e) => {
-            fail(&mut report, &mut say, e.message, "put the `zfs` command on PATH");
+            fail(
+                &mut report,
+                &mut say,
+                e.message,
+                "put the `zfs` command on PATH",
+            );
             say(report.summary());
             return report;
         }
@@ -49,7 +59,12 @@ pub fn run(plan: &Plan, dry_run: bool, lock_file: &Utf8Path, mut text: Option<&m
         match zpersist_host::lock(lock_file.to_path_buf(), &mut std::io::stderr()) {
             Ok(lock) => Some(lock),
             Err(e) => {
-                fail(&mut report, &mut say, format!("cannot take the lock {lock_file}: {e}"), "run as root, or pass --lock-file with a writable path");
+                fail(
+                    &mut report,
+                    &mut say,
+                    format!("cannot take the lock {lock_file}: {e}"),
+                    "run as root, or pass --lock-file with a writable path",
+                );
                 say(report.summary());
                 return report;
             }
@@ -59,7 +74,12 @@ pub fn run(plan: &Plan, dry_run: bool, lock_file: &Utf8Path, mut text: Option<&m
         Ok(observed) => observed,
         Err(e) => {
             let help = observe_help(&plan.pool, &e);
-            fail(&mut report, &mut say, format!("cannot read pool {}: {e}", plan.pool), &help);
+            fail(
+                &mut report,
+                &mut say,
+                format!("cannot read pool {}: {e}", plan.pool),
+                &help,
+            );
             say(report.summary());
             return report;
         }
@@ -72,27 +92,49 @@ pub fn run(plan: &Plan, dry_run: bool, lock_file: &Utf8Path, mut text: Option<&m
         let step = format!("[{}/{total}]", index + 1);
         if dry_run {
             say(format!("{step} would {}", action.describe()));
-            report.actions.push(ActionReport { action, status: Status::Planned, error: None });
+            report.actions.push(ActionReport {
+                action,
+                status: Status::Planned,
+                error: None,
+            });
             continue;
         }
         if let Some(blocker) = blocked_by(&action, &failed) {
-            say(format!("{step} skip  {} (an earlier step for {blocker} failed)", action.describe()));
-            report.actions.push(ActionReport { action, status: Status::Skipped, error: None });
+            say(format!(
+                "{step} skip  {} (an earlier step for {blocker} failed)",
+                action.describe()
+            ));
+            report.actions.push(ActionReport {
+                action,
+                status: Status::Skipped,
+                error: None,
+            });
             continue;
         }
         say(format!("{step} {}", action.describe()));
         match carry_out(&zfs, &action) {
-            Ok(()) => report.actions.push(ActionReport { action, status: Status::Done, error: None }),
+            Ok(()) => report.actions.push(ActionReport {
+                action,
+                status: Status::Done,
+                error: None,
+            }),
             Err(message) => {
                 say(format!("error: {message}"));
                 failed.push(action.clone());
-                report.actions.push(ActionReport { action, status: Status::Failed, error: Some(message) });
+                report.actions.push(ActionReport {
+                    action,
+                    status: Status::Failed,
+                    error: Some(message),
+                });
             }
         }
     }
     for problem in outcome.problems {
         let problem = ProblemReport::from(problem);
-        say(format!("error: {}\n  help: {}", problem.message, problem.help));
+        say(format!(
+            "error: {}\n  help: {}",
+            problem.message, problem.help
+        ));
         report.problems.push(problem);
     }
     say(report.summary());
@@ -104,16 +146,33 @@ pub fn run(plan: &Plan, dry_run: bool, lock_file: &Utf8Path, mut text: Option<&m
 fn carry_out(zfs: &Zfs, action: &Action) -> Result<(), String> {
     let zfs_failure = |what: String, e: ZfsError| format!("{}: {what}: {e}", action.dataset());
     match action {
-        Action::Create { dataset, properties } => zfs
+        Action::Create {
+            dataset,
+            properties,
+        } => zfs
             .create(dataset, properties)
             .map_err(|e| zfs_failure("could not create it".into(), e)),
-        Action::SetProperty { dataset, property, to, .. } => zfs
+        Action::SetProperty {
+            dataset,
+            property,
+            to,
+            ..
+        } => zfs
             .set(dataset, property, to)
             .map_err(|e| zfs_failure(format!("could not set {property} to {to}"), e)),
-        Action::Mount { dataset, mountpoint } => zfs
+        Action::Mount {
+            dataset,
+            mountpoint,
+        } => zfs
             .mount(dataset)
             .map_err(|e| zfs_failure(format!("could not mount it on {mountpoint}"), e)),
-        Action::SetOwnership { dataset, path, owner, group, mode } => zpersist_host::set_ownership(
+        Action::SetOwnership {
+            dataset,
+            path,
+            owner,
+            group,
+            mode,
+        } => zpersist_host::set_ownership(
             Path::new(path),
             owner.as_ref().map(|o| o.id),
             group.as_ref().map(|g| g.id),

@@ -59,14 +59,22 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
-    let lock_file = args
-        .lock_file
-        .clone()
-        .unwrap_or_else(|| Utf8PathBuf::from(format!("/run/zpersist/ensure-datasets-{}.lock", plan.pool)));
+    let lock_file = args.lock_file.clone().unwrap_or_else(|| {
+        Utf8PathBuf::from(format!("/run/zpersist/ensure-datasets-{}.lock", plan.pool))
+    });
     let mut out = std::io::stdout().lock();
-    let report = apply::run(&plan, args.dry_run, &lock_file, if args.json { None } else { Some(&mut out) });
+    let report = apply::run(
+        &plan,
+        args.dry_run,
+        &lock_file,
+        if args.json { None } else { Some(&mut out) },
+    );
     if args.json {
-        let _ = writeln!(out, "{}", serde_json::to_string_pretty(&report).expect("report serialises"));
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&report).expect("report serialises")
+        );
     }
     ExitCode::from(if report.succeeded() { 0 } else { EXIT_FAILED })
 }

@@ -33,7 +33,11 @@ pub struct ProblemReport {
 impl From<Problem> for ProblemReport {
     fn from(problem: Problem) -> ProblemReport {
         let (message, help) = problem.message_and_help();
-        ProblemReport { problem, message, help }
+        ProblemReport {
+            problem,
+            message,
+            help,
+        }
     }
 }
 
@@ -54,12 +58,16 @@ impl Report {
     pub fn succeeded(&self) -> bool {
         self.problems.is_empty()
             && self.errors.is_empty()
-            && self.actions.iter().all(|a| matches!(a.status, Status::Done | Status::Planned))
+            && self
+                .actions
+                .iter()
+                .all(|a| matches!(a.status, Status::Done | Status::Planned))
     }
 
     /// The closing line of a text run.
     pub fn summary(&self) -> String {
-        let count = |wanted: fn(&Status) -> bool| self.actions.iter().filter(|a| wanted(&a.status)).count();
+        let count =
+            |wanted: fn(&Status) -> bool| self.actions.iter().filter(|a| wanted(&a.status)).count();
         let (done, failed, skipped) = (
             count(|s| matches!(s, Status::Done)),
             count(|s| matches!(s, Status::Failed)),
@@ -71,7 +79,9 @@ impl Report {
             return format!("ensure-datasets: pool {pool}: nothing was changed");
         }
         if self.actions.is_empty() && self.problems.is_empty() {
-            return format!("ensure-datasets: pool {pool}: {declared} datasets in shape, nothing to do");
+            return format!(
+                "ensure-datasets: pool {pool}: {declared} datasets in shape, nothing to do"
+            );
         }
         if self.dry_run {
             return format!(

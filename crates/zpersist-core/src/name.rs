@@ -41,7 +41,9 @@ pub fn name_problem(name: &str) -> Option<String> {
         .iter()
         .any(|reserved| pool.starts_with(reserved))
     {
-        return Some(format!("the pool name `{pool}` starts with a word ZFS reserves"));
+        return Some(format!(
+            "the pool name `{pool}` starts with a word ZFS reserves"
+        ));
     }
     None
 }
@@ -83,8 +85,17 @@ mod tests {
     #[test]
     fn refuses_what_zfs_refuses() {
         for bad in [
-            "", "tank/", "/tank", "tank//a", "tank/a@snap", "tank/a#b", "tank/ä",
-            "1tank", "mirror1/a", "tank/..", "tank/a\tb",
+            "",
+            "tank/",
+            "/tank",
+            "tank//a",
+            "tank/a@snap",
+            "tank/a#b",
+            "tank/ä",
+            "1tank",
+            "mirror1/a",
+            "tank/..",
+            "tank/a\tb",
         ] {
             assert!(name_problem(bad).is_some(), "{bad:?} should be refused");
         }

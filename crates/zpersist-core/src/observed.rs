@@ -65,13 +65,16 @@ impl ObservedPool {
     }
 
     pub fn insert(&mut self, dataset: &str, property: &str, value: &str, source: Source) {
-        self.datasets.entry(dataset.to_string()).or_default().insert(
-            property.to_string(),
-            ObservedValue {
-                value: value.to_string(),
-                source,
-            },
-        );
+        self.datasets
+            .entry(dataset.to_string())
+            .or_default()
+            .insert(
+                property.to_string(),
+                ObservedValue {
+                    value: value.to_string(),
+                    source,
+                },
+            );
     }
 }
 

@@ -129,7 +129,10 @@ impl Plan {
         if let Some(why) = name_problem(&self.pool) {
             problems.push(problem(None, format!("pool `{}`: {why}", self.pool)));
         } else if self.pool.contains('/') {
-            problems.push(problem(None, format!("pool `{}` must be a pool name, without `/`", self.pool)));
+            problems.push(problem(
+                None,
+                format!("pool `{}` must be a pool name, without `/`", self.pool),
+            ));
         }
         let mut seen = BTreeSet::new();
         for spec in &self.datasets {
@@ -140,7 +143,13 @@ impl Plan {
                 continue;
             }
             if !is_within(name, &self.pool) {
-                problems.push(problem(at, format!("is outside the pool `{}`; names start with `{}/`", self.pool, self.pool)));
+                problems.push(problem(
+                    at,
+                    format!(
+                        "is outside the pool `{}`; names start with `{}/`",
+                        self.pool, self.pool
+                    ),
+                ));
             }
             if !seen.insert(name) {
                 problems.push(problem(at, "is declared twice"));
@@ -152,7 +161,10 @@ impl Plan {
             }
             if let Some(canmount) = &spec.canmount {
                 if !["on", "off", "noauto"].contains(&canmount.as_str()) {
-                    problems.push(problem(at, format!("canmount `{canmount}` must be `on`, `off` or `noauto`")));
+                    problems.push(problem(
+                        at,
+                        format!("canmount `{canmount}` must be `on`, `off` or `noauto`"),
+                    ));
                 }
             }
             for (property, value) in &spec.properties {
@@ -164,14 +176,20 @@ impl Plan {
             }
             for (field, who) in [("owner", &spec.owner), ("group", &spec.group)] {
                 if let Some(who) = who {
-                    if who.is_empty() || who.parse::<u32>().is_ok() || who.contains([':', '/', ' ', '\n']) {
+                    if who.is_empty()
+                        || who.parse::<u32>().is_ok()
+                        || who.contains([':', '/', ' ', '\n'])
+                    {
                         problems.push(problem(at, format!("{field} `{who}` must be a user or group name, not a number or path")));
                     }
                 }
             }
             if let Some(mode) = &spec.mode {
                 if parse_mode(mode).is_none() {
-                    problems.push(problem(at, format!("mode `{mode}` must be 3 or 4 octal digits, like `0750`")));
+                    problems.push(problem(
+                        at,
+                        format!("mode `{mode}` must be 3 or 4 octal digits, like `0750`"),
+                    ));
                 }
             }
         }
@@ -239,7 +257,11 @@ impl Plan {
     /// Datasets parents first, so `zfs create` never makes a parent on its own.
     pub fn in_creation_order(&self) -> Vec<&DatasetSpec> {
         let mut specs: Vec<&DatasetSpec> = self.datasets.iter().collect();
-        specs.sort_by(|a, b| depth_of(&a.name).cmp(&depth_of(&b.name)).then(a.name.cmp(&b.name)));
+        specs.sort_by(|a, b| {
+            depth_of(&a.name)
+                .cmp(&depth_of(&b.name))
+                .then(a.name.cmp(&b.name))
+        });
         specs
     }
 
@@ -286,17 +308,24 @@ mod tests {
 
     #[test]
     fn a_minimal_plan_parses() {
-        let plan = Plan::parse(r#"{"version":1,"pool":"tank","datasets":[{"name":"tank/a"}]}"#).unwrap();
+        let plan =
+            Plan::parse(r#"{"version":1,"pool":"tank","datasets":[{"name":"tank/a"}]}"#).unwrap();
         assert_eq!(plan.datasets[0].name, "tank/a");
     }
 
     #[test]
     fn unknown_versions_and_fields_are_rejected() {
-        assert!(messages(r#"{"version":2,"pool":"tank","datasets":[]}"#)[0].contains("version 2 is not supported"));
+        assert!(messages(r#"{"version":2,"pool":"tank","datasets":[]}"#)[0]
+            .contains("version 2 is not supported"));
         assert!(messages(r#"{"pool":"tank","datasets":[]}"#)[0].contains("missing field `version`"));
-        assert!(messages(r#"{"version":1,"pool":"tank","datasets":[],"extra":1}"#)[0].contains("unknown field `extra`"));
-        assert!(messages(r#"{"version":1,"pool":"tank","datasets":[{"name":"tank/a","recordsize":"16K"}]}"#)[0]
-            .contains("unknown field `recordsize`"));
+        assert!(
+            messages(r#"{"version":1,"pool":"tank","datasets":[],"extra":1}"#)[0]
+                .contains("unknown field `extra`")
+        );
+        assert!(messages(
+            r#"{"version":1,"pool":"tank","datasets":[{"name":"tank/a","recordsize":"16K"}]}"#
+        )[0]
+        .contains("unknown field `recordsize`"));
     }
 
     #[test]

@@ -64,19 +64,37 @@ impl Action {
     /// One line for people: what will be (or was) done.
     pub fn describe(&self) -> String {
         match self {
-            Action::Create { dataset, properties } => {
-                let props: Vec<String> = properties.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            Action::Create {
+                dataset,
+                properties,
+            } => {
+                let props: Vec<String> =
+                    properties.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 if props.is_empty() {
                     format!("create  {dataset}")
                 } else {
                     format!("create  {dataset} ({})", props.join(", "))
                 }
             }
-            Action::SetProperty { dataset, property, from, to } => {
+            Action::SetProperty {
+                dataset,
+                property,
+                from,
+                to,
+            } => {
                 format!("set     {dataset} {property}: {from} -> {to}")
             }
-            Action::Mount { dataset, mountpoint } => format!("mount   {dataset} on {mountpoint}"),
-            Action::SetOwnership { dataset, path, owner, group, mode } => {
+            Action::Mount {
+                dataset,
+                mountpoint,
+            } => format!("mount   {dataset} on {mountpoint}"),
+            Action::SetOwnership {
+                dataset,
+                path,
+                owner,
+                group,
+                mode,
+            } => {
                 let mut parts = Vec::new();
                 if let Some(owner) = owner {
                     parts.push(format!("owner {}", owner.name));
@@ -98,13 +116,38 @@ impl Action {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "problem", rename_all = "kebab-case")]
 pub enum Problem {
-    CreateOnlyDrift { dataset: String, property: String, declared: String, actual: String },
-    MountpointChangeRefused { dataset: String, from: String, to: String },
-    MountpointTaken { dataset: String, path: String, by: String },
-    MountpointNotEmpty { dataset: String, path: String },
-    UnknownUser { dataset: String, user: String },
-    UnknownGroup { dataset: String, group: String },
-    NotAFilesystem { dataset: String, kind: String },
+    CreateOnlyDrift {
+        dataset: String,
+        property: String,
+        declared: String,
+        actual: String,
+    },
+    MountpointChangeRefused {
+        dataset: String,
+        from: String,
+        to: String,
+    },
+    MountpointTaken {
+        dataset: String,
+        path: String,
+        by: String,
+    },
+    MountpointNotEmpty {
+        dataset: String,
+        path: String,
+    },
+    UnknownUser {
+        dataset: String,
+        user: String,
+    },
+    UnknownGroup {
+        dataset: String,
+        group: String,
+    },
+    NotAFilesystem {
+        dataset: String,
+        kind: String,
+    },
 }
 
 impl Problem {
@@ -190,7 +233,11 @@ fn declared_properties(spec: &DatasetSpec) -> Vec<(&str, &str)> {
     if let Some(canmount) = &spec.canmount {
         all.push(("canmount", canmount.as_str()));
     }
-    all.extend(spec.properties.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    all.extend(
+        spec.properties
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    );
     all
 }
 
@@ -202,7 +249,12 @@ struct Planner<'a> {
 }
 
 pub fn plan_actions(plan: &Plan, pool: &ObservedPool, host: &dyn HostFacts) -> Outcome {
-    let mut planner = Planner { plan, pool, host, outcome: Outcome::default() };
+    let mut planner = Planner {
+        plan,
+        pool,
+        host,
+        outcome: Outcome::default(),
+    };
     for spec in plan.in_creation_order() {
         planner.dataset(spec);
     }
@@ -234,15 +286,24 @@ impl Planner<'_> {
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
-            self.outcome.actions.push(Action::Create { dataset: name.to_string(), properties });
+            self.outcome.actions.push(Action::Create {
+                dataset: name.to_string(),
+                properties,
+            });
             changes_mount_state = true;
         } else {
             let kind = self.pool.value(name, "type").unwrap_or("filesystem");
             if kind != "filesystem" {
-                self.problem(Problem::NotAFilesystem { dataset: name.into(), kind: kind.into() });
+                self.problem(Problem::NotAFilesystem {
+                    dataset: name.into(),
+                    kind: kind.into(),
+                });
                 return;
             }
             let mounted = self.pool.value(name, "mounted") == Some("yes");
+            // A refused mountpoint keeps the dataset where it is: its other
+            // properties are still checked, but it is not mounted or owned.
+            let mut mountpoint_refused = false;
             for (property, declared) in declared_properties(spec) {
                 let actual = self.pool.value(name, property).unwrap_or("-");
                 if values_match(property, declared, actual) {
@@ -264,17 +325,22 @@ impl Planner<'_> {
                     continue;
                 }
                 if property == "mountpoint" {
-                    if mounted && !spec.allow_mountpoint_change && self.host.has_entries(actual) != Some(false) {
+                    if mounted
+                        && !spec.allow_mountpoint_change
+                        && self.host.has_entries(actual) != Some(false)
+                    {
                         self.problem(Problem::MountpointChangeRefused {
                             dataset: name.into(),
                             from: actual.into(),
                             to: declared.into(),
                         });
-                        return;
+                        mountpoint_refused = true;
+                        continue;
                     }
                     if let Some(path) = desired_path.as_deref().filter(|_| will_mount) {
                         if self.refuse_taken_or_hiding(name, path) {
-                            return;
+                            mountpoint_refused = true;
+                            continue;
                         }
                     }
                     changes_mount_state = true;
@@ -286,14 +352,23 @@ impl Planner<'_> {
                     to: declared.into(),
                 });
             }
+            if mountpoint_refused {
+                return;
+            }
             // `zfs set mountpoint` remounts a mounted dataset by itself.
             if will_mount && !mounted {
                 let path = desired_path.clone().unwrap_or_default();
                 if !changes_mount_state && self.host.has_entries(&path) == Some(true) {
-                    self.problem(Problem::MountpointNotEmpty { dataset: name.into(), path });
+                    self.problem(Problem::MountpointNotEmpty {
+                        dataset: name.into(),
+                        path,
+                    });
                     return;
                 }
-                self.outcome.actions.push(Action::Mount { dataset: name.into(), mountpoint: path });
+                self.outcome.actions.push(Action::Mount {
+                    dataset: name.into(),
+                    mountpoint: path,
+                });
                 changes_mount_state = true;
             }
         }
@@ -306,11 +381,18 @@ impl Planner<'_> {
     /// that holds files mounting would hide.
     fn refuse_taken_or_hiding(&mut self, name: &str, path: &str) -> bool {
         if let Some(by) = self.mountpoint_user(name, path) {
-            self.problem(Problem::MountpointTaken { dataset: name.into(), path: path.into(), by });
+            self.problem(Problem::MountpointTaken {
+                dataset: name.into(),
+                path: path.into(),
+                by,
+            });
             return true;
         }
         if self.host.has_entries(path) == Some(true) {
-            self.problem(Problem::MountpointNotEmpty { dataset: name.into(), path: path.into() });
+            self.problem(Problem::MountpointNotEmpty {
+                dataset: name.into(),
+                path: path.into(),
+            });
             return true;
         }
         false
@@ -324,9 +406,15 @@ impl Planner<'_> {
         let owner = match &spec.owner {
             None => None,
             Some(user) => match self.host.user_id(user) {
-                Some(id) => Some(Principal { name: user.clone(), id }),
+                Some(id) => Some(Principal {
+                    name: user.clone(),
+                    id,
+                }),
                 None => {
-                    self.problem(Problem::UnknownUser { dataset: name.into(), user: user.clone() });
+                    self.problem(Problem::UnknownUser {
+                        dataset: name.into(),
+                        user: user.clone(),
+                    });
                     return;
                 }
             },
@@ -334,9 +422,15 @@ impl Planner<'_> {
         let group = match &spec.group {
             None => None,
             Some(group) => match self.host.group_id(group) {
-                Some(id) => Some(Principal { name: group.clone(), id }),
+                Some(id) => Some(Principal {
+                    name: group.clone(),
+                    id,
+                }),
                 None => {
-                    self.problem(Problem::UnknownGroup { dataset: name.into(), group: group.clone() });
+                    self.problem(Problem::UnknownGroup {
+                        dataset: name.into(),
+                        group: group.clone(),
+                    });
                     return;
                 }
             },
@@ -382,7 +476,11 @@ impl Planner<'_> {
 
     /// Where a dataset will mount once the plan is applied.
     fn desired_mountpoint(&self, name: &str) -> Mountpoint {
-        if let Some(declared) = self.plan.dataset(name).and_then(|s| s.mountpoint.as_deref()) {
+        if let Some(declared) = self
+            .plan
+            .dataset(name)
+            .and_then(|s| s.mountpoint.as_deref())
+        {
             return Mountpoint::parse(declared).unwrap_or(Mountpoint::None);
         }
         let inherits = match self.pool.source(name, "mountpoint") {

@@ -17,13 +17,37 @@ pub const CREATE_ONLY: &[&str] = &[
 
 /// Properties ZFS computes; declaring one is a mistake in the plan.
 pub const READ_ONLY: &[&str] = &[
-    "available", "avail", "clones", "compressratio", "createtxg", "creation",
-    "defer_destroy", "encryptionroot", "filesystem_count", "guid", "keystatus",
-    "logicalreferenced", "logicalused", "mounted", "objsetid", "origin",
-    "receive_resume_token", "redact_snaps", "referenced", "refer",
-    "refcompressratio", "snapshot_count", "snapshots_changed", "type", "used",
-    "usedbychildren", "usedbydataset", "usedbyrefreservation",
-    "usedbysnapshots", "userrefs", "written",
+    "available",
+    "avail",
+    "clones",
+    "compressratio",
+    "createtxg",
+    "creation",
+    "defer_destroy",
+    "encryptionroot",
+    "filesystem_count",
+    "guid",
+    "keystatus",
+    "logicalreferenced",
+    "logicalused",
+    "mounted",
+    "objsetid",
+    "origin",
+    "receive_resume_token",
+    "redact_snaps",
+    "referenced",
+    "refer",
+    "refcompressratio",
+    "snapshot_count",
+    "snapshots_changed",
+    "type",
+    "used",
+    "usedbychildren",
+    "usedbydataset",
+    "usedbyrefreservation",
+    "usedbysnapshots",
+    "userrefs",
+    "written",
 ];
 
 /// Properties with their own field in the plan.
@@ -54,21 +78,84 @@ const ON_OFF: &[&str] = &["on", "off"];
 
 /// Settable native properties of filesystems on OpenZFS 2.x, and their shapes.
 pub const NATIVE: &[(&str, Shape)] = &[
-    ("aclinherit", Shape::OneOf(&["discard", "noallow", "restricted", "passthrough", "passthrough-x"])),
-    ("aclmode", Shape::OneOf(&["discard", "groupmask", "passthrough", "restricted"])),
-    ("acltype", Shape::OneOf(&["off", "noacl", "nfsv4", "posix", "posixacl"])),
+    (
+        "aclinherit",
+        Shape::OneOf(&[
+            "discard",
+            "noallow",
+            "restricted",
+            "passthrough",
+            "passthrough-x",
+        ]),
+    ),
+    (
+        "aclmode",
+        Shape::OneOf(&["discard", "groupmask", "passthrough", "restricted"]),
+    ),
+    (
+        "acltype",
+        Shape::OneOf(&["off", "noacl", "nfsv4", "posix", "posixacl"]),
+    ),
     ("atime", Shape::OneOf(ON_OFF)),
-    ("casesensitivity", Shape::OneOf(&["sensitive", "insensitive", "mixed"])),
-    ("checksum", Shape::OneOf(&["on", "off", "fletcher2", "fletcher4", "sha256", "noparity", "sha512", "skein", "edonr", "blake3"])),
+    (
+        "casesensitivity",
+        Shape::OneOf(&["sensitive", "insensitive", "mixed"]),
+    ),
+    (
+        "checksum",
+        Shape::OneOf(&[
+            "on",
+            "off",
+            "fletcher2",
+            "fletcher4",
+            "sha256",
+            "noparity",
+            "sha512",
+            "skein",
+            "edonr",
+            "blake3",
+        ]),
+    ),
     ("compression", Shape::Compression),
     ("context", Shape::Text),
     ("copies", Shape::OneOf(&["1", "2", "3"])),
-    ("dedup", Shape::OneOf(&["on", "off", "verify", "sha256", "sha256,verify", "sha512", "sha512,verify", "skein", "skein,verify", "edonr,verify", "blake3", "blake3,verify"])),
+    (
+        "dedup",
+        Shape::OneOf(&[
+            "on",
+            "off",
+            "verify",
+            "sha256",
+            "sha256,verify",
+            "sha512",
+            "sha512,verify",
+            "skein",
+            "skein,verify",
+            "edonr,verify",
+            "blake3",
+            "blake3,verify",
+        ]),
+    ),
     ("defcontext", Shape::Text),
     ("devices", Shape::OneOf(ON_OFF)),
     ("direct", Shape::OneOf(&["standard", "always", "disabled"])),
-    ("dnodesize", Shape::OneOf(&["legacy", "auto", "1k", "2k", "4k", "8k", "16k"])),
-    ("encryption", Shape::OneOf(&["off", "on", "aes-128-ccm", "aes-192-ccm", "aes-256-ccm", "aes-128-gcm", "aes-192-gcm", "aes-256-gcm"])),
+    (
+        "dnodesize",
+        Shape::OneOf(&["legacy", "auto", "1k", "2k", "4k", "8k", "16k"]),
+    ),
+    (
+        "encryption",
+        Shape::OneOf(&[
+            "off",
+            "on",
+            "aes-128-ccm",
+            "aes-192-ccm",
+            "aes-256-ccm",
+            "aes-128-gcm",
+            "aes-192-gcm",
+            "aes-256-gcm",
+        ]),
+    ),
     ("exec", Shape::OneOf(ON_OFF)),
     ("filesystem_limit", Shape::CountOrNone),
     ("fscontext", Shape::Text),
@@ -77,15 +164,27 @@ pub const NATIVE: &[(&str, Shape)] = &[
     ("logbias", Shape::OneOf(&["latency", "throughput"])),
     ("mlslabel", Shape::Text),
     ("nbmand", Shape::OneOf(ON_OFF)),
-    ("normalization", Shape::OneOf(&["none", "formC", "formD", "formKC", "formKD"])),
+    (
+        "normalization",
+        Shape::OneOf(&["none", "formC", "formD", "formKC", "formKD"]),
+    ),
     ("overlay", Shape::OneOf(ON_OFF)),
     ("pbkdf2iters", Shape::Count),
     ("prefetch", Shape::OneOf(&["all", "none", "metadata"])),
     ("primarycache", Shape::OneOf(&["all", "none", "metadata"])),
     ("quota", Shape::SizeOrNone),
     ("readonly", Shape::OneOf(ON_OFF)),
-    ("recordsize", Shape::BlockSize { min: 512, max: 16 << 20 }),
-    ("redundant_metadata", Shape::OneOf(&["all", "most", "some", "none"])),
+    (
+        "recordsize",
+        Shape::BlockSize {
+            min: 512,
+            max: 16 << 20,
+        },
+    ),
+    (
+        "redundant_metadata",
+        Shape::OneOf(&["all", "most", "some", "none"]),
+    ),
     ("refquota", Shape::SizeOrNone),
     ("refreservation", Shape::SizeOrNone),
     ("relatime", Shape::OneOf(ON_OFF)),
@@ -98,11 +197,23 @@ pub const NATIVE: &[(&str, Shape)] = &[
     ("snapdev", Shape::OneOf(&["hidden", "visible"])),
     ("snapdir", Shape::OneOf(&["hidden", "visible"])),
     ("snapshot_limit", Shape::CountOrNone),
-    ("special_small_blocks", Shape::BlockSizeOrZero { max: 16 << 20 }),
+    (
+        "special_small_blocks",
+        Shape::BlockSizeOrZero { max: 16 << 20 },
+    ),
     ("sync", Shape::OneOf(&["standard", "always", "disabled"])),
     ("utf8only", Shape::OneOf(ON_OFF)),
-    ("volblocksize", Shape::BlockSize { min: 512, max: 128 << 10 }),
-    ("volmode", Shape::OneOf(&["default", "full", "geom", "dev", "none"])),
+    (
+        "volblocksize",
+        Shape::BlockSize {
+            min: 512,
+            max: 128 << 10,
+        },
+    ),
+    (
+        "volmode",
+        Shape::OneOf(&["default", "full", "geom", "dev", "none"]),
+    ),
     ("vscan", Shape::OneOf(ON_OFF)),
     ("xattr", Shape::OneOf(&["on", "off", "sa", "dir"])),
     ("zoned", Shape::OneOf(ON_OFF)),
@@ -137,7 +248,9 @@ pub fn property_name_problem(property: &str) -> Option<String> {
     }
     if is_user_property(property) {
         if property.len() > 256 {
-            return Some(format!("user property names are at most 256 bytes; `{property}` is longer"));
+            return Some(format!(
+                "user property names are at most 256 bytes; `{property}` is longer"
+            ));
         }
         if property.starts_with(':') {
             return Some(format!("user property `{property}` needs a module before its colon (e.g. `com.example:{}`)", property.trim_start_matches(':')));
@@ -215,7 +328,10 @@ fn is_compression(value: &str) -> bool {
             if let Some(rest) = value.strip_prefix("gzip-") {
                 level(rest, 9)
             } else if let Some(rest) = value.strip_prefix("zstd-fast-") {
-                matches!(rest.parse::<u32>(), Ok(1..=10 | 20 | 30 | 40 | 50 | 60 | 70 | 80 | 90 | 100 | 500 | 1000))
+                matches!(
+                    rest.parse::<u32>(),
+                    Ok(1..=10 | 20 | 30 | 40 | 50 | 60 | 70 | 80 | 90 | 100 | 500 | 1000)
+                )
             } else if let Some(rest) = value.strip_prefix("zstd-") {
                 level(rest, 19)
             } else {
@@ -249,7 +365,11 @@ pub fn parse_size(value: &str) -> Option<u64> {
     };
     if suffix == "B" || (unit.is_empty() && number.contains('.')) {
         // `12B` is fine for ZFS, `1.5` bytes is not.
-        return if number.contains('.') { None } else { number.parse().ok() };
+        return if number.contains('.') {
+            None
+        } else {
+            number.parse().ok()
+        };
     }
     match number.split_once('.') {
         None => number.parse::<u64>().ok()?.checked_mul(1u64 << shift),
@@ -329,7 +449,9 @@ mod tests {
         assert_eq!(property_name_problem("recordsize"), None);
         assert_eq!(property_name_problem("com.example:backup"), None);
         assert!(property_name_problem("used").unwrap().contains("read-only"));
-        assert!(property_name_problem("mountpoint").unwrap().contains("own field"));
+        assert!(property_name_problem("mountpoint")
+            .unwrap()
+            .contains("own field"));
         assert!(property_name_problem("backup").unwrap().contains("colon"));
         assert!(property_name_problem("Com.Example:x").is_some());
         assert!(property_name_problem(":x").is_some());

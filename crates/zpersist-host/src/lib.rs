@@ -26,11 +26,16 @@ impl RealHost {
     }
 }
 
-fn lookup(cache: &RefCell<HashMap<String, Option<u32>>>, database: &str, name: &str) -> Option<u32> {
+fn lookup(
+    cache: &RefCell<HashMap<String, Option<u32>>>,
+    database: &str,
+    name: &str,
+) -> Option<u32> {
     if let Some(id) = cache.borrow().get(name) {
         return *id;
     }
-    let id = id_in_file(&format!("/etc/{database}"), name).or_else(|| id_from_getent(database, name));
+    let id =
+        id_in_file(&format!("/etc/{database}"), name).or_else(|| id_from_getent(database, name));
     cache.borrow_mut().insert(name.to_string(), id);
     id
 }
@@ -72,7 +77,11 @@ impl HostFacts for RealHost {
 
     fn directory(&self, path: &str) -> Option<DirState> {
         let meta = fs::metadata(path).ok().filter(|m| m.is_dir())?;
-        Some(DirState { uid: meta.uid(), gid: meta.gid(), mode: meta.mode() & 0o7777 })
+        Some(DirState {
+            uid: meta.uid(),
+            gid: meta.gid(),
+            mode: meta.mode() & 0o7777,
+        })
     }
 
     fn has_entries(&self, path: &str) -> Option<bool> {
@@ -86,7 +95,12 @@ impl HostFacts for RealHost {
 
 /// Makes `path` exist as a directory and gives it the owner, group and mode
 /// asked for (`None` leaves that part alone).
-pub fn set_ownership(path: &Path, uid: Option<u32>, gid: Option<u32>, mode: Option<u32>) -> io::Result<()> {
+pub fn set_ownership(
+    path: &Path,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    mode: Option<u32>,
+) -> io::Result<()> {
     fs::create_dir_all(path)?;
     if uid.is_some() || gid.is_some() {
         std::os::unix::fs::chown(path, uid, gid)?;
@@ -109,7 +123,11 @@ pub fn lock(path: Utf8PathBuf, progress: &mut dyn Write) -> io::Result<RunLock> 
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir)?;
     }
-    let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
     match file.try_lock() {
         Ok(()) => {}
         Err(fs::TryLockError::WouldBlock) => {
@@ -127,7 +145,8 @@ mod tests {
 
     #[test]
     fn ids_come_from_the_third_field() {
-        let passwd = "root:x:0:0:root:/root:/bin/sh\nsonarr:x:274:274::/var/lib/sonarr:/sbin/nologin\n";
+        let passwd =
+            "root:x:0:0:root:/root:/bin/sh\nsonarr:x:274:274::/var/lib/sonarr:/sbin/nologin\n";
         assert_eq!(id_in_entries(passwd, "sonarr"), Some(274));
         assert_eq!(id_in_entries(passwd, "sonar"), None);
     }

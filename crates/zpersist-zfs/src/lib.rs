@@ -59,7 +59,10 @@ impl Zfs {
             .stderr_capture()
             .unchecked()
             .run()
-            .map_err(|e| ZfsError { argv: argv.clone(), message: format!("could not run {}: {e}", self.program.display()) })?;
+            .map_err(|e| ZfsError {
+                argv: argv.clone(),
+                message: format!("could not run {}: {e}", self.program.display()),
+            })?;
         if output.status.success() {
             Ok(String::from_utf8_lossy(&output.stdout).into_owned())
         } else {
@@ -79,11 +82,31 @@ impl Zfs {
     /// call is made without it and snapshot rows are dropped while parsing.
     pub fn observe(&self, root: &str, properties: &[String]) -> Result<ObservedPool, ZfsError> {
         let list = properties.join(",");
-        let typed = ["get", "-H", "-p", "-o", "name,property,value,source", "-t", "filesystem,volume", "-r", &list, root];
+        let typed = [
+            "get",
+            "-H",
+            "-p",
+            "-o",
+            "name,property,value,source",
+            "-t",
+            "filesystem,volume",
+            "-r",
+            &list,
+            root,
+        ];
         let output = match self.run(&typed) {
             Ok(output) => output,
             Err(e) if is_usage_error(&e.message) => {
-                let untyped = ["get", "-H", "-p", "-o", "name,property,value,source", "-r", &list, root];
+                let untyped = [
+                    "get",
+                    "-H",
+                    "-p",
+                    "-o",
+                    "name,property,value,source",
+                    "-r",
+                    &list,
+                    root,
+                ];
                 self.run(&untyped)?
             }
             Err(e) => return Err(e),
@@ -92,7 +115,11 @@ impl Zfs {
     }
 
     /// `zfs create -p -o k=v ... dataset`: the dataset and every property at once.
-    pub fn create(&self, dataset: &str, properties: &BTreeMap<String, String>) -> Result<(), ZfsError> {
+    pub fn create(
+        &self,
+        dataset: &str,
+        properties: &BTreeMap<String, String>,
+    ) -> Result<(), ZfsError> {
         let mut args = vec!["create".to_string(), "-p".to_string()];
         for (property, value) in properties {
             args.push("-o".into());
@@ -103,7 +130,8 @@ impl Zfs {
     }
 
     pub fn set(&self, dataset: &str, property: &str, value: &str) -> Result<(), ZfsError> {
-        self.run(&["set", &format!("{property}={value}"), dataset]).map(drop)
+        self.run(&["set", &format!("{property}={value}"), dataset])
+            .map(drop)
     }
 
     pub fn mount(&self, dataset: &str) -> Result<(), ZfsError> {
@@ -150,14 +178,20 @@ mod tests {
         let pool = parse_get(output);
         assert_eq!(pool.datasets.len(), 2);
         assert_eq!(pool.value("tank/a", "recordsize"), Some("16384"));
-        assert_eq!(pool.source("tank/a", "compression"), Some(&Source::InheritedFrom("tank".into())));
+        assert_eq!(
+            pool.source("tank/a", "compression"),
+            Some(&Source::InheritedFrom("tank".into()))
+        );
         assert_eq!(pool.value("tank/a", "com.example:note"), Some("a\tb"));
         assert_eq!(pool.value("tank/a", "com.example:unset"), None);
     }
 
     #[test]
     fn errors_name_the_command() {
-        let e = ZfsError { argv: vec!["zfs".into(), "set".into(), "a b=c".into(), "tank/x".into()], message: "boom".into() };
+        let e = ZfsError {
+            argv: vec!["zfs".into(), "set".into(), "a b=c".into(), "tank/x".into()],
+            message: "boom".into(),
+        };
         assert_eq!(e.to_string(), "`zfs set 'a b=c' tank/x` failed: boom");
     }
 }

@@ -1,0 +1,518 @@
+//! ensure-datasets against real ZFS (zfs-fuse on file-backed pools). Every
+//! run goes through the recording `zfs` wrapper, which also fails the test
+//! if a destructive zfs command (destroy, rollback, rename, receive) runs.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+use camino::{Utf8Path, Utf8PathBuf};
+use serde_json::{json, Value};
+use zpersist_e2e::pool::{exists, get, run_recorded, zfs, Recorded, TestPool};
+
+fn binary() -> &'static Utf8Path {
+    Utf8Path::new(env!("CARGO_BIN_EXE_ensure-datasets"))
+}
+
+fn ensure(pool: &TestPool, plan: &Utf8Path, extra: &[&str]) -> Recorded {
+    let lock = pool.scratch("run.lock");
+    let mut args = vec!["--plan", plan.as_str(), "--lock-file", lock.as_str()];
+    args.extend_from_slice(extra);
+    run_recorded(binary(), &args, &BTreeMap::new())
+}
+
+fn apply(pool: &TestPool, plan: &Value) -> Recorded {
+    let path = pool.write_plan("plan.json", plan);
+    ensure(pool, &path, &[])
+}
+
+fn plan_of(pool: &TestPool, datasets: Value) -> Value {
+    json!({ "version": 1, "pool": pool.name, "datasets": datasets })
+}
+
+fn ownership(path: &Utf8Path) -> (u32, u32, u32) {
+    let meta = std::fs::metadata(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    (meta.uid(), meta.gid(), meta.permissions().mode() & 0o7777)
+}
+
+#[test]
+fn the_example_plan_applies_cleanly_and_then_is_in_shape() {
+    let pool = TestPool::new("example");
+    let plan = pool.example_plan();
+    let first = apply(&pool, &plan);
+    assert_eq!(first.code, 0, "{first:#?}");
+
+    let sonarr = pool.ds("services/sonarr");
+    assert_eq!(get(&sonarr, "recordsize"), "16384");
+    assert_eq!(get(&sonarr, "quota"), (2u64 << 30).to_string());
+    assert_eq!(get(&sonarr, "compression"), "on", "inherited from services");
+    assert_eq!(get(&sonarr, "com.zpersist:backup"), "hourly");
+    assert_eq!(get(&pool.ds("services"), "canmount"), "off");
+    assert_eq!(
+        get(&pool.ds("services/home-assistant"), "mountpoint"),
+        pool.mnt().join("hass").as_str()
+    );
+    assert_eq!(get(&pool.ds("services/home-assistant"), "mounted"), "yes");
+    assert_eq!(
+        get(&pool.ds("media/plex-metadata"), "refquota"),
+        (1u64 << 30).to_string()
+    );
+    assert_eq!(
+        get(&pool.ds("media"), "reservation"),
+        (64u64 << 20).to_string()
+    );
+    // daemon is uid/gid 1 on Debian, nobody:nogroup 65534.
+    assert_eq!(
+        ownership(&pool.mnt().join("services/sonarr")),
+        (1, 1, 0o750)
+    );
+    assert_eq!(ownership(&pool.mnt().join("hass")), (65534, 65534, 0o700));
+    assert_eq!(ownership(&pool.mnt().join("services/postgresql")).2, 0o700);
+
+    // Parents first: every create comes after the create of its parent.
+    let creates: Vec<&String> = first
+        .calls_named("create")
+        .iter()
+        .map(|argv| argv.last().unwrap())
+        .collect();
+    for (i, name) in creates.iter().enumerate() {
+        for later in &creates[i + 1..] {
+            assert!(
+                !name.starts_with(&format!("{later}/")),
+                "{name} created before its parent {later}"
+            );
+        }
+    }
+    // One create per dataset, with all its properties.
+    assert_eq!(creates.len(), 7);
+    let sonarr_create = first
+        .calls_named("create")
+        .into_iter()
+        .find(|a| a.last() == Some(&sonarr))
+        .unwrap()
+        .join(" ");
+    assert!(
+        sonarr_create.contains("-o recordsize=16K") && sonarr_create.contains("-o quota=2G"),
+        "{sonarr_create}"
+    );
+
+    let second = apply(&pool, &plan);
+    assert_eq!(second.code, 0, "{second:#?}");
+    assert!(
+        second.stdout.contains("7 datasets in shape, nothing to do"),
+        "{}",
+        second.stdout
+    );
+    assert!(
+        second.mutating_calls().is_empty(),
+        "a run in shape changed something: {:?}",
+        second.zfs_calls
+    );
+    assert!(
+        second.zfs_calls.len() <= 2,
+        "steady state took {} zfs calls",
+        second.zfs_calls.len()
+    );
+}
+
+#[test]
+fn drift_is_repaired_and_undeclared_properties_are_left_alone() {
+    let pool = TestPool::new("drift");
+    let plan = pool.example_plan();
+    assert_eq!(apply(&pool, &plan).code, 0);
+    let sonarr = pool.ds("services/sonarr");
+    zfs(&["set", "recordsize=128K", &sonarr]);
+    zfs(&["set", "com.zpersist:backup=never", &sonarr]);
+    // Undeclared on sonarr: an admin's own choices stay.
+    zfs(&["set", "atime=on", &sonarr]);
+    zfs(&["set", "com.example:note=mine", &sonarr]);
+    std::fs::set_permissions(
+        pool.mnt().join("services/sonarr"),
+        std::fs::Permissions::from_mode(0o777),
+    )
+    .unwrap();
+
+    let run = apply(&pool, &plan);
+    assert_eq!(run.code, 0, "{run:#?}");
+    let sets: Vec<String> = run.calls_named("set").iter().map(|a| a.join(" ")).collect();
+    assert_eq!(
+        sets,
+        [
+            format!("set com.zpersist:backup=hourly {sonarr}"),
+            format!("set recordsize=16K {sonarr}")
+        ]
+    );
+    assert_eq!(run.mutating_calls().len(), 2, "{:?}", run.zfs_calls);
+    assert_eq!(get(&sonarr, "recordsize"), "16384");
+    assert_eq!(get(&sonarr, "atime"), "on");
+    assert_eq!(get(&sonarr, "com.example:note"), "mine");
+    assert_eq!(ownership(&pool.mnt().join("services/sonarr")).2, 0o750);
+}
+
+#[test]
+fn create_only_drift_is_reported_untouched_and_fails_the_run() {
+    let pool = TestPool::new("createonly");
+    let docs = pool.ds("docs");
+    zfs(&["create", "-o", "utf8only=on", &docs]);
+    let plan = plan_of(
+        &pool,
+        json!([
+            { "name": docs, "properties": { "utf8only": "off", "atime": "off" } },
+            { "name": pool.ds("other"), "properties": { "recordsize": "32K" } }
+        ]),
+    );
+    let run = apply(&pool, &plan);
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(
+        run.stdout.contains(&format!(
+            "{docs}: `utf8only` is `on` but the plan says `off`"
+        )),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("can only be chosen when a dataset is created"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(get(&docs, "utf8only"), "on");
+    assert!(
+        run.mutating_calls()
+            .iter()
+            .all(|a| !a.join(" ").contains("utf8only")),
+        "{:?}",
+        run.zfs_calls
+    );
+    // The rest of the plan still happened.
+    assert_eq!(get(&docs, "atime"), "off");
+    assert_eq!(get(&pool.ds("other"), "recordsize"), "32768");
+}
+
+#[test]
+fn a_dataset_holding_data_is_not_moved_unless_the_plan_allows_it() {
+    let pool = TestPool::new("move");
+    let app = pool.ds("app");
+    let old = pool.mnt().join("app");
+    let new = pool.mnt().join("elsewhere/app");
+    zfs(&["create", &app]);
+    std::fs::write(old.join("state.db"), b"precious").unwrap();
+
+    let mut plan = plan_of(&pool, json!([{ "name": app, "mountpoint": new }]));
+    let refused = apply(&pool, &plan);
+    assert_eq!(refused.code, 1, "{refused:#?}");
+    assert!(
+        refused.stdout.contains("refusing to move it"),
+        "{}",
+        refused.stdout
+    );
+    assert!(
+        refused.stdout.contains("allowMountpointChange"),
+        "{}",
+        refused.stdout
+    );
+    assert!(
+        refused.mutating_calls().is_empty(),
+        "{:?}",
+        refused.zfs_calls
+    );
+    assert_eq!(get(&app, "mountpoint"), old.as_str());
+
+    plan["datasets"][0]["allowMountpointChange"] = true.into();
+    let allowed = apply(&pool, &plan);
+    assert_eq!(allowed.code, 0, "{allowed:#?}");
+    assert_eq!(get(&app, "mountpoint"), new.as_str());
+    assert_eq!(std::fs::read(new.join("state.db")).unwrap(), b"precious");
+}
+
+#[test]
+fn an_empty_dataset_moves_freely() {
+    let pool = TestPool::new("moveempty");
+    let app = pool.ds("app");
+    zfs(&["create", &app]);
+    let new = pool.mnt().join("moved");
+    let run = apply(
+        &pool,
+        &plan_of(&pool, json!([{ "name": app, "mountpoint": new }])),
+    );
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert_eq!(get(&app, "mountpoint"), new.as_str());
+}
+
+#[test]
+fn a_mountpoint_used_by_another_dataset_or_holding_files_is_refused() {
+    let pool = TestPool::new("taken");
+    let squatter = pool.ds("squatter");
+    let taken = pool.mnt().join("taken");
+    zfs(&["create", "-o", &format!("mountpoint={taken}"), &squatter]);
+    let busy = pool.scratch("busy");
+    std::fs::create_dir_all(&busy).unwrap();
+    std::fs::write(busy.join("keep.txt"), b"do not hide me").unwrap();
+
+    let plan = plan_of(
+        &pool,
+        json!([
+            { "name": pool.ds("newcomer"), "mountpoint": taken },
+            { "name": pool.ds("hider"), "mountpoint": busy },
+            { "name": pool.ds("fine") }
+        ]),
+    );
+    let run = apply(&pool, &plan);
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(
+        run.stdout
+            .contains(&format!("{taken} is already the mountpoint of {squatter}")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(&format!("{busy} already holds files")),
+        "{}",
+        run.stdout
+    );
+    assert!(!exists(&pool.ds("newcomer")) && !exists(&pool.ds("hider")));
+    assert!(
+        exists(&pool.ds("fine")),
+        "the rest of the plan still applies"
+    );
+    assert_eq!(
+        std::fs::read(busy.join("keep.txt")).unwrap(),
+        b"do not hide me"
+    );
+}
+
+#[test]
+fn a_failed_zfs_command_fails_the_run_naming_dataset_and_property() {
+    let pool = TestPool::new("failset");
+    let existing = pool.ds("existing");
+    zfs(&["create", &existing]);
+    // lz4 is valid for OpenZFS, so the plan passes validation; zfs-fuse
+    // refuses it, which is exactly the "zfs set failed" path.
+    let plan = plan_of(
+        &pool,
+        json!([
+            { "name": existing, "properties": { "compression": "lz4" } },
+            { "name": pool.ds("broken"), "properties": { "compression": "lz4" } },
+            { "name": pool.ds("broken/child") },
+            { "name": pool.ds("healthy"), "properties": { "recordsize": "64K" } }
+        ]),
+    );
+    let run = apply(&pool, &plan);
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(
+        run.stdout.contains(&format!("error: {existing}: could not set compression to lz4: `zfs set compression=lz4 {existing}` failed: ")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(&format!(
+            "error: {}: could not create it",
+            pool.ds("broken")
+        )),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains(&format!("an earlier step for {} failed", pool.ds("broken"))),
+        "{}",
+        run.stdout
+    );
+    // The child was not created bare through `create -p`.
+    assert!(!exists(&pool.ds("broken")) && !exists(&pool.ds("broken/child")));
+    assert_eq!(get(&pool.ds("healthy"), "recordsize"), "65536");
+}
+
+#[test]
+fn an_unknown_owner_is_an_error_for_that_dataset_only() {
+    let pool = TestPool::new("owner");
+    let plan = plan_of(
+        &pool,
+        json!([
+            { "name": pool.ds("ghost"), "owner": "no-such-user-zp", "mode": "0700" },
+            { "name": pool.ds("ok"), "owner": "daemon", "group": "nogroup-not-here" },
+            { "name": pool.ds("fine"), "owner": "nobody" }
+        ]),
+    );
+    let run = apply(&pool, &plan);
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(
+        run.stdout.contains(&format!(
+            "{}: owner `no-such-user-zp` is not a user on this host",
+            pool.ds("ghost")
+        )),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("group `nogroup-not-here` is not a group"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        exists(&pool.ds("ghost")),
+        "the dataset itself is still created"
+    );
+    assert_eq!(ownership(&pool.mnt().join("fine")).0, 65534);
+}
+
+#[test]
+fn bad_plans_exit_2_and_run_no_zfs_command() {
+    let pool = TestPool::new("badplan");
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("missing file", String::new(), "cannot read the plan"),
+        ("not json", "{".into(), "not valid JSON"),
+        ("future version", json!({"version": 2, "pool": pool.name, "datasets": []}).to_string(), "version 2 is not supported"),
+        ("unknown field", json!({"version": 1, "pool": pool.name, "datasets": [{"name": pool.ds("a"), "recordsize": "16K"}]}).to_string(), "unknown field `recordsize`"),
+        ("bad name", plan_of(&pool, json!([{"name": pool.ds("a@b")}])).to_string(), "invalid dataset name"),
+        ("outside pool", plan_of(&pool, json!([{"name": "elsewhere/a"}])).to_string(), "is outside the pool"),
+        ("bad recordsize", plan_of(&pool, json!([{"name": pool.ds("a"), "properties": {"recordsize": "3K"}}])).to_string(), "not a power of two"),
+        ("read-only property", plan_of(&pool, json!([{"name": pool.ds("a"), "properties": {"used": "1"}}])).to_string(), "read-only"),
+        ("bad mode", plan_of(&pool, json!([{"name": pool.ds("a"), "mode": "0999"}])).to_string(), "octal"),
+        (
+            "shared mountpoint",
+            plan_of(&pool, json!([{"name": pool.ds("a"), "mountpoint": "/srv/x"}, {"name": pool.ds("b"), "mountpoint": "/srv/x"}])).to_string(),
+            "one would hide the other's files",
+        ),
+    ];
+    for (case, text, expected) in cases {
+        let path: Utf8PathBuf = pool.scratch("bad.json");
+        let _ = std::fs::remove_file(&path);
+        if !text.is_empty() {
+            std::fs::write(&path, &text).unwrap();
+        }
+        let run = ensure(&pool, &path, &[]);
+        assert_eq!(run.code, 2, "{case}: {run:#?}");
+        assert!(
+            run.stderr.contains(expected),
+            "{case}: expected {expected:?} in {}",
+            run.stderr
+        );
+        assert!(
+            run.zfs_calls.is_empty(),
+            "{case}: ran zfs {:?}",
+            run.zfs_calls
+        );
+    }
+    let no_args = run_recorded(binary(), &["--dry-run"], &BTreeMap::new());
+    assert_eq!(no_args.code, 2, "{no_args:#?}");
+    assert!(no_args.zfs_calls.is_empty());
+}
+
+#[test]
+fn dry_run_prints_the_actions_and_changes_nothing() {
+    let pool = TestPool::new("dryrun");
+    let path = pool.write_plan("plan.json", &pool.example_plan());
+    let run = ensure(&pool, &path, &["--dry-run"]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert!(
+        run.stdout
+            .contains(&format!("would create  {}", pool.ds("services/sonarr"))),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("nothing was changed"), "{}", run.stdout);
+    assert!(run.mutating_calls().is_empty(), "{:?}", run.zfs_calls);
+    assert!(!exists(&pool.ds("services")));
+}
+
+#[test]
+fn json_report_lists_actions_drift_and_problems() {
+    let pool = TestPool::new("json");
+    let app = pool.ds("app");
+    zfs(&["create", "-o", "recordsize=64K", "-o", "utf8only=on", &app]);
+    let plan = plan_of(
+        &pool,
+        json!([{ "name": app, "properties": { "recordsize": "16K", "utf8only": "off" } }]),
+    );
+    let path = pool.write_plan("plan.json", &plan);
+    let run = ensure(&pool, &path, &["--json"]);
+    assert_eq!(run.code, 1, "{run:#?}");
+    let report: Value =
+        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout));
+    assert_eq!(report["actions"][0]["action"], "set-property");
+    assert_eq!(report["actions"][0]["status"], "done");
+    assert_eq!(report["actions"][0]["from"], "65536");
+    assert_eq!(report["drift"].as_array().unwrap().len(), 2);
+    assert_eq!(report["problems"][0]["problem"], "create-only-drift");
+    assert!(report["problems"][0]["help"]
+        .as_str()
+        .unwrap()
+        .contains("zfs send"));
+}
+
+#[test]
+fn a_missing_pool_is_a_clear_error() {
+    let pool = TestPool::new("nopool");
+    let plan =
+        json!({ "version": 1, "pool": "zpnotapool", "datasets": [{ "name": "zpnotapool/a" }] });
+    let run = apply(&pool, &plan);
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(
+        run.stdout.contains("cannot read pool zpnotapool"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("zpool import zpnotapool"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_run_waits_for_the_lock_held_by_another() {
+    let pool = TestPool::new("lock");
+    let lock_path = pool.scratch("run.lock");
+    let held = std::fs::File::create(&lock_path).unwrap();
+    held.lock().unwrap();
+    let path = pool.write_plan(
+        "plan.json",
+        &plan_of(&pool, json!([{ "name": pool.ds("a") }])),
+    );
+    let handle = duct::cmd(
+        binary().as_str(),
+        ["--plan", path.as_str(), "--lock-file", lock_path.as_str()],
+    )
+    .stdout_capture()
+    .stderr_capture()
+    .unchecked()
+    .start()
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        handle.try_wait().unwrap().is_none(),
+        "the run did not wait for the lock"
+    );
+    assert!(
+        !exists(&pool.ds("a")),
+        "the run acted while another held the lock"
+    );
+    held.unlock().unwrap();
+    let output = handle.wait().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("waiting for another run"));
+    assert!(exists(&pool.ds("a")));
+}
+
+#[test]
+fn concurrent_runs_do_not_interleave() {
+    let pool = TestPool::new("concurrent");
+    let datasets: Vec<Value> = (0..25)
+        .map(|i| json!({ "name": pool.ds(&format!("svc{i}")), "properties": { "atime": "off" } }))
+        .collect();
+    let path = pool.write_plan("plan.json", &plan_of(&pool, Value::Array(datasets)));
+    let runs: Vec<Recorded> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..3)
+            .map(|_| scope.spawn(|| ensure(&pool, &path, &[])))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for run in &runs {
+        assert_eq!(run.code, 0, "{run:#?}");
+    }
+    // Each dataset was created exactly once: the runs took turns, and the
+    // later ones found the pool in shape.
+    let creates: usize = runs.iter().map(|r| r.calls_named("create").len()).sum();
+    assert_eq!(creates, 25, "{runs:#?}");
+}

@@ -1,0 +1,3 @@
+//! Scaffolding for tests against real components. Never used by what users run.
+pub mod nix;
+pub mod pool;
