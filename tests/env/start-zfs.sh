@@ -2,7 +2,19 @@
 # Starts the zfs-fuse daemon unless it already answers, and waits for it.
 set -euo pipefail
 
+remove_stale_test_pools() {
+    # Pools of an earlier, killed test run (TestPool names them zt<pid>x<n>...).
+    zpool list -H -o name 2>/dev/null | grep -E '^zt[0-9]+x[0-9]+' | while read -r pool; do
+        pid=${pool#zt}; pid=${pid%%x*}
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "removing stale test pool $pool"
+            zpool destroy -f "$pool" 2>/dev/null || true
+        fi
+    done
+}
+
 if zpool list >/dev/null 2>&1; then
+    remove_stale_test_pools
     exit 0
 fi
 pidfile=/run/zfs-fuse.pid
@@ -13,6 +25,7 @@ for _ in $(seq 1 100); do
     if zpool list >/dev/null 2>&1; then
         # A restarted daemon re-imports pools but does not mount them.
         zfs mount -a 2>/dev/null || true
+        remove_stale_test_pools
         exit 0
     fi
     sleep 0.1

@@ -483,10 +483,10 @@ impl Planner<'_> {
         {
             return Mountpoint::parse(declared).unwrap_or(Mountpoint::None);
         }
-        let inherits = match self.pool.source(name, "mountpoint") {
-            Some(Source::Local | Source::Received | Source::Temporary) => false,
-            _ => true,
-        };
+        let inherits = !matches!(
+            self.pool.source(name, "mountpoint"),
+            Some(Source::Local | Source::Received | Source::Temporary)
+        );
         if !inherits || parent_of(name).is_none() {
             let observed = self.pool.value(name, "mountpoint");
             return match observed {

@@ -280,9 +280,7 @@ pub fn value_problem(property: &str, value: &str) -> Option<String> {
     if is_user_property(property) {
         return (value.len() > 8192).then(|| "user property values are at most 8192 bytes".into());
     }
-    let Some(shape) = native_shape(property) else {
-        return None;
-    };
+    let shape = native_shape(property)?;
     let ok = match shape {
         Shape::OneOf(words) => words.iter().any(|w| w.eq_ignore_ascii_case(value)),
         Shape::SizeOrNone => value == "none" || parse_size(value).is_some(),
@@ -384,7 +382,7 @@ pub fn parse_size(value: &str) -> Option<u64> {
 
 fn human_size(bytes: u64) -> String {
     for (shift, unit) in [(40, "T"), (30, "G"), (20, "M"), (10, "K")] {
-        if bytes >= 1 << shift && bytes % (1 << shift) == 0 {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
             return format!("{}{unit}", bytes >> shift);
         }
     }

@@ -77,11 +77,26 @@ impl Zfs {
     }
 
     /// Reads `properties` of every filesystem and volume under `root` in one
-    /// `zfs get`. OpenZFS takes `-t filesystem,volume` so snapshots are not
-    /// listed at all; zfs-fuse has no `-t`, so on its usage error the same
-    /// call is made without it and snapshot rows are dropped while parsing.
+    /// `zfs get`. OpenZFS (the kernel module, with `/dev/zfs`) takes
+    /// `-t filesystem,volume`, so snapshots are not listed at all; zfs-fuse
+    /// (no `/dev/zfs`) has no `-t`, so the call is made without it and
+    /// snapshot rows are dropped while parsing. A usage error from a typed
+    /// call also falls back, so a wrong guess costs one spawn, not a failure.
     pub fn observe(&self, root: &str, properties: &[String]) -> Result<ObservedPool, ZfsError> {
         let list = properties.join(",");
+        let untyped = [
+            "get",
+            "-H",
+            "-p",
+            "-o",
+            "name,property,value,source",
+            "-r",
+            &list,
+            root,
+        ];
+        if !std::path::Path::new("/dev/zfs").exists() {
+            return self.run(&untyped).map(|output| parse_get(&output));
+        }
         let typed = [
             "get",
             "-H",
@@ -96,19 +111,7 @@ impl Zfs {
         ];
         let output = match self.run(&typed) {
             Ok(output) => output,
-            Err(e) if is_usage_error(&e.message) => {
-                let untyped = [
-                    "get",
-                    "-H",
-                    "-p",
-                    "-o",
-                    "name,property,value,source",
-                    "-r",
-                    &list,
-                    root,
-                ];
-                self.run(&untyped)?
-            }
+            Err(e) if is_usage_error(&e.message) => self.run(&untyped)?,
             Err(e) => return Err(e),
         };
         Ok(parse_get(&output))

@@ -1,3 +1,13 @@
 //! Scaffolding for tests against real components. Never used by what users run.
 pub mod nix;
 pub mod pool;
+
+use camino::{Utf8Path, Utf8PathBuf};
+
+/// The repository root (the directory holding `flake.nix`).
+pub fn repo_root() -> Utf8PathBuf {
+    Utf8Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize_utf8()
+        .expect("the repository root exists")
+}

@@ -3,17 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use camino::{Utf8Path, Utf8PathBuf};
 
-/// The repository root (for examples/ and tests/env/).
-pub fn repo_root() -> Utf8PathBuf {
-    Utf8PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize_utf8()
-        .expect("repo root")
-}
+use crate::repo_root;
 
 /// Runs a command (argv, no shell), panicking with its stderr on failure.
 pub fn run_ok(program: &str, args: &[&str]) -> String {
@@ -67,17 +62,29 @@ fn require_zfs_fuse() {
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// zfs-fuse can wedge (every later request hangs in the kernel's FUSE queue)
+/// when mounts on different pools run concurrently, which parallel test
+/// threads do. Tests holding a pool therefore take turns; OpenZFS has no
+/// such limit, and the concurrency test still runs its binaries at once.
+static ONE_POOL_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 /// A pool on a sparse file, destroyed (with its files) when dropped.
 pub struct TestPool {
     pub name: String,
     /// Holds the image, the pool's mountpoint root and scratch files.
     pub dir: Utf8PathBuf,
+    _turn: MutexGuard<'static, ()>,
 }
 
 impl TestPool {
     /// A new pool named `zt<pid>x<n><tag>`: names are global to the zfs-fuse
     /// daemon, so every test gets its own.
     pub fn new(tag: &str) -> TestPool {
+        // A test that panicked while holding its turn leaves no pool behind
+        // (Drop ran), so the poisoned lock is safe to take.
+        let turn = ONE_POOL_AT_A_TIME
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         require_zfs_fuse();
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let name = format!("zt{}x{n}{tag}", std::process::id());
@@ -92,7 +99,11 @@ impl TestPool {
             "zpool",
             &["create", "-m", mnt.as_str(), &name, image.as_str()],
         );
-        TestPool { name, dir }
+        TestPool {
+            name,
+            dir,
+            _turn: turn,
+        }
     }
 
     /// Where the pool's root dataset is mounted.

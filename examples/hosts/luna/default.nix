@@ -1,0 +1,57 @@
+# luna: a small machine with a single root pool "rpool" (imported in the
+# initrd). The OS datasets are `legacy`, mounted by fileSystems; the state
+# of services lives below a `none` parent and auto-mounts where it belongs.
+#
+# In a full configuration, `imports = [ zpersist.nixosModules.default ];`
+# and the services that declare these users come with it.
+{
+  networking.hostName = "luna";
+
+  zpersist.pool = "rpool";
+  zpersist.datasets = {
+    # Mounted by NixOS, not by ZFS: zpersist only keeps the properties.
+    "local/nix" = {
+      mountpoint = "legacy";
+      properties.atime = "off";
+    };
+
+    "state" = {
+      mountpoint = "none";
+      canmount = "off";
+      compression = "zstd";
+    };
+    "state/syncthing" = {
+      mountpoint = "/var/lib/syncthing";
+      owner = "syncthing";
+      group = "syncthing";
+      mode = "0700";
+      properties."com.example:backup" = "daily";
+      neededBy = [ "syncthing.service" ];
+    };
+    "state/home-assistant" = {
+      mountpoint = "/var/lib/hass";
+      recordsize = "64K";
+      quota = "10G";
+      owner = "hass";
+      group = "hass";
+      mode = "0750";
+      neededBy = [ "home-assistant.service" ];
+    };
+  };
+
+  fileSystems."/nix" = {
+    device = "rpool/local/nix";
+    fsType = "zfs";
+  };
+
+  users.groups.syncthing = { };
+  users.groups.hass = { };
+  users.users.syncthing = {
+    isSystemUser = true;
+    group = "syncthing";
+  };
+  users.users.hass = {
+    isSystemUser = true;
+    group = "hass";
+  };
+}

@@ -1,0 +1,9 @@
+# Pure helpers shared by the modules and the tests. Only nixpkgs' lib is
+# needed, so everything here evaluates with Nix 2.8 and no nixpkgs.
+{ lib }:
+{
+  names = import ./names.nix { inherit lib; };
+  properties = import ./properties.nix { inherit lib; };
+  plan = import ./plan.nix { inherit lib; };
+  docs = import ./docs.nix { inherit lib; };
+}

@@ -1,0 +1,136 @@
+# Checks that fail the build with a message saying what to change, before a
+# plan `ensure-datasets` would refuse (or misapply) reaches a machine.
+{ config, lib, ... }:
+let
+  inherit (lib)
+    attrNames
+    concatMap
+    concatStringsSep
+    elem
+    filter
+    hasPrefix
+    head
+    intersectLists
+    mapAttrsToList
+    optional
+    splitString
+    subtractLists
+    ;
+  zlib = import ../lib { inherit lib; };
+  cfg = config.zpersist;
+
+  opt = key: ''zpersist.datasets."${key}"'';
+  quoteList = xs: concatStringsSep ", " (map (x: ''"${x}"'') xs);
+
+  # Declared by NixOS itself on a real system; listed so that a module
+  # evaluated without NixOS's users module accepts them too.
+  builtinUsers = [
+    "root"
+    "nobody"
+  ];
+  builtinGroups = [
+    "root"
+    "nogroup"
+    "wheel"
+    "users"
+  ];
+
+  poolProblem = if cfg.pool == null then null else zlib.names.poolNameProblem cfg.pool;
+  # Other pools this host imports: a dataset named after one of them is
+  # meant for that pool, not for zpersist.pool.
+  otherPools = filter (p: p != cfg.pool) (config.boot.zfs.extraPools or [ ]);
+
+  perDataset =
+    key: d:
+    let
+      nameProblem = zlib.names.relativeNameProblem key;
+      fullProblem = if cfg.pool == null then null else zlib.names.fullNameProblem "${cfg.pool}/${key}";
+      firstComponent = head (splitString "/" key);
+      repeatsPool = cfg.pool != null && (key == cfg.pool || hasPrefix "${cfg.pool}/" key);
+      inOtherPool = elem firstComponent otherPools;
+      createOnlySet = intersectLists zlib.properties.createOnly (attrNames d.properties);
+      unacknowledged = subtractLists d.acknowledgeCreateOnly createOnlySet;
+      ownFieldInProperties = intersectLists zlib.properties.ownField (attrNames d.properties);
+      typedTwice = filter (p: d.${p} != null && d.properties ? ${p}) zlib.properties.typed;
+    in
+    [
+      {
+        assertion = !(repeatsPool || inOtherPool || hasPrefix "/" key);
+        message =
+          if inOtherPool then
+            ''${opt key} lies outside zpersist.pool ("${toString cfg.pool}"): "${firstComponent}" is another pool of this host. zpersist manages datasets of one pool; declare this one elsewhere or change zpersist.pool.''
+          else
+            ''${opt key} lies outside zpersist.pool ("${toString cfg.pool}"): names are relative to the pool, so this would be "${toString cfg.pool}/${key}". Write the name without the pool (or a leading '/'), like ${opt (lib.removePrefix "/" (lib.removePrefix "${toString cfg.pool}/" key))}.'';
+      }
+      {
+        assertion = nameProblem == null;
+        message = ''${opt key} is not a valid ZFS dataset name: it ${toString nameProblem}.'';
+      }
+      {
+        assertion = fullProblem == null;
+        message = ''${opt key} is not a valid ZFS dataset name: it ${toString fullProblem}.'';
+      }
+      {
+        assertion = unacknowledged == [ ];
+        message = ''${opt key}.properties sets ${quoteList unacknowledged}, which ZFS only accepts when a dataset is created: ensure-datasets applies it to a new dataset, but on an existing dataset with another value it reports the difference and fails instead of changing it. If that is what you want, add ${quoteList unacknowledged} to ${opt key}.acknowledgeCreateOnly.'';
+      }
+      {
+        assertion = ownFieldInProperties == [ ];
+        message = ''${opt key}.properties sets ${quoteList ownFieldInProperties}; use the option ${opt key}.${head (ownFieldInProperties ++ [ "" ])} instead (the plan keeps one place per value).'';
+      }
+      {
+        assertion = typedTwice == [ ];
+        message = ''${opt key} sets ${quoteList typedTwice} both as an option and in .properties; keep only ${opt key}.${head (typedTwice ++ [ "" ])}.'';
+      }
+    ];
+
+  duplicates = if cfg.pool == null then { } else zlib.plan.duplicateMountpoints cfg.internal.plan;
+
+  # owner/group that are neither declared nor built in.
+  undeclared = concatMap (
+    key:
+    let
+      d = cfg.datasets.${key};
+    in
+    optional (d.owner != null && !(config.users.users ? ${d.owner}) && !(elem d.owner builtinUsers)) {
+      what = ''${opt key}.owner is "${d.owner}", which is not declared in users.users'';
+      fix = ''users.users."${d.owner}"'';
+    }
+    ++ optional (
+      d.group != null && !(config.users.groups ? ${d.group}) && !(elem d.group builtinGroups)
+    ) {
+      what = ''${opt key}.group is "${d.group}", which is not declared in users.groups'';
+      fix = ''users.groups."${d.group}"'';
+    }
+  ) (attrNames cfg.datasets);
+in
+{
+  config = lib.mkIf cfg.enable {
+    assertions =
+      [
+        {
+          assertion = cfg.pool != null;
+          message = ''zpersist.pool is not set: set it to the pool the datasets of zpersist.datasets live in, e.g. zpersist.pool = "tank";'';
+        }
+        {
+          assertion = poolProblem == null;
+          message = ''zpersist.pool = "${toString cfg.pool}" is not a valid pool name: it ${toString poolProblem}.'';
+        }
+      ]
+      ++ concatMap (key: perDataset key cfg.datasets.${key}) (attrNames cfg.datasets)
+      ++ mapAttrsToList (path: names: {
+        assertion = false;
+        message = ''zpersist.datasets: ${quoteList names} would all mount on ${path}; one would hide the other's files. Give each its own mountpoint (a dataset without one inherits its parent's path plus its own name).'';
+      }) duplicates
+      ++ map (u: {
+        assertion = cfg.allowUndeclaredOwners;
+        message = "${u.what}. Declare ${u.fix} (or enable the service module that declares it), fix the name, or set zpersist.allowUndeclaredOwners = true if it comes from elsewhere (LDAP, systemd-sysusers).";
+      }) undeclared;
+
+    warnings = lib.optionals cfg.allowUndeclaredOwners (
+      map (
+        u: "${u.what}; zpersist.allowUndeclaredOwners is set, so ensure-datasets will look it up when it runs and fail if it does not exist."
+      ) undeclared
+    );
+  };
+}

@@ -1,0 +1,12 @@
+# The zpersist NixOS module: one file per concern. `nixosModules.default` of
+# the flake is this file.
+{
+  _file = ./default.nix;
+  imports = [
+    ./core.nix
+    ./datasets.nix
+    ./plan.nix
+    ./service.nix
+    ./assertions.nix
+  ];
+}

@@ -1,0 +1,46 @@
+# The Rust workspace (ensure-datasets, and the binaries later issues add),
+# built with nixpkgs' rustPlatform from Cargo.lock.
+{
+  lib,
+  rustPlatform,
+}:
+let
+  root = ../.;
+in
+rustPlatform.buildRustPackage {
+  pname = "zpersist";
+  version = (lib.importTOML (root + "/Cargo.toml")).workspace.package.version;
+
+  # Only what cargo needs: a change to docs, Nix files or target/ does not
+  # rebuild the package.
+  src = lib.fileset.toSource {
+    inherit root;
+    fileset = lib.fileset.unions [
+      (root + "/Cargo.toml")
+      (root + "/Cargo.lock")
+      (root + "/crates")
+      (root + "/tests/e2e") # a workspace member; cargo needs its manifest
+    ];
+  };
+  cargoLock.lockFile = root + "/Cargo.lock";
+
+  # The test crate drives real zfs-fuse pools and Nix; it is not part of what
+  # users run, and its tests cannot run in the build sandbox.
+  cargoBuildFlags = [
+    "--workspace"
+    "--exclude"
+    "zpersist-e2e"
+  ];
+  cargoTestFlags = [
+    "--workspace"
+    "--exclude"
+    "zpersist-e2e"
+  ];
+
+  meta = {
+    description = "Declarative ZFS datasets for NixOS services";
+    license = lib.licenses.mit;
+    mainProgram = "ensure-datasets";
+    platforms = lib.platforms.linux;
+  };
+}

@@ -1,0 +1,63 @@
+# Evaluates the zpersist modules as NixOS would, with nixpkgs' lib only:
+#
+#   nix-instantiate --eval --strict --json \
+#     --extra-experimental-features 'nix-command flakes' --option substituters '' \
+#     tests/nix/eval.nix --argstr host forge -A plan
+#
+# host:        an example host under examples/hosts
+# case:        an entry of tests/nix/cases.nix (a config breaking one rule)
+# extraModule: any further module
+# lib:         nixpkgs' lib; by default the one flake.lock pins (./lib.nix)
+{
+  host ? null,
+  case ? null,
+  extraModule ? { },
+  lib ? import ./lib.nix,
+}:
+let
+  root = ../..;
+  zlib = import (root + "/nix/lib") { inherit lib; };
+  cases = import ./cases.nix;
+
+  evaluated = lib.evalModules {
+    modules =
+      [
+        ./stubs.nix
+        (root + "/nix/modules")
+        { _module.args.pkgs = import ./pkgs.nix; }
+        extraModule
+      ]
+      ++ lib.optional (host != null) (root + "/examples/hosts/${host}")
+      ++ lib.optional (case != null) (cases.${case} or (throw "tests/nix/cases.nix has no case ${case}")).module;
+  };
+  inherit (evaluated) config options;
+in
+{
+  inherit config options;
+
+  # The plan as data, and the text of the plan file the unit runs with
+  # (reading it needs --read-write-mode).
+  plan = config.zpersist.internal.plan;
+  planFile = config.zpersist.internal.planFile;
+  planFileText = builtins.readFile config.zpersist.internal.planFile;
+
+  # The unit as the module defines it (the stubs' empty list defaults left
+  # out), or null when zpersist is disabled.
+  unit =
+    if config.systemd.services ? zpersist-datasets then
+      lib.filterAttrs (_: v: v != [ ]) config.systemd.services.zpersist-datasets
+    else
+      null;
+
+  # What the case expects (`expect` / `expectWarning`), without its module.
+  caseSpec = if case == null then null else removeAttrs cases.${case} [ "module" ];
+  caseNames = builtins.attrNames cases;
+
+  failedAssertions = map (a: a.message) (lib.filter (a: !a.assertion) config.assertions);
+  inherit (config) warnings;
+
+  optionsMarkdown = zlib.docs.optionsMarkdown {
+    inherit options;
+    root = toString root;
+  };
+}
