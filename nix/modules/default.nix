@@ -8,5 +8,9 @@
     ./plan.nix
     ./service.nix
     ./assertions.nix
+    ./services.nix
+    ./snapshots.nix
+    ./replication.nix
+    ./notify.nix
   ];
 }

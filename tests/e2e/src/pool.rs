@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use camino::{Utf8Path, Utf8PathBuf};
@@ -63,17 +62,30 @@ fn require_zfs_fuse() {
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// zfs-fuse can wedge (every later request hangs in the kernel's FUSE queue)
-/// when mounts on different pools run concurrently, which parallel test
-/// threads do. Tests holding a pool therefore take turns; OpenZFS has no
-/// such limit, and the concurrency test still runs its binaries at once.
-static ONE_POOL_AT_A_TIME: Mutex<()> = Mutex::new(());
+/// when mounts on different pools run concurrently, which parallel tests
+/// do. Tests holding a pool therefore take turns, across threads and test
+/// processes alike (flock on one file); OpenZFS has no such limit, and the
+/// concurrency test still runs its binaries at once.
+fn take_turn() -> std::fs::File {
+    let path = "/tmp/zpersist-tests/pool-turn.lock";
+    std::fs::create_dir_all("/tmp/zpersist-tests").unwrap();
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    file.lock().unwrap_or_else(|e| panic!("lock {path}: {e}"));
+    file
+}
 
 /// A pool on a sparse file, destroyed (with its files) when dropped.
 pub struct TestPool {
     pub name: String,
     /// Holds the image, the pool's mountpoint root and scratch files.
     pub dir: Utf8PathBuf,
-    _turn: MutexGuard<'static, ()>,
+    /// Held while the pool exists; released when dropped, after the pool.
+    _turn: std::fs::File,
 }
 
 impl TestPool {

@@ -1,0 +1,4 @@
+# Notifications: `zpersist.notify` (being written).
+{ ... }:
+{
+}

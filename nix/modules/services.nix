@@ -1,0 +1,4 @@
+# Per-service persistence: `zpersist.services.<name>` (being written).
+{ ... }:
+{
+}
