@@ -92,11 +92,7 @@ impl TestPool {
     /// A new pool named `zt<pid>x<n><tag>`: names are global to the zfs-fuse
     /// daemon, so every test gets its own.
     pub fn new(tag: &str) -> TestPool {
-        // A test that panicked while holding its turn leaves no pool behind
-        // (Drop ran), so the poisoned lock is safe to take.
-        let turn = ONE_POOL_AT_A_TIME
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let turn = take_turn();
         require_zfs_fuse();
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let name = format!("zt{}x{n}{tag}", std::process::id());
