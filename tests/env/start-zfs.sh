@@ -4,7 +4,7 @@ set -euo pipefail
 
 remove_stale_test_pools() {
     # Pools of an earlier, killed test run (TestPool names them zt<pid>x<n>...).
-    zpool list -H -o name 2>/dev/null | grep -E '^zt[0-9]+x[0-9]+' | while read -r pool; do
+    { zpool list -H -o name 2>/dev/null | grep -E '^zt[0-9]+x[0-9]+' || true; } | while read -r pool; do
         pid=${pool#zt}; pid=${pid%%x*}
         if ! kill -0 "$pid" 2>/dev/null; then
             echo "removing stale test pool $pool"
