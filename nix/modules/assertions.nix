@@ -79,6 +79,13 @@ let
         message = ''${opt key}.properties sets ${quoteList ownFieldInProperties}; use the option ${opt key}.${head (ownFieldInProperties ++ [ "" ])} instead (the plan keeps one place per value).'';
       }
       {
+        # ensure-datasets rejects the plan otherwise: there is no directory
+        # zpersist mounts to give an owner or mode to.
+        assertion =
+          !(lib.elem d.mountpoint [ "none" "legacy" ]) || (d.owner == null && d.group == null && d.mode == null);
+        message = ''${opt key} has mountpoint = "${toString d.mountpoint}" and an owner, group or mode: they need a directory zpersist mounts. Set them on the datasets that mount, or drop them here.'';
+      }
+      {
         assertion = typedTwice == [ ];
         message = ''${opt key} sets ${quoteList typedTwice} both as an option and in .properties; keep only ${opt key}.${head (typedTwice ++ [ "" ])}.'';
       }

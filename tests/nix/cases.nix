@@ -131,4 +131,14 @@ in
     };
     expectWarning = ''zpersist.datasets."services/sonarr".owner is "sonarr", which is not declared in users.users; zpersist.allowUndeclaredOwners is set'';
   };
+
+  owner-on-unmounted = {
+    module = tank {
+      "services" = {
+        mountpoint = "none";
+        mode = "0755";
+      };
+    };
+    expect = ''zpersist.datasets."services" has mountpoint = "none" and an owner, group or mode'';
+  };
 }

@@ -184,6 +184,13 @@ impl Plan {
                     }
                 }
             }
+            let unmounted = matches!(spec.mountpoint.as_deref(), Some("none" | "legacy"));
+            if unmounted && (spec.owner.is_some() || spec.group.is_some() || spec.mode.is_some()) {
+                problems.push(problem(
+                    at,
+                    "owner/group/mode need a mounted directory, but mountpoint is none or legacy; set them on the datasets that mount",
+                ));
+            }
             if let Some(mode) = &spec.mode {
                 if parse_mode(mode).is_none() {
                     problems.push(problem(
@@ -364,6 +371,14 @@ mod tests {
             ]}"#,
         )
         .unwrap();
+    }
+
+    #[test]
+    fn ownership_needs_a_mounted_directory() {
+        let found = messages(
+            r#"{"version":1,"pool":"tank","datasets":[{"name":"tank/a","mountpoint":"none","owner":"root"}]}"#,
+        );
+        assert!(found[0].contains("need a mounted directory"), "{found:?}");
     }
 
     #[test]

@@ -403,37 +403,24 @@ impl Planner<'_> {
             return;
         }
         let name = spec.name.as_str();
-        let owner = match &spec.owner {
-            None => None,
-            Some(user) => match self.host.user_id(user) {
-                Some(id) => Some(Principal {
-                    name: user.clone(),
-                    id,
-                }),
-                None => {
-                    self.problem(Problem::UnknownUser {
-                        dataset: name.into(),
-                        user: user.clone(),
-                    });
-                    return;
-                }
+        let owner = self.resolve(
+            spec.owner.as_deref(),
+            |host, n| host.user_id(n),
+            |user| Problem::UnknownUser {
+                dataset: name.into(),
+                user,
             },
-        };
-        let group = match &spec.group {
-            None => None,
-            Some(group) => match self.host.group_id(group) {
-                Some(id) => Some(Principal {
-                    name: group.clone(),
-                    id,
-                }),
-                None => {
-                    self.problem(Problem::UnknownGroup {
-                        dataset: name.into(),
-                        group: group.clone(),
-                    });
-                    return;
-                }
+        );
+        let group = self.resolve(
+            spec.group.as_deref(),
+            |host, n| host.group_id(n),
+            |group| Problem::UnknownGroup {
+                dataset: name.into(),
+                group,
             },
+        );
+        let (Ok(owner), Ok(group)) = (owner, group) else {
+            return;
         };
         let mode_bits = spec.mode.as_deref().and_then(parse_mode);
         let in_shape = !mount_state_changes
@@ -450,6 +437,29 @@ impl Planner<'_> {
                 group,
                 mode: spec.mode.clone(),
             });
+        }
+    }
+
+    /// Looks a declared user or group up; an unknown name is recorded as a
+    /// problem and makes the dataset's ownership unresolvable (`Err`).
+    fn resolve(
+        &mut self,
+        declared: Option<&str>,
+        lookup: impl Fn(&dyn HostFacts, &str) -> Option<u32>,
+        unknown: impl Fn(String) -> Problem,
+    ) -> Result<Option<Principal>, ()> {
+        let Some(name) = declared else {
+            return Ok(None);
+        };
+        match lookup(self.host, name) {
+            Some(id) => Ok(Some(Principal {
+                name: name.to_string(),
+                id,
+            })),
+            None => {
+                self.problem(unknown(name.to_string()));
+                Err(())
+            }
         }
     }
 

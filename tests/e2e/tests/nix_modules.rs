@@ -220,6 +220,7 @@ cases! {
     assertion_owner_undeclared => "owner-undeclared",
     assertion_group_undeclared => "group-undeclared",
     warning_owner_undeclared_allowed => "owner-undeclared-allowed",
+    assertion_owner_on_unmounted => "owner-on-unmounted",
 }
 
 // ------------------------------------------------------------------------- docs
