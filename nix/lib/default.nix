@@ -6,4 +6,5 @@
   properties = import ./properties.nix { inherit lib; };
   plan = import ./plan.nix { inherit lib; };
   docs = import ./docs.nix { inherit lib; };
+  inheritance = import ./inheritance.nix { inherit lib; };
 }

@@ -1,8 +1,227 @@
 # Replication (syncoid): targets, and which targets each dataset is sent to.
-# Children inherit their nearest ancestor's targets.
-{ lib, ... }:
+# Children inherit their nearest ancestor's targets (nix/lib/inheritance.nix).
+# zpersist configures nixpkgs' services.syncoid (one command per dataset and
+# target); it does not replace it.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
 let
-  inherit (lib) mkOption types;
+  inherit (lib)
+    mkOption
+    mkIf
+    types
+    literalExpression
+    attrNames
+    concatMap
+    filter
+    filterAttrs
+    listToAttrs
+    nameValuePair
+    escapeShellArgs
+    hasPrefix
+    ;
+  zlib = import ../lib { inherit lib; };
+  cfg = config.zpersist;
+  rcfg = cfg.replication;
+
+  knownHostsFile = target: "/etc/zpersist/known_hosts/${target}";
+  configPath = "/etc/zpersist/replication.json";
+
+  # nixpkgs names a command's unit "syncoid-<name>", with every run of
+  # characters outside [A-Za-z0-9_.-] replaced by "-"; command names made
+  # of those characters only are their own unit name.
+  escape = name: lib.concatMapStrings (s: if lib.isList s then "-" else s) (builtins.split "[^a-zA-Z0-9_.-]+" name);
+
+  # "a/b/c" -> [ "a" "a/b" ]
+  ancestorsOf =
+    key:
+    let
+      parts = lib.splitString "/" key;
+    in
+    lib.genList (i: lib.concatStringsSep "/" (lib.take (i + 1) parts)) (builtins.length parts - 1);
+
+  # Every (dataset, target) pair, after inheritance.
+  targetsOf = filterAttrs (_: ts: ts != null && ts != [ ]) (
+    zlib.inheritance.resolve cfg.datasets "replicateTo"
+  );
+  pairs = concatMap (
+    key:
+    map (
+      target:
+      let
+        t = rcfg.targets.${target} or null;
+        command = "${escape key}-to-${target}";
+        targetDataset = if t == null then "" else "${t.dataset}/${key}";
+      in
+      {
+        inherit key target command;
+        source = "${cfg.pool}/${key}";
+        inherit targetDataset;
+        unit = "syncoid-${command}.service";
+        # The levels between the target root and the dataset, top down:
+        # each must exist before `zfs receive` (syncoid does not create
+        # parents). A level whose source is replicated to the same target
+        # is received by that command, which runs first (`after`, `wants`);
+        # the others are created empty.
+        targetParents = map (ancestor: {
+          targetDataset = "${t.dataset}/${ancestor}";
+          replicatedBy =
+            if builtins.elem target (targetsOf.${ancestor} or [ ]) then
+              "syncoid-${escape ancestor}-to-${target}.service"
+            else
+              null;
+        }) (ancestorsOf key);
+      }
+    ) targetsOf.${key}
+  ) (attrNames targetsOf);
+  knownPairs = filter (p: rcfg.targets ? ${p.target}) pairs;
+
+  sshArgs = t: [
+    "-o"
+    "BatchMode=yes"
+    "-o"
+    "UserKnownHostsFile=${knownHostsFile t.name}"
+    "-o"
+    "StrictHostKeyChecking=yes"
+    "-i"
+    t.sshKey
+    "-p"
+    (toString t.port)
+  ];
+
+  # What syncoid's ssh gets; passed as single argv elements because
+  # nixpkgs quotes each extraArgs entry as one argument.
+  syncoidArgs =
+    t:
+    [
+      "--identifier=${t.name}"
+      "--sshport=${toString t.port}"
+      "--sshoption=UserKnownHostsFile=${knownHostsFile t.name}"
+      "--sshoption=StrictHostKeyChecking=yes"
+      "--sshoption=BatchMode=yes"
+    ]
+    ++ t.extraArgs;
+
+  # Permissions the syncoid user gets on a source dataset (nixpkgs grants
+  # them in ExecStartPre and revokes them in ExecStopPost); destroy needs
+  # mount on Linux.
+  sourceAllow = [
+    "bookmark"
+    "hold"
+    "send"
+    "snapshot"
+    "destroy"
+    "mount"
+  ];
+  # What the receiving user needs below the target root: receive into new
+  # datasets (create, mount, receive), `receive -F` (rollback), pruning old
+  # sync snapshots (destroy), and the canmount=off parents zpersist creates.
+  targetAllow = [
+    "create"
+    "mount"
+    "receive"
+    "rollback"
+    "destroy"
+    "canmount"
+  ];
+  targetAllowCommand = t: escapeShellArgs [ "zfs" "allow" "-u" t.user (lib.concatStringsSep "," targetAllow) t.dataset ];
+
+  knownHostsLine =
+    t:
+    (if t.port == 22 then t.host else "[${t.host}]:${toString t.port}") + " " + t.hostKey;
+
+  targetModule =
+    { name, ... }:
+    {
+      options = {
+        name = mkOption {
+          type = types.str;
+          default = name;
+          readOnly = true;
+          internal = true;
+          description = "The target's name; also its syncoid `--identifier`.";
+        };
+        host = mkOption {
+          type = types.str;
+          example = "nas-1";
+          description = "Host name or address of the receiving host.";
+        };
+        port = mkOption {
+          type = types.port;
+          default = 22;
+          description = "ssh port of the receiving host.";
+        };
+        user = mkOption {
+          type = types.str;
+          example = "zfs-recv";
+          description = ''
+            User on the receiving host. It needs the `zfs allow` permissions
+            listed in /etc/zpersist/replication/<target>.target-allow (see
+            docs/replication.md), or to be root.
+          '';
+        };
+        dataset = mkOption {
+          type = types.str;
+          example = "backup/forge";
+          description = ''
+            Dataset on the receiving host below which this host's datasets
+            land, by their name relative to `zpersist.pool`
+            (`tank/services/sonarr` goes to `<dataset>/services/sonarr`).
+            It must exist on the target.
+          '';
+        };
+        sshKey = mkOption {
+          type = types.str;
+          example = "/run/secrets/syncoid";
+          description = ''
+            Path of the ssh private key, as a string so that it never enters
+            the Nix store; readable by `services.syncoid.user`.
+          '';
+        };
+        hostKey = mkOption {
+          type = types.str;
+          example = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI...";
+          description = ''
+            The receiving host's public host key (`type base64`, as in
+            `/etc/ssh/ssh_host_ed25519_key.pub`). It is pinned: it goes into
+            /etc/zpersist/known_hosts/<target>, which only zpersist's ssh
+            connections to this target read, with StrictHostKeyChecking=yes.
+          '';
+        };
+        sendOptions = mkOption {
+          type = types.str;
+          default = "";
+          example = "w";
+          description = "syncoid `--sendoptions`: `zfs send` options without dashes (e.g. `w` for raw encrypted sends).";
+        };
+        recvOptions = mkOption {
+          type = types.str;
+          default = "u";
+          description = ''
+            syncoid `--recvoptions`: `zfs receive` options without dashes. The
+            default `u` leaves received datasets unmounted on the target.
+          '';
+        };
+        extraArgs = mkOption {
+          type = types.listOf types.str;
+          default = [ ];
+          example = [ "--compress=zstd-fast" ];
+          description = "Further syncoid arguments for every command to this target, one argument per element.";
+        };
+        interval = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+          example = "*-*-* *:15:00";
+          description = ''
+            When the commands to this target run (systemd calendar event).
+            `null` uses `services.syncoid.interval` (hourly by default).
+          '';
+        };
+      };
+    };
 in
 {
   options.zpersist.datasets = mkOption {
@@ -21,4 +240,296 @@ in
       }
     );
   };
+
+  options.zpersist.replication = {
+    targets = mkOption {
+      type = types.attrsOf (types.submodule targetModule);
+      default = { };
+      example = literalExpression ''
+        {
+          nas = {
+            host = "nas-1";
+            user = "zfs-recv";
+            dataset = "backup/forge";
+            sshKey = "/run/secrets/syncoid";
+            hostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI...";
+          };
+        }
+      '';
+      description = ''
+        Hosts that receive this host's datasets with syncoid, pushed over
+        ssh. Each target is its own syncoid `--identifier`, so several
+        targets never delete each other's base snapshots.
+      '';
+    };
+
+    lag = {
+      enable = mkOption {
+        type = types.bool;
+        default = true;
+        description = ''
+          Whether `zpersist-replication-lag.service` measures, on a timer,
+          how far each target is behind: the newest snapshot the target holds
+          against the newest local one, over ssh.
+        '';
+      };
+      interval = mkOption {
+        type = types.str;
+        default = "hourly";
+        description = "When the lag is measured (systemd calendar event).";
+      };
+      textfile = mkOption {
+        type = types.str;
+        default = "/var/lib/zpersist/replication-lag.prom";
+        description = "Prometheus textfile the measurements are written to (atomically), for node_exporter's textfile collector.";
+      };
+      maxLagSeconds = mkOption {
+        type = types.nullOr types.ints.positive;
+        default = null;
+        example = 2 * 86400;
+        description = ''
+          When set, a lag above this many seconds (or a target holding no
+          snapshot of a dataset) fails the unit, which notifies
+          (`zpersist.notify`).
+        '';
+      };
+    };
+
+    internal = {
+      pairs = mkOption {
+        type = types.listOf types.anything;
+        readOnly = true;
+        internal = true;
+        description = "Every (dataset, target) pair after inheritance, with its syncoid command and unit.";
+      };
+      config = mkOption {
+        type = types.attrsOf types.anything;
+        readOnly = true;
+        internal = true;
+        description = "The replication config `replication-lag` reads, as written to ${configPath}.";
+      };
+      targetAllow = mkOption {
+        type = types.attrsOf types.str;
+        readOnly = true;
+        internal = true;
+        description = "Per target, the `zfs allow` command to run on the receiving host.";
+      };
+    };
+  };
+
+  config =
+    let
+      targetsUsed = lib.unique (map (p: p.target) knownPairs);
+      replicationConfig = {
+        version = 1;
+        host = config.networking.hostName;
+        targets = lib.mapAttrs (_: t: {
+          inherit (t)
+            host
+            port
+            user
+            dataset
+            sshKey
+            ;
+          knownHosts = knownHostsFile t.name;
+          identifier = t.name;
+        }) rcfg.targets;
+        datasets = map (p: {
+          inherit (p) source target targetDataset;
+        }) (lib.sort (a: b: a.command < b.command) knownPairs);
+        inherit (rcfg.lag) textfile maxLagSeconds;
+      };
+      unknownTargets = filter (p: !(rcfg.targets ? ${p.target})) pairs;
+      badTargetNames = filter (n: builtins.match "[A-Za-z0-9][A-Za-z0-9_-]*" n == null) (attrNames rcfg.targets);
+      keyProblems = filter (t: !(hasPrefix "/" t.sshKey) || hasPrefix builtins.storeDir t.sshKey) (
+        lib.attrValues rcfg.targets
+      );
+      badHostKeys = filter (
+        t: builtins.match "(ssh-[a-z0-9]+|ecdsa-sha2-nistp[0-9]+|sk-[a-z0-9@.-]+) [A-Za-z0-9+/]+=*( .*)?" t.hostKey == null
+      ) (lib.attrValues rcfg.targets);
+      commandNames = map (p: p.command) knownPairs;
+      clashing = lib.unique (filter (c: lib.count (x: x == c) commandNames > 1) commandNames);
+    in
+    lib.mkMerge [
+      {
+        zpersist.replication.internal = {
+          pairs = knownPairs;
+          config = replicationConfig;
+          targetAllow = lib.mapAttrs (_: targetAllowCommand) rcfg.targets;
+        };
+      }
+      (mkIf (cfg.enable && cfg.pool != null && knownPairs != [ ]) {
+        services.syncoid = {
+          enable = true;
+          commands = listToAttrs (
+            map (
+              p:
+              let
+                t = rcfg.targets.${p.target};
+              in
+              nameValuePair p.command {
+                inherit (p) source;
+                target = "${t.user}@${t.host}:${p.targetDataset}";
+                inherit (t) sshKey sendOptions recvOptions;
+                extraArgs = syncoidArgs t;
+                localSourceAllow = sourceAllow;
+              }
+            ) knownPairs
+          );
+        };
+
+        systemd.services = listToAttrs (
+          map (
+            p:
+            let
+              t = rcfg.targets.${p.target};
+            in
+            nameValuePair (lib.removeSuffix ".service" p.unit) (
+              let
+                created = filter (level: level.replicatedBy == null) p.targetParents;
+                receivedFirst = lib.unique (
+                  lib.concatMap (level: lib.optional (level.replicatedBy != null) level.replicatedBy) p.targetParents
+                );
+              in
+              lib.optionalAttrs (receivedFirst != [ ]) {
+                after = receivedFirst;
+                wants = receivedFirst;
+              }
+              // lib.optionalAttrs (created != [ ]) {
+                # canmount=off: a delegated user cannot mount. "-": a level
+                # that exists makes `zfs create` fail, which is fine; an
+                # unreachable target fails syncoid right after.
+                serviceConfig.ExecStartPre = map (
+                  level:
+                  "-"
+                  + escapeShellArgs (
+                    [ "${pkgs.openssh}/bin/ssh" ]
+                    ++ sshArgs t
+                    ++ [
+                      "${t.user}@${t.host}"
+                      "zfs"
+                      "create"
+                      "-o"
+                      "canmount=off"
+                      level.targetDataset
+                    ]
+                  )
+                ) created;
+              }
+              // lib.optionalAttrs (t.interval != null) { startAt = lib.mkForce t.interval; }
+            )
+          ) knownPairs
+        );
+
+        environment.etc =
+          listToAttrs (
+            map (
+              name:
+              nameValuePair "zpersist/known_hosts/${name}" {
+                text = knownHostsLine rcfg.targets.${name} + "\n";
+              }
+            ) targetsUsed
+          )
+          // listToAttrs (
+            map (
+              name:
+              nameValuePair "zpersist/replication/${name}.target-allow" {
+                text = ''
+                  # Run once on ${rcfg.targets.${name}.host}, as root, so that ${rcfg.targets.${name}.user} can receive
+                  # ${config.networking.hostName}'s replication below ${rcfg.targets.${name}.dataset} (see zpersist's docs/replication.md):
+                  ${targetAllowCommand rcfg.targets.${name}}
+                '';
+              }
+            ) targetsUsed
+          )
+          // {
+            "zpersist/replication.json".text = builtins.toJSON replicationConfig;
+          };
+
+        zpersist.notify.units = listToAttrs (
+          map (
+            p:
+            nameValuePair p.unit {
+              datasets = [ p.source ];
+              summary = "replication of ${p.source} to ${p.target} (${rcfg.targets.${p.target}.host}:${p.targetDataset})";
+            }
+          ) knownPairs
+          ++ lib.optional rcfg.lag.enable (
+            nameValuePair "zpersist-replication-lag.service" {
+              datasets = lib.unique (map (p: p.source) knownPairs);
+              summary = "replication lag check on ${config.networking.hostName}";
+            }
+          )
+        );
+      })
+      (mkIf (cfg.enable && cfg.pool != null && knownPairs != [ ] && rcfg.lag.enable) {
+        systemd.services.zpersist-replication-lag = {
+          description = "zpersist: how far each replication target is behind";
+          after = [
+            "network-online.target"
+            "zfs.target"
+          ];
+          wants = [ "network-online.target" ];
+          startAt = rcfg.lag.interval;
+          path = [
+            pkgs.openssh
+            config.boot.zfs.package
+          ];
+          serviceConfig = {
+            Type = "oneshot";
+            ExecStart = "${cfg.package}/bin/replication-lag --config ${configPath}";
+            # Reads the ssh key, runs `zfs get`; writes only the textfile.
+            ProtectSystem = "strict";
+            ReadWritePaths = [ (builtins.dirOf rcfg.lag.textfile) ];
+            StateDirectory = lib.mkIf (hasPrefix "/var/lib/" rcfg.lag.textfile) (
+              lib.removePrefix "/var/lib/" (builtins.dirOf rcfg.lag.textfile)
+            );
+            ProtectHome = true;
+            PrivateTmp = true;
+            NoNewPrivileges = true;
+            DeviceAllow = [ "/dev/zfs rw" ];
+            DevicePolicy = "closed";
+          };
+        };
+      })
+      (mkIf cfg.enable {
+        assertions = [
+          {
+            assertion = unknownTargets == [ ];
+            message = lib.concatMapStringsSep "\n" (
+              p:
+              ''zpersist.datasets."${p.key}" replicates to "${p.target}" (${
+                if (cfg.datasets.${p.key}.replicateTo or null) != null then "its replicateTo" else "inherited from an ancestor's replicateTo"
+              }), which zpersist.replication.targets does not define. Define zpersist.replication.targets."${p.target}" or fix the name (defined: ${
+                if rcfg.targets == { } then "none" else lib.concatStringsSep ", " (attrNames rcfg.targets)
+              }).''
+            ) unknownTargets;
+          }
+          {
+            assertion = badTargetNames == [ ];
+            message = ''zpersist.replication.targets: ${lib.concatStringsSep ", " badTargetNames}: a target name becomes a syncoid --identifier, a unit name and a file name; use letters, digits, '_' and '-' only, starting with a letter or digit.'';
+          }
+          {
+            assertion = keyProblems == [ ];
+            message = lib.concatMapStringsSep "\n" (
+              t:
+              if hasPrefix builtins.storeDir t.sshKey then
+                ''zpersist.replication.targets."${t.name}".sshKey is in the Nix store (${t.sshKey}), where every user can read it. Give the path of a file outside the store as a string, e.g. sshKey = "/run/secrets/syncoid"; (not sshKey = ./key;).''
+              else
+                ''zpersist.replication.targets."${t.name}".sshKey = "${t.sshKey}" is not an absolute path; give the absolute path of the private key, e.g. "/run/secrets/syncoid".''
+            ) keyProblems;
+          }
+          {
+            assertion = badHostKeys == [ ];
+            message = lib.concatMapStringsSep "\n" (
+              t: ''zpersist.replication.targets."${t.name}".hostKey does not look like a public host key ("TYPE BASE64", e.g. the contents of /etc/ssh/ssh_host_ed25519_key.pub on ${t.host}); got "${t.hostKey}".''
+            ) badHostKeys;
+          }
+          {
+            assertion = clashing == [ ];
+            message = ''zpersist.replication: the syncoid commands ${lib.concatStringsSep ", " clashing} would be defined twice: two dataset names differ only in '/' versus '-'. Rename one of the datasets.'';
+          }
+        ];
+      })
+    ];
 }

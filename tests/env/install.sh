@@ -10,8 +10,13 @@ command -v restic >/dev/null || need+=(restic)
 command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v ssh >/dev/null || need+=(openssh-client)
 command -v faketime >/dev/null || need+=(faketime)
+command -v curl >/dev/null || need+=(curl)
 command -v nix-instantiate >/dev/null || need+=(nix-bin)
 command -v getent >/dev/null || need+=(libc-bin)
+# migrate-to-dataset copies with rsync; its tests build a SQLite database and set xattrs.
+command -v rsync >/dev/null || need+=(rsync)
+command -v sqlite3 >/dev/null || need+=(sqlite3)
+command -v setfattr >/dev/null || need+=(attr)
 # PostgreSQL 15 ships with the machine; naming it here would upgrade it.
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
 

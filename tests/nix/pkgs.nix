@@ -10,6 +10,8 @@ in
 {
   zpersist = stub "zpersist";
   zfs = stub "zfs-user";
+  curl = stub "curl";
+  openssh = stub "openssh";
   # builtins.toFile gives a real, content-addressed store path; it refuses
   # names containing '/', which the modules never use.
   writeText = name: text: builtins.toFile name text;

@@ -34,6 +34,7 @@ let
     "restartTriggers"
     "reloadTriggers"
     "documentation"
+    "onFailure"
   ];
   attrsOfFreeform =
     options:
@@ -99,7 +100,21 @@ in
       default = null;
     };
 
-    services.sanoid = anything;
-    services.syncoid = anything;
+    # nixpkgs' services.sanoid and services.syncoid, typed as far as the
+    # zpersist modules and the test-only renderers (sanoid-ini.nix,
+    # syncoid-argv.nix) need: the same option names, defaults and list
+    # types as nixpkgs (nixos/modules/services/backup/{sanoid,syncoid}.nix),
+    # so that definitions merge as they do on NixOS. nixpkgs aliases
+    # useTemplate to use_template; here both are kept and the renderer joins
+    # them.
+    services.sanoid = import ./stubs-sanoid.nix { inherit lib; };
+    services.syncoid = import ./stubs-syncoid.nix { inherit lib; };
+
+    # nixpkgs services read by the zpersist.services profiles.
+    services.sonarr = (import ./stubs-services.nix { inherit lib; }).sonarr;
+    services.radarr = (import ./stubs-services.nix { inherit lib; }).radarr;
+    services.plex = (import ./stubs-services.nix { inherit lib; }).plex;
+    services.home-assistant = (import ./stubs-services.nix { inherit lib; }).home-assistant;
+    services.postgresql = (import ./stubs-services.nix { inherit lib; }).postgresql;
   };
 }

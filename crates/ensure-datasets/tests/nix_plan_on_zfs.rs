@@ -10,62 +10,11 @@ use camino::Utf8Path;
 use serde_json::Value;
 use zpersist_e2e::nix::Eval;
 use zpersist_e2e::pool::{get, run_ok, run_recorded, Recorded, TestPool};
+use zpersist_e2e::zfs_fuse::{ensure_principals, fit_for_zfs_fuse};
 
-/// What zfs-fuse (pool version 23) cannot do that forge, an OpenZFS host,
-/// declares: lz4/zstd compression and records over 128K. The plan's shape is
-/// otherwise applied untouched; snapshots elsewhere cover the real values.
-fn fit_for_zfs_fuse(plan: &mut Value) {
-    for dataset in plan["datasets"].as_array_mut().unwrap() {
-        let Some(properties) = dataset.get_mut("properties").and_then(Value::as_object_mut) else {
-            continue;
-        };
-        if let Some(Value::String(c)) = properties.get("compression") {
-            if c.starts_with("lz4") || c.starts_with("zstd") {
-                properties.insert("compression".into(), "on".into());
-            }
-        }
-        if properties.get("recordsize").and_then(Value::as_str) == Some("1M") {
-            properties.insert("recordsize".into(), "128K".into());
-        }
-    }
-}
-
-/// NixOS activation creates the users the plan names before the unit runs;
-/// here the test does it, for the ones Debian lacks.
-fn ensure_principals(plan: &Value) {
-    for dataset in plan["datasets"].as_array().unwrap() {
-        if let Some(group) = dataset.get("group").and_then(Value::as_str) {
-            if run_ok("getent", &["group"])
-                .lines()
-                .all(|l| !l.starts_with(&format!("{group}:")))
-            {
-                run_ok("groupadd", &["--system", group]);
-            }
-        }
-        if let Some(owner) = dataset.get("owner").and_then(Value::as_str) {
-            if run_ok("getent", &["passwd"])
-                .lines()
-                .all(|l| !l.starts_with(&format!("{owner}:")))
-            {
-                run_ok(
-                    "useradd",
-                    &[
-                        "--system",
-                        "--no-create-home",
-                        "--shell",
-                        "/usr/sbin/nologin",
-                        "--gid",
-                        owner,
-                        owner,
-                    ],
-                );
-            }
-        }
-    }
-}
-
-/// Moves every absolute mountpoint below the test pool's root, so forge's
-/// /var/lib/sonarr lands in <pool root>/var/lib/sonarr.
+/// Fits the plan for zfs-fuse (no lz4/zstd, no records over 128K) and moves
+/// every absolute mountpoint below the test pool's root, so forge's
+/// /var/lib/plex lands in <pool root>/var/lib/plex.
 fn adopt(pool: &TestPool, mut plan: Value) -> Value {
     fit_for_zfs_fuse(&mut plan);
     pool.adopt_plan(&mut plan, "tank", "");
@@ -102,14 +51,15 @@ fn forge_from_nix_option_to_dataset_on_disk() {
     let sonarr = pool.ds("services/sonarr");
     assert_eq!(get(&sonarr, "recordsize"), "16384");
     assert_eq!(get(&sonarr, "quota"), (20u64 << 30).to_string());
-    assert_eq!(get(&sonarr, "atime"), "off", "inherited from services");
+    assert_eq!(get(&sonarr, "atime"), "off");
     assert_eq!(get(&pool.ds("services"), "canmount"), "off");
     assert_eq!(get(&pool.ds("services"), "mountpoint"), "none");
     assert_eq!(
         get(&pool.ds("services/postgresql"), "com.example:backup"),
         "hourly"
     );
-    let sonarr_dir = pool.mnt().join("var/lib/sonarr");
+    // zpersist.services.sonarr: mounted on services.sonarr.dataDir.
+    let sonarr_dir = pool.mnt().join("var/lib/sonarr/.config/NzbDrone");
     assert_eq!(get(&sonarr, "mountpoint"), sonarr_dir.as_str());
     assert_eq!(get(&sonarr, "mounted"), "yes");
     let meta = std::fs::metadata(&sonarr_dir).unwrap();

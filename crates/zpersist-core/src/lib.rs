@@ -2,6 +2,7 @@
 //! state and the planner. No I/O and no processes: adapters feed it facts,
 //! binaries carry out what it decides.
 
+pub mod migration;
 pub mod name;
 pub mod observed;
 pub mod plan;

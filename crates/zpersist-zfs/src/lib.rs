@@ -140,6 +140,40 @@ impl Zfs {
     pub fn mount(&self, dataset: &str) -> Result<(), ZfsError> {
         self.run(&["mount", dataset]).map(drop)
     }
+
+    /// The parsable values of `properties` of one dataset, or `None` if the
+    /// dataset does not exist. Properties zfs does not print are left out.
+    pub fn get(
+        &self,
+        dataset: &str,
+        properties: &[&str],
+    ) -> Result<Option<BTreeMap<String, String>>, ZfsError> {
+        let list = properties.join(",");
+        match self.run(&[
+            "get",
+            "-H",
+            "-p",
+            "-o",
+            "name,property,value,source",
+            &list,
+            dataset,
+        ]) {
+            Ok(output) => Ok(Some(
+                parse_get(&output)
+                    .datasets
+                    .remove(dataset)
+                    .map(|props| {
+                        props
+                            .into_iter()
+                            .map(|(name, observed)| (name, observed.value))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            )),
+            Err(e) if e.message.contains("does not exist") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 /// zfs's answer to an option it does not have: print usage.

@@ -2,60 +2,60 @@
 # boot.zfs.extraPools), one dataset per service, media on large records.
 #
 # In a full configuration, `imports = [ zpersist.nixosModules.default ];`
-# and `services.<name>.enable = true;` (which declares the service users)
-# come with it; the users are declared here so the example evaluates alone.
+# comes with it, and `services.<name>.enable = true;` declares the service
+# users; they are declared here too so the example evaluates alone.
 {
   networking.hostName = "forge";
   boot.zfs.extraPools = [ "tank" ];
 
-  zpersist.pool = "tank";
-  zpersist.datasets = {
-    # Parent of the service datasets: never mounted itself (mountpoint none,
-    # canmount off); its children mount where each service keeps its state
-    # and inherit compression and atime from it.
-    "services" = {
-      mountpoint = "none";
-      canmount = "off";
-      compression = "zstd";
-      properties.atime = "off";
-    };
-    "services/sonarr" = {
-      mountpoint = "/var/lib/sonarr";
-      recordsize = "16K";
-      quota = "20G";
-      owner = "sonarr";
-      group = "sonarr";
-      mode = "0750";
-      neededBy = [ "sonarr.service" ];
-    };
-    "services/radarr" = {
-      mountpoint = "/var/lib/radarr";
-      recordsize = "16K";
-      quota = "20G";
-      owner = "radarr";
-      group = "radarr";
-      mode = "0750";
-      neededBy = [ "radarr.service" ];
-    };
-    "services/postgresql" = {
-      mountpoint = "/var/lib/postgresql";
-      recordsize = "16K";
-      owner = "postgres";
-      group = "postgres";
-      mode = "0700";
-      properties = {
-        logbias = "latency";
-        "com.example:backup" = "hourly";
-      };
-      neededBy = [ "postgresql.service" ];
-    };
+  services.sonarr.enable = true;
+  services.radarr.enable = true;
+  services.plex.enable = true;
+  services.home-assistant.enable = true;
+  services.postgresql.enable = true;
 
-    # Media: mounted, with children inheriting its path
-    # (tank/media/tv mounts on /srv/media/tv).
+  zpersist.pool = "tank";
+
+  # Each service on tank/services/<name>, mounted on its data directory,
+  # with its profile's properties (docs/profiles.md) and the service's
+  # user; its units wait until the dataset is mounted.
+  zpersist.services = {
+    sonarr = {
+      enable = true;
+      properties.quota = "20G";
+    };
+    radarr = {
+      enable = true;
+      properties.quota = "20G";
+    };
+    # Metadata on tank/services/plex; the library on tank/media (1M records).
+    plex = {
+      enable = true;
+      media.enable = true;
+    };
+    home-assistant.enable = true;
+    postgresql = {
+      enable = true;
+      properties."com.example:backup" = "hourly";
+    };
+    # Any other service: the generic profile, data in /var/lib/<name>.
+    jellyfin = {
+      enable = true;
+      user = "jellyfin";
+      group = "jellyfin";
+      mode = "0750";
+    };
+  };
+
+  zpersist.datasets = {
+    # Parent of the service datasets: never mounted itself (zpersist.services
+    # declares it with mountpoint none and canmount off); its children
+    # inherit atime from it and mount where each service keeps its state.
+    "services".properties.atime = "off";
+
+    # Media (plex's media dataset): children inherit its path
+    # (tank/media/tv mounts on /srv/media/tv) and its 1M records.
     "media" = {
-      mountpoint = "/srv/media";
-      recordsize = "1M";
-      compression = "lz4";
       owner = "root";
       group = "media";
       mode = "2775";
@@ -73,7 +73,10 @@
   users.groups.media = { };
   users.groups.sonarr = { };
   users.groups.radarr = { };
+  users.groups.plex = { };
+  users.groups.hass = { };
   users.groups.postgres = { };
+  users.groups.jellyfin = { };
   users.users.sonarr = {
     isSystemUser = true;
     group = "sonarr";
@@ -84,8 +87,22 @@
     group = "radarr";
     extraGroups = [ "media" ];
   };
+  users.users.plex = {
+    isSystemUser = true;
+    group = "plex";
+    extraGroups = [ "media" ];
+  };
+  users.users.hass = {
+    isSystemUser = true;
+    group = "hass";
+  };
   users.users.postgres = {
     isSystemUser = true;
     group = "postgres";
+  };
+  users.users.jellyfin = {
+    isSystemUser = true;
+    group = "jellyfin";
+    extraGroups = [ "media" ];
   };
 }

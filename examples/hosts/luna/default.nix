@@ -28,15 +28,14 @@
       properties."com.example:backup" = "daily";
       neededBy = [ "syncthing.service" ];
     };
-    "state/home-assistant" = {
-      mountpoint = "/var/lib/hass";
-      recordsize = "64K";
-      quota = "10G";
-      owner = "hass";
-      group = "hass";
-      mode = "0750";
-      neededBy = [ "home-assistant.service" ];
-    };
+  };
+
+  # Home Assistant on rpool/state/home-assistant, mounted on its configDir.
+  services.home-assistant.enable = true;
+  zpersist.servicesParent = "state";
+  zpersist.services.home-assistant = {
+    enable = true;
+    properties.quota = "10G";
   };
 
   fileSystems."/nix" = {

@@ -85,7 +85,8 @@ pub struct TestPool {
     /// Holds the image, the pool's mountpoint root and scratch files.
     pub dir: Utf8PathBuf,
     /// Held while the pool exists; released when dropped, after the pool.
-    _turn: std::fs::File,
+    /// `None` for a companion, which lives within its first pool's turn.
+    _turn: Option<std::fs::File>,
 }
 
 impl TestPool {
@@ -93,6 +94,17 @@ impl TestPool {
     /// daemon, so every test gets its own.
     pub fn new(tag: &str) -> TestPool {
         let turn = take_turn();
+        TestPool::create(tag, Some(turn))
+    }
+
+    /// A second pool for the same test (a replication target, say), made
+    /// within this pool's turn. Drop it before this one: declare it after
+    /// this pool as a local, or before it as a struct field.
+    pub fn companion(&self, tag: &str) -> TestPool {
+        TestPool::create(tag, None)
+    }
+
+    fn create(tag: &str, turn: Option<std::fs::File>) -> TestPool {
         require_zfs_fuse();
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let name = format!("zt{}x{n}{tag}", std::process::id());

@@ -1,0 +1,132 @@
+//! The copy engine: rsync as a child process (argv, no shell). Verification
+//! does not trust it: see manifest.rs.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// rsync's flags: archive (-a: owners, modes, times, symlinks, devices),
+/// hardlinks (-H), ACLs (-A), xattrs (-X), sparse files (-S), numeric
+/// owners (the ids are the data's, not names to map), one filesystem (-x),
+/// and `--delete` so a rerun after a crash also removes rsync's half-written
+/// temporary files from the destination (the new, empty dataset).
+pub const RSYNC_FLAGS: &[&str] = &[
+    "-aHAXS",
+    "--numeric-ids",
+    "--one-file-system",
+    "--delete",
+    "--info=progress2",
+    "--no-inc-recursive",
+];
+
+pub fn rsync_program() -> Result<PathBuf, String> {
+    which::which("rsync").map_err(|_| "rsync is not installed (the copy engine)".to_string())
+}
+
+pub fn rsync_argv(source: &str, destination: &str, by_checksum: bool) -> Vec<String> {
+    let mut argv: Vec<String> = RSYNC_FLAGS.iter().map(|f| f.to_string()).collect();
+    if by_checksum {
+        // A repair pass: compare contents, not size and mtime.
+        argv.push("--checksum".into());
+    }
+    argv.push(format!("{source}/"));
+    argv.push(format!("{destination}/"));
+    argv
+}
+
+/// Runs rsync, printing its progress to `progress` at most every `every`.
+pub fn rsync(
+    source: &str,
+    destination: &str,
+    by_checksum: bool,
+    every: Duration,
+    progress: &mut dyn Write,
+) -> Result<(), String> {
+    let program = rsync_program()?;
+    let argv = rsync_argv(source, destination, by_checksum);
+    let reader = duct::cmd(&program, &argv)
+        .stdin_null()
+        .stderr_to_stdout()
+        .unchecked()
+        .reader()
+        .map_err(|e| format!("could not start {}: {e}", program.display()))?;
+    let mut messages = Vec::new();
+    let mut last_print = Instant::now();
+    let mut last_progress = String::new();
+    let mut buffered = BufReader::new(&reader);
+    let mut chunk = Vec::new();
+    loop {
+        chunk.clear();
+        // progress2 rewrites its line with `\r`; errors end with `\n`.
+        let n = read_until_either(&mut buffered, &mut chunk)
+            .map_err(|e| format!("reading rsync's output: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        let line = String::from_utf8_lossy(&chunk).trim().to_string();
+        if line.is_empty() {
+            continue;
+        }
+        if line.contains("to-chk=") || line.contains("ir-chk=") || is_progress(&line) {
+            last_progress = line;
+            if last_print.elapsed() >= every {
+                let _ = writeln!(progress, "copy: {last_progress}");
+                last_print = Instant::now();
+            }
+        } else {
+            messages.push(line);
+        }
+    }
+    let output = reader
+        .try_wait()
+        .map_err(|e| format!("rsync: {e}"))?
+        .ok_or("rsync did not finish")?;
+    if !last_progress.is_empty() {
+        let _ = writeln!(progress, "copy: {last_progress}");
+    }
+    if output.status.success() {
+        return Ok(());
+    }
+    let tail: Vec<&String> = messages.iter().rev().take(15).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().map(String::as_str).collect();
+    Err(format!(
+        "`rsync {}` failed ({}):\n    {}",
+        argv.join(" "),
+        output.status,
+        tail.join("\n    ")
+    ))
+}
+
+fn is_progress(line: &str) -> bool {
+    // "   1,234,567  45%   10.00MB/s    0:00:01"
+    line.split_whitespace()
+        .nth(1)
+        .is_some_and(|field| field.ends_with('%'))
+}
+
+fn read_until_either(reader: &mut impl BufRead, out: &mut Vec<u8>) -> std::io::Result<usize> {
+    let mut read = 0;
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(buf) => buf,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok(read);
+        }
+        match available.iter().position(|b| *b == b'\n' || *b == b'\r') {
+            Some(at) => {
+                out.extend_from_slice(&available[..=at]);
+                reader.consume(at + 1);
+                return Ok(read + at + 1);
+            }
+            None => {
+                let len = available.len();
+                out.extend_from_slice(available);
+                reader.consume(len);
+                read += len;
+            }
+        }
+    }
+}

@@ -1,0 +1,941 @@
+//! Observe, decide (zpersist-core's migration module), act one step at a
+//! time, recording each completed stage in the journal.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+use zpersist_core::migration::{
+    decide, DatasetState, Decision, Journal, MigrationFacts, MigrationTarget, PathState, Stage,
+    Step, TreeSummary,
+};
+use zpersist_core::name::pool_of;
+use zpersist_core::HostFacts;
+use zpersist_zfs::Zfs;
+
+use crate::manifest::{self, Progress, Tree};
+use crate::{copy, inuse};
+
+pub struct Options {
+    pub dry_run: bool,
+    pub json: bool,
+    pub progress_every: Duration,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Migrated,
+    AlreadyMigrated,
+    DryRun,
+    CleanedUp,
+    NothingToCleanUp,
+    Refused,
+    Failed,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StepReport {
+    pub step: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProblemReport {
+    pub error: String,
+    pub help: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub outcome: Outcome,
+    pub dataset: String,
+    pub path: String,
+    pub aside: String,
+    pub dry_run: bool,
+    /// The last stage that was already complete when this run started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resumed_after: Option<Stage>,
+    pub steps: Vec<StepReport>,
+    pub notes: Vec<String>,
+    pub problems: Vec<ProblemReport>,
+}
+
+impl Report {
+    fn new(target: &MigrationTarget, dry_run: bool) -> Report {
+        Report {
+            outcome: Outcome::Failed,
+            dataset: target.dataset.clone(),
+            path: target.path.clone(),
+            aside: target.aside(),
+            dry_run,
+            resumed_after: None,
+            steps: Vec::new(),
+            notes: Vec::new(),
+            problems: Vec::new(),
+        }
+    }
+
+    pub fn succeeded(&self) -> bool {
+        !matches!(self.outcome, Outcome::Refused | Outcome::Failed)
+    }
+
+    fn refuse(mut self, error: impl Into<String>, help: impl Into<String>) -> Report {
+        self.outcome = Outcome::Refused;
+        self.problems.push(ProblemReport {
+            error: error.into(),
+            help: help.into(),
+        });
+        self
+    }
+
+    fn fail(mut self, error: impl Into<String>, help: impl Into<String>) -> Report {
+        self.outcome = Outcome::Failed;
+        self.problems.push(ProblemReport {
+            error: error.into(),
+            help: help.into(),
+        });
+        self
+    }
+
+    pub fn print(&self, json: bool) {
+        if json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(self).expect("the report serialises")
+            );
+        } else {
+            for note in &self.notes {
+                println!("note: {note}");
+            }
+        }
+        for problem in &self.problems {
+            eprintln!("error: {}", problem.error);
+            eprintln!("  help: {}", problem.help);
+        }
+        if json {
+            return;
+        }
+        let (path, dataset, aside) = (&self.path, &self.dataset, &self.aside);
+        match self.outcome {
+            Outcome::Migrated => println!(
+                "done: {path} is now dataset {dataset}. The original directory is kept at {aside}; \
+                 remove it with --cleanup once the service runs well."
+            ),
+            Outcome::AlreadyMigrated => {
+                println!("already migrated: {path} is dataset {dataset}; nothing to do")
+            }
+            Outcome::DryRun => println!("dry run: nothing was changed"),
+            Outcome::CleanedUp => println!("cleaned up: {aside} removed"),
+            Outcome::NothingToCleanUp => println!("nothing to clean up for {path}"),
+            Outcome::Refused => {
+                eprintln!("migrate-to-dataset: refused; nothing was changed by this run")
+            }
+            Outcome::Failed => eprintln!(
+                "migrate-to-dataset: failed; the original data is untouched (at {path} or {aside}). \
+                 Fix the problem and run again: it resumes where it stopped."
+            ),
+        }
+    }
+}
+
+/// Prints a step's line as it completes (text mode) and records it.
+fn record(report: &mut Report, options: &Options, step: &str, detail: String) {
+    if !options.json {
+        println!("  {step}: {detail}");
+        let _ = io::stdout().flush();
+    }
+    report.steps.push(StepReport {
+        step: step.into(),
+        detail,
+    });
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The testing hook (docs/migration.md): `ZPERSIST_MIGRATE_FAILPOINT=after:STEP`
+/// aborts right after STEP's action, before the journal records it;
+/// `journaled:STEP` right after the journal records it.
+fn failpoint(when: &str, step: &str) {
+    if let Ok(point) = std::env::var("ZPERSIST_MIGRATE_FAILPOINT") {
+        if point == format!("{when}:{step}") {
+            eprintln!("migrate-to-dataset: failpoint {point}: aborting");
+            std::process::abort();
+        }
+    }
+}
+
+fn path_state(path: &str) -> PathState {
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => PathState::Missing,
+        Ok(meta) if meta.is_dir() => match fs::read_dir(path) {
+            Ok(mut entries) => {
+                if entries.next().is_none() {
+                    PathState::EmptyDir
+                } else {
+                    PathState::NonEmptyDir
+                }
+            }
+            Err(_) => PathState::Other,
+        },
+        _ => PathState::Other,
+    }
+}
+
+fn dataset_state(zfs: &Zfs, dataset: &str) -> Result<Option<DatasetState>, String> {
+    let props = zfs
+        .get(dataset, &["mountpoint", "mounted"])
+        .map_err(|e| e.to_string())?;
+    Ok(props.map(|props| DatasetState {
+        mountpoint: props.get("mountpoint").cloned().unwrap_or_default(),
+        mounted: props.get("mounted").is_some_and(|m| m == "yes"),
+    }))
+}
+
+fn observe(zfs: &Zfs, target: &MigrationTarget) -> Result<MigrationFacts, String> {
+    Ok(MigrationFacts {
+        dataset: dataset_state(zfs, &target.dataset)?,
+        path: path_state(&target.path),
+        temporary: path_state(&target.temporary()),
+        aside: path_state(&target.aside()),
+    })
+}
+
+fn read_journal(target: &MigrationTarget) -> Result<Option<Journal>, String> {
+    let path = target.journal();
+    match fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| format!("the migration journal {path} is unreadable: {e}")),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read the migration journal {path}: {e}")),
+    }
+}
+
+fn fsync_dir(path: &Path) -> io::Result<()> {
+    fs::File::open(path)?.sync_all()
+}
+
+fn parent_of(path: &str) -> &Path {
+    Path::new(path).parent().unwrap_or(Path::new("/"))
+}
+
+/// temp file, fsync, rename, fsync the directory: a crash leaves the old
+/// journal or the new one, never half of one.
+fn write_journal(target: &MigrationTarget, journal: &Journal) -> Result<(), String> {
+    let path = target.journal();
+    let temporary = format!("{path}.tmp");
+    let write = || -> io::Result<()> {
+        let mut file = fs::File::create(&temporary)?;
+        file.write_all(serde_json::to_string_pretty(journal)?.as_bytes())?;
+        file.write_all(b"\n")?;
+        file.sync_all()?;
+        fs::rename(&temporary, &path)?;
+        fsync_dir(parent_of(&path))
+    };
+    write().map_err(|e| format!("cannot write the migration journal {path}: {e}"))
+}
+
+fn human(bytes: u64) -> String {
+    for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
+        if bytes >= 1 << shift {
+            return format!("{:.1} {unit}", bytes as f64 / (1u64 << shift) as f64);
+        }
+    }
+    format!("{bytes} B")
+}
+
+/// Refusals that hold for any step: a unit or a process using the data.
+fn in_use_problems(target: &MigrationTarget, report: &mut Report) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    let mut systemd_unreachable = None;
+    for unit in &target.units {
+        match inuse::unit_state(unit) {
+            inuse::UnitState::Running(state) => problems.push((
+                format!("{unit} is {state}"),
+                format!("stop it first (`systemctl stop {unit}`), then run again"),
+            )),
+            inuse::UnitState::Stopped(_) => {}
+            inuse::UnitState::Unknown(why) => systemd_unreachable = Some(why),
+        }
+    }
+    if let Some(why) = systemd_unreachable {
+        report.notes.push(format!(
+            "systemd did not answer ({why}); relying on the process scan alone"
+        ));
+    }
+    let dirs: Vec<String> = [target.path.clone(), target.temporary(), target.aside()]
+        .iter()
+        .map(|p| inuse::resolved(p))
+        .collect();
+    let users = inuse::processes_using(&dirs);
+    if !users.is_empty() {
+        let list: Vec<String> = users
+            .iter()
+            .take(10)
+            .map(|u| format!("pid {} ({}): {}", u.pid, u.command, u.what))
+            .collect();
+        problems.push((
+            format!(
+                "{} process(es) use {}:\n    {}",
+                users.len(),
+                target.path,
+                list.join("\n    ")
+            ),
+            "stop the service (and anything else using the directory), then run again".into(),
+        ));
+    }
+    problems
+}
+
+/// Walks and hashes trees side by side, printing progress.
+fn hash_trees(roots: &[&str], options: &Options, what: &str) -> Result<Vec<Tree>, String> {
+    let progress = Progress::default();
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let progress = &progress;
+        let done = &done;
+        let print = move || {
+            eprintln!(
+                "{what}: {}/{} files, {} of {} hashed",
+                progress.files_done.load(Ordering::Relaxed),
+                progress.files_total.load(Ordering::Relaxed),
+                human(progress.bytes_done.load(Ordering::Relaxed)),
+                human(progress.bytes_total.load(Ordering::Relaxed)),
+            )
+        };
+        let printer = scope.spawn(move || {
+            let mut last = Instant::now();
+            let tick = Duration::from_millis(50)
+                .min(options.progress_every.max(Duration::from_millis(10)));
+            while !done.load(Ordering::Relaxed) {
+                std::thread::sleep(tick);
+                if last.elapsed() >= options.progress_every && !done.load(Ordering::Relaxed) {
+                    print();
+                    last = Instant::now();
+                }
+            }
+            // The last line gives the totals, however quick the run was.
+            print();
+        });
+        let workers: Vec<_> = roots
+            .iter()
+            .map(|root| {
+                scope.spawn(move || -> Result<Tree, String> {
+                    let mut tree = manifest::walk(Path::new(root))
+                        .map_err(|e| format!("reading {root}: {e}"))?;
+                    progress.add_totals(tree.files(), tree.bytes());
+                    tree.hash_contents(Path::new(root), progress)
+                        .map_err(|e| format!("reading {root}: {e}"))?;
+                    Ok(tree)
+                })
+            })
+            .collect();
+        let trees: Result<Vec<Tree>, String> = workers
+            .into_iter()
+            .map(|w| w.join().expect("a hashing thread panicked"))
+            .collect();
+        done.store(true, Ordering::Relaxed);
+        let _ = printer.join();
+        trees
+    })
+}
+
+fn list_differences(differences: &[String]) -> String {
+    let mut shown: Vec<String> = differences.iter().take(20).cloned().collect();
+    if differences.len() > 20 {
+        shown.push(format!("... and {} more", differences.len() - 20));
+    }
+    shown.join("\n    ")
+}
+
+/// `zfs create`, or the parts of it a crash left undone.
+fn create(zfs: &Zfs, target: &MigrationTarget) -> Result<String, String> {
+    let temporary = target.temporary();
+    if dataset_state(zfs, &target.dataset)?.is_none() {
+        let mut properties = target.properties.clone();
+        properties.insert("mountpoint".into(), temporary.clone());
+        properties.insert("canmount".into(), "on".into());
+        zfs.create(&target.dataset, &properties)
+            .map_err(|e| e.to_string())?;
+    }
+    ensure_mounted(zfs, &target.dataset)?;
+    let declared: Vec<String> = target
+        .properties
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    Ok(format!(
+        "created {} mounted at {temporary}{}",
+        target.dataset,
+        if declared.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", declared.join(", "))
+        }
+    ))
+}
+
+/// Mounts the dataset if it is not. zfs-fuse unmounts asynchronously, so a
+/// remount right after a mountpoint change can be "busy" for a moment:
+/// retried with a short backoff.
+fn ensure_mounted(zfs: &Zfs, dataset: &str) -> Result<(), String> {
+    let mut attempt = 0;
+    loop {
+        match dataset_state(zfs, dataset)? {
+            Some(ds) if ds.mounted => return Ok(()),
+            Some(_) => match zfs.mount(dataset) {
+                Ok(()) => return Ok(()),
+                Err(e) if is_busy(&e.message) && attempt < 15 => {}
+                Err(e) => return Err(e.to_string()),
+            },
+            None => return Err(format!("dataset {dataset} does not exist")),
+        }
+        attempt += 1;
+        std::thread::sleep(Duration::from_millis(100 * attempt));
+    }
+}
+
+fn is_busy(message: &str) -> bool {
+    message.contains("busy")
+}
+
+/// Refuses before copying when the source has xattrs the dataset cannot keep.
+fn check_xattr_support(source: &Tree, temporary: &str, dataset: &str) -> Result<(), String> {
+    let with = source.with_xattrs();
+    if with.is_empty() {
+        return Ok(());
+    }
+    let probe = "user.zpersist-probe";
+    match xattr::set(temporary, probe, b"1") {
+        Ok(()) => {
+            let _ = xattr::remove(temporary, probe);
+            Ok(())
+        }
+        Err(e) if manifest::is_unsupported(&e) => Err(format!(
+            "{} entries in the source have extended attributes (e.g. {}), but {dataset} does not support them ({e}); copying would lose them",
+            with.len(),
+            String::from_utf8_lossy(&with[0].path)
+        )),
+        Err(e) => Err(format!("cannot test xattr support on {temporary}: {e}")),
+    }
+}
+
+fn copy_step(
+    zfs: &Zfs,
+    target: &MigrationTarget,
+    source: Option<&Tree>,
+    options: &Options,
+) -> Result<String, String> {
+    ensure_mounted(zfs, &target.dataset)?;
+    let temporary = target.temporary();
+    if let Some(source) = source {
+        check_xattr_support(source, &temporary, &target.dataset)?;
+    }
+    let started = Instant::now();
+    copy::rsync(
+        &target.path,
+        &temporary,
+        false,
+        options.progress_every,
+        &mut io::stderr(),
+    )?;
+    // The copy must be on disk before the original is moved aside.
+    let _ = duct::cmd("sync", ["-f", temporary.as_str()])
+        .stdout_null()
+        .stderr_null()
+        .unchecked()
+        .run();
+    Ok(match source {
+        Some(source) => format!(
+            "{} files, {} copied with rsync in {:.1} s",
+            source.files(),
+            human(source.bytes()),
+            started.elapsed().as_secs_f64()
+        ),
+        None => format!(
+            "copied with rsync in {:.1} s",
+            started.elapsed().as_secs_f64()
+        ),
+    })
+}
+
+fn verify_step(
+    target: &MigrationTarget,
+    journal: &mut Journal,
+    options: &Options,
+) -> Result<String, String> {
+    let temporary = target.temporary();
+    let mut trees = hash_trees(&[&target.path, &temporary], options, "verify")?;
+    let mut differences = manifest::differences(&trees[0], &trees[1]);
+    let mut repaired = false;
+    if !differences.is_empty() {
+        eprintln!(
+            "verify: {} difference(s) after the copy; copying again comparing contents:\n    {}",
+            differences.len(),
+            list_differences(&differences)
+        );
+        copy::rsync(
+            &target.path,
+            &temporary,
+            true,
+            options.progress_every,
+            &mut io::stderr(),
+        )?;
+        trees = hash_trees(&[&target.path, &temporary], options, "verify")?;
+        differences = manifest::differences(&trees[0], &trees[1]);
+        repaired = true;
+    }
+    if !differences.is_empty() {
+        // The next run copies again.
+        journal.stage = Stage::Created;
+        return Err(format!(
+            "the copy in {} differs from {}:\n    {}",
+            temporary,
+            target.path,
+            list_differences(&differences)
+        ));
+    }
+    let summary = trees[0].summary();
+    let detail = format!(
+        "{} entries identical ({} files, {}; names, types, owners, modes, mtimes, SHA-256 contents, symlink targets, hardlinks, xattrs){}; allocated {} in the source, {} in the dataset",
+        summary.entries,
+        summary.files,
+        human(summary.bytes),
+        if repaired { " after a repair pass" } else { "" },
+        human(trees[0].allocated()),
+        human(trees[1].allocated()),
+    );
+    journal.verified = Some(summary);
+    Ok(detail)
+}
+
+fn move_aside(target: &MigrationTarget) -> Result<String, String> {
+    let (path, aside) = (&target.path, target.aside());
+    if path_state(&aside).is_dir() && !path_state(path).is_dir() {
+        return Ok(format!("{path} was already moved to {aside}"));
+    }
+    fs::rename(path, &aside).map_err(|e| format!("cannot rename {path} to {aside}: {e}"))?;
+    fsync_dir(parent_of(path))
+        .map_err(|e| format!("cannot sync {}: {e}", parent_of(path).display()))?;
+    Ok(format!("{path} moved to {aside} (kept until --cleanup)"))
+}
+
+fn mount_step(zfs: &Zfs, target: &MigrationTarget) -> Result<String, String> {
+    let ds = dataset_state(zfs, &target.dataset)?
+        .ok_or_else(|| format!("dataset {} does not exist", target.dataset))?;
+    if ds.mountpoint != target.path {
+        if let Err(e) = zfs.set(&target.dataset, "mountpoint", &target.path) {
+            // "property may be set but unable to remount": the mount below finishes it.
+            let now = dataset_state(zfs, &target.dataset)?;
+            if !(is_busy(&e.message) && now.is_some_and(|ds| ds.mountpoint == target.path)) {
+                return Err(e.to_string());
+            }
+        }
+    }
+    ensure_mounted(zfs, &target.dataset)?;
+    // The temporary mountpoint directory is left empty; remove only if so.
+    let _ = fs::remove_dir(target.temporary());
+    Ok(format!("{} mounted at {}", target.dataset, target.path))
+}
+
+fn verify_mounted(
+    target: &MigrationTarget,
+    verified: &TreeSummary,
+    options: &Options,
+) -> Result<String, String> {
+    let trees = hash_trees(&[&target.path], options, "verify-mounted")?;
+    let summary = trees[0].summary();
+    if summary.digest == verified.digest {
+        return Ok(format!(
+            "{} entries in the mounted dataset identical to the verified copy",
+            summary.entries
+        ));
+    }
+    let aside = target.aside();
+    let original = hash_trees(&[&aside], options, "verify-mounted")?;
+    let differences = manifest::differences(&original[0], &trees[0]);
+    Err(format!(
+        "the data mounted at {} differs from what was verified (the original is at {aside}):\n    {}",
+        target.path,
+        list_differences(&differences)
+    ))
+}
+
+fn owner_notes(target: &MigrationTarget, report: &mut Report) {
+    let host = zpersist_host::RealHost::new();
+    let Some(dir) = host.directory(&target.path) else {
+        return;
+    };
+    let uid = target.user.as_deref().and_then(|u| host.user_id(u));
+    let gid = target.group.as_deref().and_then(|g| host.group_id(g));
+    let mode = target
+        .mode
+        .as_deref()
+        .and_then(zpersist_core::migration::parse_mode);
+    if uid.is_some_and(|u| u != dir.uid)
+        || gid.is_some_and(|g| g != dir.gid)
+        || mode.is_some_and(|m| m != dir.mode)
+    {
+        report.notes.push(format!(
+            "{} is {}:{} mode {:04o}, not the declared owner/group/mode; the copy keeps what is there and zpersist-datasets applies the declaration on its next run",
+            target.path, dir.uid, dir.gid, dir.mode
+        ));
+    }
+}
+
+pub fn migrate(target: &MigrationTarget, options: &Options) -> Report {
+    let mut report = Report::new(target, options.dry_run);
+    let zfs = match Zfs::from_path() {
+        Ok(zfs) => zfs,
+        Err(e) => return report.fail(e.message, "install ZFS and run again"),
+    };
+    if copy::rsync_program().is_err() {
+        return report.fail(
+            "rsync is not installed; migrate-to-dataset copies with it",
+            "install rsync (Debian: `apt-get install rsync`; NixOS: the module puts pkgs.rsync on the PATH), then run again",
+        );
+    }
+    let _lock = if options.dry_run {
+        None
+    } else {
+        match zpersist_host::lock(target.lock().into(), &mut io::stderr()) {
+            Ok(lock) => Some(lock),
+            Err(e) => {
+                return report.fail(
+                    format!("cannot take the lock {}: {e}", target.lock()),
+                    "check that the directory holding the path is writable",
+                )
+            }
+        }
+    };
+    let journal = match read_journal(target) {
+        Ok(journal) => journal,
+        Err(e) => return report.refuse(
+            e,
+            "the original data is untouched or kept aside; inspect the journal, fix or remove it",
+        ),
+    };
+    let facts = match observe(&zfs, target) {
+        Ok(facts) => facts,
+        Err(e) => return report.fail(e, "check that ZFS answers (`zfs list`), then run again"),
+    };
+    let (stage, from) = match decide(target, journal.as_ref(), &facts) {
+        Decision::AlreadyMigrated {
+            mounted,
+            aside_kept,
+        } => {
+            report.outcome = Outcome::AlreadyMigrated;
+            if !mounted {
+                report.notes.push(format!(
+                    "{} is not mounted; mount it with `zfs mount {}`",
+                    target.dataset, target.dataset
+                ));
+            }
+            if aside_kept {
+                report.notes.push(format!(
+                    "the original directory is still kept at {}; remove it with --cleanup",
+                    target.aside()
+                ));
+            }
+            return report;
+        }
+        Decision::Refuse { problem, help } => return report.refuse(problem, help),
+        Decision::Run { stage, from } => (stage, from),
+    };
+    if journal.is_some() {
+        report.resumed_after = Some(stage);
+        if !options.json {
+            println!(
+                "resuming the migration of {} into {} after stage {:?}",
+                target.path, target.dataset, stage
+            );
+        }
+    } else if !options.json {
+        println!("migrating {} into {}", target.path, target.dataset);
+    }
+    for (error, help) in in_use_problems(target, &mut report) {
+        report = report.refuse(error, help);
+    }
+    if !report.problems.is_empty() {
+        return report;
+    }
+    // The source is only read while it is still at its path.
+    let mut source = None;
+    if from == Step::Create || from == Step::Copy {
+        let mounts = inuse::mounts_within(&inuse::resolved(&target.path));
+        if !mounts.is_empty() {
+            return report.refuse(
+                format!(
+                    "filesystems are mounted in {}: {}",
+                    target.path,
+                    mounts.join(", ")
+                ),
+                "unmount them first; a migration copies one directory tree, not other filesystems",
+            );
+        }
+        match manifest::walk(Path::new(&target.path)) {
+            Ok(tree) => source = Some(tree),
+            Err(e) => {
+                return report.fail(
+                    format!("reading {}: {e}", target.path),
+                    "make the whole tree readable (as root), then run again",
+                )
+            }
+        }
+    }
+    if let (Some(tree), None) = (&source, &journal) {
+        owner_notes(target, &mut report);
+        let pool = pool_of(&target.dataset);
+        match zfs.get(pool, &["available"]) {
+            Ok(Some(props)) => {
+                let available: u64 = props
+                    .get("available")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(u64::MAX);
+                if tree.allocated() > available {
+                    return report.refuse(
+                        format!(
+                            "{} needs {} but pool {pool} has {} available",
+                            target.path,
+                            human(tree.allocated()),
+                            human(available)
+                        ),
+                        "free space in the pool (or grow it), then run again",
+                    );
+                }
+            }
+            Ok(None) => {
+                return report.refuse(
+                    format!("pool {pool} does not exist"),
+                    "import the pool or fix the dataset name",
+                )
+            }
+            Err(e) => return report.fail(e.to_string(), "check that ZFS answers, then run again"),
+        }
+    }
+    if options.dry_run {
+        report.outcome = Outcome::DryRun;
+        for step in from.remaining() {
+            let detail = match step {
+                Step::Create => {
+                    let mut props: BTreeMap<String, String> = target.properties.clone();
+                    props.insert("mountpoint".into(), target.temporary());
+                    props.insert("canmount".into(), "on".into());
+                    let opts: Vec<String> =
+                        props.iter().map(|(k, v)| format!("-o {k}={v}")).collect();
+                    format!(
+                        "would run `zfs create -p {} {}`",
+                        opts.join(" "),
+                        target.dataset
+                    )
+                }
+                Step::Copy => format!(
+                    "would copy {}{} with `rsync {}`",
+                    source.as_ref().map_or(String::new(), |t| format!(
+                        "{} entries ({} files, {}) ",
+                        t.entries.len(),
+                        t.files(),
+                        human(t.bytes())
+                    )),
+                    target.path,
+                    copy::rsync_argv(&target.path, &target.temporary(), false).join(" ")
+                ),
+                Step::Verify => {
+                    "would compare both trees entry by entry, contents by SHA-256".into()
+                }
+                Step::MoveAside => format!("would rename {} to {}", target.path, target.aside()),
+                Step::Mount => format!(
+                    "would run `zfs set mountpoint={} {}`",
+                    target.path, target.dataset
+                ),
+                Step::VerifyMounted => format!("would verify the data mounted at {}", target.path),
+            };
+            record(&mut report, options, step.name(), detail);
+        }
+        return report;
+    }
+    let mut journal = match journal {
+        Some(journal) => journal,
+        None => {
+            let journal = Journal::new(target, now());
+            if let Err(e) = write_journal(target, &journal) {
+                return report.fail(e, "check that the directory holding the path is writable");
+            }
+            failpoint("journaled", "started");
+            journal
+        }
+    };
+    for step in from.remaining() {
+        let result = match step {
+            Step::Create => create(&zfs, target),
+            Step::Copy => copy_step(&zfs, target, source.as_ref(), options),
+            Step::Verify => verify_step(target, &mut journal, options),
+            Step::MoveAside => move_aside(target),
+            Step::Mount => mount_step(&zfs, target),
+            Step::VerifyMounted => match journal.verified.clone() {
+                Some(verified) => verify_mounted(target, &verified, options),
+                None => Err("the journal has no verified tree to compare with".into()),
+            },
+        };
+        let detail = match result {
+            Ok(detail) => detail,
+            Err(e) => {
+                // A failed verification sends the next run back to the copy.
+                let _ = write_journal(target, &journal);
+                return report.fail(
+                    format!("{}: {e}", step.name()),
+                    format!(
+                        "fix the cause and run again; it resumes at `{}`",
+                        journal.stage.next_step().map_or("done", Step::name)
+                    ),
+                );
+            }
+        };
+        failpoint("after", step.name());
+        journal.reach(step.completes(), now());
+        if let Err(e) = write_journal(target, &journal) {
+            return report.fail(e, "check the filesystem holding the path, then run again");
+        }
+        failpoint("journaled", step.name());
+        record(&mut report, options, step.name(), detail);
+    }
+    report.outcome = Outcome::Migrated;
+    report
+}
+
+pub fn cleanup(target: &MigrationTarget, options: &Options) -> Report {
+    let mut report = Report::new(target, options.dry_run);
+    let aside = target.aside();
+    let zfs = match Zfs::from_path() {
+        Ok(zfs) => zfs,
+        Err(e) => return report.fail(e.message, "install ZFS and run again"),
+    };
+    let _lock = if options.dry_run {
+        None
+    } else {
+        match zpersist_host::lock(target.lock().into(), &mut io::stderr()) {
+            Ok(lock) => Some(lock),
+            Err(e) => {
+                return report.fail(
+                    format!("cannot take the lock {}: {e}", target.lock()),
+                    "check permissions",
+                )
+            }
+        }
+    };
+    let journal = match read_journal(target) {
+        Ok(journal) => journal,
+        Err(e) => return report.refuse(e, "inspect the journal; nothing was removed"),
+    };
+    let Some(journal) = journal else {
+        if path_state(&aside) == PathState::Missing {
+            report.outcome = Outcome::NothingToCleanUp;
+            let _ = fs::remove_file(target.lock());
+            return report;
+        }
+        return report.refuse(
+            format!("{aside} exists but there is no migration journal proving it was copied and verified"),
+            format!("check it against {} yourself and remove it by hand", target.path),
+        );
+    };
+    if journal.stage != Stage::Done || journal.dataset != target.dataset {
+        return report.refuse(
+            format!(
+                "the migration of {} into {} is not finished (stage {:?})",
+                journal.path, journal.dataset, journal.stage
+            ),
+            "run the migration without --cleanup first",
+        );
+    }
+    let Some(verified) = journal.verified.clone() else {
+        return report.refuse(
+            "the journal has no verified tree",
+            "remove the aside copy by hand after checking it",
+        );
+    };
+    match dataset_state(&zfs, &target.dataset) {
+        Ok(Some(ds)) if ds.mountpoint == target.path && ds.mounted => {}
+        Ok(_) => {
+            return report.refuse(
+                format!("{} is not mounted at {}", target.dataset, target.path),
+                format!("the original at {aside} may be the only copy; mount the dataset and check it first"),
+            )
+        }
+        Err(e) => return report.fail(e, "check that ZFS answers, then run again"),
+    }
+    // The service may run now; only processes inside the aside copy matter.
+    let users = inuse::processes_using(&[inuse::resolved(&aside)]);
+    if let Some(user) = users.first() {
+        return report.refuse(
+            format!(
+                "pid {} ({}) uses {aside}: {}",
+                user.pid, user.command, user.what
+            ),
+            "stop it, then run --cleanup again",
+        );
+    }
+    if !path_state(&aside).is_dir() {
+        report.outcome = Outcome::NothingToCleanUp;
+        return report;
+    }
+    let trees = match hash_trees(&[&aside, &target.path], options, "cleanup") {
+        Ok(trees) => trees,
+        Err(e) => return report.fail(e, "nothing was removed; fix the cause and run again"),
+    };
+    if trees[0].summary().digest != verified.digest {
+        return report.refuse(
+            format!("{aside} changed since it was verified identical to the dataset; it may hold data the dataset lacks"),
+            format!("compare it with {} yourself; nothing was removed", target.path),
+        );
+    }
+    let differences = manifest::differences(&trees[0], &trees[1]);
+    record(
+        &mut report,
+        options,
+        "re-verify",
+        if differences.is_empty() {
+            format!(
+                "{aside} is identical to the dataset mounted at {}",
+                target.path
+            )
+        } else {
+            format!(
+                "{aside} is exactly what was verified into {} at migration; since then {} entries changed in the dataset (the service's own writes)",
+                target.dataset,
+                differences.len()
+            )
+        },
+    );
+    if options.dry_run {
+        record(
+            &mut report,
+            options,
+            "remove",
+            format!("would remove {aside}"),
+        );
+        report.outcome = Outcome::DryRun;
+        return report;
+    }
+    if let Err(e) = fs::remove_dir_all(&aside) {
+        return report.fail(
+            format!("removing {aside}: {e}"),
+            "fix the cause and run --cleanup again",
+        );
+    }
+    let _ = fsync_dir(parent_of(&aside));
+    let _ = fs::remove_file(target.journal());
+    let _ = fs::remove_file(target.lock());
+    record(&mut report, options, "remove", format!("{aside} removed"));
+    report.outcome = Outcome::CleanedUp;
+    report
+}

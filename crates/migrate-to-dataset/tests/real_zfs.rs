@@ -1,0 +1,653 @@
+//! migrate-to-dataset against real ZFS (zfs-fuse on file-backed pools), on a
+//! realistic fake service tree: a SQLite database, nested directories, names
+//! with spaces and non-ASCII, relative/absolute/dangling symlinks, a hardlink
+//! pair, a sparse file, a FIFO, files of a non-root owner with unusual modes
+//! and a setgid directory. The "real path" (think /var/lib/sonarr) is a
+//! directory outside the pool. Every run but the SIGKILLed one goes through
+//! the recording `zfs` wrapper, which fails the test on destroy, rollback,
+//! rename or receive. Trees are compared with GNU find and sha256sum, not
+//! with the binary's own verification code.
+//!
+//! zfs-fuse has no lz4 and no xattrs: the datasets get recordsize=16K and
+//! compression=on, and the xattr test checks the refusal zfs-fuse calls for
+//! (on OpenZFS the same test checks that the xattr arrives).
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::time::{Duration, Instant};
+
+use camino::{Utf8Path, Utf8PathBuf};
+use serde_json::json;
+use zpersist_e2e::pool::{exists, get, run_ok, run_recorded, Recorded, TestPool};
+
+fn binary() -> &'static Utf8Path {
+    Utf8Path::new(env!("CARGO_BIN_EXE_migrate-to-dataset"))
+}
+
+const SERVICE_UID: u32 = 1234;
+const SERVICE_GID: u32 = 1234;
+const SHARED_GID: u32 = 1235;
+
+fn chown(path: &Utf8Path, uid: u32, gid: u32) {
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid)).unwrap_or_else(|e| panic!("{path}: {e}"));
+}
+
+fn chmod(path: &Utf8Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A service's state directory as it looks after months of use.
+/// `sparse_mib` sizes the sparse file (4 KiB of data in the middle).
+fn service_tree(root: &Utf8Path, sparse_mib: u64) {
+    let dirs = [
+        "",
+        "Séries TV",
+        "Séries TV/Saison 1",
+        "logs",
+        "Backups",
+        "cache",
+        "shared",
+    ];
+    for dir in dirs {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    let db = root.join("sonarr.db");
+    run_ok(
+        "sqlite3",
+        &[
+            db.as_str(),
+            "create table series(id integer primary key, title text not null);\
+             with recursive n(i) as (select 1 union all select i + 1 from n where i < 500)\
+             insert into series(title) select 'Série n°' || i from n;",
+        ],
+    );
+    std::fs::write(
+        root.join("Séries TV/Saison 1/épisode 1.nfo"),
+        "<episode>Pilote</episode>\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("Séries TV/poster large.jpg"),
+        vec![0xa5u8; 70_000],
+    )
+    .unwrap();
+    std::fs::write(root.join("logs/sonarr.txt"), "started\n".repeat(1000)).unwrap();
+    std::fs::write(
+        root.join("config.xml"),
+        "<Config><Port>8989</Port></Config>\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("secret.key"), "0123456789abcdef\n").unwrap();
+    std::fs::write(
+        root.join("Backups/nightly.bak"),
+        "backup bytes\n".repeat(100),
+    )
+    .unwrap();
+    std::fs::hard_link(
+        root.join("Backups/nightly.bak"),
+        root.join("Backups/latest.bak"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("logs/sonarr.txt", root.join("current log")).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", root.join("hostname-link")).unwrap();
+    std::os::unix::fs::symlink("../nowhere/at all", root.join("cache/dangling")).unwrap();
+    let sparse = std::fs::File::create(root.join("cache/sparse.bin")).unwrap();
+    sparse.set_len(sparse_mib << 20).unwrap();
+    std::os::unix::fs::FileExt::write_at(&sparse, &[0x5au8; 4096], (sparse_mib << 20) / 2).unwrap();
+    run_ok("mkfifo", &[root.join("control.fifo").as_str()]);
+    run_ok(
+        "chown",
+        &[
+            "-hR",
+            &format!("{SERVICE_UID}:{SERVICE_GID}"),
+            root.as_str(),
+        ],
+    );
+    chmod(root, 0o750);
+    chmod(&root.join("secret.key"), 0o600);
+    chown(&root.join("shared"), SERVICE_UID, SHARED_GID);
+    chmod(&root.join("shared"), 0o2770);
+    std::fs::write(root.join("shared/notes.txt"), "shared\n").unwrap();
+    chown(&root.join("shared/notes.txt"), 0, SHARED_GID);
+}
+
+/// Everything a user relies on, by GNU find and sha256sum: path, type,
+/// mode, owner, size (files), link target, link count, mtime (files), and
+/// each file's content hash.
+fn listing(root: &Utf8Path) -> String {
+    let find = run_ok(
+        "find",
+        &[root.as_str(), "-printf", "%P\t%y\t%m\t%U\t%G\t%l\t%n\t\n"],
+    );
+    let mut lines: Vec<String> = Vec::new();
+    let mut files = Vec::new();
+    for line in find.lines() {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let rel = fields[0];
+        let full = if rel.is_empty() {
+            root.to_owned()
+        } else {
+            root.join(rel)
+        };
+        let mut line = line.to_string();
+        if fields[1] == "f" {
+            let meta = std::fs::metadata(&full).unwrap();
+            line.push_str(&format!("{} {} ", meta.len(), meta.mtime()));
+            files.push((lines.len(), full));
+        }
+        lines.push(line);
+    }
+    // One sha256sum per 500 files: spawning one per file is slow.
+    for chunk in files.chunks(500) {
+        let paths: Vec<&str> = chunk.iter().map(|(_, p)| p.as_str()).collect();
+        let sums = run_ok("sha256sum", &paths);
+        for ((at, _), sum) in chunk.iter().zip(sums.lines()) {
+            lines[*at].push_str(sum.split_whitespace().next().unwrap());
+        }
+    }
+    lines.sort();
+    lines.join("\n")
+}
+
+/// The hardlink pair is still one inode.
+fn hardlinked(root: &Utf8Path) -> bool {
+    let a = std::fs::metadata(root.join("Backups/nightly.bak")).unwrap();
+    let b = std::fs::metadata(root.join("Backups/latest.bak")).unwrap();
+    a.ino() == b.ino()
+}
+
+fn sqlite_rows(db: &Utf8Path) -> String {
+    run_ok(
+        "sqlite3",
+        &[
+            db.as_str(),
+            "pragma integrity_check; select count(*), max(title) from series;",
+        ],
+    )
+}
+
+struct Setup {
+    pool: TestPool,
+    dataset: String,
+    path: Utf8PathBuf,
+    expected: String,
+}
+
+impl Setup {
+    fn new(tag: &str, sparse_mib: u64) -> Setup {
+        let pool = TestPool::new(tag);
+        let dataset = pool.ds("services/sonarr");
+        let path = pool.scratch("var-lib/sonarr");
+        service_tree(&path, sparse_mib);
+        let expected = listing(&path);
+        Setup {
+            pool,
+            dataset,
+            path,
+            expected,
+        }
+    }
+
+    fn aside(&self) -> Utf8PathBuf {
+        Utf8PathBuf::from(format!("{}.zpersist-old", self.path))
+    }
+
+    fn journal(&self) -> Utf8PathBuf {
+        Utf8PathBuf::from(format!("{}.zpersist-migration.json", self.path))
+    }
+
+    fn explicit_args(&self) -> Vec<String> {
+        vec![
+            "--dataset".into(),
+            self.dataset.clone(),
+            "--path".into(),
+            self.path.to_string(),
+            "--unit".into(),
+            "sonarr.service".into(),
+            "-o".into(),
+            "recordsize=16K".into(),
+            "-o".into(),
+            "compression=on".into(),
+        ]
+    }
+
+    fn run(&self, extra: &[&str], env: &BTreeMap<&str, &str>) -> Recorded {
+        let mut args: Vec<String> = self.explicit_args();
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_recorded(binary(), &args, env)
+    }
+
+    /// The dataset is mounted at the real path with the original data, and
+    /// the original is kept aside, untouched.
+    fn assert_migrated(&self) {
+        assert_eq!(get(&self.dataset, "mountpoint"), self.path.as_str());
+        assert_eq!(get(&self.dataset, "mounted"), "yes");
+        assert_eq!(get(&self.dataset, "recordsize"), "16384");
+        assert_eq!(get(&self.dataset, "compression"), "on");
+        assert_eq!(
+            listing(&self.path),
+            self.expected,
+            "the data in the dataset"
+        );
+        assert_eq!(
+            listing(&self.aside()),
+            self.expected,
+            "the original kept aside"
+        );
+        assert!(hardlinked(&self.path));
+        assert!(sqlite_rows(&self.path.join("sonarr.db")).starts_with("ok\n500|"));
+        let mounted_on = run_ok(
+            "findmnt",
+            &["-n", "-o", "SOURCE", "--target", self.path.as_str()],
+        );
+        assert_eq!(
+            mounted_on.trim(),
+            self.dataset,
+            "the path is the dataset's mount"
+        );
+    }
+}
+
+fn no_env() -> BTreeMap<&'static str, &'static str> {
+    BTreeMap::new()
+}
+
+#[test]
+fn a_service_tree_moves_into_its_dataset_and_the_original_is_kept_until_cleanup() {
+    let setup = Setup::new("mig", 64);
+    let services = json!({
+        "version": 1,
+        "pool": setup.pool.name,
+        "services": {
+            "sonarr": {
+                "dataset": setup.dataset,
+                "mountpoint": setup.path,
+                "units": ["sonarr.service"],
+                "user": null, "group": null, "mode": "0750",
+                "properties": { "recordsize": "16K", "compression": "on" }
+            }
+        }
+    });
+    let file = setup.pool.write_plan("services.json", &services);
+    let run = run_recorded(
+        binary(),
+        &[
+            "sonarr",
+            "--services",
+            file.as_str(),
+            "--progress-every",
+            "0.1",
+        ],
+        &no_env(),
+    );
+    assert_eq!(run.code, 0, "{run:#?}");
+    setup.assert_migrated();
+    for step in [
+        "create:",
+        "copy:",
+        "verify:",
+        "move-aside:",
+        "mount:",
+        "verify-mounted:",
+    ] {
+        assert!(
+            run.stdout.contains(step),
+            "no `{step}` in the report:\n{}",
+            run.stdout
+        );
+    }
+    assert!(run.stdout.contains("done:"), "{}", run.stdout);
+    assert!(
+        run.stderr.contains("verify: "),
+        "no progress lines:\n{}",
+        run.stderr
+    );
+    // The mutations are exactly one create (at the temporary mountpoint,
+    // with the declared properties) and one mountpoint change.
+    let mutations: Vec<String> = run.mutating_calls().iter().map(|a| a.join(" ")).collect();
+    assert_eq!(mutations.len(), 2, "{mutations:?}");
+    assert!(mutations[0].starts_with("create -p "), "{mutations:?}");
+    for option in [
+        "-o canmount=on",
+        "-o compression=on",
+        "-o recordsize=16K",
+        &format!("-o mountpoint={}.zpersist-new", setup.path),
+    ] {
+        assert!(
+            mutations[0].contains(option),
+            "{option} missing: {mutations:?}"
+        );
+    }
+    assert_eq!(
+        mutations[1],
+        format!("set mountpoint={} {}", setup.path, setup.dataset)
+    );
+    // The sparse file stays sparse on the dataset.
+    let sparse = std::fs::metadata(setup.path.join("cache/sparse.bin")).unwrap();
+    assert_eq!(sparse.len(), 64 << 20);
+    assert!(
+        sparse.blocks() * 512 < 4 << 20,
+        "allocated {} bytes",
+        sparse.blocks() * 512
+    );
+    // Owners and modes came along (also in `listing`, said plainly here).
+    let root = std::fs::metadata(&setup.path).unwrap();
+    assert_eq!(
+        (root.uid(), root.gid(), root.mode() & 0o7777),
+        (SERVICE_UID, SERVICE_GID, 0o750)
+    );
+    let shared = std::fs::metadata(setup.path.join("shared")).unwrap();
+    assert_eq!((shared.gid(), shared.mode() & 0o7777), (SHARED_GID, 0o2770));
+    assert!(!Utf8Path::new(&format!("{}.zpersist-new", setup.path)).exists());
+
+    // Running it again is a no-op.
+    let again = run_recorded(
+        binary(),
+        &["sonarr", "--services", file.as_str()],
+        &no_env(),
+    );
+    assert_eq!(again.code, 0, "{again:#?}");
+    assert!(
+        again.stdout.contains("already migrated"),
+        "{}",
+        again.stdout
+    );
+    assert!(again.mutating_calls().is_empty(), "{:?}", again.zfs_calls);
+
+    // The service runs and writes; cleanup re-verifies the kept original
+    // against what was verified, then removes it.
+    run_ok(
+        "sqlite3",
+        &[
+            setup.path.join("sonarr.db").as_str(),
+            "insert into series(title) values ('new');",
+        ],
+    );
+    let dry = run_recorded(
+        binary(),
+        &[
+            "sonarr",
+            "--services",
+            file.as_str(),
+            "--cleanup",
+            "--dry-run",
+        ],
+        &no_env(),
+    );
+    assert_eq!(dry.code, 0, "{dry:#?}");
+    assert!(setup.aside().exists());
+    let cleanup = run_recorded(
+        binary(),
+        &["sonarr", "--services", file.as_str(), "--cleanup"],
+        &no_env(),
+    );
+    assert_eq!(cleanup.code, 0, "{cleanup:#?}");
+    assert!(
+        cleanup.stdout.contains("changed in the dataset"),
+        "{}",
+        cleanup.stdout
+    );
+    assert!(!setup.aside().exists());
+    assert!(!setup.journal().exists());
+    assert!(cleanup.mutating_calls().is_empty());
+    assert!(sqlite_rows(&setup.path.join("sonarr.db")).starts_with("ok\n501|"));
+    let after = run_recorded(
+        binary(),
+        &["sonarr", "--services", file.as_str()],
+        &no_env(),
+    );
+    assert_eq!(after.code, 0, "{after:#?}");
+    assert!(
+        after.stdout.contains("already migrated"),
+        "{}",
+        after.stdout
+    );
+}
+
+#[test]
+fn a_dry_run_only_reads() {
+    let setup = Setup::new("migdry", 1);
+    let run = setup.run(&["--dry-run"], &no_env());
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert!(run.mutating_calls().is_empty(), "{:?}", run.zfs_calls);
+    assert!(
+        run.stdout.contains("would run `zfs create -p"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("would rename"), "{}", run.stdout);
+    assert!(!exists(&setup.dataset));
+    assert!(!setup.journal().exists());
+    assert!(!setup.aside().exists());
+    assert_eq!(listing(&setup.path), setup.expected);
+}
+
+#[test]
+fn a_process_using_the_directory_stops_the_migration_before_anything_changes() {
+    let setup = Setup::new("migbusy", 1);
+    let mut in_cwd = std::process::Command::new("sleep")
+        .arg("60")
+        .current_dir(setup.path.join("Séries TV"))
+        .spawn()
+        .unwrap();
+    let run = setup.run(&[], &no_env());
+    in_cwd.kill().unwrap();
+    in_cwd.wait().unwrap();
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(
+        run.stderr
+            .contains(&format!("pid {} (sleep): cwd", in_cwd.id())),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("nothing was changed"), "{}", run.stderr);
+
+    // A process holding the database open (here as its stdin) counts too.
+    let db = std::fs::File::open(setup.path.join("sonarr.db")).unwrap();
+    let mut holder = std::process::Command::new("sleep")
+        .arg("60")
+        .stdin(db)
+        .spawn()
+        .unwrap();
+    let run2 = setup.run(&[], &no_env());
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert_eq!(run2.code, 1, "{run2:#?}");
+    assert!(run2.stderr.contains("fd 0"), "{}", run2.stderr);
+
+    for run in [&run, &run2] {
+        assert!(run.mutating_calls().is_empty(), "{:?}", run.zfs_calls);
+    }
+    assert!(!exists(&setup.dataset));
+    assert!(!setup.journal().exists());
+    assert_eq!(listing(&setup.path), setup.expected);
+}
+
+/// Abort at every step boundary, before and after the journal records the
+/// step, then run again without the failpoint: the rerun must complete with
+/// verified, identical data, and the original must never be lost.
+#[test]
+fn a_crash_at_any_step_boundary_resumes_to_a_verified_migration() {
+    let pool = TestPool::new("migcrash");
+    let steps = [
+        "create",
+        "copy",
+        "verify",
+        "move-aside",
+        "mount",
+        "verify-mounted",
+    ];
+    let mut points = vec!["journaled:started".to_string()];
+    for step in steps {
+        points.push(format!("after:{step}"));
+        points.push(format!("journaled:{step}"));
+    }
+    for (i, point) in points.iter().enumerate() {
+        let dataset = pool.ds(&format!("services/s{i}"));
+        let path = pool.scratch(&format!("var-lib/s{i}"));
+        service_tree(&path, 1);
+        let expected = listing(&path);
+        let args = [
+            "--dataset",
+            &dataset,
+            "--path",
+            path.as_str(),
+            "-o",
+            "recordsize=16K",
+        ];
+        let crashed = run_recorded(
+            binary(),
+            &args,
+            &[("ZPERSIST_MIGRATE_FAILPOINT", point.as_str())].into(),
+        );
+        assert_ne!(crashed.code, 0, "{point}: {crashed:#?}");
+        assert!(
+            crashed.stderr.contains(&format!("failpoint {point}")),
+            "{point}: {crashed:#?}"
+        );
+        // Whatever the crash left, the original data is whole somewhere.
+        let aside = Utf8PathBuf::from(format!("{path}.zpersist-old"));
+        let original = if aside.exists() { &aside } else { &path };
+        assert_eq!(
+            listing(original),
+            expected,
+            "{point}: original after the crash"
+        );
+
+        let rerun = run_recorded(binary(), &args, &no_env());
+        assert_eq!(rerun.code, 0, "{point}: {rerun:#?}");
+        let resumed =
+            rerun.stdout.contains("resuming") || rerun.stdout.contains("already migrated");
+        assert!(resumed, "{point}: {}", rerun.stdout);
+        assert_eq!(get(&dataset, "mountpoint"), path.as_str(), "{point}");
+        assert_eq!(get(&dataset, "mounted"), "yes", "{point}");
+        assert_eq!(listing(&path), expected, "{point}: data in the dataset");
+        assert_eq!(listing(&aside), expected, "{point}: original kept aside");
+        assert!(hardlinked(&path), "{point}");
+        assert_eq!(
+            rerun.calls_named("create").len(),
+            usize::from(point == "journaled:started"),
+            "{point}: {:?}",
+            rerun.zfs_calls
+        );
+    }
+}
+
+/// A real SIGKILL of the migration (and its rsync: the whole process group,
+/// as systemd or the OOM killer would) in the middle of copying a bigger
+/// tree, then a rerun.
+#[test]
+fn a_sigkill_in_the_middle_of_the_copy_is_recovered_by_a_rerun() {
+    let pool = TestPool::new("migkill");
+    let dataset = pool.ds("services/big");
+    let path = pool.scratch("var-lib/big");
+    service_tree(&path, 1);
+    // 3000 files of 4 KiB of varied bytes: zfs-fuse's cost per file makes
+    // the copy last long enough to kill it in the middle.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    for d in 0..30 {
+        let dir = path.join(format!("media/dir {d}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in 0..100 {
+            let bytes: Vec<u8> = (0..512)
+                .flat_map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state.to_le_bytes()
+                })
+                .collect();
+            std::fs::write(dir.join(format!("file {f}.bin")), bytes).unwrap();
+        }
+    }
+    let expected = listing(&path);
+    let temporary = Utf8PathBuf::from(format!("{path}.zpersist-new"));
+    let mut child = std::process::Command::new(binary())
+        .args(["--dataset", &dataset, "--path", path.as_str()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let copied = || {
+        std::fs::read_dir(temporary.join("media"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    while copied() < 3 {
+        assert!(Instant::now() < deadline, "the copy never started");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the migration finished before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    run_ok("kill", &["-KILL", "--", &format!("-{}", child.id())]);
+    let status = child.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+    // Let the killed rsync processes vanish from /proc.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(copied() < 30, "killed too late: the copy had finished");
+    assert_eq!(listing(&path), expected, "the original is untouched");
+    let journal = std::fs::read_to_string(format!("{path}.zpersist-migration.json")).unwrap();
+    assert!(journal.contains("\"stage\": \"created\""), "{journal}");
+
+    let rerun = run_recorded(
+        binary(),
+        &["--dataset", &dataset, "--path", path.as_str()],
+        &no_env(),
+    );
+    assert_eq!(rerun.code, 0, "{rerun:#?}");
+    assert!(rerun.stdout.contains("resuming"), "{}", rerun.stdout);
+    assert_eq!(get(&dataset, "mountpoint"), path.as_str());
+    assert_eq!(listing(&path), expected);
+    assert_eq!(
+        listing(&Utf8PathBuf::from(format!("{path}.zpersist-old"))),
+        expected
+    );
+    assert!(rerun.calls_named("create").is_empty());
+}
+
+#[test]
+fn extended_attributes_arrive_or_the_migration_refuses_before_copying() {
+    let setup = Setup::new("migxattr", 1);
+    let file = setup.path.join("config.xml");
+    run_ok(
+        "setfattr",
+        &["-n", "user.sonarr.origin", "-v", "import", file.as_str()],
+    );
+    let expected = listing(&setup.path);
+    let run = setup.run(&[], &no_env());
+    let dataset_has_xattrs = run.code == 0;
+    if dataset_has_xattrs {
+        // OpenZFS: the attribute is in the dataset.
+        let value = run_ok(
+            "getfattr",
+            &["--only-values", "-n", "user.sonarr.origin", file.as_str()],
+        );
+        assert_eq!(value, "import");
+        setup.assert_migrated();
+    } else {
+        // zfs-fuse has no xattrs: refuse rather than lose them.
+        assert_eq!(run.code, 1, "{run:#?}");
+        assert!(run.stderr.contains("extended attributes"), "{}", run.stderr);
+        assert!(
+            run.stderr.contains("does not support them"),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(listing(&setup.path), expected, "the original is untouched");
+        assert!(!setup.aside().exists());
+        let temporary = Utf8PathBuf::from(format!("{}.zpersist-new", setup.path));
+        assert!(
+            std::fs::read_dir(&temporary).unwrap().next().is_none(),
+            "nothing was copied"
+        );
+    }
+}

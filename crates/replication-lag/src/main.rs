@@ -1,0 +1,182 @@
+//! replication-lag: for every dataset and target in the replication config,
+//! the newest snapshot the target holds (over ssh) against the newest local
+//! one. Prints one line per dataset, writes a Prometheus textfile
+//! atomically. Exit 0: every check ran and no lag is above the limit;
+//! 1: a check failed or a lag is above `maxLagSeconds` (or the target holds
+//! nothing while a limit is set); 2: bad arguments or config (nothing ran).
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use replication_lag::config::Config;
+use replication_lag::lag::{self, Measurement};
+use replication_lag::zfs::{self, Listing};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "How far each replication target is behind, measured on the target"
+)]
+struct Args {
+    /// The replication config the NixOS module renders.
+    #[arg(long, default_value = "/etc/zpersist/replication.json")]
+    config: String,
+    /// Where to write the Prometheus textfile (overrides the config; "-" writes none).
+    #[arg(long)]
+    textfile: Option<String>,
+    /// Fail when a lag exceeds this many seconds (overrides the config).
+    #[arg(long)]
+    max_lag: Option<u64>,
+    /// Print the measurements as JSON instead of lines.
+    #[arg(long)]
+    json: bool,
+}
+
+fn write_atomically(path: &str, text: &str) -> std::io::Result<()> {
+    let tmp = format!("{path}.tmp.{}", std::process::id());
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn describe(m: &Measurement) -> String {
+    let snap = |s: &Option<lag::SnapshotRef>| match s {
+        Some(s) => format!("{} (created {})", s.name, s.creation),
+        None => "none".into(),
+    };
+    let head = format!("{} -> {} ({})", m.source, m.target, m.target_dataset);
+    if let Some(e) = &m.error {
+        return format!("{head}: check failed: {e}");
+    }
+    let lag = match m.lag_seconds {
+        Some(s) => format!("lag {s} s"),
+        None => "lag unknown: the target holds no snapshot".into(),
+    };
+    format!(
+        "{head}: {lag}; newest local {}, newest on target {}",
+        snap(&m.newest_local),
+        snap(&m.newest_on_target)
+    )
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = match std::fs::read_to_string(&args.config)
+        .map_err(|e| format!("cannot read {}: {e}", args.config))
+        .and_then(|t| {
+            Config::parse(&t)
+                .map_err(|e| format!("{} is not a valid replication config: {e}", args.config))
+        }) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            eprintln!("help: the file is rendered by the zpersist NixOS module (zpersist.replication); rebuild the system or pass --config FILE");
+            return ExitCode::from(2);
+        }
+    };
+    let identifiers: Vec<String> = config
+        .targets
+        .values()
+        .map(|t| t.identifier.clone())
+        .collect();
+    let max_lag = args.max_lag.or(config.max_lag_seconds);
+    let total = config.datasets.len();
+    let mut measurements = Vec::new();
+    for (i, pair) in config.datasets.iter().enumerate() {
+        let target = &config.targets[&pair.target];
+        eprintln!("[{}/{total}] {} on {} ...", i + 1, pair.source, pair.target);
+        let mut m = Measurement {
+            source: pair.source.clone(),
+            target: pair.target.clone(),
+            target_dataset: pair.target_dataset.clone(),
+            newest_local: None,
+            newest_on_target: None,
+            lag_seconds: None,
+            error: None,
+        };
+        let listings = zfs::local(&pair.source).and_then(|local| {
+            let local = match local {
+                Listing::Snapshots(s) => s,
+                Listing::Missing => {
+                    return Err(format!("{} does not exist on this host", pair.source))
+                }
+            };
+            let remote = match zfs::remote(target, &pair.target_dataset)? {
+                Listing::Snapshots(s) => s,
+                Listing::Missing => Vec::new(),
+            };
+            Ok((local, remote))
+        });
+        match listings {
+            Ok((local, remote)) => {
+                let (l, r, lag) = lag::measure(&target.identifier, &identifiers, &local, &remote);
+                m.newest_local = l;
+                m.newest_on_target = r;
+                m.lag_seconds = lag;
+            }
+            Err(e) => m.error = Some(e),
+        }
+        measurements.push(m);
+    }
+
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&measurements).expect("serialises")
+        );
+    } else {
+        for m in &measurements {
+            println!("{}", describe(m));
+        }
+    }
+
+    let mut failed = false;
+    let textfile = args.textfile.or(config.textfile.clone());
+    if let Some(path) = textfile.filter(|p| p != "-") {
+        if let Err(e) = write_atomically(&path, &lag::textfile(&config.host, &measurements)) {
+            eprintln!("error: cannot write the textfile {path}: {e}");
+            eprintln!("help: its directory must exist and be writable (zpersist.replication.lag.textfile)");
+            failed = true;
+        }
+    }
+    for m in &measurements {
+        if let Some(e) = &m.error {
+            failed = true;
+            eprintln!("error: {} -> {}: {e}", m.source, m.target);
+            eprintln!("help: check that the target is reachable with its key and pinned host key, and that the dataset exists here");
+        } else if let Some(max) = max_lag {
+            match m.lag_seconds {
+                Some(lag) if lag as u64 > max => {
+                    failed = true;
+                    eprintln!(
+                        "error: {} is {lag} s behind on {} (limit {max} s)",
+                        m.source, m.target
+                    );
+                    eprintln!("help: see `systemctl status syncoid-*` and the journal of the syncoid units");
+                }
+                None => {
+                    failed = true;
+                    eprintln!(
+                        "error: {} holds no snapshot of {} (limit {max} s)",
+                        m.target, m.source
+                    );
+                    eprintln!("help: replication to this target has never succeeded; see the syncoid units' journal");
+                }
+                _ => {}
+            }
+        }
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -1,0 +1,516 @@
+//! syncoid and replication-lag against real tools: zfs-fuse, the real
+//! syncoid (Debian's sanoid package), and ssh to the loopback sshd that
+//! tests/env/start-sshd.sh starts. The syncoid argv and the ExecStartPre
+//! lines are taken from the evaluated module (services.syncoid rendered as
+//! nixpkgs renders it, tests/nix/syncoid-argv.nix), so this proves the
+//! generated configuration. Differences forced by the test machine, each
+//! said where it happens:
+//! - zfs-fuse has no resumable receive: `--no-resume` is added;
+//! - zfs-fuse has no `zfs get -t`: tests/env/sanoid-zfs/zfs is first on PATH
+//!   here and in the sshd's sessions;
+//! - /etc/zpersist/known_hosts/<target> is written to a scratch file with
+//!   the text the module renders;
+//! - both "hosts" are this machine: the receiving side is a second pool
+//!   (`<receiving pool>/nas`, `<receiving pool>/nas2`) reached over ssh;
+//! - `zfs allow` fails on zfs-fuse, so nixpkgs' delegation ExecStartPre is
+//!   not run (the sessions are root); the allow lists are checked as data in
+//!   tests/e2e/tests/nix_replication.rs.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use camino::Utf8PathBuf;
+use serde_json::Value;
+use zpersist_e2e::nix::eval_expr;
+use zpersist_e2e::pool::{exists, get, zfs, TestPool};
+use zpersist_e2e::repo_root;
+
+const SSHD_DIR: &str = "/run/zpersist-test-sshd";
+const SSHD_PORT: u16 = 58222;
+
+fn require_sshd() -> String {
+    let pubkey = std::fs::read_to_string(format!("{SSHD_DIR}/host_ed25519.pub")).unwrap_or_else(|e| {
+        panic!("the test sshd is not set up ({SSHD_DIR}/host_ed25519.pub: {e}); run tests/env/start-sshd.sh (scripts/test does)")
+    });
+    let ok = duct::cmd(
+        "ssh",
+        [
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            &format!("UserKnownHostsFile={SSHD_DIR}/known_hosts"),
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-i",
+            &format!("{SSHD_DIR}/client_ed25519"),
+            "-p",
+            &SSHD_PORT.to_string(),
+            "root@127.0.0.1",
+            "true",
+        ],
+    )
+    .stdout_null()
+    .stderr_null()
+    .unchecked()
+    .run()
+    .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "the test sshd on 127.0.0.1:{SSHD_PORT} does not answer; run tests/env/start-sshd.sh"
+    );
+    pubkey
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn path_with_wrapper() -> String {
+    format!(
+        "{}:{}",
+        repo_root().join("tests/env/sanoid-zfs"),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+/// The host as the module sees it, with the targets on the loopback sshd.
+fn module(pool: &str, receiving: &str, host_key: &str) -> String {
+    let target = |name: &str| {
+        format!(
+            r#"{name} = {{ host = "127.0.0.1"; port = {SSHD_PORT}; user = "root"; dataset = "{receiving}/{name}"; sshKey = "{SSHD_DIR}/client_ed25519"; hostKey = "{host_key}"; }};"#
+        )
+    };
+    format!(
+        r#"{{
+  networking.hostName = "forge";
+  zpersist.pool = "{pool}";
+  zpersist.snapshots.templates.services = {{ hourly = 36; daily = 30; monthly = 3; }};
+  zpersist.datasets."services" = {{ snapshots = "services"; replicateTo = [ "nas" "nas2" ]; }};
+  zpersist.datasets."services/sonarr" = {{ }};
+  zpersist.datasets."services/sonarr/cache" = {{ snapshots = "none"; replicateTo = [ ]; }};
+  zpersist.datasets."apps/radarr" = {{ replicateTo = [ "nas" ]; }};
+  zpersist.replication.targets = {{ {} {} }};
+  zpersist.replication.lag.maxLagSeconds = 3600;
+}}"#,
+        target("nas"),
+        target("nas2")
+    )
+}
+
+fn evaluate(module: &str) -> Value {
+    eval_expr(&format!(
+        r#"let
+  lib = import ./tests/nix/lib.nix;
+  e = import ./tests/nix/eval.nix {{ inherit lib; extraModule = {module}; }};
+in {{
+  argv = import ./tests/nix/syncoid-argv.nix {{ inherit lib; syncoid = e.config.services.syncoid; }};
+  units = lib.mapAttrs (_: s: {{ after = s.after; pre = s.serviceConfig.ExecStartPre or [ ]; }})
+    (lib.filterAttrs (n: _: lib.hasPrefix "syncoid-" n) e.config.systemd.services);
+  etc = lib.mapAttrs (_: v: v.text) e.config.environment.etc;
+  failed = e.failedAssertions;
+}}"#
+    ))
+}
+
+/// Splits a command line as lib.escapeShellArgs writes it (words, some in
+/// single quotes with '\'' for a quote).
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_word = true;
+                for q in chars.by_ref() {
+                    if q == '\'' {
+                        break;
+                    }
+                    word.push(q);
+                }
+            }
+            '\\' => {
+                in_word = true;
+                if let Some(n) = chars.next() {
+                    word.push(n);
+                }
+            }
+            ' ' => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            c => {
+                in_word = true;
+                word.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    words
+}
+
+struct Setup {
+    /// The receiving "NAS" pool; declared first so it is dropped first,
+    /// within the source pool's turn.
+    receiving: TestPool,
+    pool: TestPool,
+    eval: Value,
+    /// /etc/zpersist/... paths the module names -> scratch files.
+    etc_files: BTreeMap<String, Utf8PathBuf>,
+}
+
+impl Setup {
+    fn localise(&self, arg: &str) -> String {
+        let mut arg = arg.to_owned();
+        for (etc, scratch) in &self.etc_files {
+            arg = arg.replace(etc, scratch.as_str());
+        }
+        arg
+    }
+
+    /// Runs a syncoid unit as systemd would: its ExecStartPre lines ("-":
+    /// failure ignored), then ExecStart. Returns syncoid's combined output.
+    fn run_unit(&self, command: &str) -> (bool, String) {
+        let unit = &self.eval["units"][format!("syncoid-{command}")];
+        for line in unit["pre"].as_array().unwrap() {
+            let line = line.as_str().unwrap();
+            let line = line
+                .strip_prefix('-')
+                .expect("zpersist's ExecStartPre lines ignore failure");
+            let mut argv = shell_words(line);
+            assert!(argv[0].ends_with("/bin/ssh"), "{argv:?}");
+            argv[0] = "ssh".into();
+            let argv: Vec<String> = argv.iter().map(|a| self.localise(a)).collect();
+            let _ = duct::cmd(&argv[0], &argv[1..])
+                .stdout_null()
+                .stderr_null()
+                .unchecked()
+                .run();
+        }
+        let argv: Vec<String> = self.eval["argv"][command]
+            .as_array()
+            .unwrap_or_else(|| panic!("no syncoid command {command}: {}", self.eval["argv"]))
+            .iter()
+            .map(|a| self.localise(a.as_str().unwrap()))
+            .collect();
+        // zfs-fuse cannot resume a receive.
+        let mut args = vec!["--no-resume".to_string()];
+        args.extend(argv[1..].iter().cloned());
+        let out = duct::cmd("syncoid", &args)
+            .env("PATH", path_with_wrapper())
+            .stderr_to_stdout()
+            .stdout_capture()
+            .unchecked()
+            .run()
+            .expect("syncoid runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
+    fn run_ok(&self, command: &str) -> String {
+        let (ok, out) = self.run_unit(command);
+        assert!(ok, "syncoid-{command} failed:\n{out}");
+        out
+    }
+
+    fn lag(&self) -> (i32, Vec<Value>, String) {
+        let out = duct::cmd(
+            env!("CARGO_BIN_EXE_replication-lag"),
+            [
+                "--config",
+                self.etc_files["/etc/zpersist/replication.json"].as_str(),
+                "--json",
+            ],
+        )
+        .env("PATH", path_with_wrapper())
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .run()
+        .unwrap();
+        let measurements: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "replication-lag printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        let textfile = std::fs::read_to_string(self.pool.scratch("lag.prom")).unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            measurements.as_array().unwrap().clone(),
+            textfile,
+        )
+    }
+}
+
+fn setup() -> Setup {
+    let host_key = require_sshd();
+    let pool = TestPool::new("repl");
+    let receiving = pool.companion("nas");
+    for ds in ["services/sonarr/cache", "apps/radarr"] {
+        zfs(&["create", "-p", &pool.ds(ds)]);
+    }
+    for ds in ["nas", "nas2"] {
+        zfs(&["create", &receiving.ds(ds)]);
+    }
+    std::fs::write(pool.mnt().join("services/sonarr/config.xml"), "<sonarr/>").unwrap();
+    let eval = evaluate(&module(&pool.name, &receiving.name, &host_key));
+    assert_eq!(
+        eval["failed"],
+        Value::Array(vec![]),
+        "the test host must evaluate cleanly"
+    );
+
+    let mut etc_files = BTreeMap::new();
+    for (name, text) in eval["etc"].as_object().unwrap() {
+        let scratch = pool.scratch(&name.replace('/', "_"));
+        let mut text = text.as_str().unwrap().to_owned();
+        if name == "zpersist/replication.json" {
+            // The textfile goes to the scratch area; the known_hosts paths
+            // are localised below.
+            let mut config: Value = serde_json::from_str(&text).unwrap();
+            config["textfile"] = pool.scratch("lag.prom").as_str().into();
+            text = config.to_string();
+        }
+        std::fs::write(&scratch, text).unwrap();
+        etc_files.insert(format!("/etc/{name}"), scratch);
+    }
+    let setup = Setup {
+        receiving,
+        pool,
+        eval,
+        etc_files,
+    };
+    // replication.json names the known_hosts files by their /etc paths.
+    let config_path = &setup.etc_files["/etc/zpersist/replication.json"];
+    let text = std::fs::read_to_string(config_path).unwrap();
+    std::fs::write(config_path, setup.localise(&text)).unwrap();
+    setup
+}
+
+fn snapshots(dataset: &str) -> Vec<String> {
+    zfs(&[
+        "get", "-H", "-p", "-o", "name", "-d", "1", "creation", dataset,
+    ])
+    .lines()
+    .filter_map(|l| l.split_once('@').map(|(_, s)| s.to_owned()))
+    .collect()
+}
+
+fn measurement<'a>(all: &'a [Value], source: &str, target: &str) -> &'a Value {
+    all.iter()
+        .find(|m| m["source"] == source && m["target"] == target)
+        .unwrap_or_else(|| panic!("no measurement for {source} -> {target}: {all:?}"))
+}
+
+#[test]
+fn syncoid_replicates_to_two_targets_over_ssh_incrementally_and_lag_follows_the_target() {
+    let s = setup();
+    let p = |rest: &str| s.pool.ds(rest);
+    let r = |rest: &str| s.receiving.ds(rest);
+
+    // The commands the module generated: inheritance gave services/sonarr
+    // both targets, the cache opted out, radarr goes to nas only.
+    let mut commands: Vec<&String> = s.eval["argv"].as_object().unwrap().keys().collect();
+    commands.sort();
+    assert_eq!(
+        commands,
+        [
+            "apps-radarr-to-nas",
+            "services-sonarr-to-nas",
+            "services-sonarr-to-nas2",
+            "services-to-nas",
+            "services-to-nas2"
+        ]
+    );
+    // A replicated parent is received first: the child's unit is ordered
+    // after it; unreplicated levels (apps) are created by ExecStartPre.
+    assert_eq!(
+        s.eval["units"]["syncoid-services-sonarr-to-nas"]["after"],
+        serde_json::json!(["syncoid-services-to-nas.service"])
+    );
+    assert_eq!(
+        s.eval["units"]["syncoid-apps-radarr-to-nas"]["pre"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // First run, in the order systemd's After= gives.
+    for command in [
+        "services-to-nas",
+        "services-sonarr-to-nas",
+        "apps-radarr-to-nas",
+        "services-to-nas2",
+        "services-sonarr-to-nas2",
+    ] {
+        s.run_ok(command);
+    }
+    for ds in [
+        "nas/services",
+        "nas/services/sonarr",
+        "nas/apps/radarr",
+        "nas2/services/sonarr",
+    ] {
+        assert!(exists(&r(ds)), "{ds} was not received");
+    }
+    assert_eq!(
+        get(&r("nas/apps"), "canmount"),
+        "off",
+        "the level zpersist creates never mounts"
+    );
+    assert!(
+        !exists(&r("nas/services/sonarr/cache")),
+        "the opted-out cache was sent"
+    );
+    assert!(!exists(&r("nas2/apps")), "radarr only goes to nas");
+
+    // Second run, one second later (sync snapshot names have 1-second
+    // resolution): incremental on both targets, and neither target's run
+    // deleted the other's base snapshot.
+    std::thread::sleep(Duration::from_millis(1100));
+    for target in ["nas", "nas2"] {
+        s.run_ok(&format!("services-to-{target}"));
+        let out = s.run_ok(&format!("services-sonarr-to-{target}"));
+        assert!(
+            out.contains("incremental"),
+            "second run to {target} was not incremental:\n{out}"
+        );
+    }
+    let local = snapshots(&p("services/sonarr"));
+    let count = |prefix: &str| local.iter().filter(|s| s.starts_with(prefix)).count();
+    assert_eq!(count("syncoid_nas_"), 1, "{local:?}");
+    assert_eq!(count("syncoid_nas2_"), 1, "{local:?}");
+    for target in ["nas", "nas2"] {
+        let remote = snapshots(&r(&format!("{target}/services/sonarr")));
+        let base = local
+            .iter()
+            .find(|s| s.starts_with(&format!("syncoid_{target}_")))
+            .unwrap();
+        assert!(
+            remote.contains(base),
+            "{target} lacks its base {base}: {remote:?}"
+        );
+    }
+
+    // Everything sent: no lag anywhere, and the textfile says so.
+    let (code, all, _) = s.lag();
+    assert_eq!(code, 0, "{all:?}");
+    for m in &all {
+        assert_eq!(m["lagSeconds"], 0, "{m}");
+    }
+
+    // A missed run: a newer local snapshot the targets do not hold yet.
+    std::thread::sleep(Duration::from_millis(2100));
+    zfs(&[
+        "snapshot",
+        &format!("{}@autosnap_missed", p("services/sonarr")),
+    ]);
+    let (code, all, textfile) = s.lag();
+    let sonarr_nas = measurement(&all, &p("services/sonarr"), "nas");
+    let lag = sonarr_nas["lagSeconds"].as_i64().unwrap();
+    assert!(lag >= 2, "{sonarr_nas}");
+    assert_eq!(sonarr_nas["newestLocal"]["name"], "autosnap_missed");
+    let on_target = sonarr_nas["newestOnTarget"]["name"].as_str().unwrap();
+    assert!(on_target.starts_with("syncoid_nas_"), "{sonarr_nas}");
+    assert_eq!(measurement(&all, &p("apps/radarr"), "nas")["lagSeconds"], 0);
+    assert!(
+        textfile.contains(&format!(
+            "zpersist_replication_lag_seconds{{host=\"forge\",dataset=\"{}\",target=\"nas\"}} {lag}\n",
+            p("services/sonarr")
+        )),
+        "{textfile}"
+    );
+    assert_eq!(code, 0, "a lag of {lag} s is within maxLagSeconds = 3600");
+
+    // The next run to nas catches up; nas2 is still behind.
+    s.run_ok("services-sonarr-to-nas");
+    let (_, all, _) = s.lag();
+    assert_eq!(
+        measurement(&all, &p("services/sonarr"), "nas")["lagSeconds"],
+        0
+    );
+    assert!(
+        measurement(&all, &p("services/sonarr"), "nas2")["lagSeconds"]
+            .as_i64()
+            .unwrap()
+            >= 2
+    );
+}
+
+#[test]
+fn an_unreachable_target_is_a_failed_check_not_a_zero_lag() {
+    let _ = require_sshd();
+    let pool = TestPool::new("lagfail");
+    zfs(&["create", &pool.ds("data")]);
+    zfs(&["snapshot", &format!("{}@one", pool.ds("data"))]);
+    let config = serde_json::json!({
+        "version": 1, "host": "forge", "textfile": pool.scratch("lag.prom").as_str(), "maxLagSeconds": null,
+        "targets": { "nas": { "host": "127.0.0.1", "port": 1, "user": "root", "dataset": "backup",
+            "sshKey": format!("{SSHD_DIR}/client_ed25519"), "knownHosts": format!("{SSHD_DIR}/known_hosts"), "identifier": "nas" } },
+        "datasets": [ { "source": pool.ds("data"), "target": "nas", "targetDataset": "backup/data" } ]
+    });
+    let path = pool.scratch("replication.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let out = duct::cmd(
+        env!("CARGO_BIN_EXE_replication-lag"),
+        ["--config", path.as_str()],
+    )
+    .env("PATH", path_with_wrapper())
+    .stdout_capture()
+    .stderr_capture()
+    .unchecked()
+    .run()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "error: {} -> nas: listing the snapshots of backup/data on root@127.0.0.1:1 failed",
+            pool.ds("data")
+        )),
+        "{stderr}"
+    );
+    let textfile = std::fs::read_to_string(pool.scratch("lag.prom")).unwrap();
+    assert!(
+        textfile.contains("zpersist_replication_lag_check_success{host=\"forge\",dataset=\""),
+        "{textfile}"
+    );
+    assert!(textfile.contains("target=\"nas\"} 0\n"), "{textfile}");
+    assert!(
+        !textfile.contains("zpersist_replication_lag_seconds{"),
+        "{textfile}"
+    );
+}
+
+#[test]
+fn bad_config_is_exit_2_and_touches_nothing() {
+    let dir = std::env::temp_dir().join(format!("zpersist-lag-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("replication.json");
+    std::fs::write(&path, r#"{"version": 1, "host": "h", "targets": {}, "datasets": [{"source": "t/a", "target": "nas", "targetDataset": "b/a"}], "textfile": null, "maxLagSeconds": null}"#).unwrap();
+    let out = duct::cmd(
+        env!("CARGO_BIN_EXE_replication-lag"),
+        ["--config", path.to_str().unwrap()],
+    )
+    .stdout_capture()
+    .stderr_capture()
+    .unchecked()
+    .run()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("names the target \"nas\", which the config does not define"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,145 @@
+# Service profiles: what a service's dataset looks like by default.
+# docs/profiles.md explains every value, with sources.
+#
+# Each profile is a function of the NixOS `config` (to read the nixpkgs
+# service's own options) and the service's name, returning:
+#
+#   nixpkgsService  attribute path of the nixpkgs service (null: none)
+#   mountpoint      where the data lives, as the nixpkgs module configures it
+#   user, group     who owns it (null: leave alone)
+#   mode            octal mode of the dataset's root directory
+#   units           the systemd units that use the data
+#   properties      ZFS properties (recordsize, compression, ...)
+{ lib }:
+let
+  # Options of a nixpkgs service are read only when that service is enabled:
+  # some (postgresql's dataDir) are only defined then. Otherwise, and where
+  # the option does not exist in the nixpkgs at hand, nixpkgs' default.
+  fromService =
+    config: path: option: fallback:
+    let
+      svc = lib.attrByPath path { } config;
+    in
+    if svc.enable or false then svc.${option} or fallback else fallback;
+
+  # Every dataset: lz4 is cheap enough to leave on for incompressible data,
+  # and no service here reads access times.
+  common = {
+    compression = "lz4";
+    atime = "off";
+  };
+
+  # SQLite with its default 4 KiB pages (Sonarr, Radarr, Home Assistant's
+  # recorder, Plex's library): 16K records bound the read-modify-write of a
+  # page update to 4x instead of 32x with the default 128K.
+  sqlite = common // {
+    recordsize = "16K";
+  };
+in
+{
+  profiles.sonarr =
+    config: _name:
+    let
+      get = fromService config [ "services" "sonarr" ];
+    in
+    {
+      nixpkgsService = [ "services" "sonarr" ];
+      mountpoint = get "dataDir" "/var/lib/sonarr/.config/NzbDrone";
+      user = get "user" "sonarr";
+      group = get "group" "sonarr";
+      mode = "0750";
+      units = [ "sonarr.service" ];
+      properties = sqlite;
+    };
+
+  profiles.radarr =
+    config: _name:
+    let
+      get = fromService config [ "services" "radarr" ];
+    in
+    {
+      nixpkgsService = [ "services" "radarr" ];
+      mountpoint = get "dataDir" "/var/lib/radarr/.config/Radarr";
+      user = get "user" "radarr";
+      group = get "group" "radarr";
+      # nixpkgs' tmpfiles rule for dataDir says 0700; the same here, or the
+      # two would set the mode back and forth.
+      mode = "0700";
+      units = [ "radarr.service" ];
+      properties = sqlite;
+    };
+
+  # Metadata only (library database, artwork, preview thumbnails); media
+  # belongs on a dataset with 1M records: zpersist.services.plex.media.
+  profiles.plex =
+    config: _name:
+    let
+      get = fromService config [ "services" "plex" ];
+    in
+    {
+      nixpkgsService = [ "services" "plex" ];
+      mountpoint = get "dataDir" "/var/lib/plex";
+      user = get "user" "plex";
+      group = get "group" "plex";
+      mode = "0750";
+      units = [ "plex.service" ];
+      properties = sqlite;
+    };
+
+  profiles.home-assistant =
+    config: _name:
+    let
+      get = fromService config [ "services" "home-assistant" ];
+    in
+    {
+      nixpkgsService = [ "services" "home-assistant" ];
+      mountpoint = get "configDir" "/var/lib/hass";
+      # Fixed in nixpkgs (User = "hass"); configDir is hass's home with
+      # createHome, which activation chmods to homeMode (700) every time.
+      user = "hass";
+      group = "hass";
+      mode = "0700";
+      units = [ "home-assistant.service" ];
+      properties = sqlite;
+    };
+
+  profiles.postgresql =
+    config: _name:
+    let
+      dataDir = fromService config [ "services" "postgresql" ] "dataDir" "/var/lib/postgresql";
+    in
+    {
+      nixpkgsService = [ "services" "postgresql" ];
+      # nixpkgs' dataDir is /var/lib/postgresql/<major version>: the dataset
+      # mounts on the parent, so the next major version's directory lands on
+      # it too and pg_upgrade --link can hard-link between the two.
+      mountpoint =
+        if lib.hasPrefix "/var/lib/postgresql/" dataDir then "/var/lib/postgresql" else dataDir;
+      # Fixed in nixpkgs (User = "postgres").
+      user = "postgres";
+      group = "postgres";
+      # StateDirectoryMode of nixpkgs for PostgreSQL >= 11.
+      mode = "0750";
+      units = [ "postgresql.service" ];
+      properties = common // {
+        recordsize = "8K";
+        logbias = "latency";
+      };
+    };
+
+  profiles.generic = _config: name: {
+    nixpkgsService = null;
+    # systemd's StateDirectory=<name>.
+    mountpoint = "/var/lib/${name}";
+    user = null;
+    group = null;
+    mode = null;
+    units = [ "${name}.service" ];
+    properties = common;
+  };
+
+  # The dataset for a service's large files (zpersist.services.<name>.media).
+  mediaProperties = common // {
+    recordsize = "1M";
+  };
+}

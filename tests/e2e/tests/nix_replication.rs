@@ -1,0 +1,313 @@
+//! Snapshot policies, replication and notifications as the modules generate
+//! them (Nix 2.8, flake-locked lib, stubs of nixpkgs' services.sanoid and
+//! services.syncoid with their real option structure): the inheritance walk,
+//! the sanoid.conf and syncoid argv as nixpkgs would render them, the units
+//! and files, the `zfs allow` sets (as data: zfs-fuse has no `zfs allow`),
+//! and one test per case of tests/nix/cases-replication.nix. The real tools
+//! run on this configuration in tests/e2e/tests/nix_snapshots.rs (sanoid),
+//! crates/replication-lag/tests (syncoid over ssh, lag) and
+//! crates/zpersist-notify/tests (a syncoid failure reaching the command).
+
+use serde_json::{json, Value};
+use zpersist_e2e::nix::{eval_expr, Eval};
+
+fn strings(v: Value) -> Vec<String> {
+    serde_json::from_value(v).expect("a list of strings")
+}
+
+/// The issue's example host: services on a template, sonarr's cache opted
+/// out of both, media on its own template, radarr nested two levels below
+/// an undeclared level.
+const FORGE: &str = r#"{
+  networking.hostName = "forge";
+  zpersist.pool = "tank";
+  zpersist.snapshots.templates = {
+    services = { hourly = 36; daily = 30; monthly = 3; };
+    media = { daily = 7; autoprune = true; hourly_warn = 2880; };
+  };
+  zpersist.datasets."services" = { snapshots = "services"; replicateTo = [ "nas" ]; };
+  zpersist.datasets."services/sonarr" = { };
+  zpersist.datasets."services/sonarr/cache" = { snapshots = "none"; replicateTo = [ ]; };
+  zpersist.datasets."media" = { snapshots = "media"; };
+  zpersist.datasets."media/tv/archive" = { replicateTo = [ "nas" "offsite" ]; };
+  zpersist.replication.targets.nas = {
+    host = "nas-1"; user = "zfs-recv"; dataset = "backup/forge";
+    sshKey = "/run/secrets/syncoid"; hostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIH0st";
+  };
+  zpersist.replication.targets.offsite = {
+    host = "offsite.example.org"; port = 2222; user = "recv"; dataset = "tank/forge";
+    sshKey = "/run/secrets/offsite"; hostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOff";
+    interval = "daily"; sendOptions = "w"; extraArgs = [ "--compress=zstd-fast" ];
+  };
+  zpersist.notify.ntfy = { url = "https://ntfy.example.org"; topic = "forge"; tokenFile = "/run/secrets/ntfy"; };
+}"#;
+
+/// What the modules make of `module`: sanoid.conf and the syncoid argv as
+/// nixpkgs renders them, the units zpersist defines or adds to (empty
+/// lists left out), the /etc files, the commands' allow lists.
+fn view(module: &str) -> Value {
+    eval_expr(&format!(
+        r#"let
+  lib = import ./tests/nix/lib.nix;
+  e = import ./tests/nix/eval.nix {{ inherit lib; extraModule = {module}; }};
+  c = e.config;
+  clean = lib.filterAttrs (_: v: v != [ ] && v != {{ }});
+  ours = n: lib.hasPrefix "syncoid-" n || lib.hasPrefix "zpersist-notify" n || n == "sanoid" || n == "zpersist-replication-lag";
+in {{
+  sanoidEnabled = c.services.sanoid.enable;
+  sanoidConf = import ./tests/nix/sanoid-ini.nix {{ inherit lib; sanoid = c.services.sanoid; }};
+  syncoidEnabled = c.services.syncoid.enable;
+  syncoidArgv = import ./tests/nix/syncoid-argv.nix {{ inherit lib; syncoid = c.services.syncoid; }};
+  localSourceAllow = lib.mapAttrs (_: cmd: cmd.localSourceAllow) c.services.syncoid.commands;
+  units = lib.mapAttrs (_: clean) (lib.filterAttrs (n: _: ours n) c.systemd.services);
+  etc = lib.mapAttrs (_: v: v.text) (lib.filterAttrs (n: _: lib.hasPrefix "zpersist/" n) c.environment.etc);
+  policies = c.zpersist.snapshots.internal.policies;
+  failed = e.failedAssertions;
+  warnings = e.warnings;
+}}"#
+    ))
+}
+
+fn forge() -> Value {
+    let v = view(FORGE);
+    assert_eq!(v["failed"], json!([]));
+    assert_eq!(v["warnings"], json!([]));
+    v
+}
+
+#[test]
+fn inheritance_takes_the_nearest_declared_ancestor_across_undeclared_levels() {
+    let resolved = eval_expr(
+        r#"let
+  lib = import ./tests/nix/lib.nix;
+  inheritance = (import ./nix/lib { inherit lib; }).inheritance;
+  d = v: { snapshots = v; };
+in inheritance.resolve {
+  "a" = d "top";
+  "a/b/c" = d null;          # b is not declared: inherits from a
+  "a/b/c/d" = d "deeper";    # overrides
+  "a/b/c/d/e" = d null;      # inherits the override, not the top
+  "a/x" = d "none";          # a value, so it decides (opting out)
+  "a/x/y" = d null;
+  "z" = d null;              # no ancestor sets it
+} "snapshots""#,
+    );
+    assert_eq!(
+        resolved,
+        json!({
+            "a": "top", "a/b/c": "top", "a/b/c/d": "deeper", "a/b/c/d/e": "deeper",
+            "a/x": "none", "a/x/y": "none", "z": null
+        })
+    );
+}
+
+#[test]
+fn an_empty_replicate_to_opts_a_subtree_out_and_null_inherits() {
+    let resolved = eval_expr(
+        r#"let
+  lib = import ./tests/nix/lib.nix;
+  inheritance = (import ./nix/lib { inherit lib; }).inheritance;
+in inheritance.resolve {
+  "s" = { replicateTo = [ "nas" ]; };
+  "s/a" = { replicateTo = null; };
+  "s/a/cache" = { replicateTo = [ ]; };
+  "s/a/cache/tmp" = { replicateTo = null; };
+} "replicateTo""#,
+    );
+    assert_eq!(
+        resolved,
+        json!({ "s": ["nas"], "s/a": ["nas"], "s/a/cache": [], "s/a/cache/tmp": [] })
+    );
+}
+
+#[test]
+fn every_dataset_gets_its_inherited_policy_as_its_own_sanoid_entry() {
+    let v = forge();
+    assert_eq!(
+        v["policies"],
+        json!({
+            "tank/services": "services", "tank/services/sonarr": "services",
+            "tank/media": "media", "tank/media/tv/archive": "media"
+        })
+    );
+    assert_eq!(v["sanoidEnabled"], true);
+    insta::assert_snapshot!("forge_sanoid_conf", v["sanoidConf"].as_str().unwrap());
+}
+
+#[test]
+fn every_dataset_and_target_is_one_syncoid_command_with_its_own_identifier() {
+    let v = forge();
+    assert_eq!(v["syncoidEnabled"], true);
+    insta::assert_json_snapshot!("forge_syncoid_argv", v["syncoidArgv"]);
+    for (name, argv) in v["syncoidArgv"].as_object().unwrap() {
+        let target = name.rsplit("-to-").next().unwrap();
+        let argv = strings(argv.clone());
+        assert!(
+            argv.contains(&format!("--identifier={target}")),
+            "{name}: {argv:?}"
+        );
+        assert!(
+            argv.contains(&format!(
+                "--sshoption=UserKnownHostsFile=/etc/zpersist/known_hosts/{target}"
+            )),
+            "{name}: {argv:?}"
+        );
+        assert!(argv.contains(&"--sshoption=StrictHostKeyChecking=yes".to_string()));
+    }
+}
+
+#[test]
+fn units_get_the_notify_hook_ordering_parent_creation_and_intervals() {
+    let v = forge();
+    insta::assert_json_snapshot!("forge_units", v["units"]);
+    let units = v["units"].as_object().unwrap();
+    for name in [
+        "sanoid",
+        "syncoid-services-to-nas",
+        "syncoid-media-tv-archive-to-offsite",
+        "zpersist-replication-lag",
+    ] {
+        assert_eq!(
+            units[name]["onFailure"],
+            json!(["zpersist-notify@%n.service"]),
+            "{name}"
+        );
+    }
+    // media/tv is not declared and media is not replicated: both levels are
+    // created (canmount=off) on the target before the receive.
+    let pre = strings(
+        units["syncoid-media-tv-archive-to-offsite"]["serviceConfig"]["ExecStartPre"].clone(),
+    );
+    assert_eq!(pre.len(), 2, "{pre:?}");
+    assert!(
+        pre[0].starts_with("-")
+            && pre[0].ends_with("zfs create -o 'canmount=off' tank/forge/media"),
+        "{pre:?}"
+    );
+    assert!(pre[1].ends_with("tank/forge/media/tv"), "{pre:?}");
+    assert!(
+        pre[0].contains("-p 2222 recv@offsite.example.org"),
+        "{pre:?}"
+    );
+    // sonarr's parent is replicated to the same target: received first.
+    assert_eq!(
+        units["syncoid-services-sonarr-to-nas"]["after"],
+        json!(["syncoid-services-to-nas.service"])
+    );
+    assert_eq!(
+        units["syncoid-media-tv-archive-to-offsite"]["startAt"],
+        "daily"
+    );
+}
+
+#[test]
+fn host_keys_are_pinned_per_target_and_the_allow_sets_are_generated() {
+    let v = forge();
+    let etc = &v["etc"];
+    assert_eq!(
+        etc["zpersist/known_hosts/nas"],
+        "nas-1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIH0st\n"
+    );
+    assert_eq!(
+        etc["zpersist/known_hosts/offsite"],
+        "[offsite.example.org]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOff\n"
+    );
+    assert!(etc["zpersist/replication/nas.target-allow"]
+        .as_str()
+        .unwrap()
+        .contains(
+            "zfs allow -u zfs-recv create,mount,receive,rollback,destroy,canmount backup/forge\n"
+        ));
+    // nixpkgs grants these to the syncoid user on each source dataset in
+    // ExecStartPre (and revokes them after): send and hold for the stream,
+    // snapshot/destroy (+mount, which destroy needs on Linux) for the sync
+    // snapshots, bookmark.
+    for allow in v["localSourceAllow"].as_object().unwrap().values() {
+        assert_eq!(
+            allow,
+            &json!(["bookmark", "hold", "send", "snapshot", "destroy", "mount"])
+        );
+    }
+    let config: Value =
+        serde_json::from_str(etc["zpersist/replication.json"].as_str().unwrap()).unwrap();
+    insta::assert_json_snapshot!("forge_replication_json", config);
+    let context: Value =
+        serde_json::from_str(etc["zpersist/notify-context.json"].as_str().unwrap()).unwrap();
+    insta::assert_json_snapshot!("forge_notify_context", context);
+}
+
+#[test]
+fn without_a_delivery_no_unit_gets_a_hook() {
+    let v = view(&FORGE.replace(
+        r#"zpersist.notify.ntfy = { url = "https://ntfy.example.org"; topic = "forge"; tokenFile = "/run/secrets/ntfy"; };"#,
+        "",
+    ));
+    let units = v["units"].as_object().unwrap();
+    assert!(!units.contains_key("zpersist-notify@"));
+    for (name, unit) in units {
+        assert!(unit.get("onFailure").is_none(), "{name}: {unit}");
+    }
+    assert!(v["etc"].get("zpersist/notify-context.json").is_none());
+}
+
+#[test]
+fn no_policy_and_no_target_leave_sanoid_and_syncoid_off() {
+    let v = view(r#"{ zpersist.pool = "tank"; zpersist.datasets.media = { }; }"#);
+    assert_eq!(v["sanoidEnabled"], false);
+    assert_eq!(v["syncoidEnabled"], false);
+    assert_eq!(v["units"], json!({}));
+}
+
+// ------------------------------------------------------------- one test per rule
+
+fn check_case(name: &str) {
+    let eval = Eval::case(name);
+    let spec = eval.attr("caseSpec");
+    let failed = strings(eval.attr("failedAssertions"));
+    let warnings = strings(eval.attr("warnings"));
+    if let Some(expect) = spec["expect"].as_str() {
+        assert!(
+            failed.iter().any(|m| m.contains(expect)),
+            "case {name}: no failed assertion contains {expect:?}; failed: {failed:#?}"
+        );
+    } else {
+        assert_eq!(failed, Vec::<String>::new(), "case {name}");
+        assert_eq!(warnings, Vec::<String>::new(), "case {name}");
+    }
+    insta::assert_json_snapshot!(
+        format!("case-{name}"),
+        json!({ "failedAssertions": failed, "warnings": warnings })
+    );
+}
+
+macro_rules! cases {
+    ($($test:ident => $case:literal,)*) => {
+        $(
+            #[test]
+            fn $test() {
+                check_case($case);
+            }
+        )*
+
+        #[test]
+        fn every_case_in_cases_replication_nix_has_a_test() {
+            let mut ours: Vec<&str> = vec![$($case),*];
+            ours.sort();
+            let theirs = strings(Eval::default().attr("caseNamesByFile")["cases-replication.nix"].clone());
+            assert_eq!(theirs, ours, "tests/nix/cases-replication.nix and the cases! list differ");
+        }
+    };
+}
+
+cases! {
+    snapshots_unknown_template => "snapshots-unknown-template",
+    snapshots_template_named_none => "snapshots-template-named-none",
+    replication_unknown_target => "replication-unknown-target",
+    replication_ssh_key_in_store => "replication-ssh-key-in-store",
+    replication_ssh_key_relative => "replication-ssh-key-relative",
+    replication_host_key_garbled => "replication-host-key-garbled",
+    replication_target_name_invalid => "replication-target-name-invalid",
+    replication_command_names_clash => "replication-command-names-clash",
+    replication_opt_out_everywhere => "replication-opt-out-everywhere",
+    notify_unit_without_suffix => "notify-unit-without-suffix",
+}
