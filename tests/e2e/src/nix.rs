@@ -210,3 +210,69 @@ pub fn eval_expr(expr: &str) -> Value {
     );
     serde_json::from_slice(&output.stdout).expect("nix-instantiate printed JSON")
 }
+
+/// A JSON list of strings, as Nix evaluated it.
+pub fn strings(v: Value) -> Vec<String> {
+    serde_json::from_value(v).expect("a list of strings")
+}
+
+/// Evaluates a case of tests/nix/cases*.nix (a configuration breaking one
+/// rule), checks it against its own expectation (`expect`: a failed
+/// assertion containing it; `expectWarning`: a warning and no failure;
+/// neither: a clean evaluation) and returns the messages, for the caller to
+/// snapshot so their wording is reviewed. Used through [`nix_cases!`].
+pub fn check_case(name: &str) -> Value {
+    let eval = Eval::case(name);
+    let spec = eval.attr("caseSpec");
+    let failed = strings(eval.attr("failedAssertions"));
+    let warnings = strings(eval.attr("warnings"));
+    if let Some(expect) = spec["expect"].as_str() {
+        assert!(
+            failed.iter().any(|m| m.contains(expect)),
+            "case {name}: no failed assertion contains {expect:?}; failed: {failed:#?}"
+        );
+    } else if let Some(expect) = spec["expectWarning"].as_str() {
+        assert_eq!(failed, Vec::<String>::new(), "case {name}");
+        assert!(
+            warnings.iter().any(|m| m.contains(expect)),
+            "case {name}: no warning contains {expect:?}; warnings: {warnings:#?}"
+        );
+    } else {
+        assert_eq!(failed, Vec::<String>::new(), "case {name}");
+        assert_eq!(warnings, Vec::<String>::new(), "case {name}");
+    }
+    serde_json::json!({ "failedAssertions": failed, "warnings": warnings })
+}
+
+/// The case names one tests/nix/cases*.nix file defines.
+pub fn case_names_in(file: &str) -> Vec<String> {
+    strings(Eval::default().attr("caseNamesByFile")[file].clone())
+}
+
+/// One test per case of a tests/nix/cases*.nix file, each snapshotting the
+/// case's messages (`case-<name>`), plus a test that the file and the list
+/// name the same cases.
+#[macro_export]
+macro_rules! nix_cases {
+    ($file:literal, $every:ident; $($test:ident => $case:literal,)*) => {
+        $(
+            #[test]
+            fn $test() {
+                let outcome = $crate::nix::check_case($case);
+                insta::assert_json_snapshot!(format!("case-{}", $case), outcome);
+            }
+        )*
+
+        #[test]
+        fn $every() {
+            let mut ours: Vec<&str> = vec![$($case),*];
+            ours.sort();
+            assert_eq!(
+                $crate::nix::case_names_in($file),
+                ours,
+                "tests/nix/{} and this file's nix_cases! list differ",
+                $file
+            );
+        }
+    };
+}

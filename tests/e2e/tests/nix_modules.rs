@@ -5,11 +5,7 @@
 //! kept in step with the options.
 
 use serde_json::Value;
-use zpersist_e2e::nix::{self, Eval};
-
-fn strings(v: Value) -> Vec<String> {
-    serde_json::from_value(v).expect("a list of strings")
-}
+use zpersist_e2e::nix::{self, strings, Eval};
 
 // ---------------------------------------------------------------- example hosts
 
@@ -155,54 +151,8 @@ fn an_unknown_compression_is_a_type_error() {
 
 // ------------------------------------------------------------- one test per rule
 
-/// Evaluates a case of tests/nix/cases.nix, checks it against its own
-/// expectation and snapshots the messages, so their wording is reviewed.
-fn check_case(name: &str) {
-    let eval = Eval::case(name);
-    let spec = eval.attr("caseSpec");
-    let failed = strings(eval.attr("failedAssertions"));
-    let warnings = strings(eval.attr("warnings"));
-    if let Some(expect) = spec["expect"].as_str() {
-        assert!(
-            failed.iter().any(|m| m.contains(expect)),
-            "case {name}: no failed assertion contains {expect:?}; failed: {failed:#?}"
-        );
-    } else if let Some(expect) = spec["expectWarning"].as_str() {
-        assert_eq!(failed, Vec::<String>::new(), "case {name}");
-        assert!(
-            warnings.iter().any(|m| m.contains(expect)),
-            "case {name}: no warning contains {expect:?}; warnings: {warnings:#?}"
-        );
-    } else {
-        assert_eq!(failed, Vec::<String>::new(), "case {name}");
-        assert_eq!(warnings, Vec::<String>::new(), "case {name}");
-    }
-    insta::assert_json_snapshot!(
-        format!("case-{name}"),
-        serde_json::json!({ "failedAssertions": failed, "warnings": warnings })
-    );
-}
-
-macro_rules! cases {
-    ($($test:ident => $case:literal,)*) => {
-        $(
-            #[test]
-            fn $test() {
-                check_case($case);
-            }
-        )*
-
-        #[test]
-        fn every_case_in_cases_nix_has_a_test() {
-            let mut ours: Vec<&str> = vec![$($case),*];
-            ours.sort();
-            let theirs = strings(Eval::default().attr("caseNamesByFile")["cases.nix"].clone());
-            assert_eq!(theirs, ours, "tests/nix/cases.nix and the cases! list differ");
-        }
-    };
-}
-
-cases! {
+zpersist_e2e::nix_cases! {
+    "cases.nix", every_case_in_cases_nix_has_a_test;
     assertion_pool_unset => "pool-unset",
     assertion_pool_invalid => "pool-invalid",
     assertion_outside_pool_repeated => "outside-pool-repeated",

@@ -9,11 +9,7 @@
 //! crates/zpersist-notify/tests (a syncoid failure reaching the command).
 
 use serde_json::{json, Value};
-use zpersist_e2e::nix::{eval_expr, Eval};
-
-fn strings(v: Value) -> Vec<String> {
-    serde_json::from_value(v).expect("a list of strings")
-}
+use zpersist_e2e::nix::{eval_expr, strings};
 
 /// The example host: services on a template, sonarr's cache opted
 /// out of both, media on its own template, radarr nested two levels below
@@ -260,46 +256,8 @@ fn no_policy_and_no_target_leave_sanoid_and_syncoid_off() {
 
 // ------------------------------------------------------------- one test per rule
 
-fn check_case(name: &str) {
-    let eval = Eval::case(name);
-    let spec = eval.attr("caseSpec");
-    let failed = strings(eval.attr("failedAssertions"));
-    let warnings = strings(eval.attr("warnings"));
-    if let Some(expect) = spec["expect"].as_str() {
-        assert!(
-            failed.iter().any(|m| m.contains(expect)),
-            "case {name}: no failed assertion contains {expect:?}; failed: {failed:#?}"
-        );
-    } else {
-        assert_eq!(failed, Vec::<String>::new(), "case {name}");
-        assert_eq!(warnings, Vec::<String>::new(), "case {name}");
-    }
-    insta::assert_json_snapshot!(
-        format!("case-{name}"),
-        json!({ "failedAssertions": failed, "warnings": warnings })
-    );
-}
-
-macro_rules! cases {
-    ($($test:ident => $case:literal,)*) => {
-        $(
-            #[test]
-            fn $test() {
-                check_case($case);
-            }
-        )*
-
-        #[test]
-        fn every_case_in_cases_replication_nix_has_a_test() {
-            let mut ours: Vec<&str> = vec![$($case),*];
-            ours.sort();
-            let theirs = strings(Eval::default().attr("caseNamesByFile")["cases-replication.nix"].clone());
-            assert_eq!(theirs, ours, "tests/nix/cases-replication.nix and the cases! list differ");
-        }
-    };
-}
-
-cases! {
+zpersist_e2e::nix_cases! {
+    "cases-replication.nix", every_case_in_cases_replication_nix_has_a_test;
     snapshots_unknown_template => "snapshots-unknown-template",
     snapshots_template_named_none => "snapshots-template-named-none",
     replication_unknown_target => "replication-unknown-target",

@@ -7,11 +7,7 @@
 //! tests/nix/cases-services.nix.
 
 use serde_json::{json, Value};
-use zpersist_e2e::nix::{self, Eval};
-
-fn strings(v: Value) -> Vec<String> {
-    serde_json::from_value(v).expect("a list of strings")
-}
+use zpersist_e2e::nix::{self, strings, Eval};
 
 /// Evaluates `module` (a Nix expression, with `lib` in scope) alone or on
 /// top of an example host and returns, for the services it names, what the
@@ -485,54 +481,8 @@ fn the_services_parent_is_declared_unmounted_unless_declared_otherwise() {
 
 // ------------------------------------------------------- one test per rule
 
-/// Evaluates a case of tests/nix/cases-services.nix against its own
-/// expectation and snapshots the messages, so their wording is reviewed.
-fn check_case(name: &str) {
-    let eval = Eval::case(name);
-    let spec = eval.attr("caseSpec");
-    let failed = strings(eval.attr("failedAssertions"));
-    let warnings = strings(eval.attr("warnings"));
-    if let Some(expect) = spec["expect"].as_str() {
-        assert!(
-            failed.iter().any(|m| m.contains(expect)),
-            "case {name}: no failed assertion contains {expect:?}; failed: {failed:#?}"
-        );
-    } else if let Some(expect) = spec["expectWarning"].as_str() {
-        assert_eq!(failed, Vec::<String>::new(), "case {name}");
-        assert!(
-            warnings.iter().any(|m| m.contains(expect)),
-            "case {name}: no warning contains {expect:?}; warnings: {warnings:#?}"
-        );
-    } else {
-        assert_eq!(failed, Vec::<String>::new(), "case {name}");
-        assert_eq!(warnings, Vec::<String>::new(), "case {name}");
-    }
-    insta::assert_json_snapshot!(
-        format!("case-{name}"),
-        json!({ "failedAssertions": failed, "warnings": warnings })
-    );
-}
-
-macro_rules! cases {
-    ($($test:ident => $case:literal,)*) => {
-        $(
-            #[test]
-            fn $test() {
-                check_case($case);
-            }
-        )*
-
-        #[test]
-        fn every_case_in_cases_services_nix_has_a_test() {
-            let mut ours: Vec<&str> = vec![$($case),*];
-            ours.sort();
-            let theirs = strings(Eval::default().attr("caseNamesByFile")["cases-services.nix"].clone());
-            assert_eq!(theirs, ours, "tests/nix/cases-services.nix and the cases! list differ");
-        }
-    };
-}
-
-cases! {
+zpersist_e2e::nix_cases! {
+    "cases-services.nix", every_case_in_cases_services_nix_has_a_test;
     assertion_profile_unknown => "services-profile-unknown",
     assertion_dataset_shared => "services-dataset-shared",
     assertion_mountpoint_shared => "services-mountpoint-shared",
