@@ -25,7 +25,9 @@ rustPlatform.buildRustPackage {
   cargoLock.lockFile = root + "/Cargo.lock";
 
   # The test crate drives real zfs-fuse pools and Nix; it is not part of what
-  # users run, and its tests cannot run in the build sandbox.
+  # users run. The crates' integration tests (tests/*.rs) need real pools,
+  # sshd and sanoid too, none of which exist in the build sandbox: the
+  # package's check runs the unit tests only (pure: no pool, no network).
   cargoBuildFlags = [
     "--workspace"
     "--exclude"
@@ -35,6 +37,8 @@ rustPlatform.buildRustPackage {
     "--workspace"
     "--exclude"
     "zpersist-e2e"
+    "--lib"
+    "--bins"
   ];
 
   meta = {

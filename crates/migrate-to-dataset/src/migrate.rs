@@ -593,6 +593,20 @@ fn owner_notes(target: &MigrationTarget, report: &mut Report) {
     }
 }
 
+/// The run lock, unless this is a dry run: it changes nothing, so it
+/// neither waits for nor blocks a real run.
+fn lock_unless_dry_run(
+    target: &MigrationTarget,
+    options: &Options,
+) -> Result<Option<zpersist_host::RunLock>, String> {
+    if options.dry_run {
+        return Ok(None);
+    }
+    zpersist_host::lock(target.lock().into(), &mut io::stderr())
+        .map(Some)
+        .map_err(|e| format!("cannot take the lock {}: {e}", target.lock()))
+}
+
 pub fn migrate(target: &MigrationTarget, options: &Options) -> Report {
     let mut report = Report::new(target, options.dry_run);
     let zfs = match Zfs::from_path() {
@@ -605,18 +619,9 @@ pub fn migrate(target: &MigrationTarget, options: &Options) -> Report {
             "install rsync (Debian: `apt-get install rsync`; NixOS: the module puts pkgs.rsync on the PATH), then run again",
         );
     }
-    let _lock = if options.dry_run {
-        None
-    } else {
-        match zpersist_host::lock(target.lock().into(), &mut io::stderr()) {
-            Ok(lock) => Some(lock),
-            Err(e) => {
-                return report.fail(
-                    format!("cannot take the lock {}: {e}", target.lock()),
-                    "check that the directory holding the path is writable",
-                )
-            }
-        }
+    let _lock = match lock_unless_dry_run(target, options) {
+        Ok(lock) => lock,
+        Err(e) => return report.fail(e, "check that the directory holding the path is writable"),
     };
     let journal = match read_journal(target) {
         Ok(journal) => journal,
@@ -820,18 +825,9 @@ pub fn cleanup(target: &MigrationTarget, options: &Options) -> Report {
         Ok(zfs) => zfs,
         Err(e) => return report.fail(e.message, "install ZFS and run again"),
     };
-    let _lock = if options.dry_run {
-        None
-    } else {
-        match zpersist_host::lock(target.lock().into(), &mut io::stderr()) {
-            Ok(lock) => Some(lock),
-            Err(e) => {
-                return report.fail(
-                    format!("cannot take the lock {}: {e}", target.lock()),
-                    "check permissions",
-                )
-            }
-        }
+    let _lock = match lock_unless_dry_run(target, options) {
+        Ok(lock) => lock,
+        Err(e) => return report.fail(e, "check permissions"),
     };
     let journal = match read_journal(target) {
         Ok(journal) => journal,

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+use zpersist_ssh::SshTarget;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -25,6 +26,19 @@ pub struct Target {
     pub ssh_key: String,
     pub known_hosts: String,
     pub identifier: String,
+}
+
+impl Target {
+    /// How ssh reaches this target.
+    pub fn ssh(&self) -> SshTarget {
+        SshTarget {
+            host: self.host.clone(),
+            port: self.port,
+            user: self.user.clone(),
+            identity_file: self.ssh_key.clone(),
+            known_hosts: self.known_hosts.clone(),
+        }
+    }
 }
 
 /// One dataset sent to one target.

@@ -2,11 +2,12 @@
 //! the newest snapshot it holds against the newest local one.
 //!
 //! - [`config`]: /etc/zpersist/replication.json as the NixOS module renders it;
-//! - [`snapshots`]: parsing `zfs get` output (pure);
-//! - [`lag`]: the comparison and the Prometheus textfile (pure);
-//! - [`zfs`]: running `zfs get` locally and over ssh (adapter, argv only).
+//! - [`listing`]: the snapshots here and on a target (zpersist-zfs's listing,
+//!   over zpersist-ssh for the target);
+//! - [`report`]: the measurements and the Prometheus textfile (pure).
+//!
+//! The comparison itself is zpersist-core's `replication::measure`.
 
 pub mod config;
-pub mod lag;
-pub mod snapshots;
-pub mod zfs;
+pub mod listing;
+pub mod report;

@@ -10,8 +10,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use replication_lag::config::Config;
-use replication_lag::lag::{self, Measurement};
-use replication_lag::zfs::{self, Listing};
+use replication_lag::listing;
+use replication_lag::report::{self, Measurement};
+use zpersist_core::replication::{self, SnapshotRef};
+use zpersist_zfs::Zfs;
 
 #[derive(Parser)]
 #[command(
@@ -48,7 +50,7 @@ fn write_atomically(path: &str, text: &str) -> std::io::Result<()> {
 }
 
 fn describe(m: &Measurement) -> String {
-    let snap = |s: &Option<lag::SnapshotRef>| match s {
+    let snap = |s: &Option<SnapshotRef>| match s {
         Some(s) => format!("{} (created {})", s.name, s.creation),
         None => "none".into(),
     };
@@ -89,6 +91,8 @@ fn main() -> ExitCode {
         .collect();
     let max_lag = args.max_lag.or(config.max_lag_seconds);
     let total = config.datasets.len();
+    // Found once; when zfs is missing every check fails with that message.
+    let zfs = Zfs::from_path();
     let mut measurements = Vec::new();
     for (i, pair) in config.datasets.iter().enumerate() {
         let target = &config.targets[&pair.target];
@@ -102,22 +106,16 @@ fn main() -> ExitCode {
             lag_seconds: None,
             error: None,
         };
-        let listings = zfs::local(&pair.source).and_then(|local| {
-            let local = match local {
-                Listing::Snapshots(s) => s,
-                Listing::Missing => {
-                    return Err(format!("{} does not exist on this host", pair.source))
-                }
-            };
-            let remote = match zfs::remote(target, &pair.target_dataset)? {
-                Listing::Snapshots(s) => s,
-                Listing::Missing => Vec::new(),
-            };
-            Ok((local, remote))
+        let listings = listing::local(&zfs, &pair.source).and_then(|local| {
+            Ok((
+                local,
+                listing::on_target(&target.ssh(), &pair.target_dataset)?,
+            ))
         });
         match listings {
             Ok((local, remote)) => {
-                let (l, r, lag) = lag::measure(&target.identifier, &identifiers, &local, &remote);
+                let (l, r, lag) =
+                    replication::measure(&target.identifier, &identifiers, &local, &remote);
                 m.newest_local = l;
                 m.newest_on_target = r;
                 m.lag_seconds = lag;
@@ -141,7 +139,7 @@ fn main() -> ExitCode {
     let mut failed = false;
     let textfile = args.textfile.or(config.textfile.clone());
     if let Some(path) = textfile.filter(|p| p != "-") {
-        if let Err(e) = write_atomically(&path, &lag::textfile(&config.host, &measurements)) {
+        if let Err(e) = write_atomically(&path, &report::textfile(&config.host, &measurements)) {
             eprintln!("error: cannot write the textfile {path}: {e}");
             eprintln!("help: its directory must exist and be writable (zpersist.replication.lag.textfile)");
             failed = true;

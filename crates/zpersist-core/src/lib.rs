@@ -1,6 +1,7 @@
 //! zpersist's pure core: dataset specs, plan files, validation, observed
-//! state and the planner. No I/O and no processes: adapters feed it facts,
-//! binaries carry out what it decides.
+//! state, the planner, migration decisions and the replication lag
+//! computation. No I/O and no processes: adapters feed it facts, binaries
+//! carry out what it decides.
 
 pub mod migration;
 pub mod name;
@@ -8,6 +9,7 @@ pub mod observed;
 pub mod plan;
 pub mod planner;
 pub mod property;
+pub mod replication;
 
 pub use observed::{DirState, HostFacts, ObservedPool, Source};
 pub use plan::{DatasetSpec, InvalidPlan, Plan, PlanProblem};

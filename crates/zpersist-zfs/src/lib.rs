@@ -6,6 +6,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use zpersist_core::observed::{ObservedPool, Source};
+use zpersist_core::replication::Snapshot;
+
+mod snapshots;
+pub use snapshots::{parse_snapshots, snapshots_argv};
 
 /// A `zfs` invocation that failed, with what zfs said.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -170,10 +174,29 @@ impl Zfs {
                     })
                     .unwrap_or_default(),
             )),
-            Err(e) if e.message.contains("does not exist") => Ok(None),
+            Err(e) if says_dataset_missing(&e.message) => Ok(None),
             Err(e) => Err(e),
         }
     }
+
+    /// The snapshots of `dataset` (not of its children), oldest first, or
+    /// `None` if the dataset does not exist.
+    pub fn snapshots(&self, dataset: &str) -> Result<Option<Vec<Snapshot>>, ZfsError> {
+        let argv = snapshots_argv(dataset);
+        match self.run(&argv[1..]) {
+            Ok(output) => parse_snapshots(dataset, &output)
+                .map(Some)
+                .map_err(|message| ZfsError { argv, message }),
+            Err(e) if says_dataset_missing(&e.message) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// zfs's answer (its stderr) when the dataset it was asked about does not
+/// exist, here or on another host.
+pub fn says_dataset_missing(stderr: &str) -> bool {
+    stderr.contains("does not exist")
 }
 
 /// zfs's answer to an option it does not have: print usage.

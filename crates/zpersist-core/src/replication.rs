@@ -1,9 +1,20 @@
-//! The lag of one dataset on one target, and the Prometheus textfile (pure).
+//! Replication lag as data: which snapshots a dataset has here and on a
+//! target, and how far the target is behind. No I/O; zpersist-zfs lists the
+//! snapshots, replication-lag runs the listings and reports.
 
 use serde::Serialize;
 
-use crate::snapshots::Snapshot;
+/// One snapshot of a dataset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The part after '@'.
+    pub name: String,
+    /// Seconds since the epoch.
+    pub creation: i64,
+    pub guid: String,
+}
 
+/// A snapshot as a report names it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SnapshotRef {
@@ -20,22 +31,6 @@ impl From<&Snapshot> for SnapshotRef {
     }
 }
 
-/// What one check found.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Measurement {
-    pub source: String,
-    pub target: String,
-    pub target_dataset: String,
-    pub newest_local: Option<SnapshotRef>,
-    pub newest_on_target: Option<SnapshotRef>,
-    /// How much newer the newest local snapshot is than the newest one the
-    /// target holds; `None` when the target holds none (or the check failed).
-    pub lag_seconds: Option<i64>,
-    /// Why the check failed (ssh, zfs), when it did.
-    pub error: Option<String>,
-}
-
 /// The identifier whose sync snapshot this is (`syncoid_<id>_<host>_<date>`),
 /// choosing the longest identifier that matches.
 fn sync_snapshot_owner<'a>(name: &str, identifiers: &'a [String]) -> Option<&'a str> {
@@ -46,7 +41,9 @@ fn sync_snapshot_owner<'a>(name: &str, identifiers: &'a [String]) -> Option<&'a 
         .map(String::as_str)
 }
 
-/// Compares what the target holds with what this host has.
+/// Compares what the target holds with what this host has: the newest local
+/// snapshot, the newest one on the target, and the lag in seconds (`None`
+/// when the target holds none).
 ///
 /// The newest local snapshot ignores the sync snapshots other targets'
 /// syncoid runs took (`syncoid_<other identifier>_...`): they say when
@@ -84,66 +81,6 @@ pub fn measure(
         newest_remote.map(SnapshotRef::from),
         lag,
     )
-}
-
-/// A metric: name, help text, and its value for one measurement.
-type Metric = (&'static str, &'static str, fn(&Measurement) -> Option<i64>);
-
-fn label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-/// The Prometheus text exposition of the measurements.
-pub fn textfile(host: &str, measurements: &[Measurement]) -> String {
-    let mut out = String::new();
-    let metrics: [Metric; 5] = [
-        (
-            "zpersist_replication_lag_seconds",
-            "Seconds between the newest local snapshot and the newest snapshot the target holds.",
-            |m| m.lag_seconds,
-        ),
-        (
-            "zpersist_replication_target_newest_snapshot_timestamp_seconds",
-            "Creation time of the newest snapshot the target holds.",
-            |m| m.newest_on_target.as_ref().map(|s| s.creation),
-        ),
-        (
-            "zpersist_replication_local_newest_snapshot_timestamp_seconds",
-            "Creation time of the newest local snapshot.",
-            |m| m.newest_local.as_ref().map(|s| s.creation),
-        ),
-        (
-            "zpersist_replication_target_has_snapshots",
-            "1 when the target holds at least one snapshot of the dataset.",
-            |m| {
-                m.error
-                    .is_none()
-                    .then_some(i64::from(m.newest_on_target.is_some()))
-            },
-        ),
-        (
-            "zpersist_replication_lag_check_success",
-            "1 when the target and the local snapshots could be read.",
-            |m| Some(i64::from(m.error.is_none())),
-        ),
-    ];
-    for (name, help, value) in metrics {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
-        for m in measurements {
-            if let Some(v) = value(m) {
-                out.push_str(&format!(
-                    "{name}{{host=\"{}\",dataset=\"{}\",target=\"{}\"}} {v}\n",
-                    label(host),
-                    label(&m.source),
-                    label(&m.target)
-                ));
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -192,26 +129,5 @@ mod tests {
     fn a_target_holding_nothing_has_no_lag_value() {
         let local = [snap("a", 1, "g")];
         assert_eq!(measure("nas", &ids(), &local, &[]).2, None);
-    }
-
-    #[test]
-    fn the_textfile_labels_every_series() {
-        let m = Measurement {
-            source: "tank/s".into(),
-            target: "nas".into(),
-            target_dataset: "b/s".into(),
-            newest_local: Some(SnapshotRef {
-                name: "a".into(),
-                creation: 10,
-            }),
-            newest_on_target: None,
-            lag_seconds: None,
-            error: None,
-        };
-        let text = textfile("forge", &[m]);
-        assert!(text.contains(
-            "zpersist_replication_target_has_snapshots{host=\"forge\",dataset=\"tank/s\",target=\"nas\"} 0\n"
-        ));
-        assert!(!text.contains("zpersist_replication_lag_seconds{"));
     }
 }

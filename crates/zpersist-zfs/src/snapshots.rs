@@ -1,22 +1,37 @@
-//! Snapshots of one dataset from
+//! The snapshots of one dataset from
 //! `zfs get -H -p -o name,property,value -d 1 creation,guid DATASET`, the
 //! form OpenZFS and zfs-fuse both understand (zfs-fuse has no `list -p` and
-//! no `get -t`, so snapshot rows are told apart by their '@').
+//! no `get -t`, so snapshot rows are told apart by their '@'). The argv and
+//! the parser are public so the same listing can run on another host (over
+//! zpersist-ssh) and be read the same way.
 
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Snapshot {
-    /// The part after '@'.
-    pub name: String,
-    /// Seconds since the epoch.
-    pub creation: i64,
-    pub guid: String,
+use zpersist_core::replication::Snapshot;
+
+/// The argv, `zfs` first, listing the snapshots of `dataset`.
+pub fn snapshots_argv(dataset: &str) -> Vec<String> {
+    [
+        "zfs",
+        "get",
+        "-H",
+        "-p",
+        "-o",
+        "name,property,value",
+        "-d",
+        "1",
+        "creation,guid",
+        dataset,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
-/// The snapshots of `dataset` (not of its children) in `output`, oldest
-/// first. Rows of other datasets and of the dataset itself are skipped.
-pub fn parse(dataset: &str, output: &str) -> Result<Vec<Snapshot>, String> {
+/// The snapshots of `dataset` (not of its children) in `output` of
+/// [`snapshots_argv`], oldest first. Rows of other datasets and of the
+/// dataset itself are skipped.
+pub fn parse_snapshots(dataset: &str, output: &str) -> Result<Vec<Snapshot>, String> {
     let prefix = format!("{dataset}@");
     let mut by_name: BTreeMap<String, (Option<i64>, Option<String>)> = BTreeMap::new();
     for line in output.lines().filter(|l| !l.is_empty()) {
@@ -66,7 +81,7 @@ mod tests {
                    tank/s@a\tguid\t22\t-\n\
                    tank/s/child\tcreation\t250\t-\n\
                    tank/s/child@x\tcreation\t260\t-\n";
-        let snaps = parse("tank/s", out).unwrap();
+        let snaps = parse_snapshots("tank/s", out).unwrap();
         let names: Vec<&str> = snaps.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["a", "b"]);
         assert_eq!(snaps[1].guid, "33");
@@ -75,7 +90,15 @@ mod tests {
 
     #[test]
     fn a_garbled_creation_is_an_error_naming_the_snapshot() {
-        let err = parse("tank/s", "tank/s@a\tcreation\tsoon\t-\n").unwrap_err();
+        let err = parse_snapshots("tank/s", "tank/s@a\tcreation\tsoon\t-\n").unwrap_err();
         assert!(err.contains("tank/s@a"), "{err}");
+    }
+
+    #[test]
+    fn the_listing_is_one_depth_of_creation_and_guid_in_parsable_form() {
+        assert_eq!(
+            snapshots_argv("tank/my data").join(" "),
+            "zfs get -H -p -o name,property,value -d 1 creation,guid tank/my data"
+        );
     }
 }

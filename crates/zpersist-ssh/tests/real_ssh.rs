@@ -1,0 +1,114 @@
+//! zpersist-ssh against the loopback sshd that tests/env/start-sshd.sh
+//! starts: a real remote shell splits the command line, so these prove the
+//! quoting, not just its text.
+
+use zpersist_ssh::{SshFailure, SshTarget};
+
+const SSHD_DIR: &str = "/run/zpersist-test-sshd";
+const SSHD_PORT: u16 = 58222;
+
+fn test_sshd() -> SshTarget {
+    let target = SshTarget {
+        host: "127.0.0.1".into(),
+        port: SSHD_PORT,
+        user: "root".into(),
+        identity_file: format!("{SSHD_DIR}/client_ed25519"),
+        known_hosts: format!("{SSHD_DIR}/known_hosts"),
+    };
+    if let Err(e) = target.run(&["true"]) {
+        panic!(
+            "the test sshd does not answer ({e}); run tests/env/start-sshd.sh (scripts/test does)"
+        );
+    }
+    target
+}
+
+#[test]
+fn hostile_arguments_arrive_on_the_remote_side_unchanged() {
+    let target = test_sshd();
+    let hostile = [
+        "tank/my data",
+        "tank/it's",
+        "tank/\"quoted\"",
+        "tank/a;touch /tmp/zpersist-ssh-pwned",
+        "tank/$(touch /tmp/zpersist-ssh-pwned)`id`",
+        "tank/'; touch /tmp/zpersist-ssh-pwned; '",
+        "tank/back\\slash",
+        "tank/*",
+        "",
+    ];
+    let mut remote = vec!["printf", "%s\\n"];
+    remote.extend(hostile);
+    let stdout = target.run(&remote).unwrap();
+    assert_eq!(stdout.lines().collect::<Vec<_>>(), hostile);
+    assert!(!std::path::Path::new("/tmp/zpersist-ssh-pwned").exists());
+}
+
+#[test]
+fn a_failing_remote_command_is_its_own_status_and_message_not_a_connection_failure() {
+    let target = test_sshd();
+    let e = target
+        .run(&["sh", "-c", "echo 'no such dataset' >&2; exit 3"])
+        .unwrap_err();
+    let SshFailure::Exited { status, stderr } = &e.failure else {
+        panic!("{e:?}")
+    };
+    assert_eq!(status.code(), Some(3));
+    assert_eq!(stderr, "no such dataset");
+    assert_eq!(e.target, "root@127.0.0.1:58222");
+    assert!(
+        e.help.contains("the command itself failed on 127.0.0.1"),
+        "{}",
+        e.help
+    );
+}
+
+#[test]
+fn a_host_key_that_is_not_pinned_is_refused() {
+    let target = test_sshd();
+    let empty = std::env::temp_dir().join(format!(
+        "zpersist-ssh-empty-known-hosts-{}",
+        std::process::id()
+    ));
+    std::fs::write(&empty, "").unwrap();
+    let unpinned = SshTarget {
+        known_hosts: empty.to_str().unwrap().into(),
+        ..target
+    };
+    let e = unpinned.run(&["true"]).unwrap_err();
+    std::fs::remove_file(&empty).unwrap();
+    let SshFailure::Exited { status, stderr } = &e.failure else {
+        panic!("{e:?}")
+    };
+    assert_eq!(status.code(), Some(255), "{e}");
+    assert!(stderr.contains("Host key verification failed"), "{stderr}");
+    assert!(e.help.contains("pinned in"), "{}", e.help);
+}
+
+#[test]
+fn a_target_that_does_not_answer_is_an_error_naming_it_with_help() {
+    // Port 1 on loopback: nothing listens, ssh exits 255 at once.
+    let target = SshTarget {
+        port: 1,
+        ..test_sshd()
+    };
+    let e = target.run(&["zfs", "list", "tank/my data"]).unwrap_err();
+    assert_eq!(e.target, "root@127.0.0.1:1");
+    assert_eq!(e.command, "zfs list 'tank/my data'");
+    let SshFailure::Exited { status, .. } = &e.failure else {
+        panic!("{e:?}")
+    };
+    assert_eq!(status.code(), Some(255), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("`zfs list 'tank/my data'` on root@127.0.0.1:1 failed ("),
+        "{e}"
+    );
+    assert!(e.help.contains("127.0.0.1:1 is reachable"), "{}", e.help);
+    assert!(
+        e.help
+            .contains(&format!("pinned in {SSHD_DIR}/known_hosts")),
+        "{}",
+        e.help
+    );
+}

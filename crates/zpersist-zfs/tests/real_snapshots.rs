@@ -1,0 +1,69 @@
+//! Listing a dataset's snapshots on real ZFS (zfs-fuse), here through
+//! `Zfs` and on "another host" by running the same argv through
+//! zpersist-ssh on the loopback sshd that tests/env/start-sshd.sh starts.
+//! The dataset name has a space, so the remote run also proves the quoting
+//! for the remote shell.
+
+use zpersist_e2e::pool::{zfs, TestPool};
+use zpersist_ssh::SshTarget;
+use zpersist_zfs::{parse_snapshots, says_dataset_missing, snapshots_argv, Zfs};
+
+fn test_sshd() -> SshTarget {
+    let dir = "/run/zpersist-test-sshd";
+    SshTarget {
+        host: "127.0.0.1".into(),
+        port: 58222,
+        user: "root".into(),
+        identity_file: format!("{dir}/client_ed25519"),
+        known_hosts: format!("{dir}/known_hosts"),
+    }
+}
+
+#[test]
+fn snapshots_are_listed_oldest_first_here_and_over_ssh_alike() {
+    let pool = TestPool::new("snaps");
+    let dataset = pool.ds("my data");
+    zfs(&["create", &dataset]);
+    zfs(&["create", &format!("{dataset}/child")]);
+    zfs(&["snapshot", &format!("{dataset}@first")]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    zfs(&["snapshot", "-r", &format!("{dataset}@second")]);
+
+    let local = Zfs::from_path()
+        .unwrap()
+        .snapshots(&dataset)
+        .unwrap()
+        .unwrap();
+    let names: Vec<&str> = local.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["first", "second"],
+        "children's snapshots are not listed"
+    );
+    assert!(local[0].creation < local[1].creation);
+    assert_ne!(local[0].guid, local[1].guid);
+    assert!(
+        local[0].guid.chars().all(|c| c.is_ascii_digit()),
+        "{}",
+        local[0].guid
+    );
+
+    let output = test_sshd()
+        .run(&snapshots_argv(&dataset))
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e}\nhelp: {} (tests/env/start-sshd.sh starts the test sshd)",
+                e.help
+            )
+        });
+    assert_eq!(parse_snapshots(&dataset, &output).unwrap(), local);
+}
+
+#[test]
+fn a_missing_dataset_is_none_here_and_recognisable_over_ssh() {
+    let pool = TestPool::new("nosnaps");
+    let missing = pool.ds("never replicated");
+    assert_eq!(Zfs::from_path().unwrap().snapshots(&missing).unwrap(), None);
+    let e = test_sshd().run(&snapshots_argv(&missing)).unwrap_err();
+    assert!(says_dataset_missing(e.stderr()), "{e}");
+}
