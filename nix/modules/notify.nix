@@ -239,15 +239,32 @@ in
               ExecStart = "${config.zpersist.package}/bin/zpersist-notify --failed-unit %i --context ${contextPath}";
               # Runs as root: it reads the failed unit's journal and the
               # ntfy token file, and may run a setgid sendmail wrapper. It
-              # only needs /tmp (a private one) to write to.
+              # only needs /tmp (a private one) to write to, except that a
+              # local MTA's sendmail queues the mail under /var (postfix's
+              # maildrop, exim's spool, ...): with email configured, /var
+              # stays writable (ProtectSystem=full keeps /usr, /boot and
+              # /etc read-only).
               PrivateTmp = true;
-              ProtectSystem = "strict";
+              ProtectSystem = if cfg.email.to == [ ] then "strict" else "full";
               ProtectHome = true;
               ProtectKernelTunables = true;
               ProtectKernelModules = true;
+              ProtectKernelLogs = true;
               ProtectControlGroups = true;
+              ProtectClock = true;
+              ProtectHostname = true;
+              RestrictNamespaces = true;
               RestrictRealtime = true;
               LockPersonality = true;
+              SystemCallArchitectures = "native";
+              # journald's socket, and the network for ntfy, webhooks and
+              # an MTA; the user's command gets the same.
+              RestrictAddressFamilies = [
+                "AF_UNIX"
+                "AF_INET"
+                "AF_INET6"
+                "AF_NETLINK"
+              ];
               TimeoutStartSec = "2min";
             };
           };

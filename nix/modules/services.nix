@@ -375,12 +375,28 @@ let
           ExecStart = "${checkScript} ${
             systemdArgs ([ name ] ++ concatMap (m: [ "${toString cfg.pool}/${m.dataset}" m.mountpoint ]) mounts)
           }";
-          # It only reads: no capabilities, nothing writable.
+          # It only reads: no capabilities, nothing writable, no network,
+          # nothing beyond what a shell script running `zfs get` needs.
           CapabilityBoundingSet = "";
           NoNewPrivileges = true;
           ProtectSystem = "strict";
           ProtectHome = "read-only";
           PrivateTmp = true;
+          PrivateNetwork = true;
+          ProtectKernelTunables = true;
+          ProtectKernelModules = true;
+          ProtectKernelLogs = true;
+          ProtectControlGroups = true;
+          ProtectClock = true;
+          ProtectHostname = true;
+          RestrictNamespaces = true;
+          RestrictRealtime = true;
+          RestrictSUIDSGID = true;
+          LockPersonality = true;
+          MemoryDenyWriteExecute = true;
+          SystemCallFilter = [ "@system-service" ];
+          SystemCallErrorNumber = "EPERM";
+          UMask = "0077";
           RestrictAddressFamilies = [
             "AF_UNIX"
             "AF_NETLINK"
