@@ -24,46 +24,10 @@ use serde_json::Value;
 use zpersist_e2e::nix::eval_expr;
 use zpersist_e2e::pool::{exists, get, zfs, TestPool};
 use zpersist_e2e::repo_root;
+use zpersist_e2e::sshd;
 
-const SSHD_DIR: &str = "/run/zpersist-test-sshd";
-const SSHD_PORT: u16 = 58222;
-
-fn require_sshd() -> String {
-    let pubkey = std::fs::read_to_string(format!("{SSHD_DIR}/host_ed25519.pub")).unwrap_or_else(|e| {
-        panic!("the test sshd is not set up ({SSHD_DIR}/host_ed25519.pub: {e}); run tests/env/start-sshd.sh (scripts/test does)")
-    });
-    let ok = duct::cmd(
-        "ssh",
-        [
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            &format!("UserKnownHostsFile={SSHD_DIR}/known_hosts"),
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-i",
-            &format!("{SSHD_DIR}/client_ed25519"),
-            "-p",
-            &SSHD_PORT.to_string(),
-            "root@127.0.0.1",
-            "true",
-        ],
-    )
-    .stdout_null()
-    .stderr_null()
-    .unchecked()
-    .run()
-    .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "the test sshd on 127.0.0.1:{SSHD_PORT} does not answer; run tests/env/start-sshd.sh"
-    );
-    pubkey
-        .split_whitespace()
-        .take(2)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+const SSHD_DIR: &str = sshd::DIR;
+const SSHD_PORT: u16 = sshd::PORT;
 
 fn path_with_wrapper() -> String {
     format!(
@@ -251,7 +215,7 @@ impl Setup {
 }
 
 fn setup() -> Setup {
-    let host_key = require_sshd();
+    let host_key = sshd::require();
     let pool = TestPool::new("repl");
     let receiving = pool.companion("nas");
     for ds in ["services/sonarr/cache", "apps/radarr"] {
@@ -448,7 +412,7 @@ fn syncoid_replicates_to_two_targets_over_ssh_incrementally_and_lag_follows_the_
 
 #[test]
 fn an_unreachable_target_is_a_failed_check_not_a_zero_lag() {
-    let _ = require_sshd();
+    let _ = sshd::require();
     let pool = TestPool::new("lagfail");
     zfs(&["create", &pool.ds("data")]);
     zfs(&["snapshot", &format!("{}@one", pool.ds("data"))]);

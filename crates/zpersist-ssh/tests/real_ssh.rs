@@ -2,18 +2,16 @@
 //! starts: a real remote shell splits the command line, so these prove the
 //! quoting, not just its text.
 
+use zpersist_e2e::sshd;
 use zpersist_ssh::{SshFailure, SshTarget};
-
-const SSHD_DIR: &str = "/run/zpersist-test-sshd";
-const SSHD_PORT: u16 = 58222;
 
 fn test_sshd() -> SshTarget {
     let target = SshTarget {
-        host: "127.0.0.1".into(),
-        port: SSHD_PORT,
-        user: "root".into(),
-        identity_file: format!("{SSHD_DIR}/client_ed25519"),
-        known_hosts: format!("{SSHD_DIR}/known_hosts"),
+        host: sshd::HOST.into(),
+        port: sshd::PORT,
+        user: sshd::USER.into(),
+        identity_file: sshd::client_key(),
+        known_hosts: sshd::known_hosts(),
     };
     if let Err(e) = target.run(&["true"]) {
         panic!(
@@ -107,7 +105,7 @@ fn a_target_that_does_not_answer_is_an_error_naming_it_with_help() {
     assert!(e.help.contains("127.0.0.1:1 is reachable"), "{}", e.help);
     assert!(
         e.help
-            .contains(&format!("pinned in {SSHD_DIR}/known_hosts")),
+            .contains(&format!("pinned in {}", sshd::known_hosts())),
         "{}",
         e.help
     );

@@ -5,17 +5,18 @@
 //! for the remote shell.
 
 use zpersist_e2e::pool::{zfs, TestPool};
+use zpersist_e2e::sshd;
 use zpersist_ssh::SshTarget;
 use zpersist_zfs::{parse_snapshots, says_dataset_missing, snapshots_argv, Zfs};
 
 fn test_sshd() -> SshTarget {
-    let dir = "/run/zpersist-test-sshd";
+    sshd::require();
     SshTarget {
-        host: "127.0.0.1".into(),
-        port: 58222,
-        user: "root".into(),
-        identity_file: format!("{dir}/client_ed25519"),
-        known_hosts: format!("{dir}/known_hosts"),
+        host: sshd::HOST.into(),
+        port: sshd::PORT,
+        user: sshd::USER.into(),
+        identity_file: sshd::client_key(),
+        known_hosts: sshd::known_hosts(),
     }
 }
 

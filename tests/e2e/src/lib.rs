@@ -1,6 +1,7 @@
 //! Scaffolding for tests against real components. Never used by what users run.
 pub mod nix;
 pub mod pool;
+pub mod sshd;
 pub mod systemd;
 pub mod zfs_fuse;
 
