@@ -7,4 +7,5 @@
   plan = import ./plan.nix { inherit lib; };
   docs = import ./docs.nix { inherit lib; };
   inheritance = import ./inheritance.nix { inherit lib; };
+  hardening = import ./hardening.nix { inherit lib; };
 }

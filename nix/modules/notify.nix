@@ -25,6 +25,7 @@ let
     filterAttrs
     ;
   cfg = config.zpersist.notify;
+  zlib = import ../lib { inherit lib; };
   contextPath = "/etc/zpersist/notify-context.json";
   hookUnit = "zpersist-notify@%n.service";
 
@@ -247,16 +248,6 @@ in
               PrivateTmp = true;
               ProtectSystem = if cfg.email.to == [ ] then "strict" else "full";
               ProtectHome = true;
-              ProtectKernelTunables = true;
-              ProtectKernelModules = true;
-              ProtectKernelLogs = true;
-              ProtectControlGroups = true;
-              ProtectClock = true;
-              ProtectHostname = true;
-              RestrictNamespaces = true;
-              RestrictRealtime = true;
-              LockPersonality = true;
-              SystemCallArchitectures = "native";
               # journald's socket, and the network for ntfy, webhooks and
               # an MTA; the user's command gets the same.
               RestrictAddressFamilies = [
@@ -266,7 +257,10 @@ in
                 "AF_NETLINK"
               ];
               TimeoutStartSec = "2min";
-            };
+            }
+            # Not ownCode: the user's command may be an interpreter that
+            # needs writable-executable memory, and sendmail may be set-id.
+            // zlib.hardening.common;
           };
         };
 

@@ -487,7 +487,6 @@ in
             # read-only, not hidden: the ssh key may live under /root.
             ProtectHome = "read-only";
             PrivateTmp = true;
-            NoNewPrivileges = true;
             DeviceAllow = [ "/dev/zfs rw" ];
             DevicePolicy = "closed";
             # Reading a key file another user owns is all root needs here.
@@ -498,23 +497,10 @@ in
               "AF_INET6"
               "AF_NETLINK"
             ];
-            ProtectKernelTunables = true;
-            ProtectKernelModules = true;
-            ProtectKernelLogs = true;
-            ProtectControlGroups = true;
-            ProtectClock = true;
-            ProtectHostname = true;
-            RestrictNamespaces = true;
-            RestrictRealtime = true;
-            RestrictSUIDSGID = true;
-            LockPersonality = true;
-            MemoryDenyWriteExecute = true;
-            SystemCallArchitectures = "native";
-            SystemCallFilter = [ "@system-service" ];
-            SystemCallErrorNumber = "EPERM";
             # The textfile is read by a metrics exporter running as another user.
             UMask = "0022";
-          };
+          }
+          // zlib.hardening.ownCode;
         };
       })
       (mkIf cfg.enable {

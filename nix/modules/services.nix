@@ -378,24 +378,10 @@ let
           # It only reads: no capabilities, nothing writable, no network,
           # nothing beyond what a shell script running `zfs get` needs.
           CapabilityBoundingSet = "";
-          NoNewPrivileges = true;
           ProtectSystem = "strict";
           ProtectHome = "read-only";
           PrivateTmp = true;
           PrivateNetwork = true;
-          ProtectKernelTunables = true;
-          ProtectKernelModules = true;
-          ProtectKernelLogs = true;
-          ProtectControlGroups = true;
-          ProtectClock = true;
-          ProtectHostname = true;
-          RestrictNamespaces = true;
-          RestrictRealtime = true;
-          RestrictSUIDSGID = true;
-          LockPersonality = true;
-          MemoryDenyWriteExecute = true;
-          SystemCallFilter = [ "@system-service" ];
-          SystemCallErrorNumber = "EPERM";
           UMask = "0077";
           RestrictAddressFamilies = [
             "AF_UNIX"
@@ -404,8 +390,8 @@ let
           IPAddressDeny = "any";
           DevicePolicy = "closed";
           DeviceAllow = [ "/dev/zfs rw" ];
-          SystemCallArchitectures = "native";
-        };
+        }
+        // zlib.hardening.ownCode;
       };
     }
     // lib.listToAttrs (
