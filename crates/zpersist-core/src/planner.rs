@@ -82,6 +82,7 @@ impl Action {
                 from,
                 to,
             } => {
+                let from = crate::property::display_value(property, from);
                 format!("set     {dataset} {property}: {from} -> {to}")
             }
             Action::Mount {

@@ -403,6 +403,21 @@ pub fn normalize(property: &str, value: &str) -> String {
     }
 }
 
+/// A value as people read it: the byte counts `zfs get -p` prints for
+/// sizes become `128K`, `20G`; everything else is shown as it is.
+pub fn display_value(property: &str, value: &str) -> String {
+    match native_shape(property) {
+        Some(Shape::SizeOrNone | Shape::BlockSize { .. } | Shape::BlockSizeOrZero { .. }) => {
+            match value.parse::<u64>() {
+                Ok(0) if native_shape(property) == Some(Shape::SizeOrNone) => "none".into(),
+                Ok(bytes) => human_size(bytes),
+                Err(_) => value.to_string(),
+            }
+        }
+        _ => value.to_string(),
+    }
+}
+
 /// Declared and observed values mean the same thing.
 pub fn values_match(property: &str, declared: &str, observed: &str) -> bool {
     normalize(property, declared) == normalize(property, observed)
@@ -453,6 +468,15 @@ mod tests {
         assert!(property_name_problem("backup").unwrap().contains("colon"));
         assert!(property_name_problem("Com.Example:x").is_some());
         assert!(property_name_problem(":x").is_some());
+    }
+
+    #[test]
+    fn parsable_sizes_are_shown_as_people_write_them() {
+        assert_eq!(display_value("recordsize", "131072"), "128K");
+        assert_eq!(display_value("quota", "0"), "none");
+        assert_eq!(display_value("quota", "21474836480"), "20G");
+        assert_eq!(display_value("quota", "1000"), "1000");
+        assert_eq!(display_value("compression", "lz4"), "lz4");
     }
 
     #[test]
