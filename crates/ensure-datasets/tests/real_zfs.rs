@@ -516,3 +516,36 @@ fn concurrent_runs_do_not_interleave() {
     let creates: usize = runs.iter().map(|r| r.calls_named("create").len()).sum();
     assert_eq!(creates, 25, "{runs:#?}");
 }
+
+#[test]
+fn hybrid_mounts_parents_legacy_or_none_children_mount_themselves() {
+    let pool = TestPool::new("hybrid");
+    let plan = plan_of(
+        &pool,
+        json!([
+            { "name": pool.ds("local"), "mountpoint": "legacy" },
+            { "name": pool.ds("local/nix"), "mountpoint": "legacy" },
+            { "name": pool.ds("state"), "mountpoint": "none", "canmount": "off" },
+            { "name": pool.ds("state/hass"), "mountpoint": pool.mnt().join("var/lib/hass"), "mode": "0700" },
+            { "name": pool.ds("local/cache"), "mountpoint": pool.mnt().join("var/cache/app") }
+        ]),
+    );
+    let first = apply(&pool, &plan);
+    assert_eq!(first.code, 0, "{first:#?}");
+    assert_eq!(
+        get(&pool.ds("local"), "mounted"),
+        "no",
+        "legacy is mounted by fileSystems, not by zpersist"
+    );
+    assert_eq!(get(&pool.ds("state"), "mounted"), "no");
+    assert_eq!(get(&pool.ds("state/hass"), "mounted"), "yes");
+    assert_eq!(
+        get(&pool.ds("local/cache"), "mounted"),
+        "yes",
+        "a child of a legacy parent mounts on its own path"
+    );
+    assert_eq!(ownership(&pool.mnt().join("var/lib/hass")).2, 0o700);
+    let second = apply(&pool, &plan);
+    assert_eq!(second.code, 0, "{second:#?}");
+    assert!(second.mutating_calls().is_empty(), "{:?}", second.zfs_calls);
+}
