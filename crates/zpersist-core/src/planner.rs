@@ -181,7 +181,7 @@ impl Problem {
             ),
             Problem::MountpointNotEmpty { dataset, path } => (
                 format!("{dataset}: {path} already holds files that mounting the dataset would hide"),
-                "move them into the dataset first (`zpersist migrate`), or move them away; nothing was created or mounted there.".into(),
+                "move them into the dataset first (`migrate-to-dataset SERVICE`, or `migrate-to-dataset --dataset DS --path DIR`), or move them away; nothing was created or mounted there.".into(),
             ),
             Problem::UnknownUser { dataset, user } => (
                 format!("{dataset}: owner `{user}` is not a user on this host"),
