@@ -14,28 +14,10 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use camino::Utf8Path;
+use zpersist_core::property::normalize;
 use zpersist_e2e::nix::Eval;
 use zpersist_e2e::pool::{get, run_ok, run_recorded, TestPool};
 use zpersist_e2e::zfs_fuse::{ensure_principals, fit_for_zfs_fuse};
-
-/// `zfs get -p` prints sizes in bytes.
-fn parsable(property: &str, value: &str) -> String {
-    let size = |v: &str| -> Option<u64> {
-        let split = v.find(|c: char| !c.is_ascii_digit())?;
-        let (n, unit) = v.split_at(split);
-        let shift = match unit {
-            "K" => 10,
-            "M" => 20,
-            "G" => 30,
-            _ => return None,
-        };
-        Some(n.parse::<u64>().ok()? << shift)
-    };
-    match property {
-        "recordsize" | "quota" => size(value).map_or(value.to_string(), |b| b.to_string()),
-        _ => value.to_string(),
-    }
-}
 
 fn id(flag: &str, name: &str) -> u32 {
     run_ok("id", &[flag, name]).trim().parse().unwrap()
@@ -115,7 +97,7 @@ fn every_profile_creates_its_dataset_as_services_json_says() {
         for (property, value) in properties["datasets"][0]["properties"].as_object().unwrap() {
             assert_eq!(
                 get(&dataset, property),
-                parsable(property, value.as_str().unwrap()),
+                normalize(property, value.as_str().unwrap()),
                 "{name}: {property} of {dataset}"
             );
         }

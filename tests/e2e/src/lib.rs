@@ -1,4 +1,5 @@
 //! Scaffolding for tests against real components. Never used by what users run.
+pub mod binaries;
 pub mod nix;
 pub mod pool;
 pub mod sshd;

@@ -167,6 +167,21 @@ impl TestPool {
         }
     }
 
+    /// The same move for a services file (/etc/zpersist/services.json):
+    /// the pool renamed, each dataset with it, each mountpoint below this
+    /// pool's root.
+    pub fn adopt_services(&self, services: &mut serde_json::Value, pool: &str, mount_root: &str) {
+        services["pool"] = self.name.clone().into();
+        for service in services["services"].as_object_mut().unwrap().values_mut() {
+            let dataset = service["dataset"].as_str().unwrap();
+            service["dataset"] =
+                format!("{}{}", self.name, dataset.strip_prefix(pool).unwrap()).into();
+            let mountpoint = service["mountpoint"].as_str().unwrap();
+            let rest = mountpoint.strip_prefix(mount_root).unwrap_or(mountpoint);
+            service["mountpoint"] = format!("{}{rest}", self.mnt()).into();
+        }
+    }
+
     /// Writes a plan into the scratch area and returns its path.
     pub fn write_plan(&self, name: &str, plan: &serde_json::Value) -> Utf8PathBuf {
         let path = self.scratch(name);

@@ -1,0 +1,60 @@
+//! zpersist's binaries, freshly built, for tests that cross packages (a
+//! test can only name its own package's binaries with CARGO_BIN_EXE_*).
+
+use std::sync::OnceLock;
+
+use camino::{Utf8Path, Utf8PathBuf};
+
+use crate::repo_root;
+
+/// Every binary zpersist ships.
+pub const ALL: &[&str] = &[
+    "ensure-datasets",
+    "migrate-to-dataset",
+    "zpersist-notify",
+    "replication-lag",
+];
+
+/// The target directory's profile folder of the running test
+/// (`<target>/debug`), where cargo puts the binaries.
+fn profile_dir() -> Utf8PathBuf {
+    let exe = Utf8PathBuf::try_from(std::env::current_exe().expect("the test's own path"))
+        .expect("a UTF-8 target directory");
+    // <target>/<profile>/deps/<test>-<hash>
+    exe.parent()
+        .and_then(Utf8Path::parent)
+        .expect("the test runs from <target>/<profile>/deps")
+        .to_owned()
+}
+
+/// The path of a zpersist binary, built from this checkout first (once per
+/// test process; cargo makes that a no-op when it is up to date), so a test
+/// never runs a stale build.
+pub fn fresh(name: &str) -> Utf8PathBuf {
+    assert!(
+        ALL.contains(&name),
+        "{name} is not one of zpersist's binaries: {ALL:?}"
+    );
+    static BUILT: OnceLock<Utf8PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut args = vec!["build", "--quiet", "--bins"];
+        for bin in ALL {
+            args.extend(["-p", bin]);
+        }
+        let output = duct::cmd(&cargo, &args)
+            .dir(repo_root())
+            .stdout_capture()
+            .stderr_capture()
+            .unchecked()
+            .run()
+            .expect("cargo runs");
+        assert!(
+            output.status.success(),
+            "error: {cargo} {args:?} failed:\n{}\nhelp: fix the build and run the tests again",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        profile_dir()
+    });
+    dir.join(name)
+}
