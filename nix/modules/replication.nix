@@ -79,6 +79,18 @@ let
   ) (attrNames targetsOf);
   knownPairs = filter (p: rcfg.targets ? ${p.target}) pairs;
 
+  # A target without a host is a pool on this host (a backup pool, a USB
+  # disk): syncoid receives locally, nothing goes over ssh.
+  isLocal = t: t.host == null;
+  portOf = t: if t.port == null then 22 else t.port;
+  # The ssh-only options, which a local target must leave unset.
+  sshOptionNames = [
+    "user"
+    "sshKey"
+    "hostKey"
+    "port"
+  ];
+
   sshArgs = t: [
     "-o"
     "BatchMode=yes"
@@ -89,21 +101,49 @@ let
     "-i"
     t.sshKey
     "-p"
-    (toString t.port)
+    (toString (portOf t))
   ];
 
   # What syncoid's ssh gets; passed as single argv elements because
   # nixpkgs quotes each extraArgs entry as one argument.
   syncoidArgs =
     t:
-    [
-      "--identifier=${t.name}"
-      "--sshport=${toString t.port}"
+    [ "--identifier=${t.name}" ]
+    ++ lib.optionals (!isLocal t) [
+      "--sshport=${toString (portOf t)}"
       "--sshoption=UserKnownHostsFile=${knownHostsFile t.name}"
       "--sshoption=StrictHostKeyChecking=yes"
       "--sshoption=BatchMode=yes"
     ]
     ++ t.extraArgs;
+
+  # syncoid's target: `user@host:dataset`, or the bare dataset for a local one.
+  syncoidTarget = t: dataset: if isLocal t then dataset else "${t.user}@${t.host}:${dataset}";
+
+  # The ExecStartPre line creating one empty level on the target, where the
+  # target is: over ssh (as the syncoid user, with the target's key), or
+  # with this host's zfs, as root ("+": the syncoid user holds no
+  # permission on the target root; nixpkgs delegates on the received
+  # dataset or its parent only). canmount=off: a delegated user cannot
+  # mount. -p: a level that exists already is success. "-": a failure
+  # (unreachable target, pool not imported) fails syncoid right after,
+  # with syncoid's message.
+  createLevel =
+    t: dataset:
+    let
+      zfsCreate = [
+        "zfs"
+        "create"
+        "-p"
+        "-o"
+        "canmount=off"
+        dataset
+      ];
+    in
+    if isLocal t then
+      "-+" + escapeShellArgs ([ "${config.boot.zfs.package}/bin/zfs" ] ++ lib.tail zfsCreate)
+    else
+      "-" + escapeShellArgs ([ "${pkgs.openssh}/bin/ssh" ] ++ sshArgs t ++ [ "${t.user}@${t.host}" ] ++ zfsCreate);
 
   # Permissions the syncoid user gets on a source dataset (nixpkgs grants
   # them in ExecStartPre and revokes them in ExecStopPost); destroy needs
@@ -119,6 +159,8 @@ let
   # What the receiving user needs below the target root: receive into new
   # datasets (create, mount, receive), `receive -F` (rollback), pruning old
   # sync snapshots (destroy), and the canmount=off parents zpersist creates.
+  # The same set for both kinds of target: granted by hand on a remote one
+  # (targetAllowCommand), by nixpkgs' localTargetAllow on a local one.
   targetAllow = [
     "create"
     "mount"
@@ -131,7 +173,7 @@ let
 
   knownHostsLine =
     t:
-    (if t.port == 22 then t.host else "[${t.host}]:${toString t.port}") + " " + t.hostKey;
+    (if portOf t == 22 then t.host else "[${t.host}]:${toString (portOf t)}") + " " + t.hostKey;
 
   targetModule =
     { name, ... }:
@@ -145,21 +187,29 @@ let
           description = "The target's name; also its syncoid `--identifier`.";
         };
         host = mkOption {
-          type = types.str;
+          type = types.nullOr types.str;
+          default = null;
           example = "nas-1";
-          description = "Host name or address of the receiving host.";
+          description = ''
+            Host name or address of the receiving host, reached over ssh.
+            `null`: a local target, a pool on this host (a backup pool, a
+            USB disk); syncoid receives locally and `user`, `sshKey`,
+            `hostKey` and `port` must stay unset.
+          '';
         };
         port = mkOption {
-          type = types.port;
-          default = 22;
-          description = "ssh port of the receiving host.";
+          type = types.nullOr types.port;
+          default = null;
+          description = "ssh port of the receiving host; `null` means 22. Remote targets only.";
         };
         user = mkOption {
-          type = types.str;
+          type = types.nullOr types.str;
+          default = null;
           example = "zfs-recv";
           description = ''
-            User on the receiving host. It needs the `zfs allow` permissions
-            listed in /etc/zpersist/replication/<target>.target-allow (see
+            User on the receiving host; required for a remote target. It
+            needs the `zfs allow` permissions listed in
+            /etc/zpersist/replication/<target>.target-allow (see
             docs/replication.md), or to be root.
           '';
         };
@@ -167,28 +217,32 @@ let
           type = types.str;
           example = "backup/forge";
           description = ''
-            Dataset on the receiving host below which this host's datasets
-            land, by their name relative to `zpersist.pool`
-            (`tank/services/sonarr` goes to `<dataset>/services/sonarr`).
-            It must exist on the target.
+            Dataset on the receiving host (or, for a local target, on this
+            host) below which this host's datasets land, by their name
+            relative to `zpersist.pool` (`tank/services/sonarr` goes to
+            `<dataset>/services/sonarr`). It must exist on the target.
           '';
         };
         sshKey = mkOption {
-          type = types.str;
+          type = types.nullOr types.str;
+          default = null;
           example = "/run/secrets/syncoid";
           description = ''
             Path of the ssh private key, as a string so that it never enters
-            the Nix store; readable by `services.syncoid.user`.
+            the Nix store; readable by `services.syncoid.user`. Required for
+            a remote target.
           '';
         };
         hostKey = mkOption {
-          type = types.str;
+          type = types.nullOr types.str;
+          default = null;
           example = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI...";
           description = ''
             The receiving host's public host key (`type base64`, as in
             `/etc/ssh/ssh_host_ed25519_key.pub`). It is pinned: it goes into
             /etc/zpersist/known_hosts/<target>, which only zpersist's ssh
             connections to this target read, with StrictHostKeyChecking=yes.
+            Required for a remote target.
           '';
         };
         sendOptions = mkOption {
@@ -254,12 +308,14 @@ in
             sshKey = "/run/secrets/syncoid";
             hostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI...";
           };
+          usb = { dataset = "usbpool/backup/forge"; };
         }
       '';
       description = ''
-        Hosts that receive this host's datasets with syncoid, pushed over
-        ssh. Each target is its own syncoid `--identifier`, so several
-        targets never delete each other's base snapshots.
+        Where syncoid sends this host's datasets: other hosts, pushed over
+        ssh, or (`host = null`) another pool on this host. Each target is
+        its own syncoid `--identifier`, so several targets never delete each
+        other's base snapshots.
       '';
     };
 
@@ -270,7 +326,7 @@ in
         description = ''
           Whether `zpersist-replication-lag.service` measures, on a timer,
           how far each target is behind: the newest snapshot the target holds
-          against the newest local one, over ssh.
+          (over ssh, or here for a local target) against the newest local one.
         '';
       };
       interval = mkOption {
@@ -312,7 +368,7 @@ in
         type = types.attrsOf types.str;
         readOnly = true;
         internal = true;
-        description = "Per target, the `zfs allow` command to run on the receiving host.";
+        description = "Per remote target, the `zfs allow` command to run on the receiving host (local targets are delegated by nixpkgs' localTargetAllow).";
       };
     };
   };
@@ -320,20 +376,23 @@ in
   config =
     let
       targetsUsed = lib.unique (map (p: p.target) knownPairs);
+      remoteTargetsUsed = filter (name: !isLocal rcfg.targets.${name}) targetsUsed;
       replicationConfig = {
         version = 1;
         host = config.networking.hostName;
-        targets = lib.mapAttrs (_: t: {
-          inherit (t)
-            host
-            port
-            user
-            dataset
-            sshKey
-            ;
-          knownHosts = knownHostsFile t.name;
-          identifier = t.name;
-        }) rcfg.targets;
+        # A local target is `host = null` and nothing of ssh.
+        targets = lib.mapAttrs (
+          _: t:
+          {
+            inherit (t) host dataset;
+            identifier = t.name;
+          }
+          // lib.optionalAttrs (!isLocal t) {
+            port = portOf t;
+            inherit (t) user sshKey;
+            knownHosts = knownHostsFile t.name;
+          }
+        ) rcfg.targets;
         datasets = map (p: {
           inherit (p) source target targetDataset;
         }) (lib.sort (a: b: a.command < b.command) knownPairs);
@@ -341,12 +400,29 @@ in
       };
       unknownTargets = filter (p: !(rcfg.targets ? ${p.target})) pairs;
       badTargetNames = filter (n: builtins.match "[A-Za-z0-9][A-Za-z0-9_-]*" n == null) (attrNames rcfg.targets);
-      keyProblems = filter (t: !(hasPrefix "/" t.sshKey) || hasPrefix builtins.storeDir t.sshKey) (
-        lib.attrValues rcfg.targets
-      );
+      remoteTargets = filter (t: !isLocal t) (lib.attrValues rcfg.targets);
+      localTargets = filter isLocal (lib.attrValues rcfg.targets);
+      missingSshOptions = t: filter (o: t.${o} == null) [ "user" "sshKey" "hostKey" ];
+      incompleteRemotes = filter (t: missingSshOptions t != [ ]) remoteTargets;
+      setSshOptions = t: filter (o: t.${o} != null) sshOptionNames;
+      localsWithSsh = filter (t: setSshOptions t != [ ]) localTargets;
+      # A local target inside a dataset replicated to it would receive
+      # itself on every run.
+      selfReceiving = filter (
+        p:
+        let
+          t = rcfg.targets.${p.target};
+        in
+        isLocal t && (t.dataset == p.source || hasPrefix "${p.source}/" t.dataset)
+      ) knownPairs;
+      keyProblems = filter (
+        t: t.sshKey != null && (!(hasPrefix "/" t.sshKey) || hasPrefix builtins.storeDir t.sshKey)
+      ) remoteTargets;
       badHostKeys = filter (
-        t: builtins.match "(ssh-[a-z0-9]+|ecdsa-sha2-nistp[0-9]+|sk-[a-z0-9@.-]+) [A-Za-z0-9+/]+=*( .*)?" t.hostKey == null
-      ) (lib.attrValues rcfg.targets);
+        t:
+        t.hostKey != null
+        && builtins.match "(ssh-[a-z0-9]+|ecdsa-sha2-nistp[0-9]+|sk-[a-z0-9@.-]+) [A-Za-z0-9+/]+=*( .*)?" t.hostKey == null
+      ) remoteTargets;
       commandNames = map (p: p.command) knownPairs;
       clashing = lib.unique (filter (c: lib.count (x: x == c) commandNames > 1) commandNames);
     in
@@ -355,7 +431,7 @@ in
         zpersist.replication.internal = {
           pairs = knownPairs;
           config = replicationConfig;
-          targetAllow = lib.mapAttrs (_: targetAllowCommand) rcfg.targets;
+          targetAllow = lib.mapAttrs (_: targetAllowCommand) (filterAttrs (_: t: !isLocal t) rcfg.targets);
         };
       }
       (mkIf (cfg.enable && cfg.pool != null && knownPairs != [ ]) {
@@ -367,13 +443,19 @@ in
               let
                 t = rcfg.targets.${p.target};
               in
-              nameValuePair p.command {
-                inherit (p) source;
-                target = "${t.user}@${t.host}:${p.targetDataset}";
-                inherit (t) sshKey sendOptions recvOptions;
-                extraArgs = syncoidArgs t;
-                localSourceAllow = sourceAllow;
-              }
+              nameValuePair p.command (
+                {
+                  inherit (p) source;
+                  target = syncoidTarget t p.targetDataset;
+                  # null for a local target, over services.syncoid.sshKey.
+                  inherit (t) sshKey sendOptions recvOptions;
+                  extraArgs = syncoidArgs t;
+                  localSourceAllow = sourceAllow;
+                }
+                # nixpkgs grants these on the received dataset (or its
+                # parent, before the first receive) around each run.
+                // lib.optionalAttrs (isLocal t) { localTargetAllow = targetAllow; }
+              )
             ) knownPairs
           );
         };
@@ -396,25 +478,10 @@ in
                 wants = receivedFirst;
               }
               // lib.optionalAttrs (created != [ ]) {
-                # canmount=off: a delegated user cannot mount. "-": a level
-                # that exists makes `zfs create` fail, which is fine; an
-                # unreachable target fails syncoid right after.
-                serviceConfig.ExecStartPre = map (
-                  level:
-                  "-"
-                  + escapeShellArgs (
-                    [ "${pkgs.openssh}/bin/ssh" ]
-                    ++ sshArgs t
-                    ++ [
-                      "${t.user}@${t.host}"
-                      "zfs"
-                      "create"
-                      "-o"
-                      "canmount=off"
-                      level.targetDataset
-                    ]
-                  )
-                ) created;
+                # Before nixpkgs' own ExecStartPre: for a local target its
+                # delegation lands on the received dataset's parent, which
+                # must exist by then.
+                serviceConfig.ExecStartPre = lib.mkBefore (map (level: createLevel t level.targetDataset) created);
               }
               // lib.optionalAttrs (t.interval != null) { startAt = lib.mkForce t.interval; }
             )
@@ -428,7 +495,7 @@ in
               nameValuePair "zpersist/known_hosts/${name}" {
                 text = knownHostsLine rcfg.targets.${name} + "\n";
               }
-            ) targetsUsed
+            ) remoteTargetsUsed
           )
           // listToAttrs (
             map (
@@ -440,7 +507,7 @@ in
                   ${targetAllowCommand rcfg.targets.${name}}
                 '';
               }
-            ) targetsUsed
+            ) remoteTargetsUsed
           )
           // {
             "zpersist/replication.json".text = builtins.toJSON replicationConfig;
@@ -451,7 +518,13 @@ in
             p:
             nameValuePair p.unit {
               datasets = [ p.source ];
-              summary = "replication of ${p.source} to ${p.target} (${rcfg.targets.${p.target}.host}:${p.targetDataset})";
+              summary =
+                let
+                  t = rcfg.targets.${p.target};
+                in
+                "replication of ${p.source} to ${p.target} (${
+                  if isLocal t then "${p.targetDataset} on this host" else "${t.host}:${p.targetDataset}"
+                })";
             }
           ) knownPairs
           ++ lib.optional rcfg.lag.enable (
@@ -519,6 +592,27 @@ in
           {
             assertion = badTargetNames == [ ];
             message = ''zpersist.replication.targets: ${lib.concatStringsSep ", " badTargetNames}: a target name becomes a syncoid --identifier, a unit name and a file name; use letters, digits, '_' and '-' only, starting with a letter or digit.'';
+          }
+          {
+            assertion = incompleteRemotes == [ ];
+            message = lib.concatMapStringsSep "\n" (
+              t:
+              ''zpersist.replication.targets."${t.name}" sends over ssh to "${t.host}", so it needs user, sshKey and hostKey; set ${lib.concatStringsSep ", " (missingSshOptions t)} (see docs/replication.md), or leave host unset for a pool on this host.''
+            ) incompleteRemotes;
+          }
+          {
+            assertion = localsWithSsh == [ ];
+            message = lib.concatMapStringsSep "\n" (
+              t:
+              ''zpersist.replication.targets."${t.name}" is a local target (host is null: a pool on this host), where ${lib.concatStringsSep ", " (setSshOptions t)} would be ignored: no ssh connection is made, syncoid receives as services.syncoid.user with nixpkgs' localTargetAllow. Remove ${lib.concatStringsSep ", " (setSshOptions t)}, or set host to send over ssh.''
+            ) localsWithSsh;
+          }
+          {
+            assertion = selfReceiving == [ ];
+            message = lib.concatMapStringsSep "\n" (
+              p:
+              ''zpersist.replication.targets."${p.target}".dataset = "${rcfg.targets.${p.target}.dataset}" lies inside ${p.source}, which is replicated to it: every run would send the backup into itself. Put the local target on another pool or outside the replicated datasets.''
+            ) selfReceiving;
           }
           {
             assertion = keyProblems == [ ];

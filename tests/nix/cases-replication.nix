@@ -84,6 +84,45 @@ in
     expect = ''the syncoid commands a-b-c-to-nas would be defined twice'';
   };
 
+  replication-remote-target-incomplete = {
+    module = tank {
+      zpersist.replication.targets.nas = {
+        host = "nas-1";
+        dataset = "backup/forge";
+        hostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIH0st";
+      };
+      zpersist.datasets."services".replicateTo = [ "nas" ];
+    };
+    expect = ''zpersist.replication.targets."nas" sends over ssh to "nas-1", so it needs user, sshKey and hostKey; set user, sshKey'';
+  };
+
+  replication-local-target-with-ssh-options = {
+    module = tank {
+      zpersist.replication.targets.usb = {
+        dataset = "usbpool/backup/forge";
+        sshKey = "/run/secrets/syncoid";
+        hostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIH0st";
+      };
+      zpersist.datasets."services".replicateTo = [ "usb" ];
+    };
+    expect = ''zpersist.replication.targets."usb" is a local target (host is null: a pool on this host), where sshKey, hostKey would be ignored'';
+  };
+
+  replication-local-target-inside-replicated-dataset = {
+    module = tank {
+      zpersist.replication.targets.usb.dataset = "tank/services/backup";
+      zpersist.datasets."services".replicateTo = [ "usb" ];
+    };
+    expect = ''zpersist.replication.targets."usb".dataset = "tank/services/backup" lies inside tank/services, which is replicated to it'';
+  };
+
+  replication-local-target = {
+    module = tank {
+      zpersist.replication.targets.usb.dataset = "usbpool/backup/forge";
+      zpersist.datasets."services".replicateTo = [ "usb" ];
+    };
+  };
+
   replication-opt-out-everywhere = {
     module = tank {
       zpersist.replication.targets.nas = target { };

@@ -3,7 +3,7 @@
 //!
 //! - [`config`]: /etc/zpersist/replication.json as the NixOS module renders it;
 //! - [`listing`]: the snapshots here and on a target (zpersist-zfs's listing,
-//!   over zpersist-ssh for the target);
+//!   over zpersist-ssh for a remote target);
 //! - [`report`]: the measurements and the Prometheus textfile (pure).
 //!
 //! The comparison itself is zpersist-core's `replication::measure`.

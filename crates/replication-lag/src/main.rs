@@ -1,7 +1,7 @@
 //! replication-lag: for every dataset and target in the replication config,
-//! the newest snapshot the target holds (over ssh) against the newest local
-//! one. Prints one line per dataset, writes a Prometheus textfile
-//! atomically. Exit 0: every check ran and no lag is above the limit;
+//! the newest snapshot the target holds (over ssh, or here for a local
+//! target) against the newest local one. Prints one line per dataset,
+//! writes a Prometheus textfile atomically. Exit 0: every check ran and no lag is above the limit;
 //! 1: a check failed or a lag is above `maxLagSeconds` (or the target holds
 //! nothing while a limit is set); 2: bad arguments or config (nothing ran).
 
@@ -106,10 +106,13 @@ fn main() -> ExitCode {
             lag_seconds: None,
             error: None,
         };
+        let location = target
+            .location()
+            .expect("Config::parse refuses a target that is neither local nor remote");
         let listings = listing::local(&zfs, &pair.source).and_then(|local| {
             Ok((
                 local,
-                listing::on_target(&target.ssh(), &pair.target_dataset)?,
+                listing::on_target(&zfs, &location, &target.dataset, &pair.target_dataset)?,
             ))
         });
         match listings {
@@ -149,7 +152,7 @@ fn main() -> ExitCode {
         if let Some(e) = &m.error {
             failed = true;
             eprintln!("error: {} -> {}: {e}", m.source, m.target);
-            eprintln!("help: check that the target is reachable with its key and pinned host key, and that the dataset exists here");
+            eprintln!("help: check that the target is reachable with its key and pinned host key (a local target: that its pool is imported), and that the dataset exists here");
         } else if let Some(max) = max_lag {
             match m.lag_seconds {
                 Some(lag) if lag as u64 > max => {

@@ -1,41 +1,25 @@
 //! syncoid and replication-lag against real tools: zfs-fuse, the real
 //! syncoid (Debian's sanoid package), and ssh to the loopback sshd that
 //! tests/env/start-sshd.sh starts. The syncoid argv and the ExecStartPre
-//! lines are taken from the evaluated module (services.syncoid rendered as
-//! nixpkgs renders it, tests/nix/syncoid-argv.nix), so this proves the
-//! generated configuration. Differences forced by the test machine, each
-//! said where it happens:
-//! - zfs-fuse has no resumable receive: `--no-resume` is added;
-//! - zfs-fuse has no `zfs get -t`: tests/env/sanoid-zfs/zfs is first on PATH
-//!   here and in the sshd's sessions;
-//! - /etc/zpersist/known_hosts/<target> is written to a scratch file with
-//!   the text the module renders;
-//! - both "hosts" are this machine: the receiving side is a second pool
-//!   (`<receiving pool>/nas`, `<receiving pool>/nas2`) reached over ssh;
-//! - `zfs allow` fails on zfs-fuse, so nixpkgs' delegation ExecStartPre is
-//!   not run (the sessions are root); the allow lists are checked as data in
-//!   tests/e2e/tests/nix_replication.rs.
+//! lines are taken from the evaluated module and run as systemd would
+//! (zpersist_e2e::syncoid, which lists what the test machine forces:
+//! `--no-resume` for zfs-fuse, the `zfs get -t` wrapper, /etc files in a
+//! scratch area, no `zfs allow`), so this proves the generated
+//! configuration. Both "hosts" are this machine: the receiving side is a
+//! second pool (`<receiving pool>/nas`, `<receiving pool>/nas2`) reached
+//! over ssh; the allow lists are checked as data in
+//! tests/e2e/tests/nix_replication.rs.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use camino::Utf8PathBuf;
 use serde_json::Value;
-use zpersist_e2e::nix::eval_expr;
 use zpersist_e2e::pool::{exists, get, zfs, TestPool};
-use zpersist_e2e::repo_root;
 use zpersist_e2e::sshd;
+use zpersist_e2e::syncoid::{lag_with_config, measurement, snapshots, Replication};
 
 const SSHD_DIR: &str = sshd::DIR;
 const SSHD_PORT: u16 = sshd::PORT;
-
-fn path_with_wrapper() -> String {
-    format!(
-        "{}:{}",
-        repo_root().join("tests/env/sanoid-zfs"),
-        std::env::var("PATH").unwrap_or_default()
-    )
-}
+const LAG: &str = env!("CARGO_BIN_EXE_replication-lag");
 
 /// The host as the module sees it, with the targets on the loopback sshd.
 fn module(pool: &str, receiving: &str, host_key: &str) -> String {
@@ -61,156 +45,21 @@ fn module(pool: &str, receiving: &str, host_key: &str) -> String {
     )
 }
 
-fn evaluate(module: &str) -> Value {
-    eval_expr(&format!(
-        r#"let
-  lib = import ./tests/nix/lib.nix;
-  e = import ./tests/nix/eval.nix {{ inherit lib; extraModule = {module}; }};
-in {{
-  argv = import ./tests/nix/syncoid-argv.nix {{ inherit lib; syncoid = e.config.services.syncoid; }};
-  units = lib.mapAttrs (_: s: {{ after = s.after; pre = s.serviceConfig.ExecStartPre or [ ]; }})
-    (lib.filterAttrs (n: _: lib.hasPrefix "syncoid-" n) e.config.systemd.services);
-  etc = lib.mapAttrs (_: v: v.text) e.config.environment.etc;
-  failed = e.failedAssertions;
-}}"#
-    ))
-}
-
-/// Splits a command line as lib.escapeShellArgs writes it (words, some in
-/// single quotes with '\'' for a quote).
-fn shell_words(line: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut in_word = false;
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' => {
-                in_word = true;
-                for q in chars.by_ref() {
-                    if q == '\'' {
-                        break;
-                    }
-                    word.push(q);
-                }
-            }
-            '\\' => {
-                in_word = true;
-                if let Some(n) = chars.next() {
-                    word.push(n);
-                }
-            }
-            ' ' => {
-                if in_word {
-                    words.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-            }
-            c => {
-                in_word = true;
-                word.push(c);
-            }
-        }
-    }
-    if in_word {
-        words.push(word);
-    }
-    words
-}
-
 struct Setup {
     /// The receiving "NAS" pool; declared first so it is dropped first,
     /// within the source pool's turn.
     receiving: TestPool,
     pool: TestPool,
-    eval: Value,
-    /// /etc/zpersist/... paths the module names -> scratch files.
-    etc_files: BTreeMap<String, Utf8PathBuf>,
+    generated: Replication,
 }
 
 impl Setup {
-    fn localise(&self, arg: &str) -> String {
-        let mut arg = arg.to_owned();
-        for (etc, scratch) in &self.etc_files {
-            arg = arg.replace(etc, scratch.as_str());
-        }
-        arg
-    }
-
-    /// Runs a syncoid unit as systemd would: its ExecStartPre lines ("-":
-    /// failure ignored), then ExecStart. Returns syncoid's combined output.
-    fn run_unit(&self, command: &str) -> (bool, String) {
-        let unit = &self.eval["units"][format!("syncoid-{command}")];
-        for line in unit["pre"].as_array().unwrap() {
-            let line = line.as_str().unwrap();
-            let line = line
-                .strip_prefix('-')
-                .expect("zpersist's ExecStartPre lines ignore failure");
-            let mut argv = shell_words(line);
-            assert!(argv[0].ends_with("/bin/ssh"), "{argv:?}");
-            argv[0] = "ssh".into();
-            let argv: Vec<String> = argv.iter().map(|a| self.localise(a)).collect();
-            let _ = duct::cmd(&argv[0], &argv[1..])
-                .stdout_null()
-                .stderr_null()
-                .unchecked()
-                .run();
-        }
-        let argv: Vec<String> = self.eval["argv"][command]
-            .as_array()
-            .unwrap_or_else(|| panic!("no syncoid command {command}: {}", self.eval["argv"]))
-            .iter()
-            .map(|a| self.localise(a.as_str().unwrap()))
-            .collect();
-        // zfs-fuse cannot resume a receive.
-        let mut args = vec!["--no-resume".to_string()];
-        args.extend(argv[1..].iter().cloned());
-        let out = duct::cmd("syncoid", &args)
-            .env("PATH", path_with_wrapper())
-            .stderr_to_stdout()
-            .stdout_capture()
-            .unchecked()
-            .run()
-            .expect("syncoid runs");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
-    }
-
     fn run_ok(&self, command: &str) -> String {
-        let (ok, out) = self.run_unit(command);
-        assert!(ok, "syncoid-{command} failed:\n{out}");
-        out
+        self.generated.run_ok(command)
     }
 
     fn lag(&self) -> (i32, Vec<Value>, String) {
-        let out = duct::cmd(
-            env!("CARGO_BIN_EXE_replication-lag"),
-            [
-                "--config",
-                self.etc_files["/etc/zpersist/replication.json"].as_str(),
-                "--json",
-            ],
-        )
-        .env("PATH", path_with_wrapper())
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .run()
-        .unwrap();
-        let measurements: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "replication-lag printed no JSON ({e}): {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-        let textfile = std::fs::read_to_string(self.pool.scratch("lag.prom")).unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            measurements.as_array().unwrap().clone(),
-            textfile,
-        )
+        self.generated.lag(LAG)
     }
 }
 
@@ -225,53 +74,12 @@ fn setup() -> Setup {
         zfs(&["create", &receiving.ds(ds)]);
     }
     std::fs::write(pool.mnt().join("services/sonarr/config.xml"), "<sonarr/>").unwrap();
-    let eval = evaluate(&module(&pool.name, &receiving.name, &host_key));
-    assert_eq!(
-        eval["failed"],
-        Value::Array(vec![]),
-        "the test host must evaluate cleanly"
-    );
-
-    let mut etc_files = BTreeMap::new();
-    for (name, text) in eval["etc"].as_object().unwrap() {
-        let scratch = pool.scratch(&name.replace('/', "_"));
-        let mut text = text.as_str().unwrap().to_owned();
-        if name == "zpersist/replication.json" {
-            // The textfile goes to the scratch area; the known_hosts paths
-            // are localised below.
-            let mut config: Value = serde_json::from_str(&text).unwrap();
-            config["textfile"] = pool.scratch("lag.prom").as_str().into();
-            text = config.to_string();
-        }
-        std::fs::write(&scratch, text).unwrap();
-        etc_files.insert(format!("/etc/{name}"), scratch);
-    }
-    let setup = Setup {
+    let generated = Replication::generate(&module(&pool.name, &receiving.name, &host_key), &pool);
+    Setup {
         receiving,
         pool,
-        eval,
-        etc_files,
-    };
-    // replication.json names the known_hosts files by their /etc paths.
-    let config_path = &setup.etc_files["/etc/zpersist/replication.json"];
-    let text = std::fs::read_to_string(config_path).unwrap();
-    std::fs::write(config_path, setup.localise(&text)).unwrap();
-    setup
-}
-
-fn snapshots(dataset: &str) -> Vec<String> {
-    zfs(&[
-        "get", "-H", "-p", "-o", "name", "-d", "1", "creation", dataset,
-    ])
-    .lines()
-    .filter_map(|l| l.split_once('@').map(|(_, s)| s.to_owned()))
-    .collect()
-}
-
-fn measurement<'a>(all: &'a [Value], source: &str, target: &str) -> &'a Value {
-    all.iter()
-        .find(|m| m["source"] == source && m["target"] == target)
-        .unwrap_or_else(|| panic!("no measurement for {source} -> {target}: {all:?}"))
+        generated,
+    }
 }
 
 #[test]
@@ -282,7 +90,11 @@ fn syncoid_replicates_to_two_targets_over_ssh_incrementally_and_lag_follows_the_
 
     // The commands the module generated: inheritance gave services/sonarr
     // both targets, the cache opted out, radarr goes to nas only.
-    let mut commands: Vec<&String> = s.eval["argv"].as_object().unwrap().keys().collect();
+    let mut commands: Vec<&String> = s.generated.eval["argv"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
     commands.sort();
     assert_eq!(
         commands,
@@ -297,11 +109,11 @@ fn syncoid_replicates_to_two_targets_over_ssh_incrementally_and_lag_follows_the_
     // A replicated parent is received first: the child's unit is ordered
     // after it; unreplicated levels (apps) are created by ExecStartPre.
     assert_eq!(
-        s.eval["units"]["syncoid-services-sonarr-to-nas"]["after"],
+        s.generated.eval["units"]["syncoid-services-sonarr-to-nas"]["after"],
         serde_json::json!(["syncoid-services-to-nas.service"])
     );
     assert_eq!(
-        s.eval["units"]["syncoid-apps-radarr-to-nas"]["pre"]
+        s.generated.eval["units"]["syncoid-apps-radarr-to-nas"]["pre"]
             .as_array()
             .unwrap()
             .len(),
@@ -422,20 +234,8 @@ fn an_unreachable_target_is_a_failed_check_not_a_zero_lag() {
             "sshKey": format!("{SSHD_DIR}/client_ed25519"), "knownHosts": format!("{SSHD_DIR}/known_hosts"), "identifier": "nas" } },
         "datasets": [ { "source": pool.ds("data"), "target": "nas", "targetDataset": "backup/data" } ]
     });
-    let path = pool.scratch("replication.json");
-    std::fs::write(&path, config.to_string()).unwrap();
-    let out = duct::cmd(
-        env!("CARGO_BIN_EXE_replication-lag"),
-        ["--config", path.as_str()],
-    )
-    .env("PATH", path_with_wrapper())
-    .stdout_capture()
-    .stderr_capture()
-    .unchecked()
-    .run()
-    .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (code, stderr) = lag_with_config(LAG, &config, &pool);
+    assert_eq!(code, 1, "{stderr}");
     assert!(
         stderr.contains(&format!(
             "error: {} -> nas: listing the snapshots of backup/data on root@127.0.0.1:1 failed",

@@ -55,6 +55,8 @@ in {{
   syncoidEnabled = c.services.syncoid.enable;
   syncoidArgv = import ./tests/nix/syncoid-argv.nix {{ inherit lib; syncoid = c.services.syncoid; }};
   localSourceAllow = lib.mapAttrs (_: cmd: cmd.localSourceAllow) c.services.syncoid.commands;
+  localTargetAllow = lib.mapAttrs (_: cmd: cmd.localTargetAllow) c.services.syncoid.commands;
+  notifySummaries = lib.mapAttrs (_: u: u.summary) c.zpersist.notify.units;
   units = lib.mapAttrs (_: clean) (lib.filterAttrs (n: _: ours n) c.systemd.services);
   etc = lib.mapAttrs (_: v: v.text) (lib.filterAttrs (n: _: lib.hasPrefix "zpersist/" n) c.environment.etc);
   policies = c.zpersist.snapshots.internal.policies;
@@ -176,8 +178,8 @@ fn units_get_the_notify_hook_ordering_parent_creation_and_intervals() {
     );
     assert_eq!(pre.len(), 2, "{pre:?}");
     assert!(
-        pre[0].starts_with("-")
-            && pre[0].ends_with("zfs create -o 'canmount=off' tank/forge/media"),
+        pre[0].starts_with("-/nix/store/")
+            && pre[0].ends_with("zfs create -p -o 'canmount=off' tank/forge/media"),
         "{pre:?}"
     );
     assert!(pre[1].ends_with("tank/forge/media/tv"), "{pre:?}");
@@ -232,6 +234,147 @@ fn host_keys_are_pinned_per_target_and_the_allow_sets_are_generated() {
     insta::assert_json_snapshot!("forge_notify_context", context);
 }
 
+/// forge with a second pool on the same host as a target (`host` unset),
+/// next to a remote one.
+const FORGE_WITH_USB: &str = r#"{
+  networking.hostName = "forge";
+  zpersist.pool = "tank";
+  zpersist.datasets."services" = { replicateTo = [ "usb" "nas" ]; };
+  zpersist.datasets."services/sonarr" = { };
+  zpersist.datasets."media/tv" = { replicateTo = [ "usb" ]; };
+  zpersist.replication.targets.usb = { dataset = "usbpool/backup/forge"; };
+  zpersist.replication.targets.nas = {
+    host = "nas-1"; user = "zfs-recv"; dataset = "backup/forge";
+    sshKey = "/run/secrets/syncoid"; hostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIH0st";
+  };
+}"#;
+
+#[test]
+fn a_local_target_receives_on_this_host_without_ssh_and_with_nixpkgs_delegation() {
+    let v = view(FORGE_WITH_USB);
+    assert_eq!(v["failed"], json!([]));
+    assert_eq!(v["warnings"], json!([]));
+    insta::assert_json_snapshot!("forge_usb_syncoid_argv", v["syncoidArgv"]);
+    let argv = strings(v["syncoidArgv"]["services-sonarr-to-usb"].clone());
+    assert_eq!(
+        argv[1..],
+        [
+            "--identifier=usb",
+            "--sendoptions",
+            "",
+            "--recvoptions",
+            "u",
+            "--no-privilege-elevation",
+            "tank/services/sonarr",
+            "usbpool/backup/forge/services/sonarr"
+        ],
+        "a bare dataset as target, no --sshkey/--sshport/--sshoption"
+    );
+    // The remote target beside it is unchanged.
+    assert!(strings(v["syncoidArgv"]["services-sonarr-to-nas"].clone())
+        .contains(&"zfs-recv@nas-1:backup/forge/services/sonarr".to_string()));
+
+    // nixpkgs grants the syncoid user these on the received dataset (or its
+    // parent before the first receive) around each run; remote targets
+    // are delegated by hand and keep nixpkgs' default (unused there).
+    assert_eq!(
+        v["localTargetAllow"]["services-to-usb"],
+        json!(["create", "mount", "receive", "rollback", "destroy", "canmount"])
+    );
+    assert_eq!(
+        v["localTargetAllow"]["services-to-nas"],
+        json!([
+            "change-key",
+            "compression",
+            "create",
+            "mount",
+            "mountpoint",
+            "receive",
+            "rollback"
+        ])
+    );
+
+    // The undeclared level `media` is created here, as root, with this
+    // host's zfs; a replicated parent is received first, as for remote
+    // targets.
+    let units = v["units"].as_object().unwrap();
+    assert_eq!(
+        units["syncoid-media-tv-to-usb"]["serviceConfig"]["ExecStartPre"],
+        json!([
+            "-+/nix/store/00000000000000000000000000000000-zfs-user/bin/zfs create -p -o 'canmount=off' usbpool/backup/forge/media"
+        ])
+    );
+    assert_eq!(
+        units["syncoid-services-sonarr-to-usb"]["after"],
+        json!(["syncoid-services-to-usb.service"])
+    );
+
+    // No known_hosts and no target-allow file for it; replication.json says
+    // `host: null` and nothing of ssh.
+    let etc: Vec<&String> = v["etc"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        etc,
+        [
+            "zpersist/known_hosts/nas",
+            "zpersist/replication.json",
+            "zpersist/replication/nas.target-allow"
+        ]
+    );
+    let config: Value =
+        serde_json::from_str(v["etc"]["zpersist/replication.json"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        config["targets"]["usb"],
+        json!({ "host": null, "dataset": "usbpool/backup/forge", "identifier": "usb" })
+    );
+    insta::assert_json_snapshot!("forge_usb_replication_json", config);
+    assert_eq!(
+        v["notifySummaries"]["syncoid-media-tv-to-usb.service"],
+        "replication of tank/media/tv to usb (usbpool/backup/forge/media/tv on this host)"
+    );
+}
+
+/// nixpkgs' syncoid unit delegates on a local target's received dataset,
+/// or on its parent before the first receive, in its own ExecStartPre; the
+/// parent zpersist creates must exist by then. The stubs keep serviceConfig
+/// free-form (lists do not concatenate), so this declares ExecStartPre as
+/// NixOS does (a list, concatenated) and adds a definition ordered just
+/// before every normal one (mkOrder 999): zpersist's lines must still come
+/// first, whatever the order in which NixOS collects the two modules.
+#[test]
+fn a_local_targets_parent_is_created_before_nixpkgs_delegation_runs() {
+    let pre = eval_expr(
+        r#"let
+  lib = import ./tests/nix/lib.nix;
+  e = import ./tests/nix/eval.nix { inherit lib; extraModule = {
+    imports = [ {
+      options.systemd.services = lib.mkOption {
+        type = lib.types.attrsOf (lib.types.submodule {
+          options.serviceConfig = lib.mkOption {
+            type = lib.types.submodule {
+              freeformType = lib.types.attrsOf lib.types.anything;
+              options.ExecStartPre = lib.mkOption { type = lib.types.listOf lib.types.str; default = [ ]; };
+            };
+            default = { };
+          };
+        });
+      };
+    } ];
+    zpersist.pool = "tank";
+    zpersist.datasets."media/tv".replicateTo = [ "usb" ];
+    zpersist.replication.targets.usb.dataset = "usbpool/backup/forge";
+    systemd.services."syncoid-media-tv-to-usb".serviceConfig.ExecStartPre = lib.mkOrder 999 [ "nixpkgs: zfs allow" ];
+  }; };
+in e.config.systemd.services."syncoid-media-tv-to-usb".serviceConfig.ExecStartPre"#,
+    );
+    let pre = strings(pre);
+    assert_eq!(pre.len(), 2, "{pre:?}");
+    assert!(
+        pre[0].ends_with("zfs create -p -o 'canmount=off' usbpool/backup/forge/media"),
+        "{pre:?}"
+    );
+    assert_eq!(pre[1], "nixpkgs: zfs allow");
+}
+
 #[test]
 fn without_a_delivery_no_unit_gets_a_hook() {
     let v = view(&FORGE.replace(
@@ -266,6 +409,10 @@ zpersist_e2e::nix_cases! {
     replication_host_key_garbled => "replication-host-key-garbled",
     replication_target_name_invalid => "replication-target-name-invalid",
     replication_command_names_clash => "replication-command-names-clash",
+    replication_remote_target_incomplete => "replication-remote-target-incomplete",
+    replication_local_target_with_ssh_options => "replication-local-target-with-ssh-options",
+    replication_local_target_inside_replicated_dataset => "replication-local-target-inside-replicated-dataset",
+    replication_local_target => "replication-local-target",
     replication_opt_out_everywhere => "replication-opt-out-everywhere",
     notify_unit_without_suffix => "notify-unit-without-suffix",
 }

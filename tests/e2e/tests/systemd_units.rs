@@ -39,13 +39,15 @@ use zpersist_e2e::systemd::{self, UnitFile};
 /// forge with what the example leaves out: a snapshot template and a
 /// replication target for the service datasets (one syncoid command per
 /// service), `media/tv` replicated while `media` is not (so its command
-/// creates the parent on the target first, ExecStartPre), a target
+/// creates the parent on the target first, ExecStartPre: over ssh for
+/// `nas`, with the local zfs as root for the local target `usb`), a target
 /// interval (the timer's OnCalendar), and a notification command (the
 /// `zpersist-notify@` template and every `OnFailure=`).
 const FORGE_EXTRAS: &str = r#"{
   zpersist.snapshots.templates.services = { hourly = 24; daily = 7; };
   zpersist.datasets."services" = { snapshots = "services"; replicateTo = [ "nas" ]; };
-  zpersist.datasets."media/tv".replicateTo = [ "nas" ];
+  zpersist.datasets."media/tv".replicateTo = [ "nas" "usb" ];
+  zpersist.replication.targets.usb.dataset = "usbpool/backup/forge";
   zpersist.replication.targets.nas = {
     host = "nas-1"; user = "zfs-recv"; dataset = "backup/forge";
     sshKey = "/run/secrets/syncoid"; hostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIH0st";
@@ -405,6 +407,7 @@ fn every_unit_zpersist_defines_or_changes_is_verified() {
         "zpersist-notify@",
         "zpersist-replication-lag",
         "syncoid-media-tv-to-nas",
+        "syncoid-media-tv-to-usb",
         "sanoid",
         "sonarr",
     ] {
