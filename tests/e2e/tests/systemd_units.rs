@@ -32,6 +32,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use camino::{Utf8Path, Utf8PathBuf};
 use serde_json::Value;
+use zpersist_e2e::binaries;
 use zpersist_e2e::nix::Eval;
 use zpersist_e2e::repo_root;
 use zpersist_e2e::systemd::{self, UnitFile};
@@ -113,14 +114,6 @@ const OPENZFS_STAND_INS: &[(&str, &str)] = &[
 
 const STUB_STORE: &str = "/nix/store/00000000000000000000000000000000-";
 
-/// zpersist's programs, built by cargo in this workspace.
-const ZPERSIST_BINARIES: &[&str] = &[
-    "ensure-datasets",
-    "migrate-to-dataset",
-    "zpersist-notify",
-    "replication-lag",
-];
-
 /// Programs of the other stub packages of tests/nix/pkgs.nix, by store path
 /// suffix, and the program on this machine that stands for each.
 const STORE_PATHS: &[(&str, &str)] = &[
@@ -131,47 +124,12 @@ const STORE_PATHS: &[(&str, &str)] = &[
     ("curl/bin/curl", "/usr/bin/curl"),
 ];
 
-/// target/debug (or wherever cargo put this test): the zpersist binaries,
-/// built with `cargo build` when a plain `cargo test -p zpersist-e2e` has
-/// not built them.
+/// Where the freshly built zpersist binaries are (target/debug).
 fn zpersist_binary_dir() -> Utf8PathBuf {
-    let exe = Utf8PathBuf::try_from(std::env::current_exe().expect("the test's own path"))
-        .expect("a UTF-8 target directory");
-    // <target>/debug/deps/systemd_units-<hash>
-    let dir = exe
+    binaries::fresh(binaries::ALL[0])
         .parent()
-        .and_then(Utf8Path::parent)
-        .expect("the test runs from <target>/<profile>/deps")
-        .to_owned();
-    let missing = |dir: &Utf8Path| -> Vec<&str> {
-        ZPERSIST_BINARIES
-            .iter()
-            .copied()
-            .filter(|bin| !dir.join(bin).is_file())
-            .collect()
-    };
-    if !missing(&dir).is_empty() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut args = vec!["build", "--bins"];
-        for bin in ZPERSIST_BINARIES {
-            args.extend(["-p", bin]);
-        }
-        let status = duct::cmd(cargo, &args)
-            .dir(repo_root())
-            .unchecked()
-            .run()
-            .expect("cargo runs");
-        assert!(
-            status.status.success(),
-            "error: cargo {args:?} failed\nhelp: the unit files name zpersist's binaries; fix the build and run again"
-        );
-    }
-    let still = missing(&dir);
-    assert!(
-        still.is_empty(),
-        "error: {still:?} missing from {dir} after cargo build\nhelp: run `cargo build --bins` in the workspace"
-    );
-    dir
+        .expect("a binary lives in a directory")
+        .to_owned()
 }
 
 fn stand_in(daemons: &[&str]) -> String {
@@ -223,7 +181,7 @@ fn unit_dir(services: &BTreeMap<String, Value>, bin_dir: &Utf8Path) -> UnitDir {
     // Generated scripts (script, preStart) live next to the units.
     let files = render(services, &dir);
 
-    let mut substitutions: Vec<(String, String)> = ZPERSIST_BINARIES
+    let mut substitutions: Vec<(String, String)> = binaries::ALL
         .iter()
         .map(|bin| {
             (
