@@ -6,7 +6,7 @@ use std::path::Path;
 use camino::Utf8Path;
 use zpersist_core::plan::parse_mode;
 use zpersist_core::planner::{blocked_by, plan_actions, properties_to_observe};
-use zpersist_core::{Action, Plan};
+use zpersist_core::{Action, Outcome, Plan};
 use zpersist_host::RealHost;
 use zpersist_zfs::{Zfs, ZfsError};
 
@@ -70,8 +70,8 @@ pub fn run(
             }
         }
     };
-    let observed = match zfs.observe(&plan.pool, &properties_to_observe(plan)) {
-        Ok(observed) => observed,
+    let outcome = match observe_and_plan(&zfs, plan) {
+        Ok(outcome) => outcome,
         Err(e) => {
             let help = observe_help(&plan.pool, &e);
             fail(
@@ -84,7 +84,6 @@ pub fn run(
             return report;
         }
     };
-    let outcome = plan_actions(plan, &observed, &RealHost::new());
     report.drift = outcome.drift;
     let total = outcome.actions.len();
     let mut failed: Vec<Action> = Vec::new();
@@ -139,6 +138,29 @@ pub fn run(
     }
     say(report.summary());
     report
+}
+
+/// Looks at the pool and decides. A pool in shape is confirmed by reading
+/// only the declared datasets and their ancestors (one `zfs get`, no
+/// snapshots, no other datasets); anything to do is decided again with the
+/// whole pool in view, so a new mountpoint is checked against every
+/// dataset, declared or not.
+fn observe_and_plan(zfs: &Zfs, plan: &Plan) -> Result<Outcome, ZfsError> {
+    let properties = properties_to_observe(plan);
+    let host = RealHost::new();
+    let (named, missing) = zfs.observe_named(&plan.datasets_and_ancestors(), &properties)?;
+    if missing.contains(&plan.pool) {
+        return Err(ZfsError {
+            argv: vec!["zfs".into(), "get".into()],
+            message: format!("cannot open '{}': dataset does not exist", plan.pool),
+        });
+    }
+    let outcome = plan_actions(plan, &named, &host);
+    if outcome.actions.is_empty() && outcome.problems.is_empty() {
+        return Ok(outcome);
+    }
+    let whole = zfs.observe(&plan.pool, &properties)?;
+    Ok(plan_actions(plan, &whole, &host))
 }
 
 /// Does one action; the error names the dataset, what was being done and

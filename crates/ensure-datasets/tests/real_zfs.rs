@@ -107,10 +107,47 @@ fn the_example_plan_applies_cleanly_and_then_is_in_shape() {
         "a run in shape changed something: {:?}",
         second.zfs_calls
     );
+    // One `zfs get` of the declared datasets and their ancestors: no `-r`,
+    // so neither undeclared datasets nor snapshots are visited.
+    assert_eq!(
+        second.zfs_calls.len(),
+        1,
+        "steady state: {:?}",
+        second.zfs_calls
+    );
     assert!(
-        second.zfs_calls.len() <= 2,
-        "steady state took {} zfs calls",
-        second.zfs_calls.len()
+        !second.zfs_calls[0].contains(&"-r".to_string()),
+        "{:?}",
+        second.zfs_calls
+    );
+}
+
+#[test]
+fn a_pool_in_shape_is_read_without_visiting_snapshots_or_undeclared_datasets() {
+    let pool = TestPool::new("narrow");
+    let plan = plan_of(
+        &pool,
+        json!([{ "name": pool.ds("app/data"), "properties": { "atime": "off" } }]),
+    );
+    assert_eq!(apply(&pool, &plan).code, 0);
+    zfs(&["create", &pool.ds("unrelated")]);
+    zfs(&["snapshot", "-r", &format!("{}@autosnap_1", pool.name)]);
+    let run = apply(&pool, &plan);
+    assert_eq!(run.code, 0, "{run:#?}");
+    let read: Vec<String> = run.zfs_calls[0][6..].to_vec();
+    assert_eq!(
+        read,
+        [pool.name.clone(), pool.ds("app"), pool.ds("app/data")]
+    );
+    // Something to do: decided with the whole pool in view (-r).
+    zfs(&["set", "atime=on", &pool.ds("app/data")]);
+    let fix = apply(&pool, &plan);
+    assert_eq!(fix.code, 0, "{fix:#?}");
+    assert_eq!(fix.calls_named("get").len(), 2, "{:?}", fix.zfs_calls);
+    assert!(
+        fix.calls_named("get")[1].contains(&"-r".to_string()),
+        "{:?}",
+        fix.zfs_calls
     );
 }
 

@@ -261,6 +261,20 @@ impl Plan {
         self.datasets.iter().find(|spec| spec.name == name)
     }
 
+    /// The pool's root dataset, every declared dataset and every ancestor of
+    /// one: all a run must see when the pool is in shape.
+    pub fn datasets_and_ancestors(&self) -> Vec<String> {
+        let mut names = BTreeSet::from([self.pool.clone()]);
+        for spec in &self.datasets {
+            let mut current = Some(spec.name.as_str());
+            while let Some(name) = current {
+                names.insert(name.to_string());
+                current = parent_of(name);
+            }
+        }
+        names.into_iter().collect()
+    }
+
     /// Datasets parents first, so `zfs create` never makes a parent on its own.
     pub fn in_creation_order(&self) -> Vec<&DatasetSpec> {
         let mut specs: Vec<&DatasetSpec> = self.datasets.iter().collect();
@@ -379,6 +393,18 @@ mod tests {
             r#"{"version":1,"pool":"tank","datasets":[{"name":"tank/a","mountpoint":"none","owner":"root"}]}"#,
         );
         assert!(found[0].contains("need a mounted directory"), "{found:?}");
+    }
+
+    #[test]
+    fn a_run_looks_at_the_declared_datasets_and_their_ancestors() {
+        let plan = Plan::parse(
+            r#"{"version":1,"pool":"tank","datasets":[{"name":"tank/a/b/c"},{"name":"tank/d"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            plan.datasets_and_ancestors(),
+            ["tank", "tank/a", "tank/a/b", "tank/a/b/c", "tank/d"]
+        );
     }
 
     #[test]
