@@ -17,6 +17,11 @@ if zpool list >/dev/null 2>&1; then
     remove_stale_test_pools
     exit 0
 fi
+# A daemon that was killed leaves its FUSE mounts behind ("Transport endpoint
+# is not connected"); the new daemon cannot mount over them.
+awk '$3 == "fuse.zfs" { print $2 }' /proc/mounts | sort -r | while read -r mnt; do
+    umount -l "$mnt" 2>/dev/null || true
+done
 pidfile=/run/zfs-fuse.pid
 # zfs-fuse exits silently with status 0 when a stale pidfile exists.
 rm -f "$pidfile"
