@@ -35,56 +35,52 @@ let
   sqlite = common // {
     recordsize = "16K";
   };
+
+  # An application keeping a SQLite database in `services.<service>.dataDir`,
+  # run as `services.<service>.user`/`.group` (nixpkgs' defaults: the
+  # service's name): Sonarr, Radarr, Plex.
+  sqliteApp =
+    {
+      service,
+      dataDir,
+      mode,
+    }:
+    config: _name:
+    let
+      get = fromService config [ "services" service ];
+    in
+    {
+      nixpkgsService = [ "services" service ];
+      mountpoint = get "dataDir" dataDir;
+      user = get "user" service;
+      group = get "group" service;
+      inherit mode;
+      units = [ "${service}.service" ];
+      properties = sqlite;
+    };
 in
 {
-  profiles.sonarr =
-    config: _name:
-    let
-      get = fromService config [ "services" "sonarr" ];
-    in
-    {
-      nixpkgsService = [ "services" "sonarr" ];
-      mountpoint = get "dataDir" "/var/lib/sonarr/.config/NzbDrone";
-      user = get "user" "sonarr";
-      group = get "group" "sonarr";
-      mode = "0750";
-      units = [ "sonarr.service" ];
-      properties = sqlite;
-    };
+  profiles.sonarr = sqliteApp {
+    service = "sonarr";
+    dataDir = "/var/lib/sonarr/.config/NzbDrone";
+    mode = "0750";
+  };
 
-  profiles.radarr =
-    config: _name:
-    let
-      get = fromService config [ "services" "radarr" ];
-    in
-    {
-      nixpkgsService = [ "services" "radarr" ];
-      mountpoint = get "dataDir" "/var/lib/radarr/.config/Radarr";
-      user = get "user" "radarr";
-      group = get "group" "radarr";
-      # nixpkgs' tmpfiles rule for dataDir says 0700; the same here, or the
-      # two would set the mode back and forth.
-      mode = "0700";
-      units = [ "radarr.service" ];
-      properties = sqlite;
-    };
+  # nixpkgs' tmpfiles rule for dataDir says 0700; the same here, or the
+  # two would set the mode back and forth.
+  profiles.radarr = sqliteApp {
+    service = "radarr";
+    dataDir = "/var/lib/radarr/.config/Radarr";
+    mode = "0700";
+  };
 
   # Metadata only (library database, artwork, preview thumbnails); media
   # belongs on a dataset with 1M records: zpersist.services.plex.media.
-  profiles.plex =
-    config: _name:
-    let
-      get = fromService config [ "services" "plex" ];
-    in
-    {
-      nixpkgsService = [ "services" "plex" ];
-      mountpoint = get "dataDir" "/var/lib/plex";
-      user = get "user" "plex";
-      group = get "group" "plex";
-      mode = "0750";
-      units = [ "plex.service" ];
-      properties = sqlite;
-    };
+  profiles.plex = sqliteApp {
+    service = "plex";
+    dataDir = "/var/lib/plex";
+    mode = "0750";
+  };
 
   profiles.home-assistant =
     config: _name:
