@@ -531,8 +531,11 @@ in
       systemd.services = mkMerge (mapAttrsToList unitsFor enabled);
       systemd.tmpfiles.rules = map tmpfilesRule (lib.attrValues enabled);
       environment.etc."zpersist/services.json".text = builtins.toJSON servicesPlan;
-      # migrate-to-dataset on PATH.
-      environment.systemPackages = [ cfg.package ];
+      # migrate-to-dataset on PATH, and rsync, which it copies with.
+      environment.systemPackages = [
+        cfg.package
+        pkgs.rsync
+      ];
     })
 
     (mkIf anyEnabled {

@@ -12,6 +12,7 @@ in
   zfs = stub "zfs-user";
   curl = stub "curl";
   openssh = stub "openssh";
+  rsync = stub "rsync";
   # builtins.toFile gives a real, content-addressed store path; it refuses
   # names containing '/', which the modules never use.
   writeText = name: text: builtins.toFile name text;

@@ -616,7 +616,7 @@ pub fn migrate(target: &MigrationTarget, options: &Options) -> Report {
     if copy::rsync_program().is_err() {
         return report.fail(
             "rsync is not installed; migrate-to-dataset copies with it",
-            "install rsync (Debian: `apt-get install rsync`; NixOS: the module puts pkgs.rsync on the PATH), then run again",
+            "install rsync (Debian: `apt-get install rsync`; NixOS: zpersist.services puts pkgs.rsync in environment.systemPackages, or run it with `nix-shell -p rsync`), then run again",
         );
     }
     let _lock = match lock_unless_dry_run(target, options) {
@@ -827,7 +827,7 @@ pub fn cleanup(target: &MigrationTarget, options: &Options) -> Report {
     };
     let _lock = match lock_unless_dry_run(target, options) {
         Ok(lock) => lock,
-        Err(e) => return report.fail(e, "check permissions"),
+        Err(e) => return report.fail(e, "run as root, or check that /run/zpersist is writable"),
     };
     let journal = match read_journal(target) {
         Ok(journal) => journal,

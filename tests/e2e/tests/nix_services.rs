@@ -384,8 +384,8 @@ fn services_json_holds_exactly_what_migrate_to_dataset_reads() {
     assert_eq!(view["servicesJson"], view["servicesPlan"]);
     assert_eq!(
         view["packages"],
-        json!(["zpersist"]),
-        "migrate-to-dataset on PATH"
+        json!(["zpersist", "rsync"]),
+        "migrate-to-dataset on PATH, with the rsync it copies with"
     );
     let file = &view["servicesJson"];
     assert_eq!(file["version"], 1);
