@@ -1,6 +1,11 @@
 # `zpersist-datasets.service`: applies the plan at boot and on every switch
 # that changes it.
-{ config, lib, ... }:
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
 let
   inherit (lib) mkIf concatMap attrValues unique;
   cfg = config.zpersist;
@@ -36,7 +41,12 @@ in
       restartIfChanged = true;
       stopIfChanged = false;
 
-      path = [ config.boot.zfs.package ];
+      # getent: owners and groups that come from NSS (LDAP, sssd) rather
+      # than /etc/passwd and /etc/group.
+      path = [
+        config.boot.zfs.package
+        pkgs.getent
+      ];
 
       serviceConfig = {
         Type = "oneshot";

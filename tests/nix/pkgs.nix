@@ -13,6 +13,7 @@ in
   curl = stub "curl";
   openssh = stub "openssh";
   rsync = stub "rsync";
+  getent = stub "getent";
   # builtins.toFile gives a real, content-addressed store path; it refuses
   # names containing '/', which the modules never use.
   writeText = name: text: builtins.toFile name text;
