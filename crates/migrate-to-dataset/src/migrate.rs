@@ -229,20 +229,14 @@ fn parent_of(path: &str) -> &Path {
     Path::new(path).parent().unwrap_or(Path::new("/"))
 }
 
-/// temp file, fsync, rename, fsync the directory: a crash leaves the old
-/// journal or the new one, never half of one.
+/// Written atomically: a crash leaves the old journal or the new one,
+/// never half of one.
 fn write_journal(target: &MigrationTarget, journal: &Journal) -> Result<(), String> {
     let path = target.journal();
-    let temporary = format!("{path}.tmp");
-    let write = || -> io::Result<()> {
-        let mut file = fs::File::create(&temporary)?;
-        file.write_all(serde_json::to_string_pretty(journal)?.as_bytes())?;
-        file.write_all(b"\n")?;
-        file.sync_all()?;
-        fs::rename(&temporary, &path)?;
-        fsync_dir(parent_of(&path))
-    };
-    write().map_err(|e| format!("cannot write the migration journal {path}: {e}"))
+    let mut text = serde_json::to_string_pretty(journal).expect("the journal serialises");
+    text.push('\n');
+    zpersist_host::write_atomically(Path::new(&path), text.as_bytes())
+        .map_err(|e| format!("cannot write the migration journal {path}: {e}"))
 }
 
 fn human(bytes: u64) -> String {

@@ -5,7 +5,6 @@
 //! 1: a check failed or a lag is above `maxLagSeconds` (or the target holds
 //! nothing while a limit is set); 2: bad arguments or config (nothing ran).
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -33,20 +32,6 @@ struct Args {
     /// Print the measurements as JSON instead of lines.
     #[arg(long)]
     json: bool,
-}
-
-fn write_atomically(path: &str, text: &str) -> std::io::Result<()> {
-    let tmp = format!("{path}.tmp.{}", std::process::id());
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
 
 fn describe(m: &Measurement) -> String {
@@ -142,7 +127,10 @@ fn main() -> ExitCode {
     let mut failed = false;
     let textfile = args.textfile.or(config.textfile.clone());
     if let Some(path) = textfile.filter(|p| p != "-") {
-        if let Err(e) = write_atomically(&path, &report::textfile(&config.host, &measurements)) {
+        if let Err(e) = zpersist_host::write_atomically(
+            std::path::Path::new(&path),
+            report::textfile(&config.host, &measurements).as_bytes(),
+        ) {
             eprintln!("error: cannot write the textfile {path}: {e}");
             eprintln!("help: its directory must exist and be writable (zpersist.replication.lag.textfile)");
             failed = true;

@@ -111,6 +111,30 @@ pub fn set_ownership(
     Ok(())
 }
 
+/// Replaces `path` with `contents` so that a crash leaves the old file or
+/// the new one, never half of one: a temporary file beside it, fsync,
+/// rename, fsync of the directory. The temporary is removed on failure.
+pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(format!(".tmp.{}", std::process::id()));
+    let temporary = std::path::PathBuf::from(temporary);
+    let result = (|| {
+        let mut file = File::create(&temporary)?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        fs::rename(&temporary, path)?;
+        let directory = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        File::open(directory)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temporary);
+    }
+    result
+}
+
 /// An exclusive lock on a file, held until dropped.
 pub struct RunLock {
     _file: File,
@@ -149,6 +173,24 @@ mod tests {
             "root:x:0:0:root:/root:/bin/sh\nsonarr:x:274:274::/var/lib/sonarr:/sbin/nologin\n";
         assert_eq!(id_in_entries(passwd, "sonarr"), Some(274));
         assert_eq!(id_in_entries(passwd, "sonar"), None);
+    }
+
+    #[test]
+    fn an_atomic_write_replaces_the_file_and_leaves_no_temporary() {
+        let dir = std::env::temp_dir().join(format!("zpersist-atomic-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.json");
+        fs::write(&path, "old").unwrap();
+        write_atomically(&path, b"new").unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "new");
+        assert_eq!(
+            fs::read_dir(&dir).unwrap().count(),
+            1,
+            "a temporary was left behind"
+        );
+        let missing = dir.join("no-such-dir/state.json");
+        assert!(write_atomically(&missing, b"x").is_err());
+        fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
