@@ -52,6 +52,10 @@ in
         Type = "oneshot";
         RemainAfterExit = true;
         ExecStart = "${cfg.package}/bin/ensure-datasets --plan ${cfg.internal.planFile}";
+        # Bounded, so a hung zfs cannot hold `nixos-rebuild switch` for ever:
+        # a run waits at most 120 s for another one's lock (--lock-timeout),
+        # and creating hundreds of datasets takes seconds.
+        TimeoutStartSec = "10min";
 
         # Hardening, as far as zfs allows.
         #

@@ -375,6 +375,9 @@ let
           ExecStart = "${checkScript} ${
             systemdArgs ([ name ] ++ concatMap (m: [ "${toString cfg.pool}/${m.dataset}" m.mountpoint ]) mounts)
           }";
+          # A few `zfs get`s: a minute is plenty, and a hung zfs fails the
+          # check (and so keeps the service down) instead of hanging boot.
+          TimeoutStartSec = "1min";
           # It only reads: no capabilities, nothing writable, no network,
           # nothing beyond what a shell script running `zfs get` needs.
           CapabilityBoundingSet = "";

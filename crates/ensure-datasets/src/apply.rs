@@ -1,11 +1,15 @@
 //! One run: lock, observe, plan, act, report.
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::Path;
+use std::time::Duration;
 
 use camino::Utf8Path;
 use zpersist_core::plan::parse_mode;
-use zpersist_core::planner::{blocked_by, plan_actions, properties_to_observe};
+use zpersist_core::planner::{
+    blocked_by, plan_actions_knowing, properties_to_observe, ALWAYS_OBSERVED,
+};
 use zpersist_core::{Action, Outcome, Plan};
 use zpersist_host::RealHost;
 use zpersist_zfs::{Zfs, ZfsError};
@@ -17,6 +21,7 @@ pub fn run(
     plan: &Plan,
     dry_run: bool,
     lock_file: &Utf8Path,
+    lock_wait: Duration,
     mut text: Option<&mut dyn Write>,
 ) -> Report {
     let mut report = Report {
@@ -56,14 +61,20 @@ pub fn run(
         None
     } else {
         // Waiting is said on stderr at once, so a --json run can say it too.
-        match zpersist_host::lock(lock_file.to_path_buf(), &mut std::io::stderr()) {
+        match zpersist_host::lock_within(lock_file.to_path_buf(), &mut std::io::stderr(), lock_wait)
+        {
             Ok(lock) => Some(lock),
             Err(e) => {
+                let help = if e.kind() == std::io::ErrorKind::TimedOut {
+                    "nothing was changed; another ensure-datasets run holds the lock (a switch still running, or a stuck run): wait for it, or stop it; --lock-timeout sets how long to wait"
+                } else {
+                    "run as root, or pass --lock-file with a writable path"
+                };
                 fail(
                     &mut report,
                     &mut say,
                     format!("cannot take the lock {lock_file}: {e}"),
-                    "run as root, or pass --lock-file with a writable path",
+                    help,
                 );
                 say(report.summary());
                 return report;
@@ -146,21 +157,53 @@ pub fn run(
 /// whole pool in view, so a new mountpoint is checked against every
 /// dataset, declared or not.
 fn observe_and_plan(zfs: &Zfs, plan: &Plan) -> Result<Outcome, ZfsError> {
-    let properties = properties_to_observe(plan);
+    let mut properties = properties_to_observe(plan);
+    let mut unknown = BTreeSet::new();
     let host = RealHost::new();
-    let (named, missing) = zfs.observe_named(&plan.datasets_and_ancestors(), &properties)?;
+    let (named, missing) = read_known(&mut properties, &mut unknown, |props| {
+        zfs.observe_named(&plan.datasets_and_ancestors(), props)
+    })?;
     if missing.contains(&plan.pool) {
         return Err(ZfsError {
             argv: vec!["zfs".into(), "get".into()],
             message: format!("cannot open '{}': dataset does not exist", plan.pool),
         });
     }
-    let outcome = plan_actions(plan, &named, &host);
+    let outcome = plan_actions_knowing(plan, &named, &host, &unknown);
     if outcome.actions.is_empty() && outcome.problems.is_empty() {
         return Ok(outcome);
     }
-    let whole = zfs.observe(&plan.pool, &properties)?;
-    Ok(plan_actions(plan, &whole, &host))
+    let whole = read_known(&mut properties, &mut unknown, |props| {
+        zfs.observe(&plan.pool, props)
+    })?;
+    Ok(plan_actions_knowing(plan, &whole, &host, &unknown))
+}
+
+/// Runs one `zfs get` of `properties`; a property this ZFS does not know
+/// (zfs refuses the whole call for one) is moved to `unknown` and the call
+/// made again without it, so one dataset's property cannot stop the others.
+/// At most one retry per declared property.
+fn read_known<T>(
+    properties: &mut Vec<String>,
+    unknown: &mut BTreeSet<String>,
+    read: impl Fn(&[String]) -> Result<T, ZfsError>,
+) -> Result<T, ZfsError> {
+    loop {
+        match read(properties) {
+            Err(e) => {
+                let Some(property) = zpersist_zfs::unknown_property(&e.message)
+                    .filter(|p| !ALWAYS_OBSERVED.contains(p))
+                    .filter(|p| properties.iter().any(|q| q == p))
+                    .map(str::to_string)
+                else {
+                    return Err(e);
+                };
+                properties.retain(|p| *p != property);
+                unknown.insert(property);
+            }
+            ok => return ok,
+        }
+    }
 }
 
 /// Does one action; the error names the dataset, what was being done and

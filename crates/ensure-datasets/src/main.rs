@@ -30,6 +30,10 @@ struct Args {
     /// [default: /run/zpersist/ensure-datasets-POOL.lock].
     #[arg(long)]
     lock_file: Option<Utf8PathBuf>,
+    /// How long to wait for another run holding the lock before giving up
+    /// (exit 1, naming the holder).
+    #[arg(long, value_name = "SECONDS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    lock_timeout: u64,
 }
 
 const EXIT_FAILED: u8 = 1;
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
         &plan,
         args.dry_run,
         &lock_file,
+        std::time::Duration::from_secs(args.lock_timeout),
         if args.json { None } else { Some(&mut out) },
     );
     if args.json {

@@ -528,7 +528,7 @@ fn a_run_waits_for_the_lock_held_by_another() {
     held.unlock().unwrap();
     let output = handle.wait().unwrap();
     assert!(output.status.success(), "{output:?}");
-    assert!(String::from_utf8_lossy(&output.stderr).contains("waiting for another run"));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("waiting up to 120 s for another run"));
     assert!(exists(&pool.ds("a")));
 }
 
@@ -585,4 +585,379 @@ fn hybrid_mounts_parents_legacy_or_none_children_mount_themselves() {
     let second = apply(&pool, &plan);
     assert_eq!(second.code, 0, "{second:#?}");
     assert!(second.mutating_calls().is_empty(), "{:?}", second.zfs_calls);
+}
+
+// ---- Hostile cases: each class below once ended in exit 0 with data moved,
+// hidden or doubly mounted, or in zfs refusing what the plan let through.
+
+/// Writes `text` as a plan and runs on it: for plans serde_json cannot
+/// build (duplicate keys, raw bytes).
+fn apply_text(pool: &TestPool, text: &str) -> Recorded {
+    let path = pool.scratch("plan.txt.json");
+    std::fs::write(&path, text).unwrap();
+    ensure(pool, &path, &[])
+}
+
+#[test]
+fn values_zfs_would_refuse_are_a_bad_plan_before_any_zfs_call() {
+    let pool = TestPool::new("strictvalues");
+    let cases: &[(&str, &str, &str)] = &[
+        ("atime", "OFF", "is not one of"),
+        ("normalization", "formd", "is not one of"),
+        ("recordsize", "16K ", "not a power of two"),
+        ("recordsize", " 16K", "not a power of two"),
+        ("quota", "16 G", "is not a size"),
+        ("quota", "16E", "is not a size"),
+        ("quota", "17179869184G", "is not a size"),
+        ("reservation", "+5G", "is not a size"),
+    ];
+    for (property, value, expected) in cases {
+        let run = apply(
+            &pool,
+            &plan_of(
+                &pool,
+                json!([{ "name": pool.ds("a"), "properties": { *property: value } }]),
+            ),
+        );
+        assert_eq!(run.code, 2, "{property}={value:?}: {run:#?}");
+        assert!(
+            run.stderr.contains(expected),
+            "{property}={value:?}: {}",
+            run.stderr
+        );
+        assert!(
+            run.zfs_calls.is_empty(),
+            "{property}={value:?}: {:?}",
+            run.zfs_calls
+        );
+    }
+}
+
+#[test]
+fn a_path_inherited_from_an_undeclared_pool_root_is_not_mounted_twice() {
+    let pool = TestPool::new("rootinherit");
+    // The pool's root mounts on mnt/, so `y` would inherit mnt/y: the very
+    // path `x` declares for itself.
+    let plan = plan_of(
+        &pool,
+        json!([
+            { "name": pool.ds("x"), "mountpoint": pool.mnt().join("y") },
+            { "name": pool.ds("y") },
+            { "name": pool.ds("fine") }
+        ]),
+    );
+    let run = apply(&pool, &plan);
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(
+        run.stdout.contains(&format!(
+            "{} is already the mountpoint of",
+            pool.mnt().join("y")
+        )),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        !exists(&pool.ds("x")) && !exists(&pool.ds("y")),
+        "{:?}",
+        run.zfs_calls
+    );
+    assert!(exists(&pool.ds("fine")));
+}
+
+#[test]
+fn a_path_an_undeclared_child_inherits_from_a_declared_parent_is_taken() {
+    let pool = TestPool::new("childinherit");
+    let srv = pool.scratch("srv");
+    let parent = plan_of(
+        &pool,
+        json!([{ "name": pool.ds("srv"), "mountpoint": srv }]),
+    );
+    assert_eq!(apply(&pool, &parent).code, 0);
+    // Made by hand, not in the plan: mounts on srv/media by inheritance.
+    zfs(&["create", &pool.ds("srv/media")]);
+    std::fs::write(srv.join("media/film.mkv"), b"frames").unwrap();
+
+    let plan = plan_of(
+        &pool,
+        json!([
+            { "name": pool.ds("srv"), "mountpoint": srv },
+            { "name": pool.ds("other"), "mountpoint": srv.join("media") }
+        ]),
+    );
+    let run = apply(&pool, &plan);
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(
+        run.stdout.contains(&format!(
+            "is already the mountpoint of {}",
+            pool.ds("srv/media")
+        )),
+        "{}",
+        run.stdout
+    );
+    assert!(!exists(&pool.ds("other")));
+    assert_eq!(
+        std::fs::read(srv.join("media/film.mkv")).unwrap(),
+        b"frames"
+    );
+}
+
+#[test]
+fn one_path_spelled_two_ways_is_refused_before_any_zfs_call() {
+    let pool = TestPool::new("dotdot");
+    let plan = plan_of(
+        &pool,
+        json!([
+            { "name": pool.ds("a"), "mountpoint": format!("{}/x/../b", pool.mnt()) },
+            { "name": pool.ds("b") }
+        ]),
+    );
+    let run = apply(&pool, &plan);
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(run.stderr.contains("`..` component"), "{}", run.stderr);
+    assert!(run.zfs_calls.is_empty(), "{:?}", run.zfs_calls);
+}
+
+#[test]
+fn moving_a_canmount_off_parent_does_not_move_a_child_holding_data() {
+    let pool = TestPool::new("offparent");
+    let (old, new) = (pool.scratch("s1"), pool.scratch("s2"));
+    let mut plan = plan_of(
+        &pool,
+        json!([
+            { "name": pool.ds("services"), "mountpoint": old, "canmount": "off" },
+            { "name": pool.ds("services/app") }
+        ]),
+    );
+    assert_eq!(apply(&pool, &plan).code, 0);
+    std::fs::write(old.join("app/state.db"), b"precious").unwrap();
+
+    plan["datasets"][0]["mountpoint"] = new.as_str().into();
+    let refused = apply(&pool, &plan);
+    assert_eq!(refused.code, 1, "{refused:#?}");
+    assert!(
+        refused.stdout.contains(&format!(
+            "{} ({})",
+            pool.ds("services/app"),
+            old.join("app")
+        )),
+        "the refusal names the child that holds data: {}",
+        refused.stdout
+    );
+    assert!(
+        refused.mutating_calls().is_empty(),
+        "{:?}",
+        refused.zfs_calls
+    );
+    assert_eq!(
+        std::fs::read(old.join("app/state.db")).unwrap(),
+        b"precious"
+    );
+
+    plan["datasets"][0]["allowMountpointChange"] = true.into();
+    let allowed = apply(&pool, &plan);
+    assert_eq!(allowed.code, 0, "{allowed:#?}");
+    assert_eq!(
+        std::fs::read(new.join("app/state.db")).unwrap(),
+        b"precious"
+    );
+}
+
+#[test]
+fn canmount_off_does_not_make_data_vanish_from_its_path() {
+    let pool = TestPool::new("canmountoff");
+    let app = pool.ds("app");
+    let mut plan = plan_of(&pool, json!([{ "name": app }]));
+    assert_eq!(apply(&pool, &plan).code, 0);
+    std::fs::write(pool.mnt().join("app/state.db"), b"precious").unwrap();
+
+    plan["datasets"][0]["canmount"] = "off".into();
+    let refused = apply(&pool, &plan);
+    assert_eq!(refused.code, 1, "{refused:#?}");
+    assert!(
+        refused
+            .stdout
+            .contains("refusing to set canmount from on to off"),
+        "{}",
+        refused.stdout
+    );
+    assert_eq!(get(&app, "mounted"), "yes");
+    assert_eq!(
+        std::fs::read(pool.mnt().join("app/state.db")).unwrap(),
+        b"precious"
+    );
+}
+
+#[test]
+fn an_implicit_parent_never_hides_files_on_its_path() {
+    let pool = TestPool::new("implicit");
+    // Files where `zfs create -p` would mount the undeclared parent `impl`.
+    std::fs::create_dir_all(pool.mnt().join("impl")).unwrap();
+    std::fs::write(pool.mnt().join("impl/notes.txt"), b"mine").unwrap();
+    let plan = plan_of(&pool, json!([{ "name": pool.ds("impl/child") }]));
+    let run = apply(&pool, &plan);
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(
+        run.stdout
+            .contains(&format!("also create its parent {}", pool.ds("impl"))),
+        "{}",
+        run.stdout
+    );
+    assert!(run.mutating_calls().is_empty(), "{:?}", run.zfs_calls);
+    assert!(!exists(&pool.ds("impl")));
+    // A run again is still a refusal, never a success over hidden files.
+    assert_eq!(apply(&pool, &plan).code, 1);
+    assert_eq!(
+        std::fs::read(pool.mnt().join("impl/notes.txt")).unwrap(),
+        b"mine"
+    );
+}
+
+#[test]
+fn an_unmounted_parent_whose_path_holds_files_is_reported_not_left_behind() {
+    let pool = TestPool::new("halfparent");
+    // What a half-created `zfs create -p` leaves: the parent exists and
+    // should mount, but its path holds files, so it is not mounted.
+    let parent = pool.ds("half");
+    zfs(&["create", "-o", "canmount=noauto", &parent]);
+    std::fs::create_dir_all(pool.mnt().join("half")).unwrap();
+    std::fs::write(pool.mnt().join("half/notes.txt"), b"mine").unwrap();
+    zfs(&["set", "canmount=on", &parent]);
+    assert_eq!(get(&parent, "mounted"), "no");
+
+    let run = apply(
+        &pool,
+        &plan_of(&pool, json!([{ "name": pool.ds("half/child") }])),
+    );
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(
+        run.stdout.contains(&format!(
+            "{parent}: {} already holds files",
+            pool.mnt().join("half")
+        )),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        std::fs::read(pool.mnt().join("half/notes.txt")).unwrap(),
+        b"mine"
+    );
+}
+
+#[test]
+fn control_characters_in_a_plan_are_refused_and_printed_on_one_line() {
+    let pool = TestPool::new("newline");
+    let run = apply(
+        &pool,
+        &plan_of(
+            &pool,
+            json!([{ "name": pool.ds("a"), "mountpoint": "/srv/a\nb" }]),
+        ),
+    );
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(run.stderr.contains(r"`/srv/a\nb`"), "{}", run.stderr);
+    assert!(run.zfs_calls.is_empty());
+
+    let forged = format!("{}/a\nerror: all is well", pool.name);
+    let run = apply(&pool, &plan_of(&pool, json!([{ "name": forged }])));
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(
+        run.stderr.contains(r"a\nerror: all is well"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr
+            .lines()
+            .any(|l| l.starts_with("error: all is well")),
+        "a name printed raw across two lines: {}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_duplicate_key_is_a_bad_plan_not_a_silent_choice() {
+    let pool = TestPool::new("dupkey");
+    let text = format!(
+        r#"{{"version":1,"pool":"{0}","pool":"other{0}","datasets":[{{"name":"{0}/a"}}]}}"#,
+        pool.name
+    );
+    let run = apply_text(&pool, &text);
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(
+        run.stderr.contains("`pool` is given twice"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.zfs_calls.is_empty(), "{:?}", run.zfs_calls);
+}
+
+/// zfs-fuse does not know `relatime` (OpenZFS does): exactly the case of a
+/// plan written for a newer ZFS than the host runs.
+#[test]
+fn a_property_this_zfs_does_not_know_stops_only_its_dataset() {
+    let pool = TestPool::new("unknownprop");
+    let plan = plan_of(
+        &pool,
+        json!([
+            { "name": pool.ds("new"), "properties": { "relatime": "on" } },
+            { "name": pool.ds("other"), "properties": { "atime": "off" } }
+        ]),
+    );
+    let run = apply(&pool, &plan);
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(
+        exists(&pool.ds("other")),
+        "the other dataset was not processed"
+    );
+    assert_eq!(get(&pool.ds("other"), "atime"), "off");
+    assert!(!exists(&pool.ds("new")));
+    let complaint: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.contains("relatime"))
+        .collect();
+    assert!(
+        complaint
+            .iter()
+            .any(|l| l.contains("does not know the property `relatime`")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        !run.stdout.contains("usage:"),
+        "zfs's usage text leaked: {}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_lock_never_released_is_given_up_on_naming_its_holder() {
+    let pool = TestPool::new("stucklock");
+    let lock_path = pool.scratch("run.lock");
+    std::fs::write(
+        &lock_path,
+        "pid 4242 (ensure-datasets --plan /stuck.json), since 1\n",
+    )
+    .unwrap();
+    let held = std::fs::File::open(&lock_path).unwrap();
+    held.lock().unwrap();
+    let path = pool.write_plan(
+        "plan.json",
+        &plan_of(&pool, json!([{ "name": pool.ds("a") }])),
+    );
+    let started = std::time::Instant::now();
+    let run = ensure(&pool, &path, &["--lock-timeout", "1"]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(
+        run.stdout.contains("still held after 1 s by pid 4242"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.zfs_calls.iter().all(|argv| argv[1] != "create"),
+        "{:?}",
+        run.zfs_calls
+    );
+    assert!(!exists(&pool.ds("a")));
 }

@@ -3,6 +3,7 @@
 //! computation. No I/O and no processes: adapters feed it facts, binaries
 //! carry out what it decides.
 
+pub mod json;
 pub mod migration;
 pub mod name;
 pub mod observed;
@@ -10,7 +11,9 @@ pub mod plan;
 pub mod planner;
 pub mod property;
 pub mod replication;
+pub mod text;
 
 pub use observed::{DirState, HostFacts, ObservedPool, Source};
 pub use plan::{DatasetSpec, InvalidPlan, Plan, PlanProblem};
 pub use planner::{plan_actions, Action, Drift, Outcome, Problem};
+pub use text::shown;

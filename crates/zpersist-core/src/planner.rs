@@ -123,15 +123,40 @@ pub enum Problem {
         declared: String,
         actual: String,
     },
+    /// Changing `property` (mountpoint or canmount) would move or unmount
+    /// datasets that hold data: this one, or children that inherit its path.
     MountpointChangeRefused {
         dataset: String,
+        property: String,
         from: String,
         to: String,
+        /// `dataset (path)` of each dataset whose files would move or vanish.
+        #[serde(rename = "holdingData")]
+        holding_data: Vec<String>,
     },
     MountpointTaken {
         dataset: String,
         path: String,
+        /// Every other dataset that mounts, or would mount, on `path`.
         by: String,
+    },
+    /// `zfs create -p` would make `parent` (which the plan does not declare)
+    /// on a path that already holds files.
+    ImplicitParentHidesFiles {
+        dataset: String,
+        parent: String,
+        path: String,
+    },
+    /// A declared parent could not be created, so this dataset is not
+    /// created either (`zfs create -p` would make a bare parent).
+    ParentNotCreated {
+        dataset: String,
+        parent: String,
+    },
+    /// This ZFS does not know a property the plan declares.
+    UnknownProperty {
+        dataset: String,
+        property: String,
     },
     MountpointNotEmpty {
         dataset: String,
@@ -157,6 +182,9 @@ impl Problem {
             Problem::CreateOnlyDrift { dataset, .. }
             | Problem::MountpointChangeRefused { dataset, .. }
             | Problem::MountpointTaken { dataset, .. }
+            | Problem::ImplicitParentHidesFiles { dataset, .. }
+            | Problem::ParentNotCreated { dataset, .. }
+            | Problem::UnknownProperty { dataset, .. }
             | Problem::MountpointNotEmpty { dataset, .. }
             | Problem::UnknownUser { dataset, .. }
             | Problem::UnknownGroup { dataset, .. }
@@ -171,13 +199,32 @@ impl Problem {
                 format!("{dataset}: `{property}` is `{actual}` but the plan says `{declared}`"),
                 format!("`{property}` can only be chosen when a dataset is created; ZFS cannot change it now. Put the old value back in the plan, or create a new dataset and move the data (zfs send | zfs receive)."),
             ),
-            Problem::MountpointChangeRefused { dataset, from, to } => (
-                format!("{dataset}: refusing to move it from {from} to {to}: it holds data"),
-                "anything using the old path would lose it; stop those services, then set `allowMountpointChange = true` for this dataset (and remove it afterwards).".into(),
-            ),
+            Problem::MountpointChangeRefused { dataset, property, from, to, holding_data } => {
+                let what = if property == "canmount" {
+                    format!("refusing to set canmount from {from} to {to}: that unmounts it")
+                } else {
+                    format!("refusing to move it from {from} to {to}")
+                };
+                (
+                    format!("{dataset}: {what}, and these hold data there: {}", holding_data.join(", ")),
+                    "anything using the old path would lose its files; stop those services, then set `allowMountpointChange = true` for this dataset (and remove it afterwards).".into(),
+                )
+            }
             Problem::MountpointTaken { dataset, path, by } => (
                 format!("{dataset}: {path} is already the mountpoint of {by}"),
-                format!("one would hide the other's files; give {dataset} another mountpoint, or change {by}'s."),
+                format!("one would hide the other's files; give {dataset} another mountpoint, or change {by}'s (a dataset without a mountpoint of its own inherits its parent's path plus its name)."),
+            ),
+            Problem::ImplicitParentHidesFiles { dataset, parent, path } => (
+                format!("{dataset}: creating it would also create its parent {parent} (not in the plan) on {path}, which already holds files that mounting {parent} would hide"),
+                format!("declare {parent} with `mountpoint = \"none\"` or `canmount = \"off\"` if it only groups datasets, or move those files away (or into it with migrate-to-dataset); nothing was created."),
+            ),
+            Problem::ParentNotCreated { dataset, parent } => (
+                format!("{dataset}: not created, because its parent {parent} was not"),
+                format!("fix the problem reported for {parent}; {dataset} is created on the next run after that."),
+            ),
+            Problem::UnknownProperty { dataset, property } => (
+                format!("{dataset}: this ZFS does not know the property `{property}`"),
+                format!("remove `{property}` from the plan, or upgrade ZFS; nothing was done for {dataset}, the other datasets were processed."),
             ),
             Problem::MountpointNotEmpty { dataset, path } => (
                 format!("{dataset}: {path} already holds files that mounting the dataset would hide"),
@@ -247,16 +294,50 @@ struct Planner<'a> {
     pool: &'a ObservedPool,
     host: &'a dyn HostFacts,
     outcome: Outcome,
+    /// Every path some known dataset (observed, declared, or a missing
+    /// parent `zfs create -p` would make) mounts on once the plan is
+    /// applied, with the datasets that claim it.
+    claims: BTreeMap<String, Vec<String>>,
+    /// Datasets that will exist after this run: observed or to be created.
+    created: BTreeSet<String>,
+    /// Undeclared ancestors already looked at.
+    ancestors_seen: BTreeSet<String>,
 }
 
+/// Decides what to do. `unknown_properties` are declared properties this
+/// ZFS does not know: datasets declaring one are reported and left alone.
 pub fn plan_actions(plan: &Plan, pool: &ObservedPool, host: &dyn HostFacts) -> Outcome {
+    plan_actions_knowing(plan, pool, host, &BTreeSet::new())
+}
+
+pub fn plan_actions_knowing(
+    plan: &Plan,
+    pool: &ObservedPool,
+    host: &dyn HostFacts,
+    unknown_properties: &BTreeSet<String>,
+) -> Outcome {
     let mut planner = Planner {
         plan,
         pool,
         host,
         outcome: Outcome::default(),
+        claims: BTreeMap::new(),
+        created: pool.datasets.keys().cloned().collect(),
+        ancestors_seen: BTreeSet::new(),
     };
+    planner.claims = planner.all_claims();
     for spec in plan.in_creation_order() {
+        if let Some(property) = spec
+            .properties
+            .keys()
+            .find(|p| unknown_properties.contains(*p))
+        {
+            planner.problem(Problem::UnknownProperty {
+                dataset: spec.name.clone(),
+                property: property.clone(),
+            });
+            continue;
+        }
         planner.dataset(spec);
     }
     planner.outcome
@@ -265,21 +346,25 @@ pub fn plan_actions(plan: &Plan, pool: &ObservedPool, host: &dyn HostFacts) -> O
 impl Planner<'_> {
     fn dataset(&mut self, spec: &DatasetSpec) {
         let name = spec.name.as_str();
+        if !self.ancestors_in_shape(name) {
+            return;
+        }
         let desired_path = match self.desired_mountpoint(name) {
             Mountpoint::Path(path) => Some(path),
             _ => None,
         };
-        let canmount = spec
-            .canmount
-            .as_deref()
-            .or_else(|| self.pool.value(name, "canmount"))
-            .unwrap_or("on");
+        let canmount = self.canmount(name);
         let will_mount = canmount == "on" && desired_path.is_some();
+        if let Some(path) = desired_path.as_deref().filter(|_| canmount != "off") {
+            if self.refuse_taken(name, path) {
+                return;
+            }
+        }
 
         let mut changes_mount_state = false;
         if !self.pool.exists(name) {
             if let Some(path) = desired_path.as_deref().filter(|_| will_mount) {
-                if self.refuse_taken_or_hiding(name, path) {
+                if self.refuse_hiding(name, path) {
                     return;
                 }
             }
@@ -291,6 +376,7 @@ impl Planner<'_> {
                 dataset: name.to_string(),
                 properties,
             });
+            self.created.insert(name.to_string());
             changes_mount_state = true;
         } else {
             let kind = self.pool.value(name, "type").unwrap_or("filesystem");
@@ -325,21 +411,27 @@ impl Planner<'_> {
                     });
                     continue;
                 }
-                if property == "mountpoint" {
-                    if mounted
-                        && !spec.allow_mountpoint_change
-                        && self.host.has_entries(actual) != Some(false)
-                    {
+                if property == "mountpoint" || property == "canmount" {
+                    let holding_data = if spec.allow_mountpoint_change {
+                        Vec::new()
+                    } else {
+                        self.data_moved_by(name, property, declared, mounted)
+                    };
+                    if !holding_data.is_empty() {
                         self.problem(Problem::MountpointChangeRefused {
                             dataset: name.into(),
+                            property: property.into(),
                             from: actual.into(),
                             to: declared.into(),
+                            holding_data,
                         });
                         mountpoint_refused = true;
                         continue;
                     }
+                }
+                if property == "mountpoint" {
                     if let Some(path) = desired_path.as_deref().filter(|_| will_mount) {
-                        if self.refuse_taken_or_hiding(name, path) {
+                        if self.refuse_hiding(name, path) {
                             mountpoint_refused = true;
                             continue;
                         }
@@ -378,17 +470,136 @@ impl Planner<'_> {
         }
     }
 
-    /// Refuses (and records why) a mountpoint that another dataset uses, or
-    /// that holds files mounting would hide.
-    fn refuse_taken_or_hiding(&mut self, name: &str, path: &str) -> bool {
-        if let Some(by) = self.mountpoint_user(name, path) {
-            self.problem(Problem::MountpointTaken {
-                dataset: name.into(),
-                path: path.into(),
-                by,
-            });
-            return true;
+    /// Checks the ancestors of a declared dataset that the plan does not
+    /// declare itself. A missing one is made by `zfs create -p`, so its
+    /// path must not hide files; an existing one that should be mounted and
+    /// is not gets mounted (or reported, if mounting would hide files). A
+    /// declared ancestor that will not exist stops the dataset. `false`
+    /// when the dataset must not be touched.
+    fn ancestors_in_shape(&mut self, name: &str) -> bool {
+        let mut ancestors = Vec::new();
+        let mut current = parent_of(name);
+        while let Some(ancestor) = current {
+            ancestors.push(ancestor);
+            current = parent_of(ancestor);
         }
+        // Top down, so a parent is mounted before its child.
+        for ancestor in ancestors.into_iter().rev() {
+            let declared = self.plan.dataset(ancestor).is_some();
+            if declared {
+                if !self.created.contains(ancestor) {
+                    self.problem(Problem::ParentNotCreated {
+                        dataset: name.into(),
+                        parent: ancestor.into(),
+                    });
+                    return false;
+                }
+                continue;
+            }
+            let Mountpoint::Path(path) = self.desired_mountpoint(ancestor) else {
+                continue;
+            };
+            if self.canmount(ancestor) != "on" {
+                continue;
+            }
+            if !self.pool.exists(ancestor) {
+                if self.host.has_entries(&path) == Some(true) {
+                    self.problem(Problem::ImplicitParentHidesFiles {
+                        dataset: name.into(),
+                        parent: ancestor.into(),
+                        path,
+                    });
+                    return false;
+                }
+                continue;
+            }
+            if self.pool.value(ancestor, "mounted") == Some("yes")
+                || !self.ancestors_seen.insert(ancestor.to_string())
+            {
+                continue;
+            }
+            if self.host.has_entries(&path) == Some(true) {
+                self.problem(Problem::MountpointNotEmpty {
+                    dataset: ancestor.into(),
+                    path,
+                });
+                continue;
+            }
+            self.outcome.actions.push(Action::Mount {
+                dataset: ancestor.into(),
+                mountpoint: path,
+            });
+        }
+        true
+    }
+
+    /// `dataset (path)` of every mounted dataset holding data whose files
+    /// would move or vanish if `property` of `name` became `declared`:
+    /// a new mountpoint moves the dataset and every descendant that
+    /// inherits its path (a `canmount=off` parent included); canmount=off
+    /// unmounts the dataset itself.
+    fn data_moved_by(
+        &self,
+        name: &str,
+        property: &str,
+        declared: &str,
+        mounted: bool,
+    ) -> Vec<String> {
+        let mut affected = Vec::new();
+        if mounted && (property == "mountpoint" || declared == "off") {
+            affected.push(name.to_string());
+        }
+        if property == "mountpoint" {
+            let prefix = format!("{name}/");
+            for (child, _) in self
+                .pool
+                .datasets
+                .range(prefix.clone()..)
+                .take_while(|(child, _)| child.starts_with(&prefix))
+            {
+                let follows = matches!(
+                    self.pool.source(child, "mountpoint"),
+                    Some(Source::InheritedFrom(from)) if is_within(name, from)
+                );
+                if follows && self.pool.value(child, "mounted") == Some("yes") {
+                    affected.push(child.clone());
+                }
+            }
+        }
+        affected
+            .into_iter()
+            .filter_map(|dataset| {
+                let path = self.pool.value(&dataset, "mountpoint")?.to_string();
+                (self.host.has_entries(&path) != Some(false)).then(|| format!("{dataset} ({path})"))
+            })
+            .collect()
+    }
+
+    /// Refuses (and records why) a path that another dataset mounts on, or
+    /// will once the plan is applied.
+    fn refuse_taken(&mut self, name: &str, path: &str) -> bool {
+        let others: Vec<&str> = self
+            .claims
+            .get(path)
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .filter(|other| *other != name)
+            .collect();
+        if others.is_empty() {
+            return false;
+        }
+        let by = others.join(", ");
+        self.problem(Problem::MountpointTaken {
+            dataset: name.into(),
+            path: path.into(),
+            by,
+        });
+        true
+    }
+
+    /// Refuses (and records why) a path that holds files mounting would hide.
+    fn refuse_hiding(&mut self, name: &str, path: &str) -> bool {
         if self.host.has_entries(path) == Some(true) {
             self.problem(Problem::MountpointNotEmpty {
                 dataset: name.into(),
@@ -397,6 +608,32 @@ impl Planner<'_> {
             return true;
         }
         false
+    }
+
+    /// canmount as it will be: declared, else observed, else ZFS's default.
+    fn canmount(&self, name: &str) -> &str {
+        self.plan
+            .dataset(name)
+            .and_then(|spec| spec.canmount.as_deref())
+            .or_else(|| self.pool.value(name, "canmount"))
+            .unwrap_or("on")
+    }
+
+    /// Path → datasets that mount on it once the plan is applied (all but
+    /// `canmount=off` ones, which never mount), over every known dataset.
+    fn all_claims(&self) -> BTreeMap<String, Vec<String>> {
+        let mut known: BTreeSet<String> = self.pool.datasets.keys().cloned().collect();
+        known.extend(self.plan.datasets_and_ancestors());
+        let mut claims: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for name in known {
+            if self.canmount(&name) == "off" {
+                continue;
+            }
+            if let Mountpoint::Path(path) = self.desired_mountpoint(&name) {
+                claims.entry(path).or_default().push(name);
+            }
+        }
+        claims
     }
 
     fn ownership(&mut self, spec: &DatasetSpec, path: &str, mount_state_changes: bool) {
@@ -462,27 +699,6 @@ impl Planner<'_> {
                 Err(())
             }
         }
-    }
-
-    /// Another existing dataset, not in the plan, that mounts on `path`.
-    fn mountpoint_user(&self, name: &str, path: &str) -> Option<String> {
-        self.pool
-            .datasets
-            .keys()
-            .filter(|other| other.as_str() != name && self.plan.dataset(other).is_none())
-            .filter(|other| self.pool.value(other, "canmount") != Some("off"))
-            .filter(|other| match self.pool.source(other, "mountpoint") {
-                // Its path follows a declared ancestor, which the plan checks.
-                Some(Source::InheritedFrom(from)) => self.plan.dataset(from).is_none(),
-                _ => true,
-            })
-            .find(|other| {
-                self.pool
-                    .value(other, "mountpoint")
-                    .and_then(Mountpoint::parse)
-                    .is_some_and(|mp| mp == Mountpoint::Path(path.to_string()))
-            })
-            .cloned()
     }
 
     /// Where a dataset will mount once the plan is applied.

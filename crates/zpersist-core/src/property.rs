@@ -56,7 +56,8 @@ pub const PLAN_FIELDS: &[&str] = &["mountpoint", "canmount"];
 /// The shape a native property's value must have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shape {
-    /// One of a fixed set of words (compared case-insensitively).
+    /// One of a fixed set of words, spelled exactly (ZFS compares with
+    /// strcmp: `OFF` is refused).
     OneOf(&'static [&'static str]),
     /// A byte size like `20G`, or `none` (stored as 0).
     SizeOrNone,
@@ -282,7 +283,7 @@ pub fn value_problem(property: &str, value: &str) -> Option<String> {
     }
     let shape = native_shape(property)?;
     let ok = match shape {
-        Shape::OneOf(words) => words.iter().any(|w| w.eq_ignore_ascii_case(value)),
+        Shape::OneOf(words) => words.contains(&value),
         Shape::SizeOrNone => value == "none" || parse_size(value).is_some(),
         Shape::BlockSize { min, max } => {
             parse_size(value).is_some_and(|n| n.is_power_of_two() && n >= min && n <= max)
@@ -339,9 +340,10 @@ fn is_compression(value: &str) -> bool {
     }
 }
 
-/// Parses a ZFS size (`512`, `16K`, `1.5G`, `20GB`, `4k`) into bytes.
+/// Parses a ZFS size (`512`, `16K`, `1.5G`, `20GB`, `4k`) into bytes, as
+/// strictly as ZFS does: no spaces anywhere, no sign, and nothing that
+/// overflows 64 bits (`16E`, `17179869184G`, `15.999999E`).
 pub fn parse_size(value: &str) -> Option<u64> {
-    let value = value.trim();
     let digits_end = value
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(value.len());
@@ -375,7 +377,13 @@ pub fn parse_size(value: &str) -> Option<u64> {
             let whole: u64 = whole.parse().ok()?;
             let fraction: f64 = format!("0.{fraction}").parse().ok()?;
             let bytes = whole.checked_mul(1u64 << shift)?;
-            Some(bytes + (fraction * (1u64 << shift) as f64) as u64)
+            // ZFS computes the value in floating point and refuses it above
+            // 2^64 - 1; the f64 bound below is exactly 2^64.
+            let total = bytes as f64 + fraction * (1u64 << shift) as f64;
+            if total >= 18_446_744_073_709_551_616.0 {
+                return None;
+            }
+            bytes.checked_add((fraction * (1u64 << shift) as f64) as u64)
         }
     }
 }
@@ -435,7 +443,27 @@ mod tests {
         assert_eq!(parse_size("1.5G"), Some(3 << 29));
         assert_eq!(parse_size("512"), Some(512));
         assert_eq!(parse_size("12B"), Some(12));
-        for bad in ["", "K", "1.5", "1..5G", "16X", "-1", ".5G"] {
+        assert!(parse_size("15.99E").is_some());
+        assert_eq!(parse_size("18446744073709551615"), Some(u64::MAX));
+        for bad in [
+            "",
+            "K",
+            "1.5",
+            "1..5G",
+            "16X",
+            "-1",
+            ".5G",
+            " 16K",
+            "16K ",
+            "16 G",
+            "+5G",
+            "1e3",
+            "0x10",
+            "16E",
+            "16.5E",
+            "17179869184G",
+            "18446744073709551616",
+        ] {
             assert_eq!(parse_size(bad), None, "{bad}");
         }
     }
@@ -451,8 +479,9 @@ mod tests {
         assert_eq!(value_problem("compression", "zstd-19"), None);
         assert!(value_problem("compression", "zstd-20").is_some());
         assert!(value_problem("compression", "brotli").is_some());
-        assert_eq!(value_problem("atime", "OFF"), None);
+        assert_eq!(value_problem("atime", "off"), None);
         assert!(value_problem("atime", "maybe").is_some());
+        assert_eq!(value_problem("normalization", "formD"), None);
         assert!(value_problem("com.example:note", "a\tb").is_some());
         assert_eq!(value_problem("com.example:note", "anything at all"), None);
     }

@@ -7,6 +7,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use camino::Utf8PathBuf;
 use zpersist_core::observed::{DirState, HostFacts};
@@ -141,26 +142,86 @@ pub struct RunLock {
     pub path: Utf8PathBuf,
 }
 
-/// Takes the lock at `path`, telling `progress` once if it has to wait for
-/// another holder.
+/// How long [`lock`] waits for another holder before it gives up.
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(120);
+
+/// Takes the lock at `path`, waiting at most [`DEFAULT_LOCK_WAIT`].
 pub fn lock(path: Utf8PathBuf, progress: &mut dyn Write) -> io::Result<RunLock> {
+    lock_within(path, progress, DEFAULT_LOCK_WAIT)
+}
+
+/// Takes the lock at `path`, telling `progress` once (naming the holder) if
+/// it has to wait, and giving up after `wait` with an error of kind
+/// `TimedOut` that names the holder: a stuck run must not block every
+/// later one (a `nixos-rebuild switch`, say) for ever. The holder writes
+/// its pid, command line and start time into the file, for the next one.
+pub fn lock_within(
+    path: Utf8PathBuf,
+    progress: &mut dyn Write,
+    wait: Duration,
+) -> io::Result<RunLock> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir)?;
     }
-    let file = OpenOptions::new()
+    let mut file = OpenOptions::new()
         .create(true)
         .truncate(false)
+        .read(true)
         .write(true)
         .open(&path)?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(fs::TryLockError::WouldBlock) => {
-            let _ = writeln!(progress, "waiting for another run to finish (lock {path})");
-            file.lock()?;
+    let started = Instant::now();
+    let mut said = false;
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(fs::TryLockError::WouldBlock) => {
+                if !said {
+                    let _ = writeln!(
+                        progress,
+                        "waiting up to {} s for another run to finish (lock {path}, held by {})",
+                        wait.as_secs(),
+                        holder(&path)
+                    );
+                    said = true;
+                }
+                if started.elapsed() >= wait {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!(
+                            "still held after {} s by {}; if that run is stuck, stop it (kill PID) and try again",
+                            wait.as_secs(),
+                            holder(&path)
+                        ),
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(e),
         }
-        Err(fs::TryLockError::Error(e)) => return Err(e),
     }
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let command: Vec<String> = std::env::args().collect();
+    file.set_len(0)?;
+    file.write_all(
+        format!(
+            "pid {} ({}), since {since} (unix time)\n",
+            std::process::id(),
+            zpersist_core::shown(&command.join(" "))
+        )
+        .as_bytes(),
+    )?;
     Ok(RunLock { _file: file, path })
+}
+
+/// Who holds the lock, as its holder wrote it.
+fn holder(path: &Utf8PathBuf) -> String {
+    fs::read_to_string(path)
+        .ok()
+        .map(|text| text.trim().to_string())
+        .filter(|text| !text.is_empty())
+        .unwrap_or_else(|| "a process that did not say who it is".into())
 }
 
 #[cfg(test)]
@@ -208,7 +269,38 @@ mod tests {
         });
         std::thread::sleep(std::time::Duration::from_millis(200));
         drop(first);
-        assert!(waiter.join().unwrap().contains("waiting for another run"));
+        let said = waiter.join().unwrap();
+        assert!(
+            said.contains("waiting up to 120 s for another run"),
+            "{said}"
+        );
+        assert!(
+            said.contains(&format!("held by pid {}", std::process::id())),
+            "{said}"
+        );
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_lock_never_released_is_given_up_on_naming_its_holder() {
+        let dir = std::env::temp_dir().join(format!("zpersist-stuck-{}", std::process::id()));
+        let path = Utf8PathBuf::from_path_buf(dir.join("x.lock")).unwrap();
+        let _stuck = lock(path.clone(), &mut io::sink()).unwrap();
+        let started = Instant::now();
+        let error = std::thread::spawn(move || {
+            lock_within(path, &mut io::sink(), Duration::from_millis(300)).err()
+        })
+        .join()
+        .unwrap()
+        .expect("a second lock while the first is held");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        let message = error.to_string();
+        assert!(message.contains("still held after 0 s"), "{message}");
+        assert!(
+            message.contains(&format!("pid {}", std::process::id())),
+            "{message}"
+        );
         fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -67,7 +67,7 @@ impl Zfs {
                 argv: argv.clone(),
                 message: format!("could not run {}: {e}", self.program.display()),
             })?;
-        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
+        let stderr = without_usage(&String::from_utf8_lossy(&output.stderr));
         Ok(Finished {
             message: if stderr.is_empty() {
                 format!("exit status {}", output.status)
@@ -260,6 +260,24 @@ pub fn says_dataset_missing(stderr: &str) -> bool {
     stderr.contains("does not exist")
 }
 
+/// zfs's message without the usage text it prints after some errors (about
+/// 70 lines that bury the one that matters).
+fn without_usage(stderr: &str) -> String {
+    let end = stderr
+        .find("\nusage:")
+        .or_else(|| stderr.starts_with("usage:").then_some(0))
+        .filter(|&end| end > 0)
+        .unwrap_or(stderr.len());
+    stderr[..end].trim().to_string()
+}
+
+/// The property zfs names in "invalid property 'NAME'" (OpenZFS and
+/// zfs-fuse word it alike), when it does not know one it was asked about.
+pub fn unknown_property(stderr: &str) -> Option<&str> {
+    let rest = &stderr[stderr.find("invalid property '")? + "invalid property '".len()..];
+    rest.split_once('\'').map(|(name, _)| name)
+}
+
 /// zfs's answer to an option it does not have: print usage.
 fn is_usage_error(stderr: &str) -> bool {
     stderr.contains("invalid option") || stderr.starts_with("usage:") || stderr.contains("\nusage:")
@@ -317,6 +335,22 @@ mod tests {
             missing_dataset("cannot open 'tank/a': permission denied"),
             None
         );
+    }
+
+    #[test]
+    fn usage_text_is_cut_and_unknown_properties_named() {
+        let stderr = "bad property list: invalid property 'relatime'\nusage:\n\tget [-rHp] ...\n";
+        assert_eq!(
+            without_usage(stderr),
+            "bad property list: invalid property 'relatime'"
+        );
+        assert_eq!(without_usage("usage: zfs get"), "usage: zfs get");
+        assert_eq!(unknown_property(stderr), Some("relatime"));
+        assert_eq!(
+            unknown_property("cannot create 'tank/x': invalid property 'dnodesize'"),
+            Some("dnodesize")
+        );
+        assert_eq!(unknown_property("permission denied"), None);
     }
 
     #[test]

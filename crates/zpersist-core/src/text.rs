@@ -1,0 +1,34 @@
+//! Text that came from a user, made safe to print on one line.
+
+use std::borrow::Cow;
+
+/// `text` with control characters escaped (`\n`, `\t`, `\u{1b}`...), so a
+/// name or path holding a newline prints on one line and cannot forge a
+/// second message; anything else is left as it is.
+pub fn shown(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_and_the_rest_kept() {
+        assert_eq!(shown("tank/a\nerror: forged"), "tank/a\\nerror: forged");
+        assert_eq!(shown("a\tb\u{1b}[31m"), "a\\tb\\u{1b}[31m");
+        assert_eq!(shown("/srv/été 'x'"), "/srv/été 'x'");
+        assert!(matches!(shown("plain"), Cow::Borrowed(_)));
+    }
+}
