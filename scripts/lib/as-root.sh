@@ -13,3 +13,9 @@ if [ "$(id -u)" -ne 0 ]; then
         CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}" RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}" \
         "$PWD/scripts/${0##*/}" "$@"
 fi
+# Root's tools (zfs-fuse, zpool, sshd) live in sbin, which a user's PATH
+# kept through sudo, or `su` without `-`, does not have.
+for dir in /usr/local/sbin /usr/sbin /sbin; do
+    case ":$PATH:" in *":$dir:"*) ;; *) PATH="$PATH:$dir" ;; esac
+done
+export PATH
