@@ -8,4 +8,5 @@
   docs = import ./docs.nix { inherit lib; };
   inheritance = import ./inheritance.nix { inherit lib; };
   hardening = import ./hardening.nix { inherit lib; };
+  systemd = import ./systemd.nix { inherit lib; };
 }

@@ -60,14 +60,15 @@ let
     };
 in
 {
+  # nixpkgs' tmpfiles rule for dataDir says 0700 (sonarr and radarr alike);
+  # the same here, or the two would set the mode back and forth on every
+  # boot.
   profiles.sonarr = sqliteApp {
     service = "sonarr";
     dataDir = "/var/lib/sonarr/.config/NzbDrone";
-    mode = "0750";
+    mode = "0700";
   };
 
-  # nixpkgs' tmpfiles rule for dataDir says 0700; the same here, or the
-  # two would set the mode back and forth.
   profiles.radarr = sqliteApp {
     service = "radarr";
     dataDir = "/var/lib/radarr/.config/Radarr";

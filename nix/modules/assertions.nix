@@ -91,7 +91,31 @@ let
       }
     ];
 
+  # boot.supportedFilesystems is an attribute set since NixOS 23.11 and a
+  # list before; ZFS in the initrd (a root pool) counts too.
+  fsEnabled =
+    fs: name: if builtins.isList fs then elem name fs else fs.${name} or false;
+  zfsEnabled =
+    fsEnabled (config.boot.supportedFilesystems or { }) "zfs"
+    || fsEnabled (config.boot.initrd.supportedFilesystems or { }) "zfs";
+
   duplicates = if cfg.pool == null then { } else zlib.plan.duplicateMountpoints cfg.internal.plan;
+
+  # Modes systemd.tmpfiles.rules gives each path ("d"/"D"/"z"/"Z" lines),
+  # zpersist's own rules and other modules' alike: two different modes for
+  # one path are set back and forth at every boot.
+  tmpfilesModes =
+    let
+      parse =
+        line:
+        let
+          m = builtins.match "[dDzZ] +'?([^' ]+)'? +([0-7]{3,4}) .*" line;
+        in
+        if m == null then null else { path = builtins.elemAt m 0; mode = lib.removePrefix "0" (builtins.elemAt m 1); };
+      parsed = lib.filter (r: r != null) (map parse (config.systemd.tmpfiles.rules or [ ]));
+    in
+    lib.foldl' (acc: r: acc // { ${r.path} = lib.unique ((acc.${r.path} or [ ]) ++ [ r.mode ]); }) { } parsed;
+  fightingModes = lib.filterAttrs (_: modes: builtins.length modes > 1) tmpfilesModes;
 
   # owner/group that are neither declared nor built in.
   undeclared = concatMap (
@@ -120,6 +144,12 @@ in
           message = ''zpersist.pool is not set: set it to the pool the datasets of zpersist.datasets live in, e.g. zpersist.pool = "tank";'';
         }
         {
+          # Without it NixOS builds no ZFS support: no module, no zfs command,
+          # no zfs-import/zfs-mount units for zpersist's to follow.
+          assertion = zfsEnabled;
+          message = ''zpersist needs ZFS, but this host does not enable it: set boot.supportedFilesystems.zfs = true; (and networking.hostId, which NixOS requires with ZFS; e.g. the output of `head -c4 /dev/urandom | od -A none -t x4`).'';
+        }
+        {
           assertion = poolProblem == null;
           message = ''zpersist.pool = "${toString cfg.pool}" is not a valid pool name: it ${toString poolProblem}.'';
         }
@@ -129,6 +159,10 @@ in
         assertion = false;
         message = ''zpersist.datasets: ${quoteList names} would all mount on ${path}; one would hide the other's files. Give each its own mountpoint (a dataset without one inherits its parent's path plus its own name).'';
       }) duplicates
+      ++ mapAttrsToList (path: modes: {
+        assertion = false;
+        message = ''systemd.tmpfiles.rules give ${path} the modes ${concatStringsSep " and " (map (m: "0" + m) modes)} (one from zpersist's mode for the dataset mounted there, one from another module, such as the service's own): every boot one would undo the other. Set the zpersist mode to the service's (zpersist.services.<name>.mode or zpersist.datasets.<name>.mode).'';
+      }) fightingModes
       ++ map (u: {
         assertion = cfg.allowUndeclaredOwners;
         message = "${u.what}. Declare ${u.fix} (or enable the service module that declares it), fix the name, or set zpersist.allowUndeclaredOwners = true if it comes from elsewhere (LDAP, systemd-sysusers).";

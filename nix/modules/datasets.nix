@@ -153,7 +153,7 @@ let
         };
 
         neededBy = mkOption {
-          type = types.listOf types.str;
+          type = types.listOf zlib.systemd.unitName;
           default = [ ];
           example = [ "sonarr.service" ];
           description = ''

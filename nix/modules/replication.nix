@@ -141,7 +141,7 @@ let
       ];
     in
     if isLocal t then
-      "-+" + escapeShellArgs ([ "${config.boot.zfs.package}/bin/zfs" ] ++ lib.tail zfsCreate)
+      "-+" + escapeShellArgs ([ bootedZfs ] ++ lib.tail zfsCreate)
     else
       "-" + escapeShellArgs ([ "${pkgs.openssh}/bin/ssh" ] ++ sshArgs t ++ [ "${t.user}@${t.host}" ] ++ zfsCreate);
 
@@ -156,20 +156,50 @@ let
     "destroy"
     "mount"
   ];
-  # What the receiving user needs below the target root: receive into new
-  # datasets (create, mount, receive), `receive -F` (rollback), pruning old
-  # sync snapshots (destroy), and the canmount=off parents zpersist creates.
-  # The same set for both kinds of target: granted by hand on a remote one
-  # (targetAllowCommand), by nixpkgs' localTargetAllow on a local one.
-  targetAllow = [
+  # What the receiving user needs below the target root by default:
+  # nixpkgs' localTargetAllow default (receive into new datasets: create,
+  # mount, receive; `receive -F`: rollback; raw and compressed sends:
+  # change-key, compression; the received mountpoint: mountpoint), plus
+  # pruning old sync snapshots (destroy) and the canmount=off levels
+  # zpersist creates (canmount). A target's `allow` replaces it.
+  defaultTargetAllow = [
+    "change-key"
+    "compression"
     "create"
     "mount"
+    "mountpoint"
     "receive"
     "rollback"
     "destroy"
     "canmount"
   ];
-  targetAllowCommand = t: escapeShellArgs [ "zfs" "allow" "-u" t.user (lib.concatStringsSep "," targetAllow) t.dataset ];
+  targetAllowCommand = t: escapeShellArgs [ "zfs" "allow" "-u" t.user (lib.concatStringsSep "," t.allow) t.dataset ];
+
+  # nixpkgs runs zfs from the booted system, so that a switch never pairs a
+  # new userland with the running kernel module; zpersist's root commands
+  # do the same.
+  bootedZfs = "/run/booted-system/sw/bin/zfs";
+
+  # The syncoid user's group holds these permissions for good, on every
+  # replicated source and every local target root, granted by
+  # zpersist-syncoid-allow.service. nixpkgs grants the same to the *user*
+  # around each run and revokes them in ExecStopPost, on the dataset and on
+  # its parent: with one user for all of zpersist's commands, one command
+  # ending would revoke what another, still running, needs. A group grant
+  # is not touched by a user revoke (`zfs unallow <user>`), so a running
+  # command keeps its permissions whatever the others do.
+  syncoidGroup = config.services.syncoid.group;
+  groupAllowLines =
+    let
+      grant = perms: dataset: escapeShellArgs [ bootedZfs "allow" "-g" syncoidGroup (lib.concatStringsSep "," perms) dataset ];
+      sources = lib.unique (map (p: p.source) knownPairs);
+      localRoots = lib.unique (map (name: rcfg.targets.${name}.dataset) (filter (name: isLocal rcfg.targets.${name}) (lib.unique (map (p: p.target) knownPairs))));
+    in
+    map (grant sourceAllow) sources
+    # A local target may be a removable disk that is not there: its
+    # commands fail with syncoid's own message then, not this unit.
+    ++ map (root: "-" + grant (lib.concatMap (name: rcfg.targets.${name}.allow) (filter (name: isLocal rcfg.targets.${name} && rcfg.targets.${name}.dataset == root) (attrNames rcfg.targets))) root) localRoots;
+  allowUnit = "zpersist-syncoid-allow.service";
 
   knownHostsLine =
     t:
@@ -230,7 +260,12 @@ let
           description = ''
             Path of the ssh private key, as a string so that it never enters
             the Nix store; readable by `services.syncoid.user`. Required for
-            a remote target.
+            a remote target. syncoid runs in a sandbox (nixpkgs' unit) that
+            sees only the store, /etc, /run, /var/lib/syncoid and what
+            zpersist binds into it: the key file is bound in wherever it
+            is, except under /root, /home or /run/user, which the sandbox
+            hides (`ProtectHome`). /run/secrets/... (sops-nix, agenix) or
+            /var/lib/syncoid/... are good places.
           '';
         };
         hostKey = mkOption {
@@ -264,6 +299,22 @@ let
           default = [ ];
           example = [ "--compress=zstd-fast" ];
           description = "Further syncoid arguments for every command to this target, one argument per element.";
+        };
+        allow = mkOption {
+          type = types.listOf types.str;
+          default = defaultTargetAllow;
+          example = [ "create" "mount" "receive" "rollback" "destroy" ];
+          description = ''
+            `zfs allow` permissions the receiving user gets below
+            `dataset`. For a local target zpersist grants them (to the
+            syncoid group, for good) and nixpkgs' `localTargetAllow` around
+            each run; for a remote one they are the command written to
+            /etc/zpersist/replication/<target>.target-allow for the
+            receiving host's admin. The default is nixpkgs' own
+            `localTargetAllow` (which raw and compressed sends need) plus
+            `destroy` (syncoid prunes its old sync snapshots) and
+            `canmount` (the empty levels zpersist creates).
+          '';
         };
         interval = mkOption {
           type = types.nullOr types.str;
@@ -418,6 +469,16 @@ in
       keyProblems = filter (
         t: t.sshKey != null && (!(hasPrefix "/" t.sshKey) || hasPrefix builtins.storeDir t.sshKey)
       ) remoteTargets;
+      # nixpkgs' syncoid unit has ProtectHome=true: these are hidden from
+      # it even when bound into its RootDirectory.
+      hiddenFromSyncoid = [
+        "/root/"
+        "/home/"
+        "/run/user/"
+      ];
+      hiddenKeys = filter (
+        t: t.sshKey != null && lib.any (dir: hasPrefix dir t.sshKey) hiddenFromSyncoid
+      ) remoteTargets;
       badHostKeys = filter (
         t:
         t.hostKey != null
@@ -454,7 +515,7 @@ in
                 }
                 # nixpkgs grants these on the received dataset (or its
                 # parent, before the first receive) around each run.
-                // lib.optionalAttrs (isLocal t) { localTargetAllow = targetAllow; }
+                // lib.optionalAttrs (isLocal t) { localTargetAllow = t.allow; }
               )
             ) knownPairs
           );
@@ -473,17 +534,30 @@ in
                   lib.concatMap (level: lib.optional (level.replicatedBy != null) level.replicatedBy) p.targetParents
                 );
               in
-              lib.optionalAttrs (receivedFirst != [ ]) {
-                after = receivedFirst;
-                wants = receivedFirst;
-              }
-              // lib.optionalAttrs (created != [ ]) {
-                # Before nixpkgs' own ExecStartPre: for a local target its
-                # delegation lands on the received dataset's parent, which
-                # must exist by then.
-                serviceConfig.ExecStartPre = lib.mkBefore (map (level: createLevel t level.targetDataset) created);
-              }
-              // lib.optionalAttrs (t.interval != null) { startAt = lib.mkForce t.interval; }
+              lib.mkMerge [
+                {
+                  # oneshot: a unit ordered after this one waits until it has
+                  # finished, not only started (nixpkgs sets no Type=, so
+                  # `after` alone would let a child be received before its
+                  # parent exists on the target).
+                  serviceConfig.Type = "oneshot";
+                  # The group's standing permissions come first.
+                  after = [ allowUnit ] ++ receivedFirst;
+                  wants = [ allowUnit ] ++ receivedFirst;
+                }
+                (mkIf (!isLocal t) {
+                  # The key, wherever it is, inside nixpkgs' sandbox (its
+                  # RootDirectory holds only the store, /etc, /run, /bin/sh).
+                  serviceConfig.BindReadOnlyPaths = [ t.sshKey ];
+                })
+                (mkIf (created != [ ]) {
+                  # Before nixpkgs' own ExecStartPre: for a local target its
+                  # delegation lands on the received dataset's parent, which
+                  # must exist by then.
+                  serviceConfig.ExecStartPre = lib.mkBefore (map (level: createLevel t level.targetDataset) created);
+                })
+                (mkIf (t.interval != null) { startAt = lib.mkForce t.interval; })
+              ]
             )
           ) knownPairs
         );
@@ -535,6 +609,37 @@ in
           )
         );
       })
+      (mkIf (cfg.enable && cfg.pool != null && knownPairs != [ ]) {
+        systemd.services.zpersist-syncoid-allow = {
+          description = "zpersist: standing zfs permissions of the syncoid group";
+          after = [
+            "zfs.target"
+            cfg.internal.unitName
+          ];
+          wants = [ cfg.internal.unitName ];
+          # Re-run on a switch that changes what is granted.
+          restartTriggers = [ (builtins.toJSON groupAllowLines) ];
+          serviceConfig = {
+            Type = "oneshot";
+            RemainAfterExit = true;
+            ExecStart = groupAllowLines;
+            TimeoutStartSec = "5min";
+            CapabilityBoundingSet = [ "CAP_SYS_ADMIN" ];
+            DevicePolicy = "closed";
+            DeviceAllow = [ "/dev/zfs rw" ];
+            ProtectSystem = "strict";
+            ProtectHome = true;
+            PrivateTmp = true;
+            PrivateNetwork = true;
+            RestrictAddressFamilies = [
+              "AF_UNIX"
+              "AF_NETLINK"
+            ];
+            IPAddressDeny = "any";
+          }
+          // zlib.hardening.ownCode;
+        };
+      })
       (mkIf (cfg.enable && cfg.pool != null && knownPairs != [ ] && rcfg.lag.enable) {
         systemd.services.zpersist-replication-lag = {
           description = "zpersist: how far each replication target is behind";
@@ -546,6 +651,7 @@ in
           startAt = rcfg.lag.interval;
           path = [
             pkgs.openssh
+            "/run/booted-system/sw"
             config.boot.zfs.package
           ];
           serviceConfig = {
@@ -623,6 +729,13 @@ in
               else
                 ''zpersist.replication.targets."${t.name}".sshKey = "${t.sshKey}" is not an absolute path; give the absolute path of the private key, e.g. "/run/secrets/syncoid".''
             ) keyProblems;
+          }
+          {
+            assertion = hiddenKeys == [ ];
+            message = lib.concatMapStringsSep "\n" (
+              t:
+              ''zpersist.replication.targets."${t.name}".sshKey = "${t.sshKey}" is where syncoid cannot read it: nixpkgs runs syncoid with ProtectHome=true, which hides /root, /home and /run/user from it (replication-lag, running as root, would still work, so the failure would show only at the first sync). Move the key, readable by ${config.services.syncoid.user}, to e.g. /run/secrets/ or /var/lib/syncoid/ (see docs/replication.md).''
+            ) hiddenKeys;
           }
           {
             assertion = badHostKeys == [ ];

@@ -43,7 +43,11 @@ in
 
       # getent: owners and groups that come from NSS (LDAP, sssd) rather
       # than /etc/passwd and /etc/group.
+      # The booted system's zfs first, as nixpkgs' own ZFS units: after a
+      # switch that updated ZFS, the new userland would talk to the old
+      # kernel module until the next boot. The package is the fallback.
       path = [
+        "/run/booted-system/sw"
         config.boot.zfs.package
         pkgs.getent
       ];

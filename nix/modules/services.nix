@@ -368,7 +368,11 @@ let
         wants = [ cfg.internal.unitName ];
         after = [ cfg.internal.unitName ];
         before = s.units;
-        path = [ config.boot.zfs.package ];
+        # The booted system's zfs first (see zpersist-datasets.service).
+        path = [
+          "/run/booted-system/sw"
+          config.boot.zfs.package
+        ];
         serviceConfig = {
           Type = "oneshot";
           RemainAfterExit = true;

@@ -41,9 +41,11 @@ let
   count =
     what:
     mkOption {
-      type = types.nullOr types.ints.unsigned;
-      default = null;
-      description = "How many ${what} snapshots to keep; `null` keeps sanoid's default (0 unless set in sanoid.defaults.conf).";
+      type = types.ints.unsigned;
+      # Written into every template: left out, sanoid would fall back to
+      # its sanoid.defaults.conf (48 hourly, 90 daily, 6 monthly), not 0.
+      default = 0;
+      description = "How many ${what} snapshots to keep; 0 takes none. Always written into the template, so sanoid's own defaults (48 hourly, 90 daily, 6 monthly in sanoid.defaults.conf) never apply unseen.";
     };
   flag =
     what:

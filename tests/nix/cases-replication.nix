@@ -59,6 +59,14 @@ in
     expect = ''zpersist.replication.targets."nas".sshKey = "secrets/syncoid" is not an absolute path'';
   };
 
+  replication-ssh-key-in-home = {
+    module = tank {
+      zpersist.replication.targets.nas = target { sshKey = "/root/.ssh/id_ed25519"; };
+      zpersist.datasets."services".replicateTo = [ "nas" ];
+    };
+    expect = ''zpersist.replication.targets."nas".sshKey = "/root/.ssh/id_ed25519" is where syncoid cannot read it'';
+  };
+
   replication-host-key-garbled = {
     module = tank {
       zpersist.replication.targets.nas = target { hostKey = "AAAAC3NzaC1lZDI1NTE5AAAAIH0st"; };

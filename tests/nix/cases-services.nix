@@ -70,6 +70,20 @@ in
     expectWarning = ''zpersist.services."sonarr" is enabled but services.sonarr.enable is not'';
   };
 
+  services-mode-fights-tmpfiles = {
+    module = tank {
+      sonarr = {
+        enable = true;
+        mode = "0750";
+      };
+    } // {
+      services.sonarr.enable = true;
+      users.users.sonarr.group = "sonarr";
+      users.groups.sonarr = { };
+    };
+    expect = "systemd.tmpfiles.rules give /var/lib/sonarr/.config/NzbDrone the modes";
+  };
+
   services-user-undeclared = {
     module = tank {
       jellyfin = {

@@ -141,4 +141,14 @@ in
     };
     expect = ''zpersist.datasets."services" has mountpoint = "none" and an owner, group or mode'';
   };
+
+  zfs-not-enabled = {
+    module =
+      { lib, ... }:
+      tank { media = { }; }
+      // {
+        boot.supportedFilesystems.zfs = lib.mkForce false;
+      };
+    expect = "zpersist needs ZFS, but this host does not enable it";
+  };
 }

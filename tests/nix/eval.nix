@@ -32,6 +32,13 @@ let
         { _module.args.pkgs = import ./pkgs.nix; }
         extraModule
       ]
+      # A host made of a case or of a test's module alone gets what every
+      # ZFS host has (the example hosts say it themselves, and are checked
+      # without this).
+      ++ lib.optional (host == null) {
+        boot.supportedFilesystems.zfs = lib.mkDefault true;
+        networking.hostId = lib.mkDefault "7a706572";
+      }
       ++ lib.optional (host != null) (root + "/examples/hosts/${host}")
       ++ lib.optional (case != null) (cases.${case} or (throw "no tests/nix/cases*.nix has a case ${case}")).module;
   };

@@ -9,6 +9,7 @@ let
 in
 {
   zpersist = stub "zpersist";
+  sanoid = stub "sanoid";
   zfs = stub "zfs-user";
   curl = stub "curl";
   openssh = stub "openssh";

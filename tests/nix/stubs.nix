@@ -1,10 +1,50 @@
-# The NixOS options the zpersist modules set or read, declared loosely so that
-# the modules evaluate with nixpkgs' lib alone (no nixpkgs, no NixOS).
-# List-valued unit fields are real lists (NixOS concatenates them across
-# modules); everything else is free-form.
-{ lib, pkgs, ... }:
+# The NixOS options the zpersist modules set or read, with the types NixOS
+# declares for them where zpersist depends on them (nixos/lib/
+# systemd-unit-options.nix, systemd-lib.nix, tasks/filesystems/zfs.nix,
+# misc/nixpkgs.nix), so that a definition NixOS would refuse is refused here
+# too; everything else is free-form. nixpkgs' services.syncoid is modelled
+# with its units (model-syncoid.nix), not only its options.
+{ config, lib, pkgs, ... }:
 let
   inherit (lib) mkOption types genAttrs;
+  # nixos/lib/systemd-lib.nix's unitNameType: the same pattern.
+  unitName = types.strMatching "[a-zA-Z0-9@%:_.\\-]+[.](service|socket|device|mount|automount|swap|target|path|timer|scope|slice)";
+  # nixos/lib/systemd-unit-options.nix's unitOption: definitions that are
+  # lists are concatenated (repeatable keys such as ExecStartPre), any other
+  # value must be defined once or identically (two modules giving
+  # TimeoutStartSec different values is an error, as on NixOS).
+  unitOption = lib.mkOptionType {
+    name = "systemd option";
+    merge =
+      loc: defs:
+      let
+        defs' = lib.filterOverrides defs;
+      in
+      if builtins.isList (builtins.head defs').value then
+        lib.concatMap (
+          def:
+          if builtins.isList def.value then
+            def.value
+          else
+            throw "The definitions for systemd unit options should be either all lists or all non-lists, but for ${lib.showOption loc} they are mixed"
+        ) defs'
+      else
+        lib.mergeEqualOption loc defs';
+  };
+  serviceTypes = [
+    "exec"
+    "simple"
+    "forking"
+    "oneshot"
+    "dbus"
+    "notify"
+    "notify-reload"
+    "idle"
+  ];
+  unitConfigOption = mkOption {
+    type = types.attrsOf unitOption;
+    default = { };
+  };
   freeform =
     options:
     types.submodule {
@@ -12,30 +52,48 @@ let
       inherit options;
     };
   lists =
-    names:
+    type: names:
     genAttrs names (
       _:
       mkOption {
-        type = types.listOf types.anything;
+        type = types.listOf type;
         default = [ ];
       }
     );
-  unitLists = lists [
-    "after"
-    "before"
-    "wants"
-    "requires"
-    "wantedBy"
-    "requiredBy"
-    "partOf"
-    "bindsTo"
-    "upholds"
-    "path"
-    "restartTriggers"
-    "reloadTriggers"
-    "documentation"
-    "onFailure"
-  ];
+  unitLists =
+    lists unitName [
+      "after"
+      "before"
+      "wants"
+      "requires"
+      "requisite"
+      "wantedBy"
+      "requiredBy"
+      "upheldBy"
+      "partOf"
+      "bindsTo"
+      "upholds"
+      "conflicts"
+      "onFailure"
+      "onSuccess"
+    ]
+    // lists types.anything [
+      "path"
+      "restartTriggers"
+      "reloadTriggers"
+    ]
+    // lists types.str [ "documentation" ]
+    // {
+      unitConfig = unitConfigOption;
+    };
+  serviceOptions = unitLists // {
+    serviceConfig = mkOption {
+      type = types.addCheck (types.attrsOf unitOption) (
+        c: !(c ? Type) || builtins.elem c.Type serviceTypes
+      );
+      default = { };
+    };
+  };
   attrsOfFreeform =
     options:
     mkOption {
@@ -48,6 +106,11 @@ let
   };
 in
 {
+  imports = [
+    ./model-syncoid.nix
+    ./model-nixos-checks.nix
+  ];
+
   options = {
     assertions = mkOption {
       type = types.listOf types.unspecified;
@@ -58,8 +121,8 @@ in
       default = [ ];
     };
 
-    systemd.services = attrsOfFreeform unitLists;
-    systemd.timers = attrsOfFreeform unitLists;
+    systemd.services = attrsOfFreeform serviceOptions;
+    systemd.timers = attrsOfFreeform (unitLists // { timerConfig = unitConfigOption; });
     systemd.targets = attrsOfFreeform unitLists;
     systemd.tmpfiles.rules = mkOption {
       type = types.listOf types.str;
@@ -67,8 +130,8 @@ in
     };
     systemd.tmpfiles.settings = anything;
 
-    users.users = attrsOfFreeform (lists [ "extraGroups" ]);
-    users.groups = attrsOfFreeform (lists [ "members" ]);
+    users.users = attrsOfFreeform (lists types.str [ "extraGroups" ]);
+    users.groups = attrsOfFreeform (lists types.str [ "members" ]);
 
     environment.etc = attrsOfFreeform { };
     environment.systemPackages = mkOption {
@@ -76,7 +139,7 @@ in
       default = [ ];
     };
 
-    fileSystems = attrsOfFreeform (lists [ "options" ]);
+    fileSystems = attrsOfFreeform (lists types.str [ "options" ]);
 
     boot.zfs.package = mkOption {
       type = types.anything;
@@ -86,9 +149,24 @@ in
       type = types.listOf types.str;
       default = [ ];
     };
+    # An attribute set since NixOS 23.11; the list form is still accepted
+    # and turned into one.
     boot.supportedFilesystems = mkOption {
-      type = types.listOf types.str;
-      default = [ ];
+      type = types.coercedTo (types.listOf types.str) (
+        names: lib.genAttrs names (_: true)
+      ) (types.attrsOf types.bool);
+      default = { };
+    };
+    boot.initrd.supportedFilesystems = mkOption {
+      type = types.coercedTo (types.listOf types.str) (
+        names: lib.genAttrs names (_: true)
+      ) (types.attrsOf types.bool);
+      default = { };
+    };
+
+    nixpkgs.config = mkOption {
+      type = freeform { };
+      default = { };
     };
 
     networking.hostName = mkOption {
@@ -108,7 +186,7 @@ in
     # useTemplate to use_template; here both are kept and the renderer joins
     # them.
     services.sanoid = import ./stubs-sanoid.nix { inherit lib; };
-    services.syncoid = import ./stubs-syncoid.nix { inherit lib; };
+    # services.syncoid: model-syncoid.nix (imported below).
 
     # nixpkgs services read by the zpersist.services profiles.
     services.sonarr = (import ./stubs-services.nix { inherit lib; }).sonarr;
@@ -117,4 +195,15 @@ in
     services.home-assistant = (import ./stubs-services.nix { inherit lib; }).home-assistant;
     services.postgresql = (import ./stubs-services.nix { inherit lib; }).postgresql;
   };
+
+  # What the nixpkgs services of stubs-services.nix do that zpersist's
+  # settings meet: Sonarr's and Radarr's modules create dataDir with a
+  # tmpfiles rule, mode 0700 (servarr/sonarr.nix, radarr.nix).
+  config.systemd.tmpfiles.rules = lib.concatMap (
+    name:
+    let
+      s = config.services.${name};
+    in
+    lib.optional s.enable "d '${s.dataDir}' 0700 ${s.user} ${s.group} - -"
+  ) [ "sonarr" "radarr" ];
 }

@@ -4,9 +4,16 @@
 # In a full configuration, `imports = [ zpersist.nixosModules.default ];`
 # comes with it, and `services.<name>.enable = true;` declares the service
 # users; they are declared here too so the example evaluates alone.
+{ lib, ... }:
 {
   networking.hostName = "forge";
+  # ZFS, with the data pool imported at boot. NixOS requires a host id with
+  # ZFS (`head -c4 /dev/urandom | od -A none -t x4` makes one).
+  boot.supportedFilesystems.zfs = true;
+  networking.hostId = "8425e349";
   boot.zfs.extraPools = [ "tank" ];
+  # Plex is unfree: nixpkgs evaluates it only when allowed.
+  nixpkgs.config.allowUnfreePredicate = pkg: builtins.elem (lib.getName pkg) [ "plexmediaserver" ];
 
   services.sonarr.enable = true;
   services.radarr.enable = true;
@@ -50,8 +57,16 @@
   zpersist.datasets = {
     # Parent of the service datasets: never mounted itself (zpersist.services
     # declares it with mountpoint none and canmount off); its children
-    # inherit atime from it and mount where each service keeps its state.
-    "services".properties.atime = "off";
+    # inherit atime, the snapshot policy and the replication targets from
+    # it and mount where each service keeps its state.
+    "services" = {
+      properties.atime = "off";
+      snapshots = "services";
+      replicateTo = [
+        "nas"
+        "usb"
+      ];
+    };
 
     # Media (plex's media dataset): children inherit its path
     # (tank/media/tv mounts on /srv/media/tv) and its 1M records.
@@ -68,6 +83,30 @@
       group = "media";
       mode = "2775";
     };
+  };
+
+  # Snapshots by sanoid, sent by syncoid to a NAS over ssh and to a USB
+  # pool on this host (docs/replication.md: where the key goes, and the
+  # permissions each side gets).
+  zpersist.snapshots.templates.services = {
+    hourly = 36;
+    daily = 30;
+    monthly = 3;
+  };
+  zpersist.replication.targets = {
+    nas = {
+      host = "nas-1";
+      user = "zfs-recv";
+      dataset = "backup/forge";
+      # Readable by the syncoid user; /run/secrets is inside syncoid's sandbox.
+      sshKey = "/run/secrets/syncoid";
+      hostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIH0stKeyOfNas1ForTheExample0000000000000";
+    };
+    usb.dataset = "usbpool/backup/forge";
+  };
+  zpersist.notify.ntfy = {
+    url = "https://ntfy.sh";
+    topic = "forge-alerts";
   };
 
   users.groups.media = { };

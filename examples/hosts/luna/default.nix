@@ -6,6 +6,10 @@
 # and the services that declare these users come with it.
 {
   networking.hostName = "luna";
+  # ZFS on the root pool; NixOS requires a host id with ZFS.
+  boot.supportedFilesystems.zfs = true;
+  boot.initrd.supportedFilesystems.zfs = true;
+  networking.hostId = "6c756e61";
 
   zpersist.pool = "rpool";
   zpersist.datasets = {

@@ -154,6 +154,7 @@ fn an_unknown_compression_is_a_type_error() {
 zpersist_e2e::nix_cases! {
     "cases.nix", every_case_in_cases_nix_has_a_test;
     assertion_pool_unset => "pool-unset",
+    assertion_zfs_not_enabled => "zfs-not-enabled",
     assertion_pool_invalid => "pool-invalid",
     assertion_outside_pool_repeated => "outside-pool-repeated",
     assertion_outside_pool_other_pool => "outside-pool-other-pool",
@@ -229,4 +230,38 @@ fn lib_comes_from_flake_lock() {
         v["src"],
         "sha256-pzAH4XEwJ8hOlzN2W19aD3Ma0WuUxCzt0usw0jdxR4I="
     );
+}
+
+/// NixOS types `before`/`wantedBy` as unit names: a bare "syncthing" in
+/// `neededBy` would pass a loose type and break `nixos-rebuild` with an
+/// error blamed on zpersist's own unit. zpersist's option refuses it
+/// itself, naming the option and what a unit name looks like.
+#[test]
+fn needed_by_takes_unit_names_as_nixos_types_them() {
+    let bare = Eval::module(
+        r#"{ zpersist.pool = "tank"; zpersist.datasets."state/syncthing".neededBy = [ "syncthing" ]; }"#,
+    )
+    .try_attr("config.systemd.services.zpersist-datasets.before");
+    let error = bare.expect_err("a bare service name must be refused");
+    assert!(
+        error.contains("zpersist.datasets.\"state/syncthing\".neededBy")
+            && error.contains("systemd unit name with its suffix"),
+        "{error}"
+    );
+    let named = Eval::module(
+        r#"{ zpersist.pool = "tank"; zpersist.datasets."state/syncthing".neededBy = [ "syncthing.service" ]; }"#,
+    )
+    .attr("config.systemd.services.zpersist-datasets.before");
+    assert_eq!(named, serde_json::json!(["syncthing.service"]));
+}
+
+/// The stubs type unit lists as NixOS does: the same bare name given
+/// straight to systemd.services is refused there too (so a test passing
+/// here would not pass with a looser model).
+#[test]
+fn the_test_model_types_unit_lists_like_nixos() {
+    let error = Eval::module(r#"{ systemd.services.x.before = [ "syncthing" ]; }"#)
+        .try_attr("config.systemd.services.x.before")
+        .expect_err("NixOS refuses a unit name without a suffix");
+    assert!(error.contains("systemd.services.x.before"), "{error}");
 }

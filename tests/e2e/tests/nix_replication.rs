@@ -176,7 +176,12 @@ fn units_get_the_notify_hook_ordering_parent_creation_and_intervals() {
     let pre = strings(
         units["syncoid-media-tv-archive-to-offsite"]["serviceConfig"]["ExecStartPre"].clone(),
     );
-    assert_eq!(pre.len(), 2, "{pre:?}");
+    // zpersist's two levels, then nixpkgs' delegation on the source.
+    assert_eq!(pre.len(), 3, "{pre:?}");
+    assert!(
+        pre[2].starts_with("-+/nix/store/") && pre[2].ends_with("-zfs-allow-tank-media-tv-archive"),
+        "{pre:?}"
+    );
     assert!(
         pre[0].starts_with("-/nix/store/")
             && pre[0].ends_with("zfs create -p -o 'canmount=off' tank/forge/media"),
@@ -188,9 +193,19 @@ fn units_get_the_notify_hook_ordering_parent_creation_and_intervals() {
         "{pre:?}"
     );
     // sonarr's parent is replicated to the same target: received first.
+    // oneshot, so that `after` waits for the parent's run to end (nixpkgs
+    // sets no Type=, and a simple unit counts as started at once).
     assert_eq!(
         units["syncoid-services-sonarr-to-nas"]["after"],
-        json!(["syncoid-services-to-nas.service"])
+        json!([
+            "zfs.target",
+            "zpersist-syncoid-allow.service",
+            "syncoid-services-to-nas.service"
+        ])
+    );
+    assert_eq!(
+        units["syncoid-services-sonarr-to-nas"]["serviceConfig"]["Type"],
+        "oneshot"
     );
     assert_eq!(
         units["syncoid-media-tv-archive-to-offsite"]["startAt"],
@@ -214,7 +229,7 @@ fn host_keys_are_pinned_per_target_and_the_allow_sets_are_generated() {
         .as_str()
         .unwrap()
         .contains(
-            "zfs allow -u zfs-recv create,mount,receive,rollback,destroy,canmount backup/forge\n"
+            "zfs allow -u zfs-recv change-key,compression,create,mount,mountpoint,receive,rollback,destroy,canmount backup/forge\n"
         ));
     // nixpkgs grants these to the syncoid user on each source dataset in
     // ExecStartPre (and revokes them after): send and hold for the stream,
@@ -279,7 +294,17 @@ fn a_local_target_receives_on_this_host_without_ssh_and_with_nixpkgs_delegation(
     // are delegated by hand and keep nixpkgs' default (unused there).
     assert_eq!(
         v["localTargetAllow"]["services-to-usb"],
-        json!(["create", "mount", "receive", "rollback", "destroy", "canmount"])
+        json!([
+            "change-key",
+            "compression",
+            "create",
+            "mount",
+            "mountpoint",
+            "receive",
+            "rollback",
+            "destroy",
+            "canmount"
+        ])
     );
     assert_eq!(
         v["localTargetAllow"]["services-to-nas"],
@@ -298,15 +323,18 @@ fn a_local_target_receives_on_this_host_without_ssh_and_with_nixpkgs_delegation(
     // host's zfs; a replicated parent is received first, as for remote
     // targets.
     let units = v["units"].as_object().unwrap();
+    let pre = strings(units["syncoid-media-tv-to-usb"]["serviceConfig"]["ExecStartPre"].clone());
     assert_eq!(
-        units["syncoid-media-tv-to-usb"]["serviceConfig"]["ExecStartPre"],
-        json!([
-            "-+/nix/store/00000000000000000000000000000000-zfs-user/bin/zfs create -p -o 'canmount=off' usbpool/backup/forge/media"
-        ])
+        pre[0],
+        "-+/run/booted-system/sw/bin/zfs create -p -o 'canmount=off' usbpool/backup/forge/media"
     );
     assert_eq!(
         units["syncoid-services-sonarr-to-usb"]["after"],
-        json!(["syncoid-services-to-usb.service"])
+        json!([
+            "zfs.target",
+            "zpersist-syncoid-allow.service",
+            "syncoid-services-to-usb.service"
+        ])
     );
 
     // No known_hosts and no target-allow file for it; replication.json says
@@ -333,46 +361,33 @@ fn a_local_target_receives_on_this_host_without_ssh_and_with_nixpkgs_delegation(
     );
 }
 
-/// nixpkgs' syncoid unit delegates on a local target's received dataset,
-/// or on its parent before the first receive, in its own ExecStartPre; the
-/// parent zpersist creates must exist by then. The stubs keep serviceConfig
-/// free-form (lists do not concatenate), so this declares ExecStartPre as
-/// NixOS does (a list, concatenated) and adds a definition ordered just
-/// before every normal one (mkOrder 999): zpersist's lines must still come
-/// first, whatever the order in which NixOS collects the two modules.
+/// nixpkgs' syncoid unit (tests/nix/model-syncoid.nix) delegates on a
+/// local target's received dataset, or on its parent before the first
+/// receive, in its own ExecStartPre; the parent zpersist creates must exist
+/// by then: zpersist's lines come first (mkBefore), whatever the order in
+/// which NixOS collects the modules.
 #[test]
 fn a_local_targets_parent_is_created_before_nixpkgs_delegation_runs() {
-    let pre = eval_expr(
+    let pre = strings(eval_expr(
         r#"let
   lib = import ./tests/nix/lib.nix;
   e = import ./tests/nix/eval.nix { inherit lib; extraModule = {
-    imports = [ {
-      options.systemd.services = lib.mkOption {
-        type = lib.types.attrsOf (lib.types.submodule {
-          options.serviceConfig = lib.mkOption {
-            type = lib.types.submodule {
-              freeformType = lib.types.attrsOf lib.types.anything;
-              options.ExecStartPre = lib.mkOption { type = lib.types.listOf lib.types.str; default = [ ]; };
-            };
-            default = { };
-          };
-        });
-      };
-    } ];
     zpersist.pool = "tank";
     zpersist.datasets."media/tv".replicateTo = [ "usb" ];
     zpersist.replication.targets.usb.dataset = "usbpool/backup/forge";
-    systemd.services."syncoid-media-tv-to-usb".serviceConfig.ExecStartPre = lib.mkOrder 999 [ "nixpkgs: zfs allow" ];
   }; };
 in e.config.systemd.services."syncoid-media-tv-to-usb".serviceConfig.ExecStartPre"#,
-    );
-    let pre = strings(pre);
-    assert_eq!(pre.len(), 2, "{pre:?}");
+    ));
+    assert_eq!(pre.len(), 3, "{pre:?}");
     assert!(
         pre[0].ends_with("zfs create -p -o 'canmount=off' usbpool/backup/forge/media"),
         "{pre:?}"
     );
-    assert_eq!(pre[1], "nixpkgs: zfs allow");
+    assert!(pre[1].ends_with("-zfs-allow-tank-media-tv"), "{pre:?}");
+    assert!(
+        pre[2].ends_with("-zfs-allow-usbpool-backup-forge-media-tv"),
+        "{pre:?}"
+    );
 }
 
 #[test]
@@ -406,6 +421,7 @@ zpersist_e2e::nix_cases! {
     replication_unknown_target => "replication-unknown-target",
     replication_ssh_key_in_store => "replication-ssh-key-in-store",
     replication_ssh_key_relative => "replication-ssh-key-relative",
+    replication_ssh_key_in_home => "replication-ssh-key-in-home",
     replication_host_key_garbled => "replication-host-key-garbled",
     replication_target_name_invalid => "replication-target-name-invalid",
     replication_command_names_clash => "replication-command-names-clash",

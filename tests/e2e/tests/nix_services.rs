@@ -52,7 +52,13 @@ fn one_service(service: &str, nixpkgs: &str, extra: &str, users: &[(&str, &str)]
     let nixpkgs = if nixpkgs.is_empty() {
         String::new()
     } else {
-        format!("services.{nixpkgs}.enable = true;")
+        // Plex is unfree: nixpkgs evaluates it only when allowed.
+        let unfree = if nixpkgs == "plex" {
+            "nixpkgs.config.allowUnfree = true;"
+        } else {
+            ""
+        };
+        format!("services.{nixpkgs}.enable = true; {unfree}")
     };
     services_view(
         None,
@@ -291,7 +297,7 @@ fn tmpfiles_give_each_mountpoint_its_owner_and_mode() {
     let view = services_view(Some("forge"), "{ }");
     let rules = strings(view["tmpfiles"].clone());
     for rule in [
-        "d /var/lib/sonarr/.config/NzbDrone 0750 sonarr sonarr -",
+        "d /var/lib/sonarr/.config/NzbDrone 0700 sonarr sonarr -",
         "d /var/lib/radarr/.config/Radarr 0700 radarr radarr -",
         "d /var/lib/plex 0750 plex plex -",
         "d /var/lib/hass 0700 hass hass -",
@@ -322,7 +328,11 @@ fn a_disabled_service_leaves_no_trace_and_the_others_are_unchanged() {
         "{ zpersist.services.sonarr.enable = lib.mkForce false; }",
     );
     assert_clean(&without);
-    let text = without.to_string();
+    // Sonarr's nixpkgs module (still enabled) keeps its own tmpfiles rule.
+    let text = without.to_string().replace(
+        "d '/var/lib/sonarr/.config/NzbDrone' 0700 sonarr sonarr - -",
+        "",
+    );
     assert!(
         !text.contains("sonarr") && !text.contains("NzbDrone"),
         "{without:#}"
@@ -413,7 +423,7 @@ fn services_json_holds_exactly_what_migrate_to_dataset_reads() {
             "units": ["sonarr.service"],
             "user": "sonarr",
             "group": "sonarr",
-            "mode": "0750",
+            "mode": "0700",
             "properties": { "atime": "off", "compression": "lz4", "quota": "20G", "recordsize": "16K" }
         })
     );
@@ -490,6 +500,7 @@ zpersist_e2e::nix_cases! {
     assertion_dataset_is_parent => "services-dataset-is-parent",
     warning_nixpkgs_service_disabled => "services-nixpkgs-service-disabled",
     assertion_user_undeclared => "services-user-undeclared",
+    assertion_mode_fights_tmpfiles => "services-mode-fights-tmpfiles",
     warning_preseed_not_yet => "services-preseed-not-yet",
     warning_backup_not_yet => "services-backup-not-yet",
     sonarr_with_its_nixpkgs_service_is_clean => "services-sonarr-clean",

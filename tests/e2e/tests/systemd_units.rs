@@ -37,23 +37,15 @@ use zpersist_e2e::nix::Eval;
 use zpersist_e2e::repo_root;
 use zpersist_e2e::systemd::{self, UnitFile};
 
-/// forge with what the example leaves out: a snapshot template and a
-/// replication target for the service datasets (one syncoid command per
-/// service), `media/tv` replicated while `media` is not (so its command
-/// creates the parent on the target first, ExecStartPre: over ssh for
-/// `nas`, with the local zfs as root for the local target `usb`), a target
-/// interval (the timer's OnCalendar), and a notification command (the
-/// `zpersist-notify@` template and every `OnFailure=`).
+/// forge (which replicates its services to `nas` over ssh and to the
+/// local target `usb`) with what the example leaves out: `media/tv`
+/// replicated while `media` is not (so its command creates the parent on
+/// the target first, ExecStartPre: over ssh for `nas`, with the booted
+/// system's zfs as root for `usb`), a target interval (the timer's
+/// OnCalendar), and a notification command beside ntfy.
 const FORGE_EXTRAS: &str = r#"{
-  zpersist.snapshots.templates.services = { hourly = 24; daily = 7; };
-  zpersist.datasets."services" = { snapshots = "services"; replicateTo = [ "nas" ]; };
   zpersist.datasets."media/tv".replicateTo = [ "nas" "usb" ];
-  zpersist.replication.targets.usb.dataset = "usbpool/backup/forge";
-  zpersist.replication.targets.nas = {
-    host = "nas-1"; user = "zfs-recv"; dataset = "backup/forge";
-    sshKey = "/run/secrets/syncoid"; hostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIH0st";
-    interval = "*-*-* *:15:00";
-  };
+  zpersist.replication.targets.nas.interval = "*-*-* *:15:00";
   zpersist.notify.command = "/usr/bin/logger";
 }"#;
 
@@ -61,9 +53,9 @@ const FORGE_EXTRAS: &str = r#"{
 const LUNA_EXTRAS: &str = r#"{ zpersist.notify.command = "/usr/bin/logger"; }"#;
 
 /// TEST-ONLY: what nixpkgs' modules define for the units zpersist adds to
-/// (a daemon per service, sanoid, one syncoid unit per command with the
-/// argv of tests/nix/syncoid-argv.nix), with this machine's programs.
-/// `@DAEMONS@` and `@SYNCOID_ARGV@` are filled in by `stand_in`.
+/// (a daemon per service, sanoid), with this machine's programs. syncoid's
+/// units come whole from the model of nixpkgs' module in the stubs
+/// (tests/nix/model-syncoid.nix). `@DAEMONS@` is filled in by `stand_in`.
 const NIXPKGS_STAND_IN: &str = r#"{ config, lib, ... }:
 let
   daemon = name: {
@@ -72,8 +64,6 @@ let
     wantedBy = [ "multi-user.target" ];
     serviceConfig.ExecStart = "/bin/sleep infinity";
   };
-  syncoid = config.services.syncoid;
-  argv = import (/. + "@SYNCOID_ARGV@") { inherit lib syncoid; program = "/usr/sbin/syncoid"; };
 in
 {
   systemd.services =
@@ -85,13 +75,7 @@ in
         startAt = config.services.sanoid.interval;
         serviceConfig = { Type = "oneshot"; ExecStart = "/usr/sbin/sanoid --cron"; };
       };
-    }
-    // lib.mapAttrs' (name: args: lib.nameValuePair "syncoid-${name}" {
-      description = "Syncoid ZFS synchronization from ${syncoid.commands.${name}.source}";
-      after = [ "zfs.target" ];
-      startAt = syncoid.interval;
-      serviceConfig = { Type = "oneshot"; ExecStart = lib.escapeShellArgs args; };
-    }) (if syncoid.enable then argv else { });
+    };
 }"#;
 
 /// OpenZFS's units (NixOS has them; zfs-fuse ships none), as minimal
@@ -122,7 +106,13 @@ const STORE_PATHS: &[(&str, &str)] = &[
     // OpenSSH's client (ExecStartPre of syncoid commands).
     ("openssh/bin/ssh", "/usr/bin/ssh"),
     ("curl/bin/curl", "/usr/bin/curl"),
+    // Debian's sanoid package has syncoid.
+    ("sanoid/bin/syncoid", "/usr/sbin/syncoid"),
 ];
+
+/// Paths of a booted NixOS system the units name, and this machine's program
+/// for each.
+const BOOTED_SYSTEM_PATHS: &[(&str, &str)] = &[("/run/booted-system/sw/bin/zfs", "/usr/sbin/zfs")];
 
 /// Where the freshly built zpersist binaries are (target/debug).
 fn zpersist_binary_dir() -> Utf8PathBuf {
@@ -134,12 +124,7 @@ fn zpersist_binary_dir() -> Utf8PathBuf {
 
 fn stand_in(daemons: &[&str]) -> String {
     let names: Vec<String> = daemons.iter().map(|d| format!("\"{d}\"")).collect();
-    NIXPKGS_STAND_IN
-        .replace("@DAEMONS@", &names.join(" "))
-        .replace(
-            "@SYNCOID_ARGV@",
-            repo_root().join("tests/nix/syncoid-argv.nix").as_str(),
-        )
+    NIXPKGS_STAND_IN.replace("@DAEMONS@", &names.join(" "))
 }
 
 /// `systemd.services` of a host with `extras` and the nixpkgs stand-in.
@@ -193,6 +178,11 @@ fn unit_dir(services: &BTreeMap<String, Value>, bin_dir: &Utf8Path) -> UnitDir {
             STORE_PATHS
                 .iter()
                 .map(|(stub, real)| (format!("{STUB_STORE}{stub}"), real.to_string())),
+        )
+        .chain(
+            BOOTED_SYSTEM_PATHS
+                .iter()
+                .map(|(booted, real)| (booted.to_string(), real.to_string())),
         )
         .collect();
     // Files the stub pkgs write with builtins.toFile exist but are not
