@@ -48,8 +48,13 @@ fn syncoid_replicates_into_a_local_pool_incrementally_and_lag_follows_it() {
         !argv.to_string().contains("ssh"),
         "a local target needs no ssh: {argv}"
     );
+    // zpersist's level first, then nixpkgs' delegation on source and target.
     let pre = generated.pre(command);
-    assert_eq!(pre.len(), 1, "{pre:?}");
+    assert_eq!(pre.len(), 3, "{pre:?}");
+    assert!(
+        pre[1].contains("-zfs-allow-") && pre[2].contains("-zfs-allow-"),
+        "{pre:?}"
+    );
     assert!(
         pre[0].starts_with("-+")
             && pre[0].ends_with(&format!(

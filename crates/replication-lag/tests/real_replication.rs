@@ -110,14 +110,21 @@ fn syncoid_replicates_to_two_targets_over_ssh_incrementally_and_lag_follows_the_
     // after it; unreplicated levels (apps) are created by ExecStartPre.
     assert_eq!(
         s.generated.eval["units"]["syncoid-services-sonarr-to-nas"]["after"],
-        serde_json::json!(["syncoid-services-to-nas.service"])
+        serde_json::json!([
+            "zfs.target",
+            "zpersist-syncoid-allow.service",
+            "syncoid-services-to-nas.service"
+        ])
     );
     assert_eq!(
         s.generated.eval["units"]["syncoid-apps-radarr-to-nas"]["pre"]
             .as_array()
             .unwrap()
-            .len(),
-        1
+            .iter()
+            .filter(|line| !line.as_str().unwrap().contains("-zfs-allow-"))
+            .count(),
+        1,
+        "one level created, besides nixpkgs' delegation"
     );
 
     // First run, in the order systemd's After= gives.

@@ -1,10 +1,12 @@
 //! Scaffolding for tests against real components. Never used by what users run.
 pub mod binaries;
+pub mod delegation;
 pub mod nix;
 pub mod pool;
 pub mod sshd;
 pub mod syncoid;
 pub mod systemd;
+pub mod units;
 pub mod zfs_fuse;
 
 use camino::{Utf8Path, Utf8PathBuf};
