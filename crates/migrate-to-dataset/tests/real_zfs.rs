@@ -651,3 +651,69 @@ fn extended_attributes_arrive_or_the_migration_refuses_before_copying() {
         );
     }
 }
+
+/// The last progress line of each hashing phase: (done files, total files,
+/// done bytes, total bytes), as printed ("verify: 10/12 files, 1.0 KiB of
+/// 2.0 KiB hashed").
+fn last_progress(stderr: &str, phase: &str) -> Option<(u64, u64, String, String)> {
+    stderr
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(&format!("{phase}: "))?;
+            let (counts, bytes) = rest.split_once(" files, ")?;
+            let (done, total) = counts.split_once('/')?;
+            let (bytes_done, bytes_total) = bytes.strip_suffix(" hashed")?.split_once(" of ")?;
+            Some((
+                done.parse().ok()?,
+                total.parse().ok()?,
+                bytes_done.to_string(),
+                bytes_total.to_string(),
+            ))
+        })
+        .last()
+}
+
+/// Hardlinks are hashed once per inode, yet each name is a file: the
+/// counter and the total must count the same files, so the last progress
+/// line of every phase reports done == total.
+#[test]
+fn verification_progress_reaches_its_total_with_hardlinks() {
+    let setup = Setup::new("mighl", 1);
+    // Besides the tree's pair: a group of three names and a second pair.
+    let three = setup.path.join("logs/rotated.txt");
+    std::fs::write(&three, "rotated\n".repeat(300)).unwrap();
+    for name in ["logs/rotated.1", "Backups/rotated.keep"] {
+        std::fs::hard_link(&three, setup.path.join(name)).unwrap();
+    }
+    std::fs::hard_link(
+        setup.path.join("config.xml"),
+        setup.path.join("config.xml.orig"),
+    )
+    .unwrap();
+    let files: u64 = run_ok("find", &[setup.path.as_str(), "-type", "f"])
+        .lines()
+        .count() as u64;
+    let run = setup.run(&["--progress-every", "0.05"], &no_env());
+    assert_eq!(run.code, 0, "{run:#?}");
+    let cleanup = setup.run(&["--cleanup", "--progress-every", "0.05"], &no_env());
+    assert_eq!(cleanup.code, 0, "{cleanup:#?}");
+    // verify and cleanup hash two trees, verify-mounted the dataset alone.
+    for (stderr, phase, trees) in [
+        (&run.stderr, "verify", 2),
+        (&run.stderr, "verify-mounted", 1),
+        (&cleanup.stderr, "cleanup", 2),
+    ] {
+        let (done, total, bytes_done, bytes_total) = last_progress(stderr, phase)
+            .unwrap_or_else(|| panic!("no `{phase}:` progress line in:\n{stderr}"));
+        assert_eq!(
+            (done, bytes_done.as_str()),
+            (total, bytes_total.as_str()),
+            "the last `{phase}:` line did not reach its total:\n{stderr}"
+        );
+        assert_eq!(
+            total,
+            trees * files,
+            "`{phase}:` counts other files than find's {files} per tree:\n{stderr}"
+        );
+    }
+}
