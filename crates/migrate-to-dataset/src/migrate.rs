@@ -291,6 +291,79 @@ fn in_use_problems(target: &MigrationTarget, report: &mut Report) -> Vec<(String
     problems
 }
 
+/// Refusals for filesystems mounted at the directory or inside it. The help
+/// never says to unmount: that would hide the mount's files, or destroy
+/// them (tmpfs). The data has to be copied off the mount first, or the
+/// mount kept (and moved by its configuration, when its files are on a disk).
+fn mount_problems(target: &MigrationTarget) -> Vec<(String, String)> {
+    let path = &target.path;
+    let resolved = inuse::resolved(path);
+    let (at, inside): (Vec<_>, Vec<_>) = inuse::mounts_within(&resolved)
+        .into_iter()
+        .partition(|mount| mount.mountpoint == resolved);
+    let in_memory = |mounts: &[inuse::Mount]| {
+        mounts.iter().find(|m| m.is_volatile()).map(|m| {
+            format!(
+                "a {} keeps its files in memory only, and an unmount or a reboot loses them: ",
+                m.fstype
+            )
+        })
+    };
+    let mut problems = Vec::new();
+    // A directory mounted over more than once shows the top mount.
+    if let Some(mount) = at.last() {
+        let (fstype, source) = (&mount.fstype, &mount.source);
+        let what = mount.describe();
+        let name = Path::new(path)
+            .file_name()
+            .map_or("data".into(), |n| n.to_string_lossy());
+        problems.push((
+            format!(
+                "{path} is itself a mount of {what}: a migration renames the directory aside and mounts the dataset in its place, which a mount point does not allow, and the files are that filesystem's"
+            ),
+            format!(
+                "{}copy the data off that mount first, with the service stopped (e.g. `cp -a {path}/. /var/tmp/{name}-copy/`); once the copy is complete, stop mounting {fstype} at {path} (fstab, a .mount unit, the service's own settings), put the copy at {path} as a plain directory and run again{}; or keep the data on that mount and do not migrate {path}",
+                in_memory(&at).unwrap_or_else(|| format!("its files live on {source}, not in the directory: ")),
+                if mount.is_volatile() {
+                    String::new()
+                } else {
+                    format!(" (or mount it elsewhere instead: its files stay on {source})")
+                }
+            ),
+        ));
+    }
+    if !inside.is_empty() {
+        let list: Vec<String> = inside
+            .iter()
+            .map(|m| {
+                format!(
+                    "{} is a mount of {} inside {path}",
+                    m.mountpoint,
+                    m.describe()
+                )
+            })
+            .collect();
+        let volatile = in_memory(&inside);
+        problems.push((
+            format!(
+                "{}: a migration copies {path}'s own filesystem only, so the files on {} would not come along",
+                list.join("; "),
+                if inside.len() == 1 { "it" } else { "them" }
+            ),
+            format!(
+                "{}copy the files of each mount that belong in the dataset off it into a plain directory inside {path} first (with the service stopped), and stop mounting it there; a mount whose files should stay on their own filesystem can be mounted outside {path} during the migration and at its place again afterwards{}; then run again",
+                volatile.clone().unwrap_or_default(),
+                if volatile.is_some() {
+                    " (not a tmpfs: mounted again, it starts empty)"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
+    problems
+}
+
 /// Walks and hashes trees side by side, printing progress.
 fn hash_trees(roots: &[&str], options: &Options, what: &str) -> Result<Vec<Tree>, String> {
     let progress = Progress::default();
@@ -671,16 +744,11 @@ pub fn migrate(target: &MigrationTarget, options: &Options) -> Report {
     // The source is only read while it is still at its path.
     let mut source = None;
     if from == Step::Create || from == Step::Copy {
-        let mounts = inuse::mounts_within(&inuse::resolved(&target.path));
-        if !mounts.is_empty() {
-            return report.refuse(
-                format!(
-                    "filesystems are mounted in {}: {}",
-                    target.path,
-                    mounts.join(", ")
-                ),
-                "unmount them first; a migration copies one directory tree, not other filesystems",
-            );
+        for (error, help) in mount_problems(target) {
+            report = report.refuse(error, help);
+        }
+        if !report.problems.is_empty() {
+            return report;
         }
         match manifest::walk(Path::new(&target.path)) {
             Ok(tree) => source = Some(tree),

@@ -717,3 +717,102 @@ fn verification_progress_reaches_its_total_with_hardlinks() {
         );
     }
 }
+
+/// A tmpfs mounted for the test, unmounted when dropped (before the pool's
+/// scratch directory is removed: declare it after the `Setup`).
+struct Tmpfs(Utf8PathBuf);
+
+impl Tmpfs {
+    fn mount(source: &str, at: &Utf8Path) -> Tmpfs {
+        std::fs::create_dir_all(at).unwrap();
+        run_ok(
+            "mount",
+            &["-t", "tmpfs", "-o", "size=8m", source, at.as_str()],
+        );
+        Tmpfs(at.to_owned())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = duct::cmd("umount", [self.0.as_str()])
+            .stderr_null()
+            .unchecked()
+            .run();
+    }
+}
+
+/// The help for a mount must fit what the mount is: a tmpfs keeps its files
+/// in memory, so telling the user to unmount it would destroy them.
+fn assert_no_unmount_advice(stderr: &str) {
+    for advice in ["unmount them", "unmount it", "`umount"] {
+        assert!(
+            !stderr.contains(advice),
+            "advises an unmount ({advice:?}) that would lose the mount's files:\n{stderr}"
+        );
+    }
+}
+
+/// A directory that is itself a mount point (a tmpfs at the service's data
+/// directory), or that has a filesystem mounted inside it, is refused
+/// before anything changes, saying which mount of which type from which
+/// source it is, and that its data must be copied off it (or the mount
+/// moved), never that it should be unmounted.
+#[test]
+fn a_mount_at_or_inside_the_directory_is_refused_with_help_that_keeps_its_data() {
+    let setup = Setup::new("migmnt", 1);
+
+    // The data directory itself is a tmpfs holding the service's state.
+    let dataset = setup.pool.ds("services/hass");
+    let path = setup.pool.scratch("var-lib/hass");
+    let at = Tmpfs::mount("hass-state", &path);
+    std::fs::write(path.join("home-assistant_v2.db"), "state").unwrap();
+    let run = run_recorded(
+        binary(),
+        &["--dataset", &dataset, "--path", path.as_str()],
+        &no_env(),
+    );
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(
+        run.stderr.contains(&format!(
+            "{path} is itself a mount of tmpfs from hass-state"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("copy"), "{}", run.stderr);
+    assert!(run.stderr.contains("in memory"), "{}", run.stderr);
+    assert_no_unmount_advice(&run.stderr);
+    assert!(run.mutating_calls().is_empty(), "{:?}", run.zfs_calls);
+    assert!(!exists(&dataset));
+    assert!(!Utf8PathBuf::from(format!("{path}.zpersist-migration.json")).exists());
+    assert_eq!(
+        std::fs::read_to_string(path.join("home-assistant_v2.db")).unwrap(),
+        "state"
+    );
+    drop(at);
+
+    // A tmpfs mounted inside the directory.
+    let cache = setup.path.join("cache");
+    let _inside = Tmpfs::mount("sonarr-cache", &cache);
+    std::fs::write(cache.join("thumbnails.bin"), "thumbs").unwrap();
+    let run = setup.run(&[], &no_env());
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(
+        run.stderr.contains(&format!(
+            "{cache} is a mount of tmpfs from sonarr-cache inside {}",
+            setup.path
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("copy"), "{}", run.stderr);
+    assert_no_unmount_advice(&run.stderr);
+    assert!(run.mutating_calls().is_empty(), "{:?}", run.zfs_calls);
+    assert!(!exists(&setup.dataset));
+    assert!(!setup.journal().exists());
+    assert_eq!(
+        std::fs::read_to_string(cache.join("thumbnails.bin")).unwrap(),
+        "thumbs"
+    );
+}
