@@ -13,7 +13,7 @@ use zpersist_core::migration::{
     decide, DatasetState, Decision, Journal, MigrationFacts, MigrationTarget, PathState, Stage,
     Step, TreeSummary,
 };
-use zpersist_core::name::pool_of;
+use zpersist_core::name::{parent_of as parent_of_dataset, pool_of};
 use zpersist_core::HostFacts;
 use zpersist_zfs::Zfs;
 
@@ -48,6 +48,20 @@ pub struct StepReport {
 pub struct ProblemReport {
     pub error: String,
     pub help: String,
+}
+
+/// A failure, and what to do about it when the general help ("fix the
+/// cause and run again") would not say.
+#[derive(Debug)]
+struct StepError {
+    error: String,
+    help: Option<String>,
+}
+
+impl From<String> for StepError {
+    fn from(error: String) -> StepError {
+        StepError { error, help: None }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -101,6 +115,13 @@ impl Report {
             help: help.into(),
         });
         self
+    }
+
+    fn fail_with(self, e: StepError) -> Report {
+        let help = e
+            .help
+            .unwrap_or_else(|| "fix the cause and run again".into());
+        self.fail(e.error, help)
     }
 
     pub fn print(&self, json: bool) {
@@ -231,12 +252,141 @@ fn parent_of(path: &str) -> &Path {
 
 /// Written atomically: a crash leaves the old journal or the new one,
 /// never half of one.
-fn write_journal(target: &MigrationTarget, journal: &Journal) -> Result<(), String> {
+fn write_journal(target: &MigrationTarget, journal: &Journal) -> Result<(), StepError> {
     let path = target.journal();
     let mut text = serde_json::to_string_pretty(journal).expect("the journal serialises");
     text.push('\n');
-    zpersist_host::write_atomically(Path::new(&path), text.as_bytes())
-        .map_err(|e| format!("cannot write the migration journal {path}: {e}"))
+    zpersist_host::write_atomically(Path::new(&path), text.as_bytes()).map_err(|e| {
+        let dir = parent_of(&path).display();
+        StepError {
+            error: format!("cannot write the migration journal {path}: {e}"),
+            help: Some(if is_out_of_space(&e) {
+                format!("the filesystem holding {dir} is full or over its quota: free space there, then run again")
+            } else {
+                format!("check that {dir} is writable and its filesystem mounted read-write, then run again")
+            }),
+        }
+    })
+}
+
+/// ENOSPC or EDQUOT.
+fn is_out_of_space(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(28 | 122))
+}
+
+/// One limit on the space a dataset can use.
+struct SpaceLimit {
+    /// `the quota of tank/services is 2.0 MiB, 2.0 MiB of it used`
+    description: String,
+    /// What can still be written under it.
+    headroom: u64,
+    help: String,
+}
+
+/// The limits on what `dataset` can hold: its quota and refquota, its
+/// ancestors' quotas, the pool's free space (a `zfs get` per dataset up to
+/// the pool; only asked after a write failed for lack of space).
+fn space_limits(zfs: &Zfs, dataset: &str) -> Vec<SpaceLimit> {
+    let mut limits = Vec::new();
+    let mut name = Some(dataset);
+    while let Some(ds) = name {
+        name = parent_of_dataset(ds);
+        let Ok(Some(props)) = zfs.get(
+            ds,
+            &["quota", "refquota", "used", "referenced", "available"],
+        ) else {
+            continue;
+        };
+        let value = |p: &str| {
+            props
+                .get(p)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let mut quotas = vec![("quota", value("quota"), value("used"))];
+        if ds == dataset {
+            quotas.push(("refquota", value("refquota"), value("referenced")));
+        }
+        for (property, size, used) in quotas.into_iter().filter(|(_, size, _)| *size > 0) {
+            limits.push(SpaceLimit {
+                description: format!(
+                    "the {property} of {ds} is {}, {} of it used",
+                    human(size),
+                    human(used)
+                ),
+                headroom: size.saturating_sub(used),
+                help: format!(
+                    "raise the {property} of {ds} (`zfs set {property}=SIZE {ds}`, with room for the data) or free space within it"
+                ),
+            });
+        }
+        if name.is_none() {
+            limits.push(SpaceLimit {
+                description: format!("pool {ds} has {} available", human(value("available"))),
+                headroom: value("available"),
+                help: format!("free space in pool {ds} (or grow it)"),
+            });
+        }
+    }
+    limits
+}
+
+/// A copy into the dataset stopped for lack of space: which limit it hit,
+/// what the data takes, and how to go on.
+fn out_of_space(
+    zfs: &Zfs,
+    target: &MigrationTarget,
+    source: Option<&Tree>,
+    rsync_says: &str,
+) -> StepError {
+    let dataset = &target.dataset;
+    let limit = space_limits(zfs, dataset)
+        .into_iter()
+        .min_by_key(|limit| limit.headroom);
+    let takes = source.map_or(String::new(), |tree| {
+        format!(
+            "; the data takes {} in {}",
+            human(tree.allocated()),
+            target.path
+        )
+    });
+    let (what, help) = match limit {
+        Some(limit) => (limit.description, limit.help),
+        None => (
+            "its quota and free space could not be read".to_string(),
+            format!(
+                "raise the quota of {dataset} or of its parents, or free space in pool {}",
+                pool_of(dataset)
+            ),
+        ),
+    };
+    StepError {
+        error: format!("{dataset} is out of space: {what}{takes}\n    {rsync_says}"),
+        help: Some(format!(
+            "{help}, then run again (what was copied so far stays)"
+        )),
+    }
+}
+
+/// rsync from the directory into the dataset.
+fn copy_into_dataset(
+    zfs: &Zfs,
+    target: &MigrationTarget,
+    source: Option<&Tree>,
+    by_checksum: bool,
+    options: &Options,
+) -> Result<(), StepError> {
+    copy::rsync(
+        &target.path,
+        &target.temporary(),
+        by_checksum,
+        options.progress_every,
+        &mut io::stderr(),
+    )
+    .map_err(|e| match &e.out_of_space {
+        Some(says) => out_of_space(zfs, target, source, says),
+        None => e.message.into(),
+    })
 }
 
 fn human(bytes: u64) -> String {
@@ -502,20 +652,14 @@ fn copy_step(
     target: &MigrationTarget,
     source: Option<&Tree>,
     options: &Options,
-) -> Result<String, String> {
+) -> Result<String, StepError> {
     ensure_mounted(zfs, &target.dataset)?;
     let temporary = target.temporary();
     if let Some(source) = source {
         check_xattr_support(source, &temporary, &target.dataset)?;
     }
     let started = Instant::now();
-    copy::rsync(
-        &target.path,
-        &temporary,
-        false,
-        options.progress_every,
-        &mut io::stderr(),
-    )?;
+    copy_into_dataset(zfs, target, source, false, options)?;
     // The copy must be on disk before the original is moved aside.
     let _ = duct::cmd("sync", ["-f", temporary.as_str()])
         .stdout_null()
@@ -537,10 +681,11 @@ fn copy_step(
 }
 
 fn verify_step(
+    zfs: &Zfs,
     target: &MigrationTarget,
     journal: &mut Journal,
     options: &Options,
-) -> Result<String, String> {
+) -> Result<String, StepError> {
     let temporary = target.temporary();
     let mut trees = hash_trees(&[&target.path, &temporary], options, "verify")?;
     let mut differences = manifest::differences(&trees[0], &trees[1]);
@@ -551,13 +696,7 @@ fn verify_step(
             differences.len(),
             list_differences(&differences)
         );
-        copy::rsync(
-            &target.path,
-            &temporary,
-            true,
-            options.progress_every,
-            &mut io::stderr(),
-        )?;
+        copy_into_dataset(zfs, target, Some(&trees[0]), true, options)?;
         trees = hash_trees(&[&target.path, &temporary], options, "verify")?;
         differences = manifest::differences(&trees[0], &trees[1]);
         repaired = true;
@@ -570,7 +709,8 @@ fn verify_step(
             temporary,
             target.path,
             list_differences(&differences)
-        ));
+        )
+        .into());
     }
     let summary = trees[0].summary();
     let detail = format!(
@@ -836,7 +976,7 @@ pub fn migrate(target: &MigrationTarget, options: &Options) -> Report {
         None => {
             let journal = Journal::new(target, now());
             if let Err(e) = write_journal(target, &journal) {
-                return report.fail(e, "check that the directory holding the path is writable");
+                return report.fail_with(e);
             }
             failpoint("journaled", "started");
             journal
@@ -844,14 +984,18 @@ pub fn migrate(target: &MigrationTarget, options: &Options) -> Report {
     };
     for step in from.remaining() {
         let result = match step {
-            Step::Create => create(&zfs, target),
+            Step::Create => create(&zfs, target).map_err(StepError::from),
             Step::Copy => copy_step(&zfs, target, source.as_ref(), options),
-            Step::Verify => verify_step(target, &mut journal, options),
-            Step::MoveAside => move_aside(target),
-            Step::Mount => mount_step(&zfs, target),
+            Step::Verify => verify_step(&zfs, target, &mut journal, options),
+            Step::MoveAside => move_aside(target).map_err(StepError::from),
+            Step::Mount => mount_step(&zfs, target).map_err(StepError::from),
             Step::VerifyMounted => match journal.verified.clone() {
-                Some(verified) => verify_mounted(target, &verified, options),
-                None => Err("the journal has no verified tree to compare with".into()),
+                Some(verified) => {
+                    verify_mounted(target, &verified, options).map_err(StepError::from)
+                }
+                None => Err(StepError::from(
+                    "the journal has no verified tree to compare with".to_string(),
+                )),
             },
         };
         let detail = match result {
@@ -860,9 +1004,11 @@ pub fn migrate(target: &MigrationTarget, options: &Options) -> Report {
                 // A failed verification sends the next run back to the copy.
                 let _ = write_journal(target, &journal);
                 return report.fail(
-                    format!("{}: {e}", step.name()),
+                    format!("{}: {}", step.name(), e.error),
                     format!(
-                        "fix the cause and run again; it resumes at `{}`",
+                        "{}; it resumes at `{}`",
+                        e.help
+                            .unwrap_or_else(|| "fix the cause and run again".into()),
                         journal.stage.next_step().map_or("done", Step::name)
                     ),
                 );
@@ -871,7 +1017,7 @@ pub fn migrate(target: &MigrationTarget, options: &Options) -> Report {
         failpoint("after", step.name());
         journal.reach(step.completes(), now());
         if let Err(e) = write_journal(target, &journal) {
-            return report.fail(e, "check the filesystem holding the path, then run again");
+            return report.fail_with(e);
         }
         failpoint("journaled", step.name());
         record(&mut report, options, step.name(), detail);

@@ -816,3 +816,113 @@ fn a_mount_at_or_inside_the_directory_is_refused_with_help_that_keeps_its_data()
         "thumbs"
     );
 }
+
+/// `bytes` bytes from /dev/urandom: compression cannot shrink them.
+fn incompressible(path: &Utf8Path, bytes: u64) {
+    use std::io::Read;
+    let mut data = Vec::new();
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .take(bytes)
+        .read_to_end(&mut data)
+        .unwrap();
+    std::fs::write(path, data).unwrap();
+}
+
+/// A dataset that runs out of space while the data is copied into it (for
+/// real: a quota on zfs-fuse, on the dataset itself and on its parent)
+/// fails naming the cause (which dataset, which limit, how much the data
+/// takes) and the remedy; rsync's own line is not taken for progress.
+/// Once the limit is raised, a rerun resumes at the copy and completes.
+#[test]
+fn running_out_of_space_names_the_dataset_the_limit_and_the_remedy_and_a_rerun_resumes() {
+    let pool = TestPool::new("migquota");
+    // The dataset's own quota, then a quota on a parent the dataset is created under.
+    let limited_parent = pool.ds("limited");
+    zpersist_e2e::pool::zfs(&["create", "-o", "quota=3M", &limited_parent]);
+    for (name, dataset, quota_on, extra) in [
+        (
+            "own",
+            pool.ds("services/media"),
+            pool.ds("services/media"),
+            vec!["-o", "quota=2M"],
+        ),
+        (
+            "parent",
+            pool.ds("limited/media"),
+            limited_parent.clone(),
+            vec![],
+        ),
+    ] {
+        let path = pool.scratch(&format!("var-lib/{name}"));
+        std::fs::create_dir_all(path.join("library")).unwrap();
+        for i in 0..4 {
+            incompressible(&path.join(format!("library/part {i}.bin")), 2 << 20);
+        }
+        std::fs::write(path.join("index.txt"), "4 parts\n").unwrap();
+        let expected = listing(&path);
+        let mut args = vec![
+            "--dataset",
+            &dataset,
+            "--path",
+            path.as_str(),
+            "-o",
+            "compression=on",
+        ];
+        args.extend(extra);
+        let run = run_recorded(binary(), &args, &no_env());
+        assert_eq!(run.code, 1, "{name}: {run:#?}");
+        let error = run
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("error:"))
+            .unwrap_or_else(|| panic!("{name}: no error line:\n{}", run.stderr));
+        for needle in [
+            format!("{dataset} is out of space"),
+            format!("quota of {quota_on}"),
+            "8.0 MiB".to_string(),
+        ] {
+            assert!(
+                error.contains(&needle),
+                "{name}: {needle:?} not in {error:?}\n{}",
+                run.stderr
+            );
+        }
+        let help = run
+            .stderr
+            .lines()
+            .find(|l| l.trim_start().starts_with("help:"))
+            .unwrap();
+        for needle in [
+            format!("zfs set quota="),
+            quota_on.clone(),
+            "resumes".into(),
+        ] {
+            assert!(help.contains(&needle), "{name}: {needle:?} not in {help:?}");
+        }
+        // rsync's "Disk quota exceeded" is an error, not a progress line.
+        for line in run.stderr.lines().filter(|l| l.starts_with("copy: ")) {
+            assert!(
+                !line.contains("rsync:"),
+                "{name}: an error shown as progress: {line}"
+            );
+        }
+        assert_eq!(
+            listing(&path),
+            expected,
+            "{name}: the original is untouched"
+        );
+
+        // The remedy the help gives, then a rerun.
+        zpersist_e2e::pool::zfs(&["set", "quota=none", &quota_on]);
+        let rerun = run_recorded(binary(), &args, &no_env());
+        assert_eq!(rerun.code, 0, "{name}: {rerun:#?}");
+        assert!(
+            rerun.stdout.contains("resuming"),
+            "{name}: {}",
+            rerun.stdout
+        );
+        assert_eq!(get(&dataset, "mountpoint"), path.as_str(), "{name}");
+        assert_eq!(listing(&path), expected, "{name}: data in the dataset");
+    }
+}
