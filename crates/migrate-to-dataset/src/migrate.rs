@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use zpersist_core::migration::{
     decide, DatasetState, Decision, Journal, MigrationFacts, MigrationTarget, PathState, Stage,
     Step, TreeSummary,
@@ -800,18 +801,60 @@ fn owner_notes(target: &MigrationTarget, report: &mut Report) {
     }
 }
 
+/// Where run locks live: in /run, so a refused run leaves nothing next to
+/// the data, and a reboot clears what a killed run left.
+const LOCK_DIR: &str = "/run/zpersist";
+
+/// The run lock of the directory: `migrate-NAME-SHA256.lock`, NAME the end
+/// of the path for people to read, SHA256 that of the whole path with the
+/// symlinks in its parent resolved. One lock per directory however it is
+/// spelt, a different one for every other directory (the old `/a-b` and
+/// `/a/b` shared one), and a name of at most 126 bytes for any path.
+fn lock_path(target: &MigrationTarget) -> String {
+    let canonical = inuse::resolved(&target.path);
+    let readable: String = canonical
+        .trim_start_matches('/')
+        .chars()
+        .map(|c| match c {
+            '/' => '-',
+            c if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') => c,
+            _ => '_',
+        })
+        .collect();
+    let readable = &readable[readable.len().saturating_sub(48)..];
+    let digest = manifest::hex(&Sha256::digest(canonical.as_bytes()));
+    format!("{LOCK_DIR}/migrate-{readable}-{digest}.lock")
+}
+
+/// What to do when the run lock cannot be taken, by the cause.
+fn lock_help(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(1 | 13) => format!("run as root: the run lock is a file in {LOCK_DIR}"),
+        Some(30) => format!("{LOCK_DIR} is on a read-only filesystem; migrate-to-dataset needs it writable (it is a tmpfs on a normal boot)"),
+        Some(17 | 20) => format!("{LOCK_DIR} must be a directory: move away what is there"),
+        Some(28 | 122) => format!("the filesystem holding {LOCK_DIR} is full: free space there"),
+        _ => format!("make {LOCK_DIR} a writable directory"),
+    }
+}
+
 /// The run lock, unless this is a dry run: it changes nothing, so it
-/// neither waits for nor blocks a real run.
+/// neither waits for nor blocks a real run. The lock file is removed when
+/// the run ends (see `zpersist_host::lock_removed_when_done` for why that
+/// is safe).
 fn lock_unless_dry_run(
     target: &MigrationTarget,
     options: &Options,
-) -> Result<Option<zpersist_host::RunLock>, String> {
+) -> Result<Option<zpersist_host::RunLock>, StepError> {
     if options.dry_run {
         return Ok(None);
     }
-    zpersist_host::lock(target.lock().into(), &mut io::stderr())
+    let path = lock_path(target);
+    zpersist_host::lock_removed_when_done(path.clone().into(), &mut io::stderr())
         .map(Some)
-        .map_err(|e| format!("cannot take the lock {}: {e}", target.lock()))
+        .map_err(|e| StepError {
+            error: format!("cannot take the run lock {path} for {}: {e}", target.path),
+            help: Some(format!("{}, then run again", lock_help(&e))),
+        })
 }
 
 pub fn migrate(target: &MigrationTarget, options: &Options) -> Report {
@@ -828,7 +871,7 @@ pub fn migrate(target: &MigrationTarget, options: &Options) -> Report {
     }
     let _lock = match lock_unless_dry_run(target, options) {
         Ok(lock) => lock,
-        Err(e) => return report.fail(e, "check that the directory holding the path is writable"),
+        Err(e) => return report.fail_with(e),
     };
     let journal = match read_journal(target) {
         Ok(journal) => journal,
@@ -1035,7 +1078,7 @@ pub fn cleanup(target: &MigrationTarget, options: &Options) -> Report {
     };
     let _lock = match lock_unless_dry_run(target, options) {
         Ok(lock) => lock,
-        Err(e) => return report.fail(e, "run as root, or check that /run/zpersist is writable"),
+        Err(e) => return report.fail_with(e),
     };
     let journal = match read_journal(target) {
         Ok(journal) => journal,
@@ -1044,7 +1087,6 @@ pub fn cleanup(target: &MigrationTarget, options: &Options) -> Report {
     let Some(journal) = journal else {
         if path_state(&aside) == PathState::Missing {
             report.outcome = Outcome::NothingToCleanUp;
-            let _ = fs::remove_file(target.lock());
             return report;
         }
         return report.refuse(
@@ -1138,8 +1180,48 @@ pub fn cleanup(target: &MigrationTarget, options: &Options) -> Report {
     }
     let _ = fsync_dir(parent_of(&aside));
     let _ = fs::remove_file(target.journal());
-    let _ = fs::remove_file(target.lock());
     record(&mut report, options, "remove", format!("{aside} removed"));
     report.outcome = Outcome::CleanedUp;
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(path: &str) -> MigrationTarget {
+        MigrationTarget {
+            dataset: "tank/services/x".into(),
+            path: path.into(),
+            units: Vec::new(),
+            user: None,
+            group: None,
+            mode: None,
+            properties: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn lock_names_are_distinct_bounded_and_readable() {
+        let dashed = lock_path(&target("/srv/a-b"));
+        let nested = lock_path(&target("/srv/a/b"));
+        assert_ne!(dashed, nested);
+        assert!(
+            dashed.starts_with("/run/zpersist/migrate-srv-a-b-"),
+            "{dashed}"
+        );
+        let long = format!("/srv/{}/{}/Séries TV", "l".repeat(250), "m".repeat(250));
+        let name = lock_path(&target(&long));
+        let file_name = name.strip_prefix("/run/zpersist/").unwrap();
+        assert!(file_name.len() <= 126, "{file_name}");
+        assert!(file_name.contains("-S_ries_TV-"), "{file_name}");
+    }
+
+    #[test]
+    fn a_lock_that_cannot_be_taken_gets_help_for_its_cause() {
+        let denied = io::Error::from_raw_os_error(13);
+        assert!(lock_help(&denied).contains("run as root"));
+        let read_only = io::Error::from_raw_os_error(30);
+        assert!(lock_help(&read_only).contains("read-only"));
+    }
 }

@@ -926,3 +926,177 @@ fn running_out_of_space_names_the_dataset_the_limit_and_the_remedy_and_a_rerun_r
         assert_eq!(listing(&path), expected, "{name}: data in the dataset");
     }
 }
+
+/// A few small files: enough for a quick real migration.
+fn small_tree(root: &Utf8Path) {
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    std::fs::write(root.join("state.db"), "state\n".repeat(100)).unwrap();
+    std::fs::write(root.join("sub/config.xml"), "<Config/>\n").unwrap();
+}
+
+/// The lock files in /run/zpersist whose name holds `token`.
+fn lock_files(token: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/run/zpersist") else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(token))
+        .collect();
+    names.sort();
+    names
+}
+
+/// A migration stopped with SIGSTOP; continued (or killed, if the test
+/// fails first) when dropped.
+struct StoppedRun(Option<std::process::Child>);
+
+impl StoppedRun {
+    fn resume(mut self) -> std::process::ExitStatus {
+        let mut child = self.0.take().unwrap();
+        run_ok("kill", &["-CONT", &child.id().to_string()]);
+        child.wait().unwrap()
+    }
+}
+
+impl Drop for StoppedRun {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = run_ok("kill", &["-CONT", &child.id().to_string()]);
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Run locks: one per directory, whatever its spelling; any valid path can
+/// have one (a long one used to fail with "File name too long"); two
+/// directories never share one (`a-b` and `a/b` used to); and a run
+/// removes its lock file when it ends, so they do not pile up.
+#[test]
+fn run_locks_are_per_directory_bounded_in_length_and_removed_when_done() {
+    let pool = TestPool::new("miglock");
+    let token = format!("lk{}", std::process::id());
+    let base = pool.scratch("var-lib");
+    let nested = base.join(format!("{token}/q"));
+    let dashed = base.join(format!("{token}-q"));
+    // Each component is valid (< 256 bytes); the whole path is not a valid name.
+    let long = base
+        .join("l".repeat(200))
+        .join("m".repeat(200))
+        .join(format!("{token}-long"));
+    for path in [&nested, &dashed, &long] {
+        small_tree(path);
+    }
+    assert_eq!(lock_files(&token), Vec::<String>::new());
+
+    // A migration of `…/lkPID/q`, stopped while it holds its lock (it holds
+    // it from before it writes its journal until it exits).
+    let child = std::process::Command::new(binary())
+        .args([
+            "--dataset",
+            &pool.ds("services/nested"),
+            "--path",
+            nested.as_str(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let journal = Utf8PathBuf::from(format!("{nested}.zpersist-migration.json"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !journal.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the first migration never started"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    run_ok("kill", &["-STOP", &child.id().to_string()]);
+    let first = StoppedRun(Some(child));
+    assert_eq!(
+        lock_files(&token).len(),
+        1,
+        "the held lock is not in /run/zpersist: {:?}",
+        lock_files(&token)
+    );
+
+    // `…/lkPID-q` is another directory: its migration must not wait.
+    let stderr_file = pool.scratch("second.stderr");
+    let mut second = std::process::Command::new(binary())
+        .args([
+            "--dataset",
+            &pool.ds("services/dashed"),
+            "--path",
+            dashed.as_str(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr_file).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            second.kill().unwrap();
+            second.wait().unwrap();
+            panic!(
+                "the migration of {dashed} waited for the lock of {nested}:\n{}",
+                std::fs::read_to_string(&stderr_file).unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&stderr_file).unwrap()
+    );
+    assert!(first.resume().success());
+
+    // A long path has a lock like any other.
+    let run = run_recorded(
+        binary(),
+        &[
+            "--dataset",
+            &pool.ds("services/long"),
+            "--path",
+            long.as_str(),
+        ],
+        &no_env(),
+    );
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert_eq!(get(&pool.ds("services/long"), "mountpoint"), long.as_str());
+
+    // Refused and cleanup runs take the lock too; none is left behind.
+    let refused = run_recorded(
+        binary(),
+        &[
+            "--dataset",
+            &pool.ds("services/other"),
+            "--path",
+            long.as_str(),
+        ],
+        &no_env(),
+    );
+    assert_eq!(refused.code, 1, "{refused:#?}");
+    let cleanup = run_recorded(
+        binary(),
+        &[
+            "--dataset",
+            &pool.ds("services/nested"),
+            "--path",
+            nested.as_str(),
+            "--cleanup",
+        ],
+        &no_env(),
+    );
+    assert_eq!(cleanup.code, 0, "{cleanup:#?}");
+    assert_eq!(
+        lock_files(&token),
+        Vec::<String>::new(),
+        "lock files were left behind"
+    );
+}

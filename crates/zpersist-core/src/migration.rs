@@ -128,15 +128,6 @@ impl MigrationTarget {
         format!("{}{JOURNAL_SUFFIX}", self.path)
     }
 
-    /// Keeps two runs on one path apart; in /run so a refused run leaves
-    /// nothing next to the data.
-    pub fn lock(&self) -> String {
-        format!(
-            "/run/zpersist/migrate-{}.lock",
-            self.path.trim_start_matches('/').replace('/', "-")
-        )
-    }
-
     /// Everything ZFS or the migration would refuse, before anything runs.
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();

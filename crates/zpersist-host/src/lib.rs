@@ -139,28 +139,88 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
 pub struct RunLock {
     _file: File,
     pub path: Utf8PathBuf,
+    /// Unlink the file when dropped, still holding the lock.
+    remove_when_done: bool,
 }
 
 /// Takes the lock at `path`, telling `progress` once if it has to wait for
-/// another holder.
+/// another holder. The file stays when the lock is released: for a lock
+/// every run uses (`ensure-datasets`).
 pub fn lock(path: Utf8PathBuf, progress: &mut dyn Write) -> io::Result<RunLock> {
+    take_lock(path, progress, false)
+}
+
+/// Takes the lock at `path` like [`lock`], and removes the file when the
+/// lock is released: for locks named after what they protect (one per
+/// directory), which would otherwise pile up.
+///
+/// Why unlinking a lock file is safe here (flock alone is not: a waiter
+/// can be granted the lock on a file already unlinked while a newcomer
+/// creates and locks a fresh one at the same path, and both go on):
+/// - only the holder unlinks the file, as its very last act before it
+///   releases the lock;
+/// - whoever is granted the lock checks that the path still names the very
+///   file it locked (same device and inode; an open file's inode number
+///   cannot be reused), and otherwise lets go and starts over.
+///
+/// So a run goes on only while holding the lock of the file the path names;
+/// two runs doing so at once would hold the lock of the same file, which
+/// flock rules out. The one overlap, a holder between its unlink and its
+/// release, has nothing left to do.
+pub fn lock_removed_when_done(path: Utf8PathBuf, progress: &mut dyn Write) -> io::Result<RunLock> {
+    take_lock(path, progress, true)
+}
+
+fn take_lock(
+    path: Utf8PathBuf,
+    progress: &mut dyn Write,
+    remove_when_done: bool,
+) -> io::Result<RunLock> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir)?;
     }
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(fs::TryLockError::WouldBlock) => {
-            let _ = writeln!(progress, "waiting for another run to finish (lock {path})");
-            file.lock()?;
+    let mut said_waiting = false;
+    loop {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                if !said_waiting {
+                    let _ = writeln!(progress, "waiting for another run to finish (lock {path})");
+                    said_waiting = true;
+                }
+                file.lock()?;
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(e),
         }
-        Err(fs::TryLockError::Error(e)) => return Err(e),
+        let locked = file.metadata()?;
+        match fs::metadata(&path) {
+            Ok(named) if named.dev() == locked.dev() && named.ino() == locked.ino() => {
+                return Ok(RunLock {
+                    _file: file,
+                    path,
+                    remove_when_done,
+                });
+            }
+            // The holder before removed it: lock the file there now.
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
     }
-    Ok(RunLock { _file: file, path })
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        if self.remove_when_done {
+            // Still locked here: the file closes (and the lock goes) after.
+            let _ = fs::remove_file(&self.path);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -190,6 +250,34 @@ mod tests {
         );
         let missing = dir.join("no-such-dir/state.json");
         assert!(write_atomically(&missing, b"x").is_err());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_lock_removed_when_done_excludes_every_later_holder() {
+        let dir = std::env::temp_dir().join(format!("zpersist-lock-rm-{}", std::process::id()));
+        let path = Utf8PathBuf::from_path_buf(dir.join("x.lock")).unwrap();
+        // Many threads at once, each holding the lock for a moment and
+        // removing the file: never two inside at the same time.
+        let inside = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (path, inside) = (path.clone(), inside.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..25 {
+                        let _held = lock_removed_when_done(path.clone(), &mut io::sink()).unwrap();
+                        let others = inside.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        assert_eq!(others, 0, "two holders at once");
+                        std::thread::sleep(std::time::Duration::from_micros(200));
+                        inside.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert!(!path.exists(), "the lock file was left behind");
         fs::remove_dir_all(dir).unwrap();
     }
 
