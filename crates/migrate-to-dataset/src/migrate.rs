@@ -902,6 +902,12 @@ pub fn migrate(target: &MigrationTarget, options: &Options) -> Report {
                     target.aside()
                 ));
             }
+            if path_state(&target.deleting()) != PathState::Missing {
+                report.notes.push(format!(
+                    "{} is what an interrupted --cleanup left of the original; run --cleanup again to finish removing it",
+                    target.deleting()
+                ));
+            }
             return report;
         }
         Decision::Refuse { problem, help } => return report.refuse(problem, help),
@@ -1084,13 +1090,16 @@ pub fn cleanup(target: &MigrationTarget, options: &Options) -> Report {
         Ok(journal) => journal,
         Err(e) => return report.refuse(e, "inspect the journal; nothing was removed"),
     };
-    let Some(journal) = journal else {
-        if path_state(&aside) == PathState::Missing {
+    let Some(mut journal) = journal else {
+        let Some(kept) = [aside.clone(), target.deleting()]
+            .into_iter()
+            .find(|kept| path_state(kept) != PathState::Missing)
+        else {
             report.outcome = Outcome::NothingToCleanUp;
             return report;
-        }
+        };
         return report.refuse(
-            format!("{aside} exists but there is no migration journal proving it was copied and verified"),
+            format!("{kept} exists but there is no migration journal proving it was copied and verified"),
             format!("check it against {} yourself and remove it by hand", target.path),
         );
     };
@@ -1119,8 +1128,9 @@ pub fn cleanup(target: &MigrationTarget, options: &Options) -> Report {
         }
         Err(e) => return report.fail(e, "check that ZFS answers, then run again"),
     }
-    // The service may run now; only processes inside the aside copy matter.
-    let users = inuse::processes_using(&[inuse::resolved(&aside)]);
+    // The service may run now; only processes inside the copies to remove matter.
+    let deleting = target.deleting();
+    let users = inuse::processes_using(&[inuse::resolved(&aside), inuse::resolved(&deleting)]);
     if let Some(user) = users.first() {
         return report.refuse(
             format!(
@@ -1130,57 +1140,117 @@ pub fn cleanup(target: &MigrationTarget, options: &Options) -> Report {
             "stop it, then run --cleanup again",
         );
     }
-    if !path_state(&aside).is_dir() {
+    // Removing works on DIR.zpersist-deleting, never on DIR.zpersist-old:
+    // the original kept aside is whole or gone, and what an interrupted
+    // cleanup leaves under the other name was verified before it got there.
+    let interrupted = path_state(&deleting) != PathState::Missing;
+    if interrupted && journal.cleanup_started.is_none() {
+        return report.refuse(
+            format!(
+                "{deleting} exists, but the journal {} records no cleanup that put it there",
+                target.journal()
+            ),
+            "check what it holds and remove it yourself if it can go, then run --cleanup again; nothing was removed",
+        );
+    }
+    let aside_kept = path_state(&aside).is_dir();
+    if !aside_kept && !interrupted && journal.cleanup_started.is_none() {
         report.outcome = Outcome::NothingToCleanUp;
         return report;
     }
-    let trees = match hash_trees(&[&aside, &target.path], options, "cleanup") {
-        Ok(trees) => trees,
-        Err(e) => return report.fail(e, "nothing was removed; fix the cause and run again"),
-    };
-    if trees[0].summary().digest != verified.digest {
-        return report.refuse(
-            format!("{aside} changed since it was verified identical to the dataset; it may hold data the dataset lacks"),
-            format!("compare it with {} yourself; nothing was removed", target.path),
+    if aside_kept {
+        let trees = match hash_trees(&[&aside, &target.path], options, "cleanup") {
+            Ok(trees) => trees,
+            Err(e) => return report.fail(e, "nothing was removed; fix the cause and run again"),
+        };
+        if trees[0].summary().digest != verified.digest {
+            return report.refuse(
+                format!("{aside} changed since it was verified identical to the dataset; it may hold data the dataset lacks"),
+                format!("compare it with {} yourself; nothing was removed", target.path),
+            );
+        }
+        let differences = manifest::differences(&trees[0], &trees[1]);
+        record(
+            &mut report,
+            options,
+            "re-verify",
+            if differences.is_empty() {
+                format!(
+                    "{aside} is identical to the dataset mounted at {}",
+                    target.path
+                )
+            } else {
+                format!(
+                    "{aside} is exactly what was verified into {} at migration; since then {} entries changed in the dataset (the service's own writes)",
+                    target.dataset,
+                    differences.len()
+                )
+            },
         );
     }
-    let differences = manifest::differences(&trees[0], &trees[1]);
-    record(
-        &mut report,
-        options,
-        "re-verify",
-        if differences.is_empty() {
-            format!(
-                "{aside} is identical to the dataset mounted at {}",
-                target.path
-            )
-        } else {
-            format!(
-                "{aside} is exactly what was verified into {} at migration; since then {} entries changed in the dataset (the service's own writes)",
-                target.dataset,
-                differences.len()
-            )
-        },
-    );
+    let leftover = format!("{deleting}, left by an interrupted cleanup");
     if options.dry_run {
+        if interrupted {
+            record(
+                &mut report,
+                options,
+                "remove",
+                format!("would finish removing {leftover}"),
+            );
+        }
+        if aside_kept {
+            record(
+                &mut report,
+                options,
+                "remove",
+                format!("would remove {aside}"),
+            );
+        }
+        report.outcome = Outcome::DryRun;
+        return report;
+    }
+    if interrupted {
+        if let Err(e) = fs::remove_dir_all(&deleting) {
+            return report.fail(
+                format!("removing {deleting}: {e}"),
+                "fix the cause and run --cleanup again; it finishes the removal",
+            );
+        }
         record(
             &mut report,
             options,
             "remove",
-            format!("would remove {aside}"),
+            format!("finished removing {leftover}"),
         );
-        report.outcome = Outcome::DryRun;
-        return report;
     }
-    if let Err(e) = fs::remove_dir_all(&aside) {
-        return report.fail(
-            format!("removing {aside}: {e}"),
-            "fix the cause and run --cleanup again",
-        );
+    if aside_kept {
+        if journal.cleanup_started.is_none() {
+            journal.cleanup_started = Some(now());
+            if let Err(e) = write_journal(target, &journal) {
+                return report.fail_with(e);
+            }
+        }
+        failpoint("journaled", "cleanup-started");
+        if let Err(e) = fs::rename(&aside, &deleting) {
+            return report.fail(
+                format!("cannot rename {aside} to {deleting}: {e}"),
+                "nothing was removed; fix the cause and run --cleanup again",
+            );
+        }
+        let _ = fsync_dir(parent_of(&aside));
+        if let Err(e) = fs::remove_dir_all(&deleting) {
+            return report.fail(
+                format!(
+                    "removing {deleting} (the original, verified, moved there to be removed): {e}"
+                ),
+                "fix the cause and run --cleanup again; it finishes the removal",
+            );
+        }
+        record(&mut report, options, "remove", format!("{aside} removed"));
     }
     let _ = fsync_dir(parent_of(&aside));
     let _ = fs::remove_file(target.journal());
-    record(&mut report, options, "remove", format!("{aside} removed"));
+    let _ = fsync_dir(parent_of(&aside));
     report.outcome = Outcome::CleanedUp;
     report
 }

@@ -1100,3 +1100,129 @@ fn run_locks_are_per_directory_bounded_in_length_and_removed_when_done() {
         "lock files were left behind"
     );
 }
+
+/// `dirs` directories of 100 small files each under `root/media`.
+fn many_files(root: &Utf8Path, dirs: usize) {
+    for d in 0..dirs {
+        let dir = root.join(format!("media/dir {d}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in 0..100 {
+            std::fs::write(dir.join(format!("file {f}.nfo")), format!("{d}/{f}\n")).unwrap();
+        }
+    }
+}
+
+/// `--cleanup` killed with SIGKILL while it removes the original kept
+/// aside: a rerun finishes the removal (it used to refuse forever, the
+/// partial copy no longer matching what was verified). A kept original
+/// that changed before the removal began is still refused, also when a
+/// cleanup crashed right after recording that it started.
+#[test]
+fn a_cleanup_killed_while_removing_the_original_finishes_on_a_rerun() {
+    let pool = TestPool::new("migclean");
+    // On the pool's own filesystem: zfs-fuse removes files slowly enough
+    // (about 10 ms a directory here) to kill the cleanup in the middle.
+    let dataset = pool.ds("services/big");
+    let path = pool.mnt().join("var-lib/big");
+    small_tree(&path);
+    many_files(&path, 30);
+    let expected = listing(&path);
+    let args = ["--dataset", dataset.as_str(), "--path", path.as_str()];
+    let migrated = run_recorded(binary(), &args, &no_env());
+    assert_eq!(migrated.code, 0, "{migrated:#?}");
+
+    // The media directories left of the original, under whatever name the
+    // cleanup gives it while removing it.
+    let parent = path.parent().unwrap().to_owned();
+    let remaining = || -> usize {
+        std::fs::read_dir(&parent)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with("big.zpersist-"))
+            .filter_map(|e| std::fs::read_dir(e.path().join("media")).ok())
+            .map(|d| d.count())
+            .sum()
+    };
+    assert_eq!(remaining(), 30);
+    let mut child = std::process::Command::new(binary())
+        .args(args)
+        .arg("--cleanup")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while remaining() >= 30 {
+        assert!(
+            Instant::now() < deadline,
+            "the cleanup never started removing"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the cleanup finished before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    run_ok("kill", &["-KILL", "--", &format!("-{}", child.id())]);
+    let status = child.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+    let left = remaining();
+    assert!(
+        left > 0 && left < 30,
+        "not killed in the middle of the removal: {left} of 30 left"
+    );
+
+    let rerun = run_recorded(binary(), &[&args[..], &["--cleanup"]].concat(), &no_env());
+    assert_eq!(rerun.code, 0, "{rerun:#?}");
+    assert!(rerun.stdout.contains("cleaned up"), "{}", rerun.stdout);
+    assert_eq!(remaining(), 0);
+    let leftovers: Vec<String> = std::fs::read_dir(&parent)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("big.zpersist-"))
+        .collect();
+    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
+    assert_eq!(listing(&path), expected, "the dataset's data");
+    let again = run_recorded(binary(), &args, &no_env());
+    assert_eq!(again.code, 0, "{again:#?}");
+    assert!(
+        again.stdout.contains("already migrated"),
+        "{}",
+        again.stdout
+    );
+
+    // A crash right after the cleanup recorded its start, then the kept
+    // original changes: the rerun refuses and removes nothing.
+    let dataset2 = pool.ds("services/small");
+    let path2 = pool.scratch("var-lib/small");
+    small_tree(&path2);
+    let args2 = ["--dataset", dataset2.as_str(), "--path", path2.as_str()];
+    assert_eq!(run_recorded(binary(), &args2, &no_env()).code, 0);
+    let crashed = run_recorded(
+        binary(),
+        &[&args2[..], &["--cleanup"]].concat(),
+        &[("ZPERSIST_MIGRATE_FAILPOINT", "journaled:cleanup-started")].into(),
+    );
+    assert_ne!(crashed.code, 0, "{crashed:#?}");
+    assert!(
+        crashed
+            .stderr
+            .contains("failpoint journaled:cleanup-started"),
+        "{crashed:#?}"
+    );
+    let aside2 = Utf8PathBuf::from(format!("{path2}.zpersist-old"));
+    std::fs::write(aside2.join("state.db"), "written after the migration\n").unwrap();
+    let changed = listing(&aside2);
+    let refused = run_recorded(binary(), &[&args2[..], &["--cleanup"]].concat(), &no_env());
+    assert_eq!(refused.code, 1, "{refused:#?}");
+    assert!(
+        refused.stderr.contains("changed since it was verified"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(listing(&aside2), changed, "nothing was removed");
+}

@@ -111,6 +111,7 @@ pub struct MigrationTarget {
 /// Suffixes of the sibling paths a migration uses next to the directory.
 pub const TEMPORARY_SUFFIX: &str = ".zpersist-new";
 pub const ASIDE_SUFFIX: &str = ".zpersist-old";
+pub const DELETING_SUFFIX: &str = ".zpersist-deleting";
 pub const JOURNAL_SUFFIX: &str = ".zpersist-migration.json";
 
 impl MigrationTarget {
@@ -122,6 +123,13 @@ impl MigrationTarget {
     /// Where the original directory is kept until `--cleanup`.
     pub fn aside(&self) -> String {
         format!("{}{ASIDE_SUFFIX}", self.path)
+    }
+
+    /// Where `--cleanup` moves the verified original to remove it: only a
+    /// cleanup that recorded its start puts anything there, so what is left
+    /// after an interruption is known to be removable.
+    pub fn deleting(&self) -> String {
+        format!("{}{DELETING_SUFFIX}", self.path)
     }
 
     pub fn journal(&self) -> String {
@@ -200,7 +208,7 @@ pub fn path_problem(path: &str) -> Option<String> {
     {
         return Some("must be normalised (no `//`, `.` or `..`)".into());
     }
-    if [TEMPORARY_SUFFIX, ASIDE_SUFFIX]
+    if [TEMPORARY_SUFFIX, ASIDE_SUFFIX, DELETING_SUFFIX]
         .iter()
         .any(|suffix| path.ends_with(suffix))
     {
@@ -324,6 +332,10 @@ pub struct Journal {
     /// When each stage was reached (seconds since the epoch).
     #[serde(default)]
     pub history: Vec<(Stage, u64)>,
+    /// When `--cleanup` verified the original once more and began to remove
+    /// it (seconds since the epoch); absent until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleanup_started: Option<u64>,
 }
 
 impl Journal {
@@ -335,6 +347,7 @@ impl Journal {
             stage: Stage::Started,
             verified: None,
             history: vec![(Stage::Started, now)],
+            cleanup_started: None,
         }
     }
 
@@ -738,6 +751,7 @@ mod tests {
             "/var//lib",
             "/var/../x",
             "/x.zpersist-old",
+            "/x.zpersist-deleting",
         ] {
             assert!(path_problem(bad).is_some(), "{bad:?}");
         }
