@@ -844,7 +844,7 @@ fn lock_help(e: &io::Error) -> String {
 fn lock_unless_dry_run(
     target: &MigrationTarget,
     options: &Options,
-) -> Result<Option<zpersist_host::RunLock>, StepError> {
+) -> Result<Option<zpersist_host::TransientLock>, StepError> {
     if options.dry_run {
         return Ok(None);
     }

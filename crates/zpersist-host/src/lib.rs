@@ -135,78 +135,39 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
     result
 }
 
-/// An exclusive lock on a file, held until dropped.
-pub struct RunLock {
-    _file: File,
-    pub path: Utf8PathBuf,
-    /// Unlink the file when dropped, still holding the lock.
-    remove_when_done: bool,
-}
+/// A [`RunLock`] whose file is removed when it is released: for locks
+/// named after what they protect (one per directory), which would
+/// otherwise pile up. See [`lock_removed_when_done`].
+pub struct TransientLock(RunLock);
 
-/// Takes the lock at `path`, telling `progress` once if it has to wait for
-/// another holder. The file stays when the lock is released: for a lock
-/// every run uses (`ensure-datasets`).
-pub fn lock(path: Utf8PathBuf, progress: &mut dyn Write) -> io::Result<RunLock> {
-    take_lock(path, progress, false)
-}
-
-/// Takes the lock at `path` like [`lock`], and removes the file when the
-/// lock is released: for locks named after what they protect (one per
-/// directory), which would otherwise pile up.
+/// Takes the lock at `path` like [`lock`]; its file is removed when the
+/// returned lock is dropped.
 ///
-/// Why unlinking a lock file is safe here (flock alone is not: a waiter
-/// can be granted the lock on a file already unlinked while a newcomer
-/// creates and locks a fresh one at the same path, and both go on):
-/// - only the holder unlinks the file, as its very last act before it
-///   releases the lock;
+/// Why removing a lock file is safe here (with flock alone it is not: a
+/// waiter can be granted the lock of a file already unlinked while a
+/// newcomer creates and locks a fresh one at the same path, and both go on):
+/// - only the holder removes the file, as its very last act, while it still
+///   holds the lock;
 /// - whoever is granted the lock checks that the path still names the very
-///   file it locked (same device and inode; an open file's inode number
-///   cannot be reused), and otherwise lets go and starts over.
+///   file it locked (same device and inode; the inode number of a file
+///   still open cannot be reused), and otherwise lets go and starts over.
 ///
-/// So a run goes on only while holding the lock of the file the path names;
-/// two runs doing so at once would hold the lock of the same file, which
+/// So a run goes on only while it holds the lock of the file the path
+/// names; two runs doing so at once would hold the lock of one file, which
 /// flock rules out. The one overlap, a holder between its unlink and its
 /// release, has nothing left to do.
-pub fn lock_removed_when_done(path: Utf8PathBuf, progress: &mut dyn Write) -> io::Result<RunLock> {
-    take_lock(path, progress, true)
-}
-
-fn take_lock(
+pub fn lock_removed_when_done(
     path: Utf8PathBuf,
     progress: &mut dyn Write,
-    remove_when_done: bool,
-) -> io::Result<RunLock> {
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir)?;
-    }
-    let mut said_waiting = false;
+) -> io::Result<TransientLock> {
     loop {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                if !said_waiting {
-                    let _ = writeln!(progress, "waiting for another run to finish (lock {path})");
-                    said_waiting = true;
-                }
-                file.lock()?;
-            }
-            Err(fs::TryLockError::Error(e)) => return Err(e),
-        }
-        let locked = file.metadata()?;
+        let held = lock(path.clone(), progress)?;
+        let locked = held._file.metadata()?;
         match fs::metadata(&path) {
             Ok(named) if named.dev() == locked.dev() && named.ino() == locked.ino() => {
-                return Ok(RunLock {
-                    _file: file,
-                    path,
-                    remove_when_done,
-                });
+                return Ok(TransientLock(held));
             }
-            // The holder before removed it: lock the file there now.
+            // Its holder removed it: lock the file there now.
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
@@ -214,13 +175,39 @@ fn take_lock(
     }
 }
 
-impl Drop for RunLock {
+impl Drop for TransientLock {
     fn drop(&mut self) {
-        if self.remove_when_done {
-            // Still locked here: the file closes (and the lock goes) after.
-            let _ = fs::remove_file(&self.path);
-        }
+        // Still locked: the file is closed, and the lock released, after.
+        let _ = fs::remove_file(&self.0.path);
     }
+}
+
+/// An exclusive lock on a file, held until dropped.
+pub struct RunLock {
+    _file: File,
+    pub path: Utf8PathBuf,
+}
+
+/// Takes the lock at `path`, telling `progress` once if it has to wait for
+/// another holder.
+pub fn lock(path: Utf8PathBuf, progress: &mut dyn Write) -> io::Result<RunLock> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            let _ = writeln!(progress, "waiting for another run to finish (lock {path})");
+            file.lock()?;
+        }
+        Err(fs::TryLockError::Error(e)) => return Err(e),
+    }
+    Ok(RunLock { _file: file, path })
 }
 
 #[cfg(test)]
