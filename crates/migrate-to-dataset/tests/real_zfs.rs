@@ -254,6 +254,13 @@ fn no_env() -> BTreeMap<&'static str, &'static str> {
     BTreeMap::new()
 }
 
+/// `migrate-to-dataset --dataset DATASET --path PATH EXTRA...`, recorded.
+fn migrate(dataset: &str, path: &Utf8Path, extra: &[&str], env: &BTreeMap<&str, &str>) -> Recorded {
+    let mut args = vec!["--dataset", dataset, "--path", path.as_str()];
+    args.extend_from_slice(extra);
+    run_recorded(binary(), &args, env)
+}
+
 #[test]
 fn a_service_tree_moves_into_its_dataset_and_the_original_is_kept_until_cleanup() {
     let setup = Setup::new("mig", 64);
@@ -535,6 +542,43 @@ fn a_crash_at_any_step_boundary_resumes_to_a_verified_migration() {
     }
 }
 
+/// The binary on `args`, to start in the background; output discarded.
+fn background(args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(binary());
+    command
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    command
+}
+
+/// Runs the binary with `args` in a process group of its own, waits until
+/// `started` says it is in the middle of `what`, then SIGKILLs the whole
+/// group (the binary and its rsync, as systemd or the OOM killer would).
+fn kill_in_the_middle(
+    args: &[&str],
+    what: &str,
+    mut started: impl FnMut() -> bool,
+    poll: Duration,
+) {
+    let mut child = background(args).process_group(0).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !started() {
+        assert!(Instant::now() < deadline, "{what} never started");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{what} finished before it could be killed"
+        );
+        std::thread::sleep(poll);
+    }
+    run_ok("kill", &["-KILL", "--", &format!("-{}", child.id())]);
+    let status = child.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+}
+
 /// A real SIGKILL of the migration (and its rsync: the whole process group,
 /// as systemd or the OOM killer would) in the middle of copying a bigger
 /// tree, then a rerun.
@@ -564,32 +608,16 @@ fn a_sigkill_in_the_middle_of_the_copy_is_recovered_by_a_rerun() {
     }
     let expected = listing(&path);
     let temporary = Utf8PathBuf::from(format!("{path}.zpersist-new"));
-    let mut child = std::process::Command::new(binary())
-        .args(["--dataset", &dataset, "--path", path.as_str()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
     let copied = || {
         std::fs::read_dir(temporary.join("media"))
             .map(|d| d.count())
             .unwrap_or(0)
     };
-    while copied() < 3 {
-        assert!(Instant::now() < deadline, "the copy never started");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the migration finished before it could be killed"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    run_ok("kill", &["-KILL", "--", &format!("-{}", child.id())]);
-    let status = child.wait().unwrap();
-    assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&status),
-        Some(9)
+    kill_in_the_middle(
+        &["--dataset", &dataset, "--path", path.as_str()],
+        "the copy",
+        || copied() >= 3,
+        Duration::from_millis(20),
     );
     // Let the killed rsync processes vanish from /proc.
     std::thread::sleep(Duration::from_millis(200));
@@ -767,11 +795,7 @@ fn a_mount_at_or_inside_the_directory_is_refused_with_help_that_keeps_its_data()
     let path = setup.pool.scratch("var-lib/hass");
     let at = Tmpfs::mount("hass-state", &path);
     std::fs::write(path.join("home-assistant_v2.db"), "state").unwrap();
-    let run = run_recorded(
-        binary(),
-        &["--dataset", &dataset, "--path", path.as_str()],
-        &no_env(),
-    );
+    let run = migrate(&dataset, &path, &[], &no_env());
     assert_eq!(run.code, 1, "{run:#?}");
     assert!(
         run.stderr.contains(&format!(
@@ -861,16 +885,8 @@ fn running_out_of_space_names_the_dataset_the_limit_and_the_remedy_and_a_rerun_r
         }
         std::fs::write(path.join("index.txt"), "4 parts\n").unwrap();
         let expected = listing(&path);
-        let mut args = vec![
-            "--dataset",
-            &dataset,
-            "--path",
-            path.as_str(),
-            "-o",
-            "compression=on",
-        ];
-        args.extend(extra);
-        let run = run_recorded(binary(), &args, &no_env());
+        let options = [&["-o", "compression=on"][..], &extra].concat();
+        let run = migrate(&dataset, &path, &options, &no_env());
         assert_eq!(run.code, 1, "{name}: {run:#?}");
         let error = run
             .stderr
@@ -915,7 +931,7 @@ fn running_out_of_space_names_the_dataset_the_limit_and_the_remedy_and_a_rerun_r
 
         // The remedy the help gives, then a rerun.
         zpersist_e2e::pool::zfs(&["set", "quota=none", &quota_on]);
-        let rerun = run_recorded(binary(), &args, &no_env());
+        let rerun = migrate(&dataset, &path, &options, &no_env());
         assert_eq!(rerun.code, 0, "{name}: {rerun:#?}");
         assert!(
             rerun.stdout.contains("resuming"),
@@ -992,15 +1008,8 @@ fn run_locks_are_per_directory_bounded_in_length_and_removed_when_done() {
 
     // A migration of `…/lkPID/q`, stopped while it holds its lock (it holds
     // it from before it writes its journal until it exits).
-    let child = std::process::Command::new(binary())
-        .args([
-            "--dataset",
-            &pool.ds("services/nested"),
-            "--path",
-            nested.as_str(),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+    let nested_ds = pool.ds("services/nested");
+    let child = background(&["--dataset", &nested_ds, "--path", nested.as_str()])
         .spawn()
         .unwrap();
     let journal = Utf8PathBuf::from(format!("{nested}.zpersist-migration.json"));
@@ -1023,14 +1032,8 @@ fn run_locks_are_per_directory_bounded_in_length_and_removed_when_done() {
 
     // `…/lkPID-q` is another directory: its migration must not wait.
     let stderr_file = pool.scratch("second.stderr");
-    let mut second = std::process::Command::new(binary())
-        .args([
-            "--dataset",
-            &pool.ds("services/dashed"),
-            "--path",
-            dashed.as_str(),
-        ])
-        .stdout(std::process::Stdio::null())
+    let dashed_ds = pool.ds("services/dashed");
+    let mut second = background(&["--dataset", &dashed_ds, "--path", dashed.as_str()])
         .stderr(std::fs::File::create(&stderr_file).unwrap())
         .spawn()
         .unwrap();
@@ -1057,42 +1060,14 @@ fn run_locks_are_per_directory_bounded_in_length_and_removed_when_done() {
     assert!(first.resume().success());
 
     // A long path has a lock like any other.
-    let run = run_recorded(
-        binary(),
-        &[
-            "--dataset",
-            &pool.ds("services/long"),
-            "--path",
-            long.as_str(),
-        ],
-        &no_env(),
-    );
+    let run = migrate(&pool.ds("services/long"), &long, &[], &no_env());
     assert_eq!(run.code, 0, "{run:#?}");
     assert_eq!(get(&pool.ds("services/long"), "mountpoint"), long.as_str());
 
     // Refused and cleanup runs take the lock too; none is left behind.
-    let refused = run_recorded(
-        binary(),
-        &[
-            "--dataset",
-            &pool.ds("services/other"),
-            "--path",
-            long.as_str(),
-        ],
-        &no_env(),
-    );
+    let refused = migrate(&pool.ds("services/other"), &long, &[], &no_env());
     assert_eq!(refused.code, 1, "{refused:#?}");
-    let cleanup = run_recorded(
-        binary(),
-        &[
-            "--dataset",
-            &pool.ds("services/nested"),
-            "--path",
-            nested.as_str(),
-            "--cleanup",
-        ],
-        &no_env(),
-    );
+    let cleanup = migrate(&nested_ds, &nested, &["--cleanup"], &no_env());
     assert_eq!(cleanup.code, 0, "{cleanup:#?}");
     assert_eq!(
         lock_files(&token),
@@ -1127,8 +1102,7 @@ fn a_cleanup_killed_while_removing_the_original_finishes_on_a_rerun() {
     small_tree(&path);
     many_files(&path, 30);
     let expected = listing(&path);
-    let args = ["--dataset", dataset.as_str(), "--path", path.as_str()];
-    let migrated = run_recorded(binary(), &args, &no_env());
+    let migrated = migrate(&dataset, &path, &[], &no_env());
     assert_eq!(migrated.code, 0, "{migrated:#?}");
 
     // The media directories left of the original, under whatever name the
@@ -1144,31 +1118,11 @@ fn a_cleanup_killed_while_removing_the_original_finishes_on_a_rerun() {
             .sum()
     };
     assert_eq!(remaining(), 30);
-    let mut child = std::process::Command::new(binary())
-        .args(args)
-        .arg("--cleanup")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while remaining() >= 30 {
-        assert!(
-            Instant::now() < deadline,
-            "the cleanup never started removing"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the cleanup finished before it could be killed"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    run_ok("kill", &["-KILL", "--", &format!("-{}", child.id())]);
-    let status = child.wait().unwrap();
-    assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&status),
-        Some(9)
+    kill_in_the_middle(
+        &["--dataset", &dataset, "--path", path.as_str(), "--cleanup"],
+        "the removal",
+        || remaining() < 30,
+        Duration::from_millis(1),
     );
     let left = remaining();
     assert!(
@@ -1176,7 +1130,7 @@ fn a_cleanup_killed_while_removing_the_original_finishes_on_a_rerun() {
         "not killed in the middle of the removal: {left} of 30 left"
     );
 
-    let rerun = run_recorded(binary(), &[&args[..], &["--cleanup"]].concat(), &no_env());
+    let rerun = migrate(&dataset, &path, &["--cleanup"], &no_env());
     assert_eq!(rerun.code, 0, "{rerun:#?}");
     assert!(rerun.stdout.contains("cleaned up"), "{}", rerun.stdout);
     assert_eq!(remaining(), 0);
@@ -1187,7 +1141,7 @@ fn a_cleanup_killed_while_removing_the_original_finishes_on_a_rerun() {
         .collect();
     assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
     assert_eq!(listing(&path), expected, "the dataset's data");
-    let again = run_recorded(binary(), &args, &no_env());
+    let again = migrate(&dataset, &path, &[], &no_env());
     assert_eq!(again.code, 0, "{again:#?}");
     assert!(
         again.stdout.contains("already migrated"),
@@ -1200,11 +1154,11 @@ fn a_cleanup_killed_while_removing_the_original_finishes_on_a_rerun() {
     let dataset2 = pool.ds("services/small");
     let path2 = pool.scratch("var-lib/small");
     small_tree(&path2);
-    let args2 = ["--dataset", dataset2.as_str(), "--path", path2.as_str()];
-    assert_eq!(run_recorded(binary(), &args2, &no_env()).code, 0);
-    let crashed = run_recorded(
-        binary(),
-        &[&args2[..], &["--cleanup"]].concat(),
+    assert_eq!(migrate(&dataset2, &path2, &[], &no_env()).code, 0);
+    let crashed = migrate(
+        &dataset2,
+        &path2,
+        &["--cleanup"],
         &[("ZPERSIST_MIGRATE_FAILPOINT", "journaled:cleanup-started")].into(),
     );
     assert_ne!(crashed.code, 0, "{crashed:#?}");
@@ -1217,7 +1171,7 @@ fn a_cleanup_killed_while_removing_the_original_finishes_on_a_rerun() {
     let aside2 = Utf8PathBuf::from(format!("{path2}.zpersist-old"));
     std::fs::write(aside2.join("state.db"), "written after the migration\n").unwrap();
     let changed = listing(&aside2);
-    let refused = run_recorded(binary(), &[&args2[..], &["--cleanup"]].concat(), &no_env());
+    let refused = migrate(&dataset2, &path2, &["--cleanup"], &no_env());
     assert_eq!(refused.code, 1, "{refused:#?}");
     assert!(
         refused.stderr.contains("changed since it was verified"),
