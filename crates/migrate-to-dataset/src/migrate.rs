@@ -1114,8 +1114,8 @@ pub fn cleanup(target: &MigrationTarget, options: &Options) -> Report {
     }
     let Some(verified) = journal.verified.clone() else {
         return report.refuse(
-            "the journal has no verified tree",
-            "remove the aside copy by hand after checking it",
+            format!("the journal {} has no record of a verified copy", target.journal()),
+            format!("compare {aside} with {} yourself and remove it by hand if it can go; nothing was removed", target.path),
         );
     };
     match dataset_state(&zfs, &target.dataset) {
