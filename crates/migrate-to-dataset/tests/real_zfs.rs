@@ -684,21 +684,18 @@ fn extended_attributes_arrive_or_the_migration_refuses_before_copying() {
 /// done bytes, total bytes), as printed ("verify: 10/12 files, 1.0 KiB of
 /// 2.0 KiB hashed").
 fn last_progress(stderr: &str, phase: &str) -> Option<(u64, u64, String, String)> {
-    stderr
-        .lines()
-        .filter_map(|line| {
-            let rest = line.strip_prefix(&format!("{phase}: "))?;
-            let (counts, bytes) = rest.split_once(" files, ")?;
-            let (done, total) = counts.split_once('/')?;
-            let (bytes_done, bytes_total) = bytes.strip_suffix(" hashed")?.split_once(" of ")?;
-            Some((
-                done.parse().ok()?,
-                total.parse().ok()?,
-                bytes_done.to_string(),
-                bytes_total.to_string(),
-            ))
-        })
-        .last()
+    stderr.lines().rev().find_map(|line| {
+        let rest = line.strip_prefix(&format!("{phase}: "))?;
+        let (counts, bytes) = rest.split_once(" files, ")?;
+        let (done, total) = counts.split_once('/')?;
+        let (bytes_done, bytes_total) = bytes.strip_suffix(" hashed")?.split_once(" of ")?;
+        Some((
+            done.parse().ok()?,
+            total.parse().ok()?,
+            bytes_done.to_string(),
+            bytes_total.to_string(),
+        ))
+    })
 }
 
 /// Hardlinks are hashed once per inode, yet each name is a file: the
@@ -910,7 +907,7 @@ fn running_out_of_space_names_the_dataset_the_limit_and_the_remedy_and_a_rerun_r
             .find(|l| l.trim_start().starts_with("help:"))
             .unwrap();
         for needle in [
-            format!("zfs set quota="),
+            "zfs set quota=".to_string(),
             quota_on.clone(),
             "resumes".into(),
         ] {
