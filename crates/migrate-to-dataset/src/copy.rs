@@ -34,6 +34,30 @@ pub fn rsync_argv(source: &str, destination: &str, by_checksum: bool) -> Vec<Str
     argv
 }
 
+/// Why rsync failed.
+#[derive(Debug)]
+pub struct CopyError {
+    /// The command, its exit status and its last messages.
+    pub message: String,
+    /// rsync's message saying the destination is full or over its quota.
+    pub out_of_space: Option<String>,
+}
+
+impl From<String> for CopyError {
+    fn from(message: String) -> CopyError {
+        CopyError {
+            message,
+            out_of_space: None,
+        }
+    }
+}
+
+/// rsync reports a write error as `strerror (errno)`: ENOSPC is 28, EDQUOT 122.
+pub fn says_out_of_space(message: &str) -> bool {
+    message.contains("No space left on device (28)")
+        || message.contains("Disk quota exceeded (122)")
+}
+
 /// Runs rsync, printing its progress to `progress` at most every `every`.
 pub fn rsync(
     source: &str,
@@ -41,12 +65,14 @@ pub fn rsync(
     by_checksum: bool,
     every: Duration,
     progress: &mut dyn Write,
-) -> Result<(), String> {
+) -> Result<(), CopyError> {
     let program = rsync_program()?;
     let argv = rsync_argv(source, destination, by_checksum);
+    // Progress comes on stdout, errors on stderr: read apart, an error
+    // written in the middle of a progress line cannot pass for progress.
     let reader = duct::cmd(&program, &argv)
         .stdin_null()
-        .stderr_to_stdout()
+        .stderr_capture()
         .unchecked()
         .reader()
         .map_err(|e| format!("could not start {}: {e}", program.display()))?;
@@ -57,7 +83,7 @@ pub fn rsync(
     let mut chunk = Vec::new();
     loop {
         chunk.clear();
-        // progress2 rewrites its line with `\r`; errors end with `\n`.
+        // progress2 rewrites its line with `\r`.
         let n = read_until_either(&mut buffered, &mut chunk)
             .map_err(|e| format!("reading rsync's output: {e}"))?;
         if n == 0 {
@@ -80,21 +106,36 @@ pub fn rsync(
     let output = reader
         .try_wait()
         .map_err(|e| format!("rsync: {e}"))?
-        .ok_or("rsync did not finish")?;
+        .ok_or("rsync did not finish".to_string())?;
     if !last_progress.is_empty() {
         let _ = writeln!(progress, "copy: {last_progress}");
     }
     if output.status.success() {
         return Ok(());
     }
-    let tail: Vec<&String> = messages.iter().rev().take(15).collect();
-    let tail: Vec<&str> = tail.into_iter().rev().map(String::as_str).collect();
-    Err(format!(
-        "`rsync {}` failed ({}):\n    {}",
-        argv.join(" "),
-        output.status,
-        tail.join("\n    ")
-    ))
+    messages.extend(
+        String::from_utf8_lossy(&output.stderr)
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string),
+    );
+    let out_of_space = messages.iter().find(|m| says_out_of_space(m)).cloned();
+    // The last messages, and the one naming a full disk wherever it is.
+    let mut tail: Vec<&str> = messages.iter().rev().take(15).map(String::as_str).collect();
+    tail.reverse();
+    if let Some(line) = out_of_space.as_deref().filter(|l| !tail.contains(l)) {
+        tail.insert(0, line);
+    }
+    Err(CopyError {
+        message: format!(
+            "`rsync {}` failed ({}):\n    {}",
+            argv.join(" "),
+            output.status,
+            tail.join("\n    ")
+        ),
+        out_of_space,
+    })
 }
 
 fn is_progress(line: &str) -> bool {
@@ -128,5 +169,23 @@ fn read_until_either(reader: &mut impl BufRead, out: &mut Vec<u8>) -> std::io::R
                 read += len;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_or_a_quota_is_recognised_in_rsyncs_messages() {
+        for line in [
+            r#"rsync: [receiver] write failed on "/x/a.bin": Disk quota exceeded (122)"#,
+            r#"rsync: [receiver] mkstemp "/x/.a.bin.Xyz" failed: No space left on device (28)"#,
+        ] {
+            assert!(says_out_of_space(line), "{line}");
+        }
+        assert!(!says_out_of_space(
+            "rsync error: error in file IO (code 11) at receiver.c(657) [receiver=3.5.0]"
+        ));
     }
 }

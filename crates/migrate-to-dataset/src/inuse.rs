@@ -134,15 +134,61 @@ pub fn processes_using(dirs: &[String]) -> Vec<User> {
     users
 }
 
-/// Mount points at or below `dir` (from /proc/self/mountinfo).
-pub fn mounts_within(dir: &str) -> Vec<String> {
+/// A mounted filesystem, as /proc/self/mountinfo describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub mountpoint: String,
+    /// `tmpfs`, `ext4`, `fuse.zfs`...
+    pub fstype: String,
+    /// What is mounted: a device, a dataset, or any name (tmpfs).
+    pub source: String,
+    /// The directory of the filesystem mounted there: `/`, or the
+    /// directory a bind mount shows.
+    pub root: String,
+}
+
+impl Mount {
+    /// Its files exist in memory only: unmounting it (or a reboot) loses them.
+    pub fn is_volatile(&self) -> bool {
+        matches!(self.fstype.as_str(), "tmpfs" | "ramfs")
+    }
+
+    /// `tmpfs from hass-state`, `ext4 from /dev/sdb1 (a bind mount of its /srv/x)`.
+    pub fn describe(&self) -> String {
+        let mut text = format!("{} from {}", self.fstype, self.source);
+        if self.root != "/" {
+            text.push_str(&format!(" (a bind mount of its {})", self.root));
+        }
+        text
+    }
+}
+
+/// One line of mountinfo: `id parent major:minor root MOUNTPOINT options
+/// [optional fields...] - FSTYPE SOURCE superoptions`.
+fn parse_mountinfo_line(line: &str) -> Option<Mount> {
+    let (before, after) = line.split_once(" - ")?;
+    let mut before = before.split(' ').skip(3);
+    let root = before.next()?;
+    let mountpoint = before.next()?;
+    let mut after = after.split(' ');
+    let fstype = after.next()?;
+    let source = after.next()?;
+    Some(Mount {
+        mountpoint: unescape_mount_path(mountpoint),
+        fstype: unescape_mount_path(fstype),
+        source: unescape_mount_path(source),
+        root: unescape_mount_path(root),
+    })
+}
+
+/// Filesystems mounted at or below `dir` (from /proc/self/mountinfo).
+pub fn mounts_within(dir: &str) -> Vec<Mount> {
     let Ok(text) = fs::read_to_string("/proc/self/mountinfo") else {
         return Vec::new();
     };
     text.lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .map(unescape_mount_path)
-        .filter(|mountpoint| within(mountpoint, dir))
+        .filter_map(parse_mountinfo_line)
+        .filter(|mount| within(&mount.mountpoint, dir))
         .collect()
 }
 
@@ -185,6 +231,21 @@ mod tests {
     fn mount_paths_are_unescaped() {
         assert_eq!(unescape_mount_path(r"/srv/a\040b"), "/srv/a b");
         assert_eq!(unescape_mount_path("/plain"), "/plain");
+    }
+
+    #[test]
+    fn mountinfo_lines_give_mountpoint_type_and_source() {
+        let line = r"50 27 0:47 / /var/lib/home\040assistant rw,relatime shared:12 - tmpfs hass-state rw,size=4096k";
+        assert_eq!(
+            parse_mountinfo_line(line),
+            Some(Mount {
+                mountpoint: "/var/lib/home assistant".into(),
+                fstype: "tmpfs".into(),
+                source: "hass-state".into(),
+                root: "/".into(),
+            })
+        );
+        assert_eq!(parse_mountinfo_line("garbage"), None);
     }
 
     #[test]

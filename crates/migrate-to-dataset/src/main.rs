@@ -49,9 +49,35 @@ struct Args {
     /// Print a machine-readable report on stdout instead of text.
     #[arg(long)]
     json: bool,
-    /// Seconds between progress lines on stderr while copying and verifying.
-    #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
-    progress_every: f64,
+    /// Seconds between progress lines on stderr while copying and verifying
+    /// (from 0.01 to 86400).
+    // Parsed by `progress_interval`, so that every bad value gets the same
+    // error and exit code 2; a negative number is taken as a value, not a flag.
+    #[arg(
+        long,
+        default_value = "2",
+        value_name = "SECONDS",
+        allow_hyphen_values = true
+    )]
+    progress_every: String,
+}
+
+/// The accepted range of `--progress-every`, in seconds: below 10 ms is
+/// below the progress printer's tick, a day is as good as never.
+const PROGRESS_EVERY_MIN: f64 = 0.01;
+const PROGRESS_EVERY_MAX: f64 = 86_400.0;
+
+/// `--progress-every`'s value as a duration, or why it is not one. NaN, the
+/// infinities and anything beyond the range are refused here rather than
+/// reaching `Duration::from_secs_f64`, which panics on them.
+fn progress_interval(text: &str) -> Result<Duration, String> {
+    let range = format!("a number of seconds from {PROGRESS_EVERY_MIN} to {PROGRESS_EVERY_MAX}");
+    match text.trim().parse::<f64>() {
+        Ok(seconds) if (PROGRESS_EVERY_MIN..=PROGRESS_EVERY_MAX).contains(&seconds) => {
+            Ok(Duration::from_secs_f64(seconds))
+        }
+        _ => Err(format!("--progress-every {text:?}: expected {range}")),
+    }
 }
 
 const EXIT_BAD_INPUT: u8 = 2;
@@ -144,6 +170,16 @@ fn target_of(args: &Args) -> Result<MigrationTarget, ExitCode> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    let progress_every = match progress_interval(&args.progress_every) {
+        Ok(every) => every,
+        Err(problem) => {
+            return bad_input(
+                &[problem],
+                "arguments",
+                "give the interval between progress lines in seconds, e.g. `--progress-every 2` or `--progress-every 0.5`",
+            )
+        }
+    };
     let target = match target_of(&args) {
         Ok(target) => target,
         Err(code) => return code,
@@ -151,7 +187,7 @@ fn main() -> ExitCode {
     let options = migrate::Options {
         dry_run: args.dry_run,
         json: args.json,
-        progress_every: Duration::from_secs_f64(args.progress_every.max(0.0)),
+        progress_every,
     };
     let report = if args.cleanup {
         migrate::cleanup(&target, &options)

@@ -240,10 +240,18 @@ impl Tree {
     }
 
     /// Reads every file's content (once per hardlink group) into its SHA-256.
+    /// `progress` counts what `files()` and `bytes()` count: every name of
+    /// a regular file, and each content once.
     pub fn hash_contents(&mut self, root: &Path, progress: &Progress) -> io::Result<()> {
         let mut buffer = vec![0u8; 1 << 20];
         for entry in &mut self.entries {
-            if entry.kind != Kind::File || entry.hardlink_of.is_some() {
+            if entry.kind != Kind::File {
+                continue;
+            }
+            if entry.hardlink_of.is_some() {
+                // Its content is its group's first name's, hashed already
+                // (that name sorts first); the name itself is a file done.
+                progress.files_done.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             let full = join(root, &entry.path);
@@ -281,7 +289,7 @@ impl Tree {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -390,7 +398,11 @@ mod tests {
 
     fn hashed(root: &Path) -> Tree {
         let mut tree = walk(root).unwrap();
-        tree.hash_contents(root, &Progress::default()).unwrap();
+        let progress = Progress::default();
+        tree.hash_contents(root, &progress).unwrap();
+        // What was counted done is what the totals count.
+        assert_eq!(progress.files_done.load(Ordering::Relaxed), tree.files());
+        assert_eq!(progress.bytes_done.load(Ordering::Relaxed), tree.bytes());
         tree
     }
 

@@ -9,11 +9,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use zpersist_core::migration::{
     decide, DatasetState, Decision, Journal, MigrationFacts, MigrationTarget, PathState, Stage,
     Step, TreeSummary,
 };
-use zpersist_core::name::pool_of;
+use zpersist_core::name::{parent_of as parent_of_dataset, pool_of};
 use zpersist_core::HostFacts;
 use zpersist_zfs::Zfs;
 
@@ -48,6 +49,20 @@ pub struct StepReport {
 pub struct ProblemReport {
     pub error: String,
     pub help: String,
+}
+
+/// A failure, and what to do about it when the general help ("fix the
+/// cause and run again") would not say.
+#[derive(Debug)]
+struct StepError {
+    error: String,
+    help: Option<String>,
+}
+
+impl From<String> for StepError {
+    fn from(error: String) -> StepError {
+        StepError { error, help: None }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -101,6 +116,13 @@ impl Report {
             help: help.into(),
         });
         self
+    }
+
+    fn fail_with(self, e: StepError) -> Report {
+        let help = e
+            .help
+            .unwrap_or_else(|| "fix the cause and run again".into());
+        self.fail(e.error, help)
     }
 
     pub fn print(&self, json: bool) {
@@ -231,12 +253,141 @@ fn parent_of(path: &str) -> &Path {
 
 /// Written atomically: a crash leaves the old journal or the new one,
 /// never half of one.
-fn write_journal(target: &MigrationTarget, journal: &Journal) -> Result<(), String> {
+fn write_journal(target: &MigrationTarget, journal: &Journal) -> Result<(), StepError> {
     let path = target.journal();
     let mut text = serde_json::to_string_pretty(journal).expect("the journal serialises");
     text.push('\n');
-    zpersist_host::write_atomically(Path::new(&path), text.as_bytes())
-        .map_err(|e| format!("cannot write the migration journal {path}: {e}"))
+    zpersist_host::write_atomically(Path::new(&path), text.as_bytes()).map_err(|e| {
+        let dir = parent_of(&path).display();
+        StepError {
+            error: format!("cannot write the migration journal {path}: {e}"),
+            help: Some(if is_out_of_space(&e) {
+                format!("the filesystem holding {dir} is full or over its quota: free space there, then run again")
+            } else {
+                format!("check that {dir} is writable and its filesystem mounted read-write, then run again")
+            }),
+        }
+    })
+}
+
+/// ENOSPC or EDQUOT.
+fn is_out_of_space(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(28 | 122))
+}
+
+/// One limit on the space a dataset can use.
+struct SpaceLimit {
+    /// `the quota of tank/services is 2.0 MiB, 2.0 MiB of it used`
+    description: String,
+    /// What can still be written under it.
+    headroom: u64,
+    help: String,
+}
+
+/// The limits on what `dataset` can hold: its quota and refquota, its
+/// ancestors' quotas, the pool's free space (a `zfs get` per dataset up to
+/// the pool; only asked after a write failed for lack of space).
+fn space_limits(zfs: &Zfs, dataset: &str) -> Vec<SpaceLimit> {
+    let mut limits = Vec::new();
+    let mut name = Some(dataset);
+    while let Some(ds) = name {
+        name = parent_of_dataset(ds);
+        let Ok(Some(props)) = zfs.get(
+            ds,
+            &["quota", "refquota", "used", "referenced", "available"],
+        ) else {
+            continue;
+        };
+        let value = |p: &str| {
+            props
+                .get(p)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let mut quotas = vec![("quota", value("quota"), value("used"))];
+        if ds == dataset {
+            quotas.push(("refquota", value("refquota"), value("referenced")));
+        }
+        for (property, size, used) in quotas.into_iter().filter(|(_, size, _)| *size > 0) {
+            limits.push(SpaceLimit {
+                description: format!(
+                    "the {property} of {ds} is {}, {} of it used",
+                    human(size),
+                    human(used)
+                ),
+                headroom: size.saturating_sub(used),
+                help: format!(
+                    "raise the {property} of {ds} (`zfs set {property}=SIZE {ds}`, with room for the data) or free space within it"
+                ),
+            });
+        }
+        if name.is_none() {
+            limits.push(SpaceLimit {
+                description: format!("pool {ds} has {} available", human(value("available"))),
+                headroom: value("available"),
+                help: format!("free space in pool {ds} (or grow it)"),
+            });
+        }
+    }
+    limits
+}
+
+/// A copy into the dataset stopped for lack of space: which limit it hit,
+/// what the data takes, and how to go on.
+fn out_of_space(
+    zfs: &Zfs,
+    target: &MigrationTarget,
+    source: Option<&Tree>,
+    rsync_says: &str,
+) -> StepError {
+    let dataset = &target.dataset;
+    let limit = space_limits(zfs, dataset)
+        .into_iter()
+        .min_by_key(|limit| limit.headroom);
+    let takes = source.map_or(String::new(), |tree| {
+        format!(
+            "; the data takes {} in {}",
+            human(tree.allocated()),
+            target.path
+        )
+    });
+    let (what, help) = match limit {
+        Some(limit) => (limit.description, limit.help),
+        None => (
+            "its quota and free space could not be read".to_string(),
+            format!(
+                "raise the quota of {dataset} or of its parents, or free space in pool {}",
+                pool_of(dataset)
+            ),
+        ),
+    };
+    StepError {
+        error: format!("{dataset} is out of space: {what}{takes}\n    {rsync_says}"),
+        help: Some(format!(
+            "{help}, then run again (what was copied so far stays)"
+        )),
+    }
+}
+
+/// rsync from the directory into the dataset.
+fn copy_into_dataset(
+    zfs: &Zfs,
+    target: &MigrationTarget,
+    source: Option<&Tree>,
+    by_checksum: bool,
+    options: &Options,
+) -> Result<(), StepError> {
+    copy::rsync(
+        &target.path,
+        &target.temporary(),
+        by_checksum,
+        options.progress_every,
+        &mut io::stderr(),
+    )
+    .map_err(|e| match &e.out_of_space {
+        Some(says) => out_of_space(zfs, target, source, says),
+        None => e.message.into(),
+    })
 }
 
 fn human(bytes: u64) -> String {
@@ -286,6 +437,79 @@ fn in_use_problems(target: &MigrationTarget, report: &mut Report) -> Vec<(String
                 list.join("\n    ")
             ),
             "stop the service (and anything else using the directory), then run again".into(),
+        ));
+    }
+    problems
+}
+
+/// Refusals for filesystems mounted at the directory or inside it. The help
+/// never says to unmount: that would hide the mount's files, or destroy
+/// them (tmpfs). The data has to be copied off the mount first, or the
+/// mount kept (and moved by its configuration, when its files are on a disk).
+fn mount_problems(target: &MigrationTarget) -> Vec<(String, String)> {
+    let path = &target.path;
+    let resolved = inuse::resolved(path);
+    let (at, inside): (Vec<_>, Vec<_>) = inuse::mounts_within(&resolved)
+        .into_iter()
+        .partition(|mount| mount.mountpoint == resolved);
+    let in_memory = |mounts: &[inuse::Mount]| {
+        mounts.iter().find(|m| m.is_volatile()).map(|m| {
+            format!(
+                "a {} keeps its files in memory only, and an unmount or a reboot loses them: ",
+                m.fstype
+            )
+        })
+    };
+    let mut problems = Vec::new();
+    // A directory mounted over more than once shows the top mount.
+    if let Some(mount) = at.last() {
+        let (fstype, source) = (&mount.fstype, &mount.source);
+        let what = mount.describe();
+        let name = Path::new(path)
+            .file_name()
+            .map_or("data".into(), |n| n.to_string_lossy());
+        problems.push((
+            format!(
+                "{path} is itself a mount of {what}: a migration renames the directory aside and mounts the dataset in its place, which a mount point does not allow, and the files are that filesystem's"
+            ),
+            format!(
+                "{}copy the data off that mount first, with the service stopped (e.g. `cp -a {path}/. /var/tmp/{name}-copy/`); once the copy is complete, stop mounting {fstype} at {path} (fstab, a .mount unit, the service's own settings), put the copy at {path} as a plain directory and run again{}; or keep the data on that mount and do not migrate {path}",
+                in_memory(&at).unwrap_or_else(|| format!("its files live on {source}, not in the directory: ")),
+                if mount.is_volatile() {
+                    String::new()
+                } else {
+                    format!(" (or mount it elsewhere instead: its files stay on {source})")
+                }
+            ),
+        ));
+    }
+    if !inside.is_empty() {
+        let list: Vec<String> = inside
+            .iter()
+            .map(|m| {
+                format!(
+                    "{} is a mount of {} inside {path}",
+                    m.mountpoint,
+                    m.describe()
+                )
+            })
+            .collect();
+        let volatile = in_memory(&inside);
+        problems.push((
+            format!(
+                "{}: a migration copies {path}'s own filesystem only, so the files on {} would not come along",
+                list.join("; "),
+                if inside.len() == 1 { "it" } else { "them" }
+            ),
+            format!(
+                "{}copy the files of each mount that belong in the dataset off it into a plain directory inside {path} first (with the service stopped), and stop mounting it there; a mount whose files should stay on their own filesystem can be mounted outside {path} during the migration and at its place again afterwards{}; then run again",
+                volatile.clone().unwrap_or_default(),
+                if volatile.is_some() {
+                    " (not a tmpfs: mounted again, it starts empty)"
+                } else {
+                    ""
+                }
+            ),
         ));
     }
     problems
@@ -429,20 +653,14 @@ fn copy_step(
     target: &MigrationTarget,
     source: Option<&Tree>,
     options: &Options,
-) -> Result<String, String> {
+) -> Result<String, StepError> {
     ensure_mounted(zfs, &target.dataset)?;
     let temporary = target.temporary();
     if let Some(source) = source {
         check_xattr_support(source, &temporary, &target.dataset)?;
     }
     let started = Instant::now();
-    copy::rsync(
-        &target.path,
-        &temporary,
-        false,
-        options.progress_every,
-        &mut io::stderr(),
-    )?;
+    copy_into_dataset(zfs, target, source, false, options)?;
     // The copy must be on disk before the original is moved aside.
     let _ = duct::cmd("sync", ["-f", temporary.as_str()])
         .stdout_null()
@@ -464,10 +682,11 @@ fn copy_step(
 }
 
 fn verify_step(
+    zfs: &Zfs,
     target: &MigrationTarget,
     journal: &mut Journal,
     options: &Options,
-) -> Result<String, String> {
+) -> Result<String, StepError> {
     let temporary = target.temporary();
     let mut trees = hash_trees(&[&target.path, &temporary], options, "verify")?;
     let mut differences = manifest::differences(&trees[0], &trees[1]);
@@ -478,13 +697,7 @@ fn verify_step(
             differences.len(),
             list_differences(&differences)
         );
-        copy::rsync(
-            &target.path,
-            &temporary,
-            true,
-            options.progress_every,
-            &mut io::stderr(),
-        )?;
+        copy_into_dataset(zfs, target, Some(&trees[0]), true, options)?;
         trees = hash_trees(&[&target.path, &temporary], options, "verify")?;
         differences = manifest::differences(&trees[0], &trees[1]);
         repaired = true;
@@ -497,7 +710,8 @@ fn verify_step(
             temporary,
             target.path,
             list_differences(&differences)
-        ));
+        )
+        .into());
     }
     let summary = trees[0].summary();
     let detail = format!(
@@ -587,18 +801,60 @@ fn owner_notes(target: &MigrationTarget, report: &mut Report) {
     }
 }
 
+/// Where run locks live: in /run, so a refused run leaves nothing next to
+/// the data, and a reboot clears what a killed run left.
+const LOCK_DIR: &str = "/run/zpersist";
+
+/// The run lock of the directory: `migrate-NAME-SHA256.lock`, NAME the end
+/// of the path for people to read, SHA256 that of the whole path with the
+/// symlinks in its parent resolved. One lock per directory however it is
+/// spelt, a different one for every other directory (the old `/a-b` and
+/// `/a/b` shared one), and a name of at most 126 bytes for any path.
+fn lock_path(target: &MigrationTarget) -> String {
+    let canonical = inuse::resolved(&target.path);
+    let readable: String = canonical
+        .trim_start_matches('/')
+        .chars()
+        .map(|c| match c {
+            '/' => '-',
+            c if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') => c,
+            _ => '_',
+        })
+        .collect();
+    let readable = &readable[readable.len().saturating_sub(48)..];
+    let digest = manifest::hex(&Sha256::digest(canonical.as_bytes()));
+    format!("{LOCK_DIR}/migrate-{readable}-{digest}.lock")
+}
+
+/// What to do when the run lock cannot be taken, by the cause.
+fn lock_help(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(1 | 13) => format!("run as root: the run lock is a file in {LOCK_DIR}"),
+        Some(30) => format!("{LOCK_DIR} is on a read-only filesystem; migrate-to-dataset needs it writable (it is a tmpfs on a normal boot)"),
+        Some(17 | 20) => format!("{LOCK_DIR} must be a directory: move away what is there"),
+        Some(28 | 122) => format!("the filesystem holding {LOCK_DIR} is full: free space there"),
+        _ => format!("make {LOCK_DIR} a writable directory"),
+    }
+}
+
 /// The run lock, unless this is a dry run: it changes nothing, so it
-/// neither waits for nor blocks a real run.
+/// neither waits for nor blocks a real run. The lock file is removed when
+/// the run ends (see `zpersist_host::lock_removed_when_done` for why that
+/// is safe).
 fn lock_unless_dry_run(
     target: &MigrationTarget,
     options: &Options,
-) -> Result<Option<zpersist_host::RunLock>, String> {
+) -> Result<Option<zpersist_host::TransientLock>, StepError> {
     if options.dry_run {
         return Ok(None);
     }
-    zpersist_host::lock(target.lock().into(), &mut io::stderr())
+    let path = lock_path(target);
+    zpersist_host::lock_removed_when_done(path.clone().into(), &mut io::stderr())
         .map(Some)
-        .map_err(|e| format!("cannot take the lock {}: {e}", target.lock()))
+        .map_err(|e| StepError {
+            error: format!("cannot take the run lock {path} for {}: {e}", target.path),
+            help: Some(format!("{}, then run again", lock_help(&e))),
+        })
 }
 
 pub fn migrate(target: &MigrationTarget, options: &Options) -> Report {
@@ -615,7 +871,7 @@ pub fn migrate(target: &MigrationTarget, options: &Options) -> Report {
     }
     let _lock = match lock_unless_dry_run(target, options) {
         Ok(lock) => lock,
-        Err(e) => return report.fail(e, "check that the directory holding the path is writable"),
+        Err(e) => return report.fail_with(e),
     };
     let journal = match read_journal(target) {
         Ok(journal) => journal,
@@ -646,6 +902,12 @@ pub fn migrate(target: &MigrationTarget, options: &Options) -> Report {
                     target.aside()
                 ));
             }
+            if path_state(&target.deleting()) != PathState::Missing {
+                report.notes.push(format!(
+                    "{} is what an interrupted --cleanup left of the original; run --cleanup again to finish removing it",
+                    target.deleting()
+                ));
+            }
             return report;
         }
         Decision::Refuse { problem, help } => return report.refuse(problem, help),
@@ -671,16 +933,11 @@ pub fn migrate(target: &MigrationTarget, options: &Options) -> Report {
     // The source is only read while it is still at its path.
     let mut source = None;
     if from == Step::Create || from == Step::Copy {
-        let mounts = inuse::mounts_within(&inuse::resolved(&target.path));
-        if !mounts.is_empty() {
-            return report.refuse(
-                format!(
-                    "filesystems are mounted in {}: {}",
-                    target.path,
-                    mounts.join(", ")
-                ),
-                "unmount them first; a migration copies one directory tree, not other filesystems",
-            );
+        for (error, help) in mount_problems(target) {
+            report = report.refuse(error, help);
+        }
+        if !report.problems.is_empty() {
+            return report;
         }
         match manifest::walk(Path::new(&target.path)) {
             Ok(tree) => source = Some(tree),
@@ -768,7 +1025,7 @@ pub fn migrate(target: &MigrationTarget, options: &Options) -> Report {
         None => {
             let journal = Journal::new(target, now());
             if let Err(e) = write_journal(target, &journal) {
-                return report.fail(e, "check that the directory holding the path is writable");
+                return report.fail_with(e);
             }
             failpoint("journaled", "started");
             journal
@@ -776,14 +1033,18 @@ pub fn migrate(target: &MigrationTarget, options: &Options) -> Report {
     };
     for step in from.remaining() {
         let result = match step {
-            Step::Create => create(&zfs, target),
+            Step::Create => create(&zfs, target).map_err(StepError::from),
             Step::Copy => copy_step(&zfs, target, source.as_ref(), options),
-            Step::Verify => verify_step(target, &mut journal, options),
-            Step::MoveAside => move_aside(target),
-            Step::Mount => mount_step(&zfs, target),
+            Step::Verify => verify_step(&zfs, target, &mut journal, options),
+            Step::MoveAside => move_aside(target).map_err(StepError::from),
+            Step::Mount => mount_step(&zfs, target).map_err(StepError::from),
             Step::VerifyMounted => match journal.verified.clone() {
-                Some(verified) => verify_mounted(target, &verified, options),
-                None => Err("the journal has no verified tree to compare with".into()),
+                Some(verified) => {
+                    verify_mounted(target, &verified, options).map_err(StepError::from)
+                }
+                None => Err(StepError::from(
+                    "the journal has no verified tree to compare with".to_string(),
+                )),
             },
         };
         let detail = match result {
@@ -792,9 +1053,11 @@ pub fn migrate(target: &MigrationTarget, options: &Options) -> Report {
                 // A failed verification sends the next run back to the copy.
                 let _ = write_journal(target, &journal);
                 return report.fail(
-                    format!("{}: {e}", step.name()),
+                    format!("{}: {}", step.name(), e.error),
                     format!(
-                        "fix the cause and run again; it resumes at `{}`",
+                        "{}; it resumes at `{}`",
+                        e.help
+                            .unwrap_or_else(|| "fix the cause and run again".into()),
                         journal.stage.next_step().map_or("done", Step::name)
                     ),
                 );
@@ -803,7 +1066,7 @@ pub fn migrate(target: &MigrationTarget, options: &Options) -> Report {
         failpoint("after", step.name());
         journal.reach(step.completes(), now());
         if let Err(e) = write_journal(target, &journal) {
-            return report.fail(e, "check the filesystem holding the path, then run again");
+            return report.fail_with(e);
         }
         failpoint("journaled", step.name());
         record(&mut report, options, step.name(), detail);
@@ -821,20 +1084,22 @@ pub fn cleanup(target: &MigrationTarget, options: &Options) -> Report {
     };
     let _lock = match lock_unless_dry_run(target, options) {
         Ok(lock) => lock,
-        Err(e) => return report.fail(e, "run as root, or check that /run/zpersist is writable"),
+        Err(e) => return report.fail_with(e),
     };
     let journal = match read_journal(target) {
         Ok(journal) => journal,
         Err(e) => return report.refuse(e, "inspect the journal; nothing was removed"),
     };
-    let Some(journal) = journal else {
-        if path_state(&aside) == PathState::Missing {
+    let Some(mut journal) = journal else {
+        let Some(kept) = [aside.clone(), target.deleting()]
+            .into_iter()
+            .find(|kept| path_state(kept) != PathState::Missing)
+        else {
             report.outcome = Outcome::NothingToCleanUp;
-            let _ = fs::remove_file(target.lock());
             return report;
-        }
+        };
         return report.refuse(
-            format!("{aside} exists but there is no migration journal proving it was copied and verified"),
+            format!("{kept} exists but there is no migration journal proving it was copied and verified"),
             format!("check it against {} yourself and remove it by hand", target.path),
         );
     };
@@ -849,8 +1114,8 @@ pub fn cleanup(target: &MigrationTarget, options: &Options) -> Report {
     }
     let Some(verified) = journal.verified.clone() else {
         return report.refuse(
-            "the journal has no verified tree",
-            "remove the aside copy by hand after checking it",
+            format!("the journal {} has no record of a verified copy", target.journal()),
+            format!("compare {aside} with {} yourself and remove it by hand if it can go; nothing was removed", target.path),
         );
     };
     match dataset_state(&zfs, &target.dataset) {
@@ -863,8 +1128,9 @@ pub fn cleanup(target: &MigrationTarget, options: &Options) -> Report {
         }
         Err(e) => return report.fail(e, "check that ZFS answers, then run again"),
     }
-    // The service may run now; only processes inside the aside copy matter.
-    let users = inuse::processes_using(&[inuse::resolved(&aside)]);
+    // The service may run now; only processes inside the copies to remove matter.
+    let deleting = target.deleting();
+    let users = inuse::processes_using(&[inuse::resolved(&aside), inuse::resolved(&deleting)]);
     if let Some(user) = users.first() {
         return report.refuse(
             format!(
@@ -874,58 +1140,158 @@ pub fn cleanup(target: &MigrationTarget, options: &Options) -> Report {
             "stop it, then run --cleanup again",
         );
     }
-    if !path_state(&aside).is_dir() {
+    // Removing works on DIR.zpersist-deleting, never on DIR.zpersist-old:
+    // the original kept aside is whole or gone, and what an interrupted
+    // cleanup leaves under the other name was verified before it got there.
+    let interrupted = path_state(&deleting) != PathState::Missing;
+    if interrupted && journal.cleanup_started.is_none() {
+        return report.refuse(
+            format!(
+                "{deleting} exists, but the journal {} records no cleanup that put it there",
+                target.journal()
+            ),
+            "check what it holds and remove it yourself if it can go, then run --cleanup again; nothing was removed",
+        );
+    }
+    let aside_kept = path_state(&aside).is_dir();
+    if !aside_kept && !interrupted && journal.cleanup_started.is_none() {
         report.outcome = Outcome::NothingToCleanUp;
         return report;
     }
-    let trees = match hash_trees(&[&aside, &target.path], options, "cleanup") {
-        Ok(trees) => trees,
-        Err(e) => return report.fail(e, "nothing was removed; fix the cause and run again"),
-    };
-    if trees[0].summary().digest != verified.digest {
-        return report.refuse(
-            format!("{aside} changed since it was verified identical to the dataset; it may hold data the dataset lacks"),
-            format!("compare it with {} yourself; nothing was removed", target.path),
+    if aside_kept {
+        let trees = match hash_trees(&[&aside, &target.path], options, "cleanup") {
+            Ok(trees) => trees,
+            Err(e) => return report.fail(e, "nothing was removed; fix the cause and run again"),
+        };
+        if trees[0].summary().digest != verified.digest {
+            return report.refuse(
+                format!("{aside} changed since it was verified identical to the dataset; it may hold data the dataset lacks"),
+                format!("compare it with {} yourself; nothing was removed", target.path),
+            );
+        }
+        let differences = manifest::differences(&trees[0], &trees[1]);
+        record(
+            &mut report,
+            options,
+            "re-verify",
+            if differences.is_empty() {
+                format!(
+                    "{aside} is identical to the dataset mounted at {}",
+                    target.path
+                )
+            } else {
+                format!(
+                    "{aside} is exactly what was verified into {} at migration; since then {} entries changed in the dataset (the service's own writes)",
+                    target.dataset,
+                    differences.len()
+                )
+            },
         );
     }
-    let differences = manifest::differences(&trees[0], &trees[1]);
-    record(
-        &mut report,
-        options,
-        "re-verify",
-        if differences.is_empty() {
-            format!(
-                "{aside} is identical to the dataset mounted at {}",
-                target.path
-            )
-        } else {
-            format!(
-                "{aside} is exactly what was verified into {} at migration; since then {} entries changed in the dataset (the service's own writes)",
-                target.dataset,
-                differences.len()
-            )
-        },
-    );
+    let leftover = format!("{deleting}, left by an interrupted cleanup");
     if options.dry_run {
+        if interrupted {
+            record(
+                &mut report,
+                options,
+                "remove",
+                format!("would finish removing {leftover}"),
+            );
+        }
+        if aside_kept {
+            record(
+                &mut report,
+                options,
+                "remove",
+                format!("would remove {aside}"),
+            );
+        }
+        report.outcome = Outcome::DryRun;
+        return report;
+    }
+    if interrupted {
+        if let Err(e) = fs::remove_dir_all(&deleting) {
+            return report.fail(
+                format!("removing {deleting}: {e}"),
+                "fix the cause and run --cleanup again; it finishes the removal",
+            );
+        }
         record(
             &mut report,
             options,
             "remove",
-            format!("would remove {aside}"),
+            format!("finished removing {leftover}"),
         );
-        report.outcome = Outcome::DryRun;
-        return report;
     }
-    if let Err(e) = fs::remove_dir_all(&aside) {
-        return report.fail(
-            format!("removing {aside}: {e}"),
-            "fix the cause and run --cleanup again",
-        );
+    if aside_kept {
+        if journal.cleanup_started.is_none() {
+            journal.cleanup_started = Some(now());
+            if let Err(e) = write_journal(target, &journal) {
+                return report.fail_with(e);
+            }
+        }
+        failpoint("journaled", "cleanup-started");
+        if let Err(e) = fs::rename(&aside, &deleting) {
+            return report.fail(
+                format!("cannot rename {aside} to {deleting}: {e}"),
+                "nothing was removed; fix the cause and run --cleanup again",
+            );
+        }
+        let _ = fsync_dir(parent_of(&aside));
+        if let Err(e) = fs::remove_dir_all(&deleting) {
+            return report.fail(
+                format!(
+                    "removing {deleting} (the original, verified, moved there to be removed): {e}"
+                ),
+                "fix the cause and run --cleanup again; it finishes the removal",
+            );
+        }
+        record(&mut report, options, "remove", format!("{aside} removed"));
     }
     let _ = fsync_dir(parent_of(&aside));
     let _ = fs::remove_file(target.journal());
-    let _ = fs::remove_file(target.lock());
-    record(&mut report, options, "remove", format!("{aside} removed"));
+    let _ = fsync_dir(parent_of(&aside));
     report.outcome = Outcome::CleanedUp;
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(path: &str) -> MigrationTarget {
+        MigrationTarget {
+            dataset: "tank/services/x".into(),
+            path: path.into(),
+            units: Vec::new(),
+            user: None,
+            group: None,
+            mode: None,
+            properties: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn lock_names_are_distinct_bounded_and_readable() {
+        let dashed = lock_path(&target("/srv/a-b"));
+        let nested = lock_path(&target("/srv/a/b"));
+        assert_ne!(dashed, nested);
+        assert!(
+            dashed.starts_with("/run/zpersist/migrate-srv-a-b-"),
+            "{dashed}"
+        );
+        let long = format!("/srv/{}/{}/Séries TV", "l".repeat(250), "m".repeat(250));
+        let name = lock_path(&target(&long));
+        let file_name = name.strip_prefix("/run/zpersist/").unwrap();
+        assert!(file_name.len() <= 126, "{file_name}");
+        assert!(file_name.contains("-S_ries_TV-"), "{file_name}");
+    }
+
+    #[test]
+    fn a_lock_that_cannot_be_taken_gets_help_for_its_cause() {
+        let denied = io::Error::from_raw_os_error(13);
+        assert!(lock_help(&denied).contains("run as root"));
+        let read_only = io::Error::from_raw_os_error(30);
+        assert!(lock_help(&read_only).contains("read-only"));
+    }
 }

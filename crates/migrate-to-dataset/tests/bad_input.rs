@@ -140,3 +140,61 @@ fn bad_explicit_arguments_are_refused_before_zfs_runs() {
         assert_refused(&recorded, needle);
     }
 }
+
+/// Every value that is not a number of seconds in the accepted range (NaN,
+/// infinities, overflow, negative, zero, too small, too large, not a
+/// number) is exit 2 with one line naming the option and the range, before
+/// zfs runs or anything is written next to the directory.
+#[test]
+fn a_bad_progress_interval_is_refused_before_anything_is_touched() {
+    // A parent of its own: the other tests write into the shared scratch.
+    let parent = scratch("progress");
+    let dir = parent.join("data");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("state.db"), "data").unwrap();
+    let siblings = || {
+        let mut names: Vec<String> = std::fs::read_dir(&parent)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = siblings();
+    let mut cases: Vec<Vec<String>> = [
+        "NaN", "nan", "-NaN", "inf", "-inf", "infinity", "1e300", "1e20", "-1", "-0.5", "0", "0.0",
+        "-0", "1e-300", "0.001", "86401", "two", "", "2s",
+    ]
+    .iter()
+    .map(|value| vec![format!("--progress-every={value}")])
+    .collect();
+    // Separate words too: a negative number must not be taken for a flag.
+    cases.push(vec!["--progress-every".into(), "-1".into()]);
+    cases.push(vec!["--progress-every".into(), "inf".into()]);
+    for case in cases {
+        // A pool that does not exist: should a value slip through, the run
+        // still cannot touch a real pool.
+        let mut args = vec!["--dataset", "zpersist-absent/x", "--path", dir.as_str()];
+        args.extend(case.iter().map(String::as_str));
+        let recorded = run(&args);
+        assert_refused(&recorded, "--progress-every");
+        let error_lines: Vec<&str> = recorded
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("error:"))
+            .collect();
+        assert_eq!(error_lines.len(), 1, "{case:?}: {}", recorded.stderr);
+        assert!(
+            error_lines[0].contains("--progress-every")
+                && error_lines[0].contains("from 0.01 to 86400"),
+            "{case:?}: the error names neither the option nor the range: {}",
+            recorded.stderr
+        );
+        assert!(recorded.stdout.is_empty(), "{case:?}: {}", recorded.stdout);
+    }
+    assert_eq!(siblings(), before, "something was written next to the data");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("state.db")).unwrap(),
+        "data"
+    );
+}

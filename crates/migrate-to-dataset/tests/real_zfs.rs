@@ -254,6 +254,13 @@ fn no_env() -> BTreeMap<&'static str, &'static str> {
     BTreeMap::new()
 }
 
+/// `migrate-to-dataset --dataset DATASET --path PATH EXTRA...`, recorded.
+fn migrate(dataset: &str, path: &Utf8Path, extra: &[&str], env: &BTreeMap<&str, &str>) -> Recorded {
+    let mut args = vec!["--dataset", dataset, "--path", path.as_str()];
+    args.extend_from_slice(extra);
+    run_recorded(binary(), &args, env)
+}
+
 #[test]
 fn a_service_tree_moves_into_its_dataset_and_the_original_is_kept_until_cleanup() {
     let setup = Setup::new("mig", 64);
@@ -535,6 +542,43 @@ fn a_crash_at_any_step_boundary_resumes_to_a_verified_migration() {
     }
 }
 
+/// The binary on `args`, to start in the background; output discarded.
+fn background(args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(binary());
+    command
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    command
+}
+
+/// Runs the binary with `args` in a process group of its own, waits until
+/// `started` says it is in the middle of `what`, then SIGKILLs the whole
+/// group (the binary and its rsync, as systemd or the OOM killer would).
+fn kill_in_the_middle(
+    args: &[&str],
+    what: &str,
+    mut started: impl FnMut() -> bool,
+    poll: Duration,
+) {
+    let mut child = background(args).process_group(0).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !started() {
+        assert!(Instant::now() < deadline, "{what} never started");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{what} finished before it could be killed"
+        );
+        std::thread::sleep(poll);
+    }
+    run_ok("kill", &["-KILL", "--", &format!("-{}", child.id())]);
+    let status = child.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+}
+
 /// A real SIGKILL of the migration (and its rsync: the whole process group,
 /// as systemd or the OOM killer would) in the middle of copying a bigger
 /// tree, then a rerun.
@@ -564,32 +608,16 @@ fn a_sigkill_in_the_middle_of_the_copy_is_recovered_by_a_rerun() {
     }
     let expected = listing(&path);
     let temporary = Utf8PathBuf::from(format!("{path}.zpersist-new"));
-    let mut child = std::process::Command::new(binary())
-        .args(["--dataset", &dataset, "--path", path.as_str()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
     let copied = || {
         std::fs::read_dir(temporary.join("media"))
             .map(|d| d.count())
             .unwrap_or(0)
     };
-    while copied() < 3 {
-        assert!(Instant::now() < deadline, "the copy never started");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the migration finished before it could be killed"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    run_ok("kill", &["-KILL", "--", &format!("-{}", child.id())]);
-    let status = child.wait().unwrap();
-    assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&status),
-        Some(9)
+    kill_in_the_middle(
+        &["--dataset", &dataset, "--path", path.as_str()],
+        "the copy",
+        || copied() >= 3,
+        Duration::from_millis(20),
     );
     // Let the killed rsync processes vanish from /proc.
     std::thread::sleep(Duration::from_millis(200));
@@ -650,4 +678,502 @@ fn extended_attributes_arrive_or_the_migration_refuses_before_copying() {
             "nothing was copied"
         );
     }
+}
+
+/// The last progress line of each hashing phase: (done files, total files,
+/// done bytes, total bytes), as printed ("verify: 10/12 files, 1.0 KiB of
+/// 2.0 KiB hashed").
+fn last_progress(stderr: &str, phase: &str) -> Option<(u64, u64, String, String)> {
+    stderr.lines().rev().find_map(|line| {
+        let rest = line.strip_prefix(&format!("{phase}: "))?;
+        let (counts, bytes) = rest.split_once(" files, ")?;
+        let (done, total) = counts.split_once('/')?;
+        let (bytes_done, bytes_total) = bytes.strip_suffix(" hashed")?.split_once(" of ")?;
+        Some((
+            done.parse().ok()?,
+            total.parse().ok()?,
+            bytes_done.to_string(),
+            bytes_total.to_string(),
+        ))
+    })
+}
+
+/// Hardlinks are hashed once per inode, yet each name is a file: the
+/// counter and the total must count the same files, so the last progress
+/// line of every phase reports done == total.
+#[test]
+fn verification_progress_reaches_its_total_with_hardlinks() {
+    let setup = Setup::new("mighl", 1);
+    // Besides the tree's pair: a group of three names and a second pair.
+    let three = setup.path.join("logs/rotated.txt");
+    std::fs::write(&three, "rotated\n".repeat(300)).unwrap();
+    for name in ["logs/rotated.1", "Backups/rotated.keep"] {
+        std::fs::hard_link(&three, setup.path.join(name)).unwrap();
+    }
+    std::fs::hard_link(
+        setup.path.join("config.xml"),
+        setup.path.join("config.xml.orig"),
+    )
+    .unwrap();
+    let files: u64 = run_ok("find", &[setup.path.as_str(), "-type", "f"])
+        .lines()
+        .count() as u64;
+    let run = setup.run(&["--progress-every", "0.05"], &no_env());
+    assert_eq!(run.code, 0, "{run:#?}");
+    let cleanup = setup.run(&["--cleanup", "--progress-every", "0.05"], &no_env());
+    assert_eq!(cleanup.code, 0, "{cleanup:#?}");
+    // verify and cleanup hash two trees, verify-mounted the dataset alone.
+    for (stderr, phase, trees) in [
+        (&run.stderr, "verify", 2),
+        (&run.stderr, "verify-mounted", 1),
+        (&cleanup.stderr, "cleanup", 2),
+    ] {
+        let (done, total, bytes_done, bytes_total) = last_progress(stderr, phase)
+            .unwrap_or_else(|| panic!("no `{phase}:` progress line in:\n{stderr}"));
+        assert_eq!(
+            (done, bytes_done.as_str()),
+            (total, bytes_total.as_str()),
+            "the last `{phase}:` line did not reach its total:\n{stderr}"
+        );
+        assert_eq!(
+            total,
+            trees * files,
+            "`{phase}:` counts other files than find's {files} per tree:\n{stderr}"
+        );
+    }
+}
+
+/// A tmpfs mounted for the test, unmounted when dropped (before the pool's
+/// scratch directory is removed: declare it after the `Setup`).
+struct Tmpfs(Utf8PathBuf);
+
+impl Tmpfs {
+    fn mount(source: &str, at: &Utf8Path) -> Tmpfs {
+        std::fs::create_dir_all(at).unwrap();
+        run_ok(
+            "mount",
+            &["-t", "tmpfs", "-o", "size=8m", source, at.as_str()],
+        );
+        Tmpfs(at.to_owned())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = duct::cmd("umount", [self.0.as_str()])
+            .stderr_null()
+            .unchecked()
+            .run();
+    }
+}
+
+/// The help for a mount must fit what the mount is: a tmpfs keeps its files
+/// in memory, so telling the user to unmount it would destroy them.
+fn assert_no_unmount_advice(stderr: &str) {
+    for advice in ["unmount them", "unmount it", "`umount"] {
+        assert!(
+            !stderr.contains(advice),
+            "advises an unmount ({advice:?}) that would lose the mount's files:\n{stderr}"
+        );
+    }
+}
+
+/// A directory that is itself a mount point (a tmpfs at the service's data
+/// directory), or that has a filesystem mounted inside it, is refused
+/// before anything changes, saying which mount of which type from which
+/// source it is, and that its data must be copied off it (or the mount
+/// moved), never that it should be unmounted.
+#[test]
+fn a_mount_at_or_inside_the_directory_is_refused_with_help_that_keeps_its_data() {
+    let setup = Setup::new("migmnt", 1);
+
+    // The data directory itself is a tmpfs holding the service's state.
+    let dataset = setup.pool.ds("services/hass");
+    let path = setup.pool.scratch("var-lib/hass");
+    let at = Tmpfs::mount("hass-state", &path);
+    std::fs::write(path.join("home-assistant_v2.db"), "state").unwrap();
+    let run = migrate(&dataset, &path, &[], &no_env());
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(
+        run.stderr.contains(&format!(
+            "{path} is itself a mount of tmpfs from hass-state"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("copy"), "{}", run.stderr);
+    assert!(run.stderr.contains("in memory"), "{}", run.stderr);
+    assert_no_unmount_advice(&run.stderr);
+    assert!(run.mutating_calls().is_empty(), "{:?}", run.zfs_calls);
+    assert!(!exists(&dataset));
+    assert!(!Utf8PathBuf::from(format!("{path}.zpersist-migration.json")).exists());
+    assert_eq!(
+        std::fs::read_to_string(path.join("home-assistant_v2.db")).unwrap(),
+        "state"
+    );
+    drop(at);
+
+    // A tmpfs mounted inside the directory.
+    let cache = setup.path.join("cache");
+    let _inside = Tmpfs::mount("sonarr-cache", &cache);
+    std::fs::write(cache.join("thumbnails.bin"), "thumbs").unwrap();
+    let run = setup.run(&[], &no_env());
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(
+        run.stderr.contains(&format!(
+            "{cache} is a mount of tmpfs from sonarr-cache inside {}",
+            setup.path
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("copy"), "{}", run.stderr);
+    assert_no_unmount_advice(&run.stderr);
+    assert!(run.mutating_calls().is_empty(), "{:?}", run.zfs_calls);
+    assert!(!exists(&setup.dataset));
+    assert!(!setup.journal().exists());
+    assert_eq!(
+        std::fs::read_to_string(cache.join("thumbnails.bin")).unwrap(),
+        "thumbs"
+    );
+}
+
+/// `bytes` bytes from /dev/urandom: compression cannot shrink them.
+fn incompressible(path: &Utf8Path, bytes: u64) {
+    use std::io::Read;
+    let mut data = Vec::new();
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .take(bytes)
+        .read_to_end(&mut data)
+        .unwrap();
+    std::fs::write(path, data).unwrap();
+}
+
+/// A dataset that runs out of space while the data is copied into it (for
+/// real: a quota on zfs-fuse, on the dataset itself and on its parent)
+/// fails naming the cause (which dataset, which limit, how much the data
+/// takes) and the remedy; rsync's own line is not taken for progress.
+/// Once the limit is raised, a rerun resumes at the copy and completes.
+#[test]
+fn running_out_of_space_names_the_dataset_the_limit_and_the_remedy_and_a_rerun_resumes() {
+    let pool = TestPool::new("migquota");
+    // The dataset's own quota, then a quota on a parent the dataset is created under.
+    let limited_parent = pool.ds("limited");
+    zpersist_e2e::pool::zfs(&["create", "-o", "quota=3M", &limited_parent]);
+    for (name, dataset, quota_on, extra) in [
+        (
+            "own",
+            pool.ds("services/media"),
+            pool.ds("services/media"),
+            vec!["-o", "quota=2M"],
+        ),
+        (
+            "parent",
+            pool.ds("limited/media"),
+            limited_parent.clone(),
+            vec![],
+        ),
+    ] {
+        let path = pool.scratch(&format!("var-lib/{name}"));
+        std::fs::create_dir_all(path.join("library")).unwrap();
+        for i in 0..4 {
+            incompressible(&path.join(format!("library/part {i}.bin")), 2 << 20);
+        }
+        std::fs::write(path.join("index.txt"), "4 parts\n").unwrap();
+        let expected = listing(&path);
+        let options = [&["-o", "compression=on"][..], &extra].concat();
+        let run = migrate(&dataset, &path, &options, &no_env());
+        assert_eq!(run.code, 1, "{name}: {run:#?}");
+        let error = run
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("error:"))
+            .unwrap_or_else(|| panic!("{name}: no error line:\n{}", run.stderr));
+        for needle in [
+            format!("{dataset} is out of space"),
+            format!("quota of {quota_on}"),
+            "8.0 MiB".to_string(),
+        ] {
+            assert!(
+                error.contains(&needle),
+                "{name}: {needle:?} not in {error:?}\n{}",
+                run.stderr
+            );
+        }
+        let help = run
+            .stderr
+            .lines()
+            .find(|l| l.trim_start().starts_with("help:"))
+            .unwrap();
+        for needle in [
+            "zfs set quota=".to_string(),
+            quota_on.clone(),
+            "resumes".into(),
+        ] {
+            assert!(help.contains(&needle), "{name}: {needle:?} not in {help:?}");
+        }
+        // rsync's "Disk quota exceeded" is an error, not a progress line.
+        for line in run.stderr.lines().filter(|l| l.starts_with("copy: ")) {
+            assert!(
+                !line.contains("rsync:"),
+                "{name}: an error shown as progress: {line}"
+            );
+        }
+        assert_eq!(
+            listing(&path),
+            expected,
+            "{name}: the original is untouched"
+        );
+
+        // The remedy the help gives, then a rerun.
+        zpersist_e2e::pool::zfs(&["set", "quota=none", &quota_on]);
+        let rerun = migrate(&dataset, &path, &options, &no_env());
+        assert_eq!(rerun.code, 0, "{name}: {rerun:#?}");
+        assert!(
+            rerun.stdout.contains("resuming"),
+            "{name}: {}",
+            rerun.stdout
+        );
+        assert_eq!(get(&dataset, "mountpoint"), path.as_str(), "{name}");
+        assert_eq!(listing(&path), expected, "{name}: data in the dataset");
+    }
+}
+
+/// A few small files: enough for a quick real migration.
+fn small_tree(root: &Utf8Path) {
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    std::fs::write(root.join("state.db"), "state\n".repeat(100)).unwrap();
+    std::fs::write(root.join("sub/config.xml"), "<Config/>\n").unwrap();
+}
+
+/// The lock files in /run/zpersist whose name holds `token`.
+fn lock_files(token: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/run/zpersist") else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(token))
+        .collect();
+    names.sort();
+    names
+}
+
+/// A migration stopped with SIGSTOP; continued (or killed, if the test
+/// fails first) when dropped.
+struct StoppedRun(Option<std::process::Child>);
+
+impl StoppedRun {
+    fn resume(mut self) -> std::process::ExitStatus {
+        let mut child = self.0.take().unwrap();
+        run_ok("kill", &["-CONT", &child.id().to_string()]);
+        child.wait().unwrap()
+    }
+}
+
+impl Drop for StoppedRun {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = run_ok("kill", &["-CONT", &child.id().to_string()]);
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Run locks: one per directory, whatever its spelling; any valid path can
+/// have one (a long one used to fail with "File name too long"); two
+/// directories never share one (`a-b` and `a/b` used to); and a run
+/// removes its lock file when it ends, so they do not pile up.
+#[test]
+fn run_locks_are_per_directory_bounded_in_length_and_removed_when_done() {
+    let pool = TestPool::new("miglock");
+    let token = format!("lk{}", std::process::id());
+    let base = pool.scratch("var-lib");
+    let nested = base.join(format!("{token}/q"));
+    let dashed = base.join(format!("{token}-q"));
+    // Each component is valid (< 256 bytes); the whole path is not a valid name.
+    let long = base
+        .join("l".repeat(200))
+        .join("m".repeat(200))
+        .join(format!("{token}-long"));
+    for path in [&nested, &dashed, &long] {
+        small_tree(path);
+    }
+    assert_eq!(lock_files(&token), Vec::<String>::new());
+
+    // A migration of `…/lkPID/q`, stopped while it holds its lock (it holds
+    // it from before it writes its journal until it exits).
+    let nested_ds = pool.ds("services/nested");
+    let child = background(&["--dataset", &nested_ds, "--path", nested.as_str()])
+        .spawn()
+        .unwrap();
+    let journal = Utf8PathBuf::from(format!("{nested}.zpersist-migration.json"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !journal.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the first migration never started"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    run_ok("kill", &["-STOP", &child.id().to_string()]);
+    let first = StoppedRun(Some(child));
+    assert_eq!(
+        lock_files(&token).len(),
+        1,
+        "the held lock is not in /run/zpersist: {:?}",
+        lock_files(&token)
+    );
+
+    // `…/lkPID-q` is another directory: its migration must not wait.
+    let stderr_file = pool.scratch("second.stderr");
+    let dashed_ds = pool.ds("services/dashed");
+    let mut second = background(&["--dataset", &dashed_ds, "--path", dashed.as_str()])
+        .stderr(std::fs::File::create(&stderr_file).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            second.kill().unwrap();
+            second.wait().unwrap();
+            panic!(
+                "the migration of {dashed} waited for the lock of {nested}:\n{}",
+                std::fs::read_to_string(&stderr_file).unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&stderr_file).unwrap()
+    );
+    assert!(first.resume().success());
+
+    // A long path has a lock like any other.
+    let run = migrate(&pool.ds("services/long"), &long, &[], &no_env());
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert_eq!(get(&pool.ds("services/long"), "mountpoint"), long.as_str());
+
+    // Refused and cleanup runs take the lock too; none is left behind.
+    let refused = migrate(&pool.ds("services/other"), &long, &[], &no_env());
+    assert_eq!(refused.code, 1, "{refused:#?}");
+    let cleanup = migrate(&nested_ds, &nested, &["--cleanup"], &no_env());
+    assert_eq!(cleanup.code, 0, "{cleanup:#?}");
+    assert_eq!(
+        lock_files(&token),
+        Vec::<String>::new(),
+        "lock files were left behind"
+    );
+}
+
+/// `dirs` directories of 100 small files each under `root/media`.
+fn many_files(root: &Utf8Path, dirs: usize) {
+    for d in 0..dirs {
+        let dir = root.join(format!("media/dir {d}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in 0..100 {
+            std::fs::write(dir.join(format!("file {f}.nfo")), format!("{d}/{f}\n")).unwrap();
+        }
+    }
+}
+
+/// `--cleanup` killed with SIGKILL while it removes the original kept
+/// aside: a rerun finishes the removal (it used to refuse forever, the
+/// partial copy no longer matching what was verified). A kept original
+/// that changed before the removal began is still refused, also when a
+/// cleanup crashed right after recording that it started.
+#[test]
+fn a_cleanup_killed_while_removing_the_original_finishes_on_a_rerun() {
+    let pool = TestPool::new("migclean");
+    // On the pool's own filesystem: zfs-fuse removes files slowly enough
+    // (about 10 ms a directory here) to kill the cleanup in the middle.
+    let dataset = pool.ds("services/big");
+    let path = pool.mnt().join("var-lib/big");
+    small_tree(&path);
+    many_files(&path, 30);
+    let expected = listing(&path);
+    let migrated = migrate(&dataset, &path, &[], &no_env());
+    assert_eq!(migrated.code, 0, "{migrated:#?}");
+
+    // The media directories left of the original, under whatever name the
+    // cleanup gives it while removing it.
+    let parent = path.parent().unwrap().to_owned();
+    let remaining = || -> usize {
+        std::fs::read_dir(&parent)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with("big.zpersist-"))
+            .filter_map(|e| std::fs::read_dir(e.path().join("media")).ok())
+            .map(|d| d.count())
+            .sum()
+    };
+    assert_eq!(remaining(), 30);
+    kill_in_the_middle(
+        &["--dataset", &dataset, "--path", path.as_str(), "--cleanup"],
+        "the removal",
+        || remaining() < 30,
+        Duration::from_millis(1),
+    );
+    let left = remaining();
+    assert!(
+        left > 0 && left < 30,
+        "not killed in the middle of the removal: {left} of 30 left"
+    );
+
+    let rerun = migrate(&dataset, &path, &["--cleanup"], &no_env());
+    assert_eq!(rerun.code, 0, "{rerun:#?}");
+    assert!(rerun.stdout.contains("cleaned up"), "{}", rerun.stdout);
+    assert_eq!(remaining(), 0);
+    let leftovers: Vec<String> = std::fs::read_dir(&parent)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("big.zpersist-"))
+        .collect();
+    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
+    assert_eq!(listing(&path), expected, "the dataset's data");
+    let again = migrate(&dataset, &path, &[], &no_env());
+    assert_eq!(again.code, 0, "{again:#?}");
+    assert!(
+        again.stdout.contains("already migrated"),
+        "{}",
+        again.stdout
+    );
+
+    // A crash right after the cleanup recorded its start, then the kept
+    // original changes: the rerun refuses and removes nothing.
+    let dataset2 = pool.ds("services/small");
+    let path2 = pool.scratch("var-lib/small");
+    small_tree(&path2);
+    assert_eq!(migrate(&dataset2, &path2, &[], &no_env()).code, 0);
+    let crashed = migrate(
+        &dataset2,
+        &path2,
+        &["--cleanup"],
+        &[("ZPERSIST_MIGRATE_FAILPOINT", "journaled:cleanup-started")].into(),
+    );
+    assert_ne!(crashed.code, 0, "{crashed:#?}");
+    assert!(
+        crashed
+            .stderr
+            .contains("failpoint journaled:cleanup-started"),
+        "{crashed:#?}"
+    );
+    let aside2 = Utf8PathBuf::from(format!("{path2}.zpersist-old"));
+    std::fs::write(aside2.join("state.db"), "written after the migration\n").unwrap();
+    let changed = listing(&aside2);
+    let refused = migrate(&dataset2, &path2, &["--cleanup"], &no_env());
+    assert_eq!(refused.code, 1, "{refused:#?}");
+    assert!(
+        refused.stderr.contains("changed since it was verified"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(listing(&aside2), changed, "nothing was removed");
 }

@@ -111,6 +111,7 @@ pub struct MigrationTarget {
 /// Suffixes of the sibling paths a migration uses next to the directory.
 pub const TEMPORARY_SUFFIX: &str = ".zpersist-new";
 pub const ASIDE_SUFFIX: &str = ".zpersist-old";
+pub const DELETING_SUFFIX: &str = ".zpersist-deleting";
 pub const JOURNAL_SUFFIX: &str = ".zpersist-migration.json";
 
 impl MigrationTarget {
@@ -124,17 +125,15 @@ impl MigrationTarget {
         format!("{}{ASIDE_SUFFIX}", self.path)
     }
 
-    pub fn journal(&self) -> String {
-        format!("{}{JOURNAL_SUFFIX}", self.path)
+    /// Where `--cleanup` moves the verified original to remove it: only a
+    /// cleanup that recorded its start puts anything there, so what is left
+    /// after an interruption is known to be removable.
+    pub fn deleting(&self) -> String {
+        format!("{}{DELETING_SUFFIX}", self.path)
     }
 
-    /// Keeps two runs on one path apart; in /run so a refused run leaves
-    /// nothing next to the data.
-    pub fn lock(&self) -> String {
-        format!(
-            "/run/zpersist/migrate-{}.lock",
-            self.path.trim_start_matches('/').replace('/', "-")
-        )
+    pub fn journal(&self) -> String {
+        format!("{}{JOURNAL_SUFFIX}", self.path)
     }
 
     /// Everything ZFS or the migration would refuse, before anything runs.
@@ -209,7 +208,7 @@ pub fn path_problem(path: &str) -> Option<String> {
     {
         return Some("must be normalised (no `//`, `.` or `..`)".into());
     }
-    if [TEMPORARY_SUFFIX, ASIDE_SUFFIX]
+    if [TEMPORARY_SUFFIX, ASIDE_SUFFIX, DELETING_SUFFIX]
         .iter()
         .any(|suffix| path.ends_with(suffix))
     {
@@ -333,6 +332,10 @@ pub struct Journal {
     /// When each stage was reached (seconds since the epoch).
     #[serde(default)]
     pub history: Vec<(Stage, u64)>,
+    /// When `--cleanup` verified the original once more and began to remove
+    /// it (seconds since the epoch); absent until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleanup_started: Option<u64>,
 }
 
 impl Journal {
@@ -344,6 +347,7 @@ impl Journal {
             stage: Stage::Started,
             verified: None,
             history: vec![(Stage::Started, now)],
+            cleanup_started: None,
         }
     }
 
@@ -747,6 +751,7 @@ mod tests {
             "/var//lib",
             "/var/../x",
             "/x.zpersist-old",
+            "/x.zpersist-deleting",
         ] {
             assert!(path_problem(bad).is_some(), "{bad:?}");
         }

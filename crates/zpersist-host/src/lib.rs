@@ -136,6 +136,53 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
     result
 }
 
+/// A [`RunLock`] whose file is removed when it is released: for locks
+/// named after what they protect (one per directory), which would
+/// otherwise pile up. See [`lock_removed_when_done`].
+pub struct TransientLock(RunLock);
+
+/// Takes the lock at `path` like [`lock`]; its file is removed when the
+/// returned lock is dropped.
+///
+/// Why removing a lock file is safe here (with flock alone it is not: a
+/// waiter can be granted the lock of a file already unlinked while a
+/// newcomer creates and locks a fresh one at the same path, and both go on):
+/// - only the holder removes the file, as its very last act, while it still
+///   holds the lock;
+/// - whoever is granted the lock checks that the path still names the very
+///   file it locked (same device and inode; the inode number of a file
+///   still open cannot be reused), and otherwise lets go and starts over.
+///
+/// So a run goes on only while it holds the lock of the file the path
+/// names; two runs doing so at once would hold the lock of one file, which
+/// flock rules out. The one overlap, a holder between its unlink and its
+/// release, has nothing left to do.
+pub fn lock_removed_when_done(
+    path: Utf8PathBuf,
+    progress: &mut dyn Write,
+) -> io::Result<TransientLock> {
+    loop {
+        let held = lock(path.clone(), progress)?;
+        let locked = held._file.metadata()?;
+        match fs::metadata(&path) {
+            Ok(named) if named.dev() == locked.dev() && named.ino() == locked.ino() => {
+                return Ok(TransientLock(held));
+            }
+            // Its holder removed it: lock the file there now.
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+impl Drop for TransientLock {
+    fn drop(&mut self) {
+        // Still locked: the file is closed, and the lock released, after.
+        let _ = fs::remove_file(&self.0.path);
+    }
+}
+
 /// An exclusive lock on a file, held until dropped.
 pub struct RunLock {
     _file: File,
@@ -251,6 +298,34 @@ mod tests {
         );
         let missing = dir.join("no-such-dir/state.json");
         assert!(write_atomically(&missing, b"x").is_err());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_lock_removed_when_done_excludes_every_later_holder() {
+        let dir = std::env::temp_dir().join(format!("zpersist-lock-rm-{}", std::process::id()));
+        let path = Utf8PathBuf::from_path_buf(dir.join("x.lock")).unwrap();
+        // Many threads at once, each holding the lock for a moment and
+        // removing the file: never two inside at the same time.
+        let inside = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (path, inside) = (path.clone(), inside.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..25 {
+                        let _held = lock_removed_when_done(path.clone(), &mut io::sink()).unwrap();
+                        let others = inside.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        assert_eq!(others, 0, "two holders at once");
+                        std::thread::sleep(std::time::Duration::from_micros(200));
+                        inside.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert!(!path.exists(), "the lock file was left behind");
         fs::remove_dir_all(dir).unwrap();
     }
 
