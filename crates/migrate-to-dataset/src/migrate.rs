@@ -828,6 +828,10 @@ fn lock_path(target: &MigrationTarget) -> String {
 
 /// What to do when the run lock cannot be taken, by the cause.
 fn lock_help(e: &io::Error) -> String {
+    if e.kind() == io::ErrorKind::TimedOut {
+        // The error itself names the holder (pid, command line, since when).
+        return "another migrate-to-dataset of this directory still holds it: let it finish, or stop it if it is stuck".into();
+    }
     match e.raw_os_error() {
         Some(1 | 13) => format!("run as root: the run lock is a file in {LOCK_DIR}"),
         Some(30) => format!("{LOCK_DIR} is on a read-only filesystem; migrate-to-dataset needs it writable (it is a tmpfs on a normal boot)"),
@@ -1293,5 +1297,7 @@ mod tests {
         assert!(lock_help(&denied).contains("run as root"));
         let read_only = io::Error::from_raw_os_error(30);
         assert!(lock_help(&read_only).contains("read-only"));
+        let stuck = io::Error::new(io::ErrorKind::TimedOut, "still held after 120 s by pid 7");
+        assert!(lock_help(&stuck).contains("still holds it"));
     }
 }
