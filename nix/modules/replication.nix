@@ -344,9 +344,9 @@ in
         default = null;
         example = 2 * 86400;
         description = ''
-          When set, a lag above this many seconds (or a target holding no
-          snapshot of a dataset) fails the unit, which notifies
-          (`zpersist.notify`).
+          When set, a lag above this many seconds fails the unit, which
+          notifies (`zpersist.notify`). A target holding none of this
+          host's snapshots of a dataset fails it whether this is set or not.
         '';
       };
     };

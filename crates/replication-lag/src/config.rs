@@ -40,6 +40,17 @@ pub enum Location {
     Ssh(SshTarget),
 }
 
+impl std::fmt::Display for Location {
+    /// Where the target is, as messages name it: `this host`, or
+    /// `user@host:port`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Local => f.write_str("this host"),
+            Location::Ssh(target) => target.fmt(f),
+        }
+    }
+}
+
 impl Target {
     /// Where this target is; `None` when the ssh fields are incomplete for
     /// a remote target or set on a local one (`Config::parse` refuses such

@@ -255,12 +255,30 @@ in {{
 /// Runs replication-lag (`program`) on `config`, a replication.json written
 /// to `scratch`'s scratch area: its exit code and stderr.
 pub fn lag_with_config(program: &str, config: &Value, scratch: &TestPool) -> (i32, String) {
+    let (code, _, stderr) = lag_json_with_config(program, config, scratch, &[]);
+    (code, stderr)
+}
+
+/// [`lag_with_config`] with `--json` and further `args`: its exit code,
+/// its measurements and its stderr.
+pub fn lag_json_with_config(
+    program: &str,
+    config: &Value,
+    scratch: &TestPool,
+    args: &[&str],
+) -> (i32, Vec<Value>, String) {
     let path = scratch.scratch("replication.json");
     std::fs::write(&path, config.to_string()).unwrap();
-    let out = run_lag(program, &["--config", path.as_str()]);
+    let mut all = vec!["--config", path.as_str(), "--json"];
+    all.extend(args);
+    let out = run_lag(program, &all);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let measurements: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("replication-lag printed no JSON ({e}): {stderr}"));
     (
         out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+        measurements.as_array().unwrap().clone(),
+        stderr,
     )
 }
 
