@@ -6,6 +6,7 @@
 
 use crate::config::Location;
 use zpersist_core::replication::Snapshot;
+use zpersist_host::seconds;
 use zpersist_ssh::{SshError, SshFailure, SshTarget};
 use zpersist_zfs::{parse_snapshots, says_dataset_missing, snapshots_argv, Zfs, ZfsError};
 
@@ -14,6 +15,8 @@ use zpersist_zfs::{parse_snapshots, says_dataset_missing, snapshots_argv, Zfs, Z
 pub struct Failure {
     pub error: String,
     pub help: String,
+    /// The target did not answer within the timeout (ssh was killed).
+    pub timed_out: bool,
 }
 
 /// The local snapshots of `dataset`; a missing dataset is an error (there
@@ -26,6 +29,7 @@ pub fn local(zfs: &Result<Zfs, ZfsError>, dataset: &str) -> Result<Vec<Snapshot>
         Ok(None) => Err(Failure {
             error: format!("{dataset} does not exist on this host"),
             help: "zpersist-datasets.service creates the declared datasets; see `systemctl status zpersist-datasets`".into(),
+            timed_out: false,
         }),
         Err(e) => Err(local_zfs_failed(dataset, e)),
     }
@@ -66,6 +70,7 @@ pub fn on_target(
         help: format!(
             "import the pool holding {root} on {location} (`zpool import`), or create the dataset there once with `zfs create -o canmount=off {root}` (see docs/replication.md)"
         ),
+        timed_out: false,
     })
 }
 
@@ -107,6 +112,7 @@ fn over_ssh(target: &SshTarget, dataset: &str) -> Result<Option<Vec<Snapshot>>, 
                     target.host,
                     snapshots_argv(dataset).join(" ")
                 ),
+                timed_out: false,
             }),
         Err(e) if says_dataset_missing(e.stderr()) => Ok(None),
         Err(e) => Err(ssh_failed(&format!("listing the snapshots of {dataset}"), e)),
@@ -114,16 +120,34 @@ fn over_ssh(target: &SshTarget, dataset: &str) -> Result<Option<Vec<Snapshot>>, 
 }
 
 fn ssh_failed(what: &str, e: SshError) -> Failure {
+    let timed_out = matches!(e.failure, SshFailure::TimedOut { .. });
     Failure {
         error: match &e.failure {
             SshFailure::Exited { status, stderr } => {
                 format!("{what} on {} failed ({status}): {stderr}", e.target)
             }
+            SshFailure::TimedOut { after } => format!(
+                "{what} on {} did not finish within {}; ssh was killed",
+                e.target,
+                seconds(*after)
+            ),
             SshFailure::NotStarted(_) => e.to_string(),
         },
-        help: e.help,
+        help: if timed_out {
+            format!(
+                "{}; if it answers but listing takes longer, raise {TIMEOUT_OPTION}",
+                e.help
+            )
+        } else {
+            e.help
+        },
+        timed_out,
     }
 }
+
+/// Where the limit of each call is set.
+pub const TIMEOUT_OPTION: &str =
+    "zpersist.replication.lag.timeoutSeconds (replication-lag --timeout)";
 
 fn local_zfs_failed(dataset: &str, e: ZfsError) -> Failure {
     Failure {
@@ -131,7 +155,12 @@ fn local_zfs_failed(dataset: &str, e: ZfsError) -> Failure {
             "listing the snapshots of {dataset} on this host failed: {}",
             e.message
         ),
-        help: format!("run `{}` here and see what zfs says", e.argv.join(" ")),
+        help: if e.timed_out() {
+            format!("zfs waits on a pool in trouble here (see `zpool status`), or needs longer: raise {TIMEOUT_OPTION}")
+        } else {
+            format!("run `{}` here and see what zfs says", e.argv.join(" "))
+        },
+        timed_out: e.timed_out(),
     }
 }
 
@@ -139,5 +168,6 @@ fn zfs_missing(e: &ZfsError) -> Failure {
     Failure {
         error: e.message.clone(),
         help: "replication-lag runs zfs from PATH (the unit puts the system's zfs there)".into(),
+        timed_out: false,
     }
 }

@@ -7,13 +7,16 @@
 //! this host's snapshots of a dataset, or a lag is above `maxLagSeconds`;
 //! 2: bad arguments or config (nothing ran).
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
-use replication_lag::config::Config;
+use replication_lag::config::{Config, DEFAULT_TIMEOUT_SECONDS};
 use replication_lag::listing;
 use replication_lag::report::{self, Measurement};
 use zpersist_core::replication::{self, SnapshotRef};
+use zpersist_host::seconds;
 use zpersist_zfs::Zfs;
 
 #[derive(Parser)]
@@ -31,6 +34,10 @@ struct Args {
     /// Fail when a lag exceeds this many seconds (overrides the config).
     #[arg(long)]
     max_lag: Option<u64>,
+    /// Kill a zfs or ssh call that takes longer than this many seconds
+    /// (overrides the config's timeoutSeconds; default 60).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    timeout: Option<u64>,
     /// Print the measurements as JSON instead of lines.
     #[arg(long)]
     json: bool,
@@ -78,9 +85,19 @@ fn main() -> ExitCode {
         .map(|t| t.identifier.clone())
         .collect();
     let max_lag = args.max_lag.or(config.max_lag_seconds);
+    let timeout = Duration::from_secs(
+        args.timeout
+            .or(config.timeout_seconds)
+            .unwrap_or(DEFAULT_TIMEOUT_SECONDS),
+    );
     let total = config.datasets.len();
     // Found once; when zfs is missing every check fails with that message.
-    let zfs = Zfs::from_path();
+    // Every zfs and ssh call is killed at `timeout`.
+    let zfs = Zfs::from_path().map(|zfs| zfs.with_timeout(timeout));
+    // Targets a call timed out on, with the check it was for (source,
+    // target dataset): the rest of their checks are skipped, so that a hung
+    // target costs one timeout per run, not one per dataset.
+    let mut hung: BTreeMap<String, (String, String)> = BTreeMap::new();
     let mut measurements = Vec::new();
     for (i, pair) in config.datasets.iter().enumerate() {
         let target = &config.targets[&pair.target];
@@ -97,13 +114,31 @@ fn main() -> ExitCode {
             help: None,
         };
         let location = target
-            .location()
+            .location(timeout)
             .expect("Config::parse refuses a target that is neither local nor remote");
+        if let Some((source, dataset)) = hung.get(&pair.target) {
+            m.error = Some(format!(
+                "not checked: listing {dataset} on {location} did not finish within {} earlier in this run",
+                seconds(timeout)
+            ));
+            m.help = Some(format!(
+                "see the error for {source} -> {}; its other checks are skipped until the next run",
+                pair.target
+            ));
+            measurements.push(m);
+            continue;
+        }
         let listings = listing::local(&zfs, &pair.source).and_then(|local| {
-            Ok((
-                local,
-                listing::on_target(&zfs, &location, &target.dataset, &pair.target_dataset)?,
-            ))
+            listing::on_target(&zfs, &location, &target.dataset, &pair.target_dataset)
+                .map(|on_target| (local, on_target))
+                .inspect_err(|failure| {
+                    if failure.timed_out {
+                        hung.insert(
+                            pair.target.clone(),
+                            (pair.source.clone(), pair.target_dataset.clone()),
+                        );
+                    }
+                })
         });
         match listings {
             Ok((local, on_target)) => {

@@ -410,3 +410,94 @@ fn a_remote_target_fails_like_a_local_one_when_its_pool_or_dataset_is_missing() 
         "{text}"
     );
 }
+
+/// A listener on loopback that accepts every connection, greets it as an
+/// ssh server would, and then never says anything again: the connection
+/// stays open, so only a limit on the call ends the wait.
+fn hanging_ssh_listener() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let _ = std::io::Write::write_all(&mut stream, b"SSH-2.0-OpenSSH_9.2\r\n");
+            open.push(stream);
+        }
+    });
+    port
+}
+
+#[test]
+fn a_target_that_accepts_and_then_hangs_fails_in_about_the_timeout() {
+    let pool = TestPool::new("laghang");
+    let port = hanging_ssh_listener();
+    let textfile = pool.scratch("lag.prom");
+    for ds in ["a", "b"] {
+        zfs(&["create", &pool.ds(ds)]);
+        zfs(&["snapshot", &format!("{}@one", pool.ds(ds))]);
+    }
+    let mut hung = remote("backup", "hung");
+    hung["port"] = port.into();
+    let config = serde_json::json!({
+        "version": 1, "host": "forge", "textfile": textfile.as_str(), "maxLagSeconds": null,
+        "timeoutSeconds": 3,
+        "targets": { "hung": hung },
+        "datasets": [ { "source": pool.ds("a"), "target": "hung", "targetDataset": "backup/a" },
+                      { "source": pool.ds("b"), "target": "hung", "targetDataset": "backup/b" } ]
+    });
+    let path = pool.scratch("replication.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+
+    // The test's own bound: the old replication-lag waited forever here.
+    let started = std::time::Instant::now();
+    let handle = duct::cmd(LAG, ["--config", path.as_str()])
+        .env("PATH", zpersist_e2e::syncoid::path_with_wrapper())
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .start()
+        .unwrap();
+    let Some(out) = handle.wait_timeout(Duration::from_secs(60)).unwrap() else {
+        handle.kill().unwrap();
+        panic!("replication-lag was still waiting on the hung target after 60 s");
+    };
+    let elapsed = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("replication-lag ended after {elapsed:?}:\n{stderr}");
+    // One timeout for the target, not one per dataset.
+    assert!(
+        elapsed >= Duration::from_secs(3) && elapsed < Duration::from_secs(6),
+        "{elapsed:?}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "error: {} -> hung: listing the snapshots of backup/a on root@127.0.0.1:{port} did not finish within 3 s; ssh was killed",
+            pool.ds("a")
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("help: 127.0.0.1:")
+            && stderr.contains("raise zpersist.replication.lag.timeoutSeconds"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "error: {} -> hung: not checked: listing backup/a on root@127.0.0.1:{port} did not finish within 3 s earlier in this run",
+            pool.ds("b")
+        )),
+        "{stderr}"
+    );
+    let text = std::fs::read_to_string(&textfile).unwrap();
+    for ds in ["a", "b"] {
+        assert!(
+            text.contains(&format!(
+                "zpersist_replication_lag_check_success{{host=\"forge\",dataset=\"{}\",target=\"hung\"}} 0\n",
+                pool.ds(ds)
+            )),
+            "{text}"
+        );
+    }
+}
