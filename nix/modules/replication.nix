@@ -91,18 +91,36 @@ let
     "port"
   ];
 
-  sshArgs = t: [
-    "-o"
-    "BatchMode=yes"
-    "-o"
-    "UserKnownHostsFile=${knownHostsFile t.name}"
-    "-o"
-    "StrictHostKeyChecking=yes"
-    "-i"
-    t.sshKey
-    "-p"
-    (toString (portOf t))
+  # Every ssh connection gives up on a peer that does not answer: at
+  # connect time, and when it goes silent later (keepalives every 15 s, 3
+  # unanswered ones end it). The same values as zpersist-ssh's
+  # (crates/zpersist-ssh/src/lib.rs), which replication-lag uses.
+  deadPeerOptions = [
+    "ConnectTimeout=20"
+    "ServerAliveInterval=15"
+    "ServerAliveCountMax=3"
   ];
+
+  sshArgs =
+    t:
+    [
+      "-o"
+      "BatchMode=yes"
+      "-o"
+      "UserKnownHostsFile=${knownHostsFile t.name}"
+      "-o"
+      "StrictHostKeyChecking=yes"
+    ]
+    ++ concatMap (o: [
+      "-o"
+      o
+    ]) deadPeerOptions
+    ++ [
+      "-i"
+      t.sshKey
+      "-p"
+      (toString (portOf t))
+    ];
 
   # What syncoid's ssh gets; passed as single argv elements because
   # nixpkgs quotes each extraArgs entry as one argument.
@@ -115,6 +133,7 @@ let
       "--sshoption=StrictHostKeyChecking=yes"
       "--sshoption=BatchMode=yes"
     ]
+    ++ lib.optionals (!isLocal t) (map (o: "--sshoption=${o}") deadPeerOptions)
     ++ t.extraArgs;
 
   # syncoid's target: `user@host:dataset`, or the bare dataset for a local one.
@@ -339,6 +358,16 @@ in
         default = "/var/lib/zpersist/replication-lag.prom";
         description = "Prometheus textfile the measurements are written to (atomically), for node_exporter's textfile collector.";
       };
+      timeoutSeconds = mkOption {
+        type = types.ints.positive;
+        default = 60;
+        description = ''
+          How long each call of the lag check (a local `zfs get`, or ssh to
+          a target) may take before it is killed and the check fails. A
+          target that timed out is not asked again in the same run. The
+          unit's `TimeoutStartSec` follows from it.
+        '';
+      };
       maxLagSeconds = mkOption {
         type = types.nullOr types.ints.positive;
         default = null;
@@ -396,8 +425,13 @@ in
         datasets = map (p: {
           inherit (p) source target targetDataset;
         }) (lib.sort (a: b: a.command < b.command) knownPairs);
-        inherit (rcfg.lag) textfile maxLagSeconds;
+        inherit (rcfg.lag) textfile maxLagSeconds timeoutSeconds;
       };
+      # The lag check's own worst case: three bounded calls per check (the
+      # local listing, the target's, the target root), each killed at
+      # timeoutSeconds and reaped within 2 s, plus a minute. systemd ends
+      # only what the binary cannot (a zfs stuck in the kernel).
+      lagTimeoutStartSec = 3 * builtins.length knownPairs * (rcfg.lag.timeoutSeconds + 2) + 60;
       unknownTargets = filter (p: !(rcfg.targets ? ${p.target})) pairs;
       badTargetNames = filter (n: builtins.match "[A-Za-z0-9][A-Za-z0-9_-]*" n == null) (attrNames rcfg.targets);
       remoteTargets = filter (t: !isLocal t) (lib.attrValues rcfg.targets);
@@ -473,17 +507,28 @@ in
                   lib.concatMap (level: lib.optional (level.replicatedBy != null) level.replicatedBy) p.targetParents
                 );
               in
-              lib.optionalAttrs (receivedFirst != [ ]) {
-                after = receivedFirst;
-                wants = receivedFirst;
-              }
-              // lib.optionalAttrs (created != [ ]) {
-                # Before nixpkgs' own ExecStartPre: for a local target its
-                # delegation lands on the received dataset's parent, which
-                # must exist by then.
-                serviceConfig.ExecStartPre = lib.mkBefore (map (level: createLevel t level.targetDataset) created);
-              }
-              // lib.optionalAttrs (t.interval != null) { startAt = lib.mkForce t.interval; }
+              lib.mkMerge [
+                (mkIf (receivedFirst != [ ]) {
+                  after = receivedFirst;
+                  wants = receivedFirst;
+                })
+                (mkIf (created != [ ]) {
+                  # Before nixpkgs' own ExecStartPre: for a local target its
+                  # delegation lands on the received dataset's parent, which
+                  # must exist by then.
+                  serviceConfig.ExecStartPre = lib.mkBefore (map (level: createLevel t level.targetDataset) created);
+                })
+                (mkIf (t.interval != null) { startAt = lib.mkForce t.interval; })
+                {
+                  # nixpkgs' syncoid unit leaves Type unset (simple), so this
+                  # bounds its start: nixpkgs' `zfs allow` lines and
+                  # zpersist's level creation (over ssh for a remote target).
+                  # syncoid's run itself is not bounded by it; its ssh drops
+                  # a silent peer (deadPeerOptions), and replication-lag
+                  # (maxLagSeconds) reports a run that never ends.
+                  serviceConfig.TimeoutStartSec = lib.mkDefault "2min";
+                }
+              ]
             )
           ) knownPairs
         );
@@ -551,6 +596,8 @@ in
           serviceConfig = {
             Type = "oneshot";
             ExecStart = "${cfg.package}/bin/replication-lag --config ${configPath}";
+            # A oneshot has no start timeout by default.
+            TimeoutStartSec = lagTimeoutStartSec;
             # Reads the ssh key, runs `zfs get`; writes only the textfile.
             ProtectSystem = "strict";
             ReadWritePaths = [ (builtins.dirOf rcfg.lag.textfile) ];
