@@ -242,11 +242,21 @@ fn every_wait_of_the_generated_units_is_bounded() {
         units["zpersist-replication-lag"]["serviceConfig"]["TimeoutStartSec"],
         3 * 4 * (60 + 2) + 60
     );
+    // Notifications: each delivery (all at once) and the journal read at
+    // most timeoutSeconds, then the unit: both plus a minute.
+    let context: Value =
+        serde_json::from_str(v["etc"]["zpersist/notify-context.json"].as_str().unwrap()).unwrap();
+    assert_eq!(context["timeoutSeconds"], 30);
+    assert_eq!(
+        units["zpersist-notify@"]["serviceConfig"]["TimeoutStartSec"],
+        2 * 30 + 60
+    );
     // Both are the user's to change.
     let v = view(&FORGE.replace(
         "zpersist.pool = \"tank\";",
         r#"zpersist.pool = "tank";
   zpersist.replication.lag.timeoutSeconds = 10;
+  zpersist.notify.timeoutSeconds = 10;
   systemd.services."syncoid-services-to-nas".serviceConfig.TimeoutStartSec = "10min";"#,
     ));
     assert_eq!(v["failed"], json!([]));
@@ -260,6 +270,10 @@ fn every_wait_of_the_generated_units_is_bounded() {
     assert_eq!(
         v["units"]["syncoid-services-to-nas"]["serviceConfig"]["TimeoutStartSec"],
         "10min"
+    );
+    assert_eq!(
+        v["units"]["zpersist-notify@"]["serviceConfig"]["TimeoutStartSec"],
+        2 * 10 + 60
     );
 }
 
