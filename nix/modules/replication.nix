@@ -94,7 +94,10 @@ let
   # Every ssh connection gives up on a peer that does not answer: at
   # connect time, and when it goes silent later (keepalives every 15 s, 3
   # unanswered ones end it). The same values as zpersist-ssh's
-  # (crates/zpersist-ssh/src/lib.rs), which replication-lag uses.
+  # (crates/zpersist-ssh/src/lib.rs), which replication-lag uses. The
+  # syncoid units get no TimeoutStartSec (see docs/replication.md): nixpkgs
+  # leaves their Type unset (simple), where it would bound only the start,
+  # which systemd's default (90 s) bounds already.
   deadPeerOptions = [
     "ConnectTimeout=20"
     "ServerAliveInterval=15"
@@ -507,28 +510,17 @@ in
                   lib.concatMap (level: lib.optional (level.replicatedBy != null) level.replicatedBy) p.targetParents
                 );
               in
-              lib.mkMerge [
-                (mkIf (receivedFirst != [ ]) {
-                  after = receivedFirst;
-                  wants = receivedFirst;
-                })
-                (mkIf (created != [ ]) {
-                  # Before nixpkgs' own ExecStartPre: for a local target its
-                  # delegation lands on the received dataset's parent, which
-                  # must exist by then.
-                  serviceConfig.ExecStartPre = lib.mkBefore (map (level: createLevel t level.targetDataset) created);
-                })
-                (mkIf (t.interval != null) { startAt = lib.mkForce t.interval; })
-                {
-                  # nixpkgs' syncoid unit leaves Type unset (simple), so this
-                  # bounds its start: nixpkgs' `zfs allow` lines and
-                  # zpersist's level creation (over ssh for a remote target).
-                  # syncoid's run itself is not bounded by it; its ssh drops
-                  # a silent peer (deadPeerOptions), and replication-lag
-                  # (maxLagSeconds) reports a run that never ends.
-                  serviceConfig.TimeoutStartSec = lib.mkDefault "2min";
-                }
-              ]
+              lib.optionalAttrs (receivedFirst != [ ]) {
+                after = receivedFirst;
+                wants = receivedFirst;
+              }
+              // lib.optionalAttrs (created != [ ]) {
+                # Before nixpkgs' own ExecStartPre: for a local target its
+                # delegation lands on the received dataset's parent, which
+                # must exist by then.
+                serviceConfig.ExecStartPre = lib.mkBefore (map (level: createLevel t level.targetDataset) created);
+              }
+              // lib.optionalAttrs (t.interval != null) { startAt = lib.mkForce t.interval; }
             )
           ) knownPairs
         );
