@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::json;
 use zpersist_e2e::pool::{exists, get, zfs, TestPool};
 use zpersist_e2e::syncoid::{
-    lag_json_with_config, lag_with_config, measurement, path_with_wrapper, snapshots, Replication,
+    lag_json_with_config, lag_with_config, measurement, snapshots, syncoid, Replication,
 };
 
 const LAG: &str = env!("CARGO_BIN_EXE_replication-lag");
@@ -152,21 +152,8 @@ fn a_snapshot_taken_on_the_target_does_not_hide_the_lag() {
     let target = usb.ds("backup/data");
     // A real syncoid run into the local pool: the target holds the sync
     // snapshot, matched to the local one by guid.
-    let synced = duct::cmd(
-        "syncoid",
-        ["--no-resume", "--identifier=usb", &source, &target],
-    )
-    .env("PATH", path_with_wrapper())
-    .stderr_to_stdout()
-    .stdout_capture()
-    .unchecked()
-    .run()
-    .unwrap();
-    assert!(
-        synced.status.success(),
-        "{}",
-        String::from_utf8_lossy(&synced.stdout)
-    );
+    let (synced, out) = syncoid(&["--identifier=usb", &source, &target]);
+    assert!(synced, "{out}");
     let base = snapshots(&target)
         .into_iter()
         .find(|s| s.starts_with("syncoid_usb_"))

@@ -16,7 +16,8 @@ use camino::{Utf8Path, Utf8PathBuf};
 use serde_json::{json, Value};
 use zpersist_e2e::nix::eval_expr;
 use zpersist_e2e::pool::{zfs, TestPool};
-use zpersist_e2e::repo_root;
+use zpersist_e2e::syncoid::syncoid;
+use zpersist_e2e::timed::Running;
 
 fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_zpersist-notify")
@@ -88,27 +89,8 @@ in {{
         .iter()
         .map(|a| a.as_str().unwrap().to_owned())
         .collect();
-    let failed = duct::cmd(
-        "syncoid",
-        std::iter::once("--no-resume".to_string()).chain(argv[1..].iter().cloned()),
-    )
-    .env(
-        "PATH",
-        format!(
-            "{}:{}",
-            repo_root().join("tests/env/sanoid-zfs"),
-            std::env::var("PATH").unwrap()
-        ),
-    )
-    .stderr_to_stdout()
-    .stdout_capture()
-    .unchecked()
-    .run()
-    .unwrap();
-    assert!(
-        !failed.status.success(),
-        "syncoid to a closed port must fail"
-    );
+    let (succeeded, _) = syncoid(&argv[1..]);
+    assert!(!succeeded, "syncoid to a closed port must fail");
 
     // systemd runs OnFailure=zpersist-notify@%n.service: %n is the failed
     // unit, which becomes the template's %i.
@@ -397,39 +379,22 @@ fn silent_server() -> String {
     url
 }
 
-/// Runs zpersist-notify on `ctx` with `timeoutSeconds` set, bounded by the
-/// test itself (the old zpersist-notify waited as long as its slowest
-/// delivery): when it started, its output and how long it ran.
-fn notify_with_timeout(
-    ctx: &Utf8Path,
-    seconds: u64,
-) -> (Instant, impl FnOnce() -> (std::process::Output, Duration)) {
+/// Starts zpersist-notify on `ctx` with `timeoutSeconds` set.
+fn start_notify_with_timeout(ctx: &Utf8Path, seconds: u64) -> Running {
     let mut text: Value = serde_json::from_str(&std::fs::read_to_string(ctx).unwrap()).unwrap();
     text["timeoutSeconds"] = seconds.into();
     std::fs::write(ctx, text.to_string()).unwrap();
-    let started = Instant::now();
-    let handle = duct::cmd(
-        binary(),
-        ["--failed-unit", "sanoid.service", "--context", ctx.as_str()],
+    Running::start(
+        duct::cmd(
+            binary(),
+            ["--failed-unit", "sanoid.service", "--context", ctx.as_str()],
+        ),
+        "zpersist-notify",
     )
-    .stdout_capture()
-    .stderr_capture()
-    .unchecked()
-    .start()
-    .unwrap();
-    (started, move || {
-        let Some(out) = handle.wait_timeout(Duration::from_secs(60)).unwrap() else {
-            handle.kill().unwrap();
-            panic!("zpersist-notify was still running after 60 s");
-        };
-        let elapsed = started.elapsed();
-        eprintln!(
-            "zpersist-notify ended after {elapsed:?}:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.clone(), elapsed)
-    })
 }
+
+/// A run with a channel that hangs ends at about the 3 s limit, failed.
+const ABOUT_3_S: std::ops::Range<Duration> = Duration::from_secs(3)..Duration::from_secs(6);
 
 /// The webhook hears about the failure promptly, whatever the others do.
 fn assert_webhook_got_the_event_promptly(
@@ -462,16 +427,10 @@ fn a_hanging_command_is_killed_at_its_timeout_and_does_not_hold_back_the_webhook
         &dir,
         json!({ "command": { "argv": hang }, "webhook": { "url": url, "curl": "curl" } }),
     );
-    let (started, finish) = notify_with_timeout(&ctx, 3);
-    assert_webhook_got_the_event_promptly(started, &arrived);
+    let run = start_notify_with_timeout(&ctx, 3);
+    assert_webhook_got_the_event_promptly(run.started, &arrived);
     // The run ends at about the command's timeout, not the command's end.
-    let (out, elapsed) = finish();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        elapsed >= Duration::from_secs(3) && elapsed < Duration::from_secs(6),
-        "{elapsed:?}"
-    );
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = run.finish().assert_exit(1, ABOUT_3_S);
     assert!(
         stderr
             .contains("error: command delivery to sleep did not finish within 3 s; it was killed"),
@@ -505,15 +464,9 @@ fn an_ntfy_server_that_never_answers_times_out_in_curl_and_does_not_hold_back_th
             "webhook": { "url": url, "curl": "curl" }
         }),
     );
-    let (started, finish) = notify_with_timeout(&ctx, 3);
-    assert_webhook_got_the_event_promptly(started, &arrived);
-    let (out, elapsed) = finish();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        elapsed >= Duration::from_secs(3) && elapsed < Duration::from_secs(6),
-        "{elapsed:?}"
-    );
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let run = start_notify_with_timeout(&ctx, 3);
+    assert_webhook_got_the_event_promptly(run.started, &arrived);
+    let stderr = run.finish().assert_exit(1, ABOUT_3_S);
     // curl's own --max-time ends it, with curl's words for what happened.
     assert!(
         stderr.contains(&format!("error: ntfy delivery to {ntfy}/alerts failed (exit status: 28): curl: (28) Operation timed out")),

@@ -5,6 +5,7 @@ pub mod pool;
 pub mod sshd;
 pub mod syncoid;
 pub mod systemd;
+pub mod timed;
 pub mod zfs_fuse;
 
 use camino::{Utf8Path, Utf8PathBuf};

@@ -30,6 +30,25 @@ pub fn path_with_wrapper() -> String {
     )
 }
 
+/// Runs the real syncoid with `args` as this machine needs it
+/// (`--no-resume` first: zfs-fuse cannot resume a receive; the `zfs get -t`
+/// wrapper first on PATH): whether it succeeded, and its combined output.
+pub fn syncoid<S: AsRef<str>>(args: &[S]) -> (bool, String) {
+    let mut all = vec!["--no-resume".to_string()];
+    all.extend(args.iter().map(|a| a.as_ref().to_owned()));
+    let out = duct::cmd("syncoid", &all)
+        .env("PATH", path_with_wrapper())
+        .stderr_to_stdout()
+        .stdout_capture()
+        .unchecked()
+        .run()
+        .expect("syncoid runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 /// Splits a command line as lib.escapeShellArgs writes it (words, some in
 /// single quotes with '\'' for a quote).
 pub fn shell_words(line: &str) -> Vec<String> {
@@ -203,20 +222,7 @@ in {{
             .iter()
             .map(|a| self.localise(a.as_str().unwrap()))
             .collect();
-        // zfs-fuse cannot resume a receive.
-        let mut args = vec!["--no-resume".to_string()];
-        args.extend(argv[1..].iter().cloned());
-        let out = duct::cmd("syncoid", &args)
-            .env("PATH", path_with_wrapper())
-            .stderr_to_stdout()
-            .stdout_capture()
-            .unchecked()
-            .run()
-            .expect("syncoid runs");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
+        syncoid(&argv[1..])
     }
 
     /// [`Self::run_unit`], which must succeed; syncoid's output.
