@@ -118,7 +118,7 @@ fn main() -> ExitCode {
             .expect("Config::parse refuses a target that is neither local nor remote");
         if let Some((source, dataset)) = hung.get(&pair.target) {
             m.error = Some(format!(
-                "not checked: listing {dataset} on {location} did not finish within {} earlier in this run",
+                "not checked: a call for {dataset} on {location} did not finish within {} earlier in this run",
                 seconds(timeout)
             ));
             m.help = Some(format!(

@@ -473,7 +473,7 @@ fn a_target_that_accepts_and_then_hangs_fails_in_about_the_timeout() {
     );
     assert!(
         stderr.contains(&format!(
-            "error: {} -> hung: not checked: listing backup/a on root@127.0.0.1:{port} did not finish within 3 s earlier in this run",
+            "error: {} -> hung: not checked: a call for backup/a on root@127.0.0.1:{port} did not finish within 3 s earlier in this run",
             pool.ds("b")
         )),
         "{stderr}"

@@ -145,8 +145,11 @@ in {{
     }
 }
 
-/// One HTTP request to a listener on loopback: (request line, headers, body).
-fn serve_once(listener: TcpListener) -> std::thread::JoinHandle<(String, Vec<String>, String)> {
+/// An HTTP request: request line, headers, body.
+type Request = (String, Vec<String>, String);
+
+/// One HTTP request to a listener on loopback.
+fn serve_once(listener: TcpListener) -> std::thread::JoinHandle<Request> {
     std::thread::spawn(move || {
         let (stream, _) = listener.accept().unwrap();
         let mut reader = BufReader::new(stream.try_clone().unwrap());
@@ -353,7 +356,7 @@ fn running(argv: &[&str]) -> bool {
 
 /// A webhook on loopback answering one request: its URL, and when and what
 /// it received.
-fn timed_webhook() -> (String, Receiver<(Instant, (String, Vec<String>, String))>) {
+fn timed_webhook() -> (String, Receiver<(Instant, Request)>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     let request = serve_once(listener);
@@ -397,10 +400,7 @@ fn start_notify_with_timeout(ctx: &Utf8Path, seconds: u64) -> Running {
 const ABOUT_3_S: std::ops::Range<Duration> = Duration::from_secs(3)..Duration::from_secs(6);
 
 /// The webhook hears about the failure promptly, whatever the others do.
-fn assert_webhook_got_the_event_promptly(
-    started: Instant,
-    arrived: &Receiver<(Instant, (String, Vec<String>, String))>,
-) {
+fn assert_webhook_got_the_event_promptly(started: Instant, arrived: &Receiver<(Instant, Request)>) {
     let (at, (line, _, body)) = arrived
         .recv_timeout(Duration::from_secs(20))
         .expect("the webhook got no request within 20 s");
