@@ -49,7 +49,7 @@ let
   context = {
     version = 1;
     host = config.networking.hostName;
-    inherit (cfg) journalLines;
+    inherit (cfg) journalLines timeoutSeconds;
     units = cfg.units;
     delivery = {
       command =
@@ -186,6 +186,19 @@ in
       description = "How many lines of the failed unit's journal each event carries.";
     };
 
+    timeoutSeconds = mkOption {
+      type = types.ints.positive;
+      default = 30;
+      description = ''
+        How long each delivery (the command, ntfy, the webhook, email) and
+        reading the journal may take. The deliveries run at once, each
+        killed at this limit (curl gets it as `--max-time`), so one that
+        hangs or fails never keeps the event from the others; a delivery
+        that timed out fails the notification unit, naming it. The unit's
+        `TimeoutStartSec` follows from it.
+      '';
+    };
+
     units = mkOption {
       type = types.attrsOf (types.submodule unitModule);
       default = { };
@@ -256,7 +269,10 @@ in
                 "AF_INET6"
                 "AF_NETLINK"
               ];
-              TimeoutStartSec = "2min";
+              # Reading the journal, then every delivery at once, each
+              # bounded by timeoutSeconds (curl and the kill 2 s apart),
+              # plus a minute: 2min with the default.
+              TimeoutStartSec = 2 * cfg.timeoutSeconds + 60;
             }
             # Not ownCode: the user's command may be an interpreter that
             # needs writable-executable memory, and sendmail may be set-id.

@@ -91,18 +91,39 @@ let
     "port"
   ];
 
-  sshArgs = t: [
-    "-o"
-    "BatchMode=yes"
-    "-o"
-    "UserKnownHostsFile=${knownHostsFile t.name}"
-    "-o"
-    "StrictHostKeyChecking=yes"
-    "-i"
-    t.sshKey
-    "-p"
-    (toString (portOf t))
+  # Every ssh connection gives up on a peer that does not answer: at
+  # connect time, and when it goes silent later (keepalives every 15 s, 3
+  # unanswered ones end it). The same values as zpersist-ssh's
+  # (crates/zpersist-ssh/src/lib.rs), which replication-lag uses. A run
+  # that hangs on a live connection is ended by the target's `runTimeout`
+  # (the syncoid units are oneshot, which have no start timeout of their
+  # own).
+  deadPeerOptions = [
+    "ConnectTimeout=20"
+    "ServerAliveInterval=15"
+    "ServerAliveCountMax=3"
   ];
+
+  sshArgs =
+    t:
+    [
+      "-o"
+      "BatchMode=yes"
+      "-o"
+      "UserKnownHostsFile=${knownHostsFile t.name}"
+      "-o"
+      "StrictHostKeyChecking=yes"
+    ]
+    ++ concatMap (o: [
+      "-o"
+      o
+    ]) deadPeerOptions
+    ++ [
+      "-i"
+      t.sshKey
+      "-p"
+      (toString (portOf t))
+    ];
 
   # What syncoid's ssh gets; passed as single argv elements because
   # nixpkgs quotes each extraArgs entry as one argument.
@@ -115,6 +136,7 @@ let
       "--sshoption=StrictHostKeyChecking=yes"
       "--sshoption=BatchMode=yes"
     ]
+    ++ lib.optionals (!isLocal t) (map (o: "--sshoption=${o}") deadPeerOptions)
     ++ t.extraArgs;
 
   # syncoid's target: `user@host:dataset`, or the bare dataset for a local one.
@@ -300,6 +322,19 @@ let
           example = [ "--compress=zstd-fast" ];
           description = "Further syncoid arguments for every command to this target, one argument per element.";
         };
+        runTimeout = mkOption {
+          type = types.str;
+          default = "12h";
+          example = "2d";
+          description = ''
+            Longest a syncoid run to this target may take (a systemd time
+            span), its unit's `TimeoutStartSec`: a run stuck on a live but
+            silent connection is killed then, fails and notifies. The
+            syncoid units are oneshot (so that a child waits for its
+            parent), and a oneshot has no start timeout of its own. Raise it
+            for a first full send of many terabytes over a slow link.
+          '';
+        };
         allow = mkOption {
           type = types.listOf types.str;
           default = defaultTargetAllow;
@@ -390,14 +425,24 @@ in
         default = "/var/lib/zpersist/replication-lag.prom";
         description = "Prometheus textfile the measurements are written to (atomically), for node_exporter's textfile collector.";
       };
+      timeoutSeconds = mkOption {
+        type = types.ints.positive;
+        default = 60;
+        description = ''
+          How long each call of the lag check (a local `zfs get`, or ssh to
+          a target) may take before it is killed and the check fails. A
+          target that timed out is not asked again in the same run. The
+          unit's `TimeoutStartSec` follows from it.
+        '';
+      };
       maxLagSeconds = mkOption {
         type = types.nullOr types.ints.positive;
         default = null;
         example = 2 * 86400;
         description = ''
-          When set, a lag above this many seconds (or a target holding no
-          snapshot of a dataset) fails the unit, which notifies
-          (`zpersist.notify`).
+          When set, a lag above this many seconds fails the unit, which
+          notifies (`zpersist.notify`). A target holding none of this
+          host's snapshots of a dataset fails it whether this is set or not.
         '';
       };
     };
@@ -447,8 +492,13 @@ in
         datasets = map (p: {
           inherit (p) source target targetDataset;
         }) (lib.sort (a: b: a.command < b.command) knownPairs);
-        inherit (rcfg.lag) textfile maxLagSeconds;
+        inherit (rcfg.lag) textfile maxLagSeconds timeoutSeconds;
       };
+      # The lag check's own worst case: three bounded calls per check (the
+      # local listing, the target's, the target root), each killed at
+      # timeoutSeconds and reaped within 2 s, plus a minute. systemd ends
+      # only what the binary cannot (a zfs stuck in the kernel).
+      lagTimeoutStartSec = 3 * builtins.length knownPairs * (rcfg.lag.timeoutSeconds + 2) + 60;
       unknownTargets = filter (p: !(rcfg.targets ? ${p.target})) pairs;
       badTargetNames = filter (n: builtins.match "[A-Za-z0-9][A-Za-z0-9_-]*" n == null) (attrNames rcfg.targets);
       remoteTargets = filter (t: !isLocal t) (lib.attrValues rcfg.targets);
@@ -541,6 +591,7 @@ in
                   # `after` alone would let a child be received before its
                   # parent exists on the target).
                   serviceConfig.Type = "oneshot";
+                  serviceConfig.TimeoutStartSec = t.runTimeout;
                   # The group's standing permissions come first.
                   after = [ allowUnit ] ++ receivedFirst;
                   wants = [ allowUnit ] ++ receivedFirst;
@@ -657,6 +708,8 @@ in
           serviceConfig = {
             Type = "oneshot";
             ExecStart = "${cfg.package}/bin/replication-lag --config ${configPath}";
+            # A oneshot has no start timeout by default.
+            TimeoutStartSec = lagTimeoutStartSec;
             # Reads the ssh key, runs `zfs get`; writes only the textfile.
             ProtectSystem = "strict";
             ReadWritePaths = [ (builtins.dirOf rcfg.lag.textfile) ];

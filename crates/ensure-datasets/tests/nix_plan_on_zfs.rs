@@ -64,7 +64,8 @@ fn forge_from_nix_option_to_dataset_on_disk() {
     assert_eq!(get(&sonarr, "mounted"), "yes");
     let meta = std::fs::metadata(&sonarr_dir).unwrap();
     let sonarr_uid: u32 = run_ok("id", &["-u", "sonarr"]).trim().parse().unwrap();
-    assert_eq!((meta.uid(), mode_of(&sonarr_dir)), (sonarr_uid, 0o750));
+    // 0700: what nixpkgs' tmpfiles rule for dataDir says too.
+    assert_eq!((meta.uid(), mode_of(&sonarr_dir)), (sonarr_uid, 0o700));
     // Children of media inherit its path and keep their setgid group mode.
     assert_eq!(
         get(&pool.ds("media/tv"), "mountpoint"),

@@ -1,6 +1,7 @@
 //! The replication config the NixOS module renders (replication.nix).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::Deserialize;
 use zpersist_ssh::SshTarget;
@@ -14,7 +15,15 @@ pub struct Config {
     pub datasets: Vec<Pair>,
     pub textfile: Option<String>,
     pub max_lag_seconds: Option<u64>,
+    /// The wall-clock limit of each zfs and ssh call, in seconds
+    /// ([`DEFAULT_TIMEOUT_SECONDS`] when absent).
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
 }
+
+/// How long one listing (local zfs, or ssh to a target) may take when
+/// neither the config nor `--timeout` says.
+pub const DEFAULT_TIMEOUT_SECONDS: u64 = 60;
 
 /// A target as replication.json describes it: remote (`host` and the ssh
 /// fields all set) or local (`host: null`, none of them: a pool on this
@@ -40,11 +49,23 @@ pub enum Location {
     Ssh(SshTarget),
 }
 
+impl std::fmt::Display for Location {
+    /// Where the target is, as messages name it: `this host`, or
+    /// `user@host:port`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Local => f.write_str("this host"),
+            Location::Ssh(target) => target.fmt(f),
+        }
+    }
+}
+
 impl Target {
-    /// Where this target is; `None` when the ssh fields are incomplete for
-    /// a remote target or set on a local one (`Config::parse` refuses such
-    /// a config, naming the fields).
-    pub fn location(&self) -> Option<Location> {
+    /// Where this target is, each ssh call to it bounded by `timeout`;
+    /// `None` when the ssh fields are incomplete for a remote target or set
+    /// on a local one (`Config::parse` refuses such a config, naming the
+    /// fields).
+    pub fn location(&self, timeout: Duration) -> Option<Location> {
         match (
             &self.host,
             self.port,
@@ -60,6 +81,7 @@ impl Target {
                     user: user.clone(),
                     identity_file: ssh_key.clone(),
                     known_hosts: known_hosts.clone(),
+                    timeout,
                 }))
             }
             _ => None,
@@ -100,6 +122,9 @@ impl Config {
                 "version {} is not supported (this replication-lag reads version 1)",
                 config.version
             ));
+        }
+        if config.timeout_seconds == Some(0) {
+            return Err("timeoutSeconds is 0; give the seconds each listing may take".into());
         }
         for (name, target) in &config.targets {
             let fields = target.mismatched_ssh_fields();
@@ -151,13 +176,14 @@ mod tests {
             "t": { "host": null, "dataset": "usbpool/backup", "identifier": "t" }
         }))
         .unwrap();
-        assert_eq!(local.targets["t"].location(), Some(Location::Local));
+        let limit = Duration::from_secs(5);
+        assert_eq!(local.targets["t"].location(limit), Some(Location::Local));
         let remote = config(serde_json::json!({
             "t": { "host": "nas-1", "port": 22, "user": "recv", "dataset": "b",
                    "sshKey": "/k", "knownHosts": "/kh", "identifier": "t" }
         }))
         .unwrap();
-        let Some(Location::Ssh(ssh)) = remote.targets["t"].location() else {
+        let Some(Location::Ssh(ssh)) = remote.targets["t"].location(limit) else {
             panic!("not remote: {remote:?}");
         };
         assert_eq!(ssh.to_string(), "recv@nas-1:22");

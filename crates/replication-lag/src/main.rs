@@ -1,17 +1,22 @@
 //! replication-lag: for every dataset and target in the replication config,
-//! the newest snapshot the target holds (over ssh, or here for a local
-//! target) against the newest local one. Prints one line per dataset,
-//! writes a Prometheus textfile atomically. Exit 0: every check ran and no lag is above the limit;
-//! 1: a check failed or a lag is above `maxLagSeconds` (or the target holds
-//! nothing while a limit is set); 2: bad arguments or config (nothing ran).
+//! the newest of this host's snapshots the target holds (matched by guid;
+//! over ssh, or here for a local target) against the newest local one.
+//! Prints one line per dataset, writes a Prometheus textfile atomically.
+//! Exit 0: every check ran, every target holds a snapshot of this host's
+//! and no lag is above the limit; 1: a check failed, a target holds none of
+//! this host's snapshots of a dataset, or a lag is above `maxLagSeconds`;
+//! 2: bad arguments or config (nothing ran).
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
-use replication_lag::config::Config;
+use replication_lag::config::{Config, DEFAULT_TIMEOUT_SECONDS};
 use replication_lag::listing;
 use replication_lag::report::{self, Measurement};
 use zpersist_core::replication::{self, SnapshotRef};
+use zpersist_host::seconds;
 use zpersist_zfs::Zfs;
 
 #[derive(Parser)]
@@ -29,6 +34,10 @@ struct Args {
     /// Fail when a lag exceeds this many seconds (overrides the config).
     #[arg(long)]
     max_lag: Option<u64>,
+    /// Kill a zfs or ssh call that takes longer than this many seconds
+    /// (overrides the config's timeoutSeconds; default 60).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    timeout: Option<u64>,
     /// Print the measurements as JSON instead of lines.
     #[arg(long)]
     json: bool,
@@ -43,9 +52,10 @@ fn describe(m: &Measurement) -> String {
     if let Some(e) = &m.error {
         return format!("{head}: check failed: {e}");
     }
-    let lag = match m.lag_seconds {
-        Some(s) => format!("lag {s} s"),
-        None => "lag unknown: the target holds no snapshot".into(),
+    let lag = match (m.lag_seconds, &m.no_common_snapshot) {
+        (Some(s), _) => format!("lag {s} s"),
+        (None, Some(why)) => format!("no common snapshot: {why}"),
+        (None, None) => "lag unknown".into(),
     };
     format!(
         "{head}: {lag}; newest local {}, newest on target {}",
@@ -75,9 +85,19 @@ fn main() -> ExitCode {
         .map(|t| t.identifier.clone())
         .collect();
     let max_lag = args.max_lag.or(config.max_lag_seconds);
+    let timeout = Duration::from_secs(
+        args.timeout
+            .or(config.timeout_seconds)
+            .unwrap_or(DEFAULT_TIMEOUT_SECONDS),
+    );
     let total = config.datasets.len();
     // Found once; when zfs is missing every check fails with that message.
-    let zfs = Zfs::from_path();
+    // Every zfs and ssh call is killed at `timeout`.
+    let zfs = Zfs::from_path().map(|zfs| zfs.with_timeout(timeout));
+    // Targets a call timed out on, with the check it was for (source,
+    // target dataset): the rest of their checks are skipped, so that a hung
+    // target costs one timeout per run, not one per dataset.
+    let mut hung: BTreeMap<String, (String, String)> = BTreeMap::new();
     let mut measurements = Vec::new();
     for (i, pair) in config.datasets.iter().enumerate() {
         let target = &config.targets[&pair.target];
@@ -90,25 +110,64 @@ fn main() -> ExitCode {
             newest_on_target: None,
             lag_seconds: None,
             error: None,
+            no_common_snapshot: None,
+            help: None,
         };
         let location = target
-            .location()
+            .location(timeout)
             .expect("Config::parse refuses a target that is neither local nor remote");
+        if let Some((source, dataset)) = hung.get(&pair.target) {
+            m.error = Some(format!(
+                "not checked: a call for {dataset} on {location} did not finish within {} earlier in this run",
+                seconds(timeout)
+            ));
+            m.help = Some(format!(
+                "see the error for {source} -> {}; its other checks are skipped until the next run",
+                pair.target
+            ));
+            measurements.push(m);
+            continue;
+        }
         let listings = listing::local(&zfs, &pair.source).and_then(|local| {
-            Ok((
-                local,
-                listing::on_target(&zfs, &location, &target.dataset, &pair.target_dataset)?,
-            ))
+            listing::on_target(&zfs, &location, &target.dataset, &pair.target_dataset)
+                .map(|on_target| (local, on_target))
+                .inspect_err(|failure| {
+                    if failure.timed_out {
+                        hung.insert(
+                            pair.target.clone(),
+                            (pair.source.clone(), pair.target_dataset.clone()),
+                        );
+                    }
+                })
         });
         match listings {
-            Ok((local, remote)) => {
-                let (l, r, lag) =
-                    replication::measure(&target.identifier, &identifiers, &local, &remote);
+            Ok((local, on_target)) => {
+                let (l, r, lag) = replication::measure(
+                    &target.identifier,
+                    &identifiers,
+                    &local,
+                    on_target.as_deref().unwrap_or_default(),
+                );
+                if r.is_none() {
+                    let (why, help) = report::no_common_snapshot(
+                        &pair.source,
+                        &pair.target,
+                        &pair.target_dataset,
+                        &location.to_string(),
+                        &local,
+                        on_target.as_deref(),
+                    );
+                    m.no_common_snapshot = Some(why);
+                    m.help = Some(help);
+                }
                 m.newest_local = l;
                 m.newest_on_target = r;
                 m.lag_seconds = lag;
             }
-            Err(e) => m.error = Some(e),
+            Err(failure) => {
+                m.error = Some(failure.error);
+                m.help = Some(failure.help);
+            }
         }
         measurements.push(m);
     }
@@ -137,29 +196,23 @@ fn main() -> ExitCode {
         }
     }
     for m in &measurements {
-        if let Some(e) = &m.error {
+        let problem = m.error.as_ref().or(m.no_common_snapshot.as_ref());
+        if let Some(problem) = problem {
             failed = true;
-            eprintln!("error: {} -> {}: {e}", m.source, m.target);
-            eprintln!("help: check that the target is reachable with its key and pinned host key (a local target: that its pool is imported), and that the dataset exists here");
-        } else if let Some(max) = max_lag {
-            match m.lag_seconds {
-                Some(lag) if lag as u64 > max => {
-                    failed = true;
-                    eprintln!(
-                        "error: {} is {lag} s behind on {} (limit {max} s)",
-                        m.source, m.target
-                    );
-                    eprintln!("help: see `systemctl status syncoid-*` and the journal of the syncoid units");
-                }
-                None => {
-                    failed = true;
-                    eprintln!(
-                        "error: {} holds no snapshot of {} (limit {max} s)",
-                        m.target, m.source
-                    );
-                    eprintln!("help: replication to this target has never succeeded; see the syncoid units' journal");
-                }
-                _ => {}
+            eprintln!("error: {} -> {}: {problem}", m.source, m.target);
+            if let Some(help) = &m.help {
+                eprintln!("help: {help}");
+            }
+        } else if let (Some(max), Some(lag)) = (max_lag, m.lag_seconds) {
+            if lag as u64 > max {
+                failed = true;
+                eprintln!(
+                    "error: {} is {lag} s behind on {} (limit {max} s)",
+                    m.source, m.target
+                );
+                eprintln!(
+                    "help: see `systemctl status syncoid-*` and the journal of the syncoid units"
+                );
             }
         }
     }

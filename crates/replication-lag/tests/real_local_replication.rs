@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use serde_json::json;
 use zpersist_e2e::pool::{exists, get, zfs, TestPool};
-use zpersist_e2e::syncoid::{lag_with_config, measurement, snapshots, Replication};
+use zpersist_e2e::syncoid::{
+    lag_json_with_config, lag_with_config, measurement, snapshots, syncoid, Replication,
+};
 
 const LAG: &str = env!("CARGO_BIN_EXE_replication-lag");
 
@@ -134,9 +136,56 @@ fn a_local_target_whose_pool_is_missing_is_a_failed_check_not_never_replicated()
     assert_eq!(code, 1, "{stderr}");
     assert!(
         stderr.contains(&format!(
-            "error: {} -> usb: the local target {missing_root} does not exist: import its pool",
+            "error: {} -> usb: the local target {missing_root} does not exist on this host: import its pool",
             pool.ds("data")
         )),
+        "{stderr}"
+    );
+}
+
+/// A snapshot taken on the target itself (not received) is newer than
+/// anything this host sent, but it is none of this host's snapshots: the
+/// lag is measured against the newest snapshot the target holds *from
+/// here* (matched by guid), so the missed local snapshot still shows.
+#[test]
+fn a_snapshot_taken_on_the_target_does_not_hide_the_lag() {
+    let pool = TestPool::new("lrown");
+    let usb = pool.companion("usb");
+    zfs(&["create", &pool.ds("data")]);
+    zfs(&["create", &usb.ds("backup")]);
+    let source = pool.ds("data");
+    let target = usb.ds("backup/data");
+    // A real syncoid run into the local pool: the target holds the sync
+    // snapshot, matched to the local one by guid.
+    let (synced, out) = syncoid(&["--identifier=usb", &source, &target]);
+    assert!(synced, "{out}");
+    let base = snapshots(&target)
+        .into_iter()
+        .find(|s| s.starts_with("syncoid_usb_"))
+        .expect("syncoid sent its sync snapshot");
+
+    // Missed: a newer local snapshot; then someone snapshots the target.
+    std::thread::sleep(Duration::from_millis(2100));
+    zfs(&["snapshot", &format!("{source}@autosnap_missed")]);
+    std::thread::sleep(Duration::from_millis(1100));
+    zfs(&["snapshot", &format!("{target}@made_on_the_target")]);
+
+    let config = json!({
+        "version": 1, "host": "forge", "textfile": pool.scratch("lag.prom").as_str(), "maxLagSeconds": null,
+        "targets": { "usb": { "host": null, "dataset": usb.ds("backup"), "identifier": "usb" } },
+        "datasets": [ { "source": source, "target": "usb", "targetDataset": target } ]
+    });
+    let (code, all, stderr) = lag_json_with_config(LAG, &config, &pool, &["--max-lag", "1"]);
+    let m = measurement(&all, &source, "usb");
+    assert_eq!(m["newestOnTarget"]["name"], json!(base), "{m}");
+    assert_eq!(m["newestLocal"]["name"], "autosnap_missed", "{m}");
+    assert!(m["lagSeconds"].as_i64().unwrap() >= 2, "{m}");
+    assert_eq!(
+        code, 1,
+        "a lag of 2 s or more is above --max-lag 1: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("error: {source} is ")) && stderr.contains("behind on usb"),
         "{stderr}"
     );
 }

@@ -15,7 +15,10 @@ use std::time::Duration;
 use serde_json::Value;
 use zpersist_e2e::pool::{exists, get, zfs, TestPool};
 use zpersist_e2e::sshd;
-use zpersist_e2e::syncoid::{lag_with_config, measurement, snapshots, Replication};
+use zpersist_e2e::syncoid::{
+    lag_json_with_config, lag_with_config, measurement, path_with_wrapper, snapshots, Replication,
+};
+use zpersist_e2e::timed::Running;
 
 const SSHD_DIR: &str = sshd::DIR;
 const SSHD_PORT: u16 = sshd::PORT;
@@ -284,4 +287,212 @@ fn bad_config_is_exit_2_and_touches_nothing() {
         "{stderr}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The remote part of a target (ssh to the loopback sshd).
+fn remote(root: &str, identifier: &str) -> Value {
+    serde_json::json!({ "host": "127.0.0.1", "port": SSHD_PORT, "user": "root", "dataset": root,
+        "sshKey": format!("{SSHD_DIR}/client_ed25519"), "knownHosts": format!("{SSHD_DIR}/known_hosts"),
+        "identifier": identifier })
+}
+
+/// A target dataset that was never received from this host (made there,
+/// with a snapshot newer than every local one) shares no snapshot with the
+/// source: no lag can be measured, and that is a failure, not lag 0.
+#[test]
+fn a_target_dataset_unrelated_to_the_source_is_a_failure_not_lag_0() {
+    let _ = sshd::require();
+    let pool = TestPool::new("lagunrel");
+    let receiving = pool.companion("nas");
+    let source = pool.ds("data");
+    let target = receiving.ds("nas/data");
+    zfs(&["create", &source]);
+    zfs(&["snapshot", &format!("{source}@one")]);
+    zfs(&["create", "-p", &target]);
+    std::thread::sleep(Duration::from_millis(1100));
+    zfs(&["snapshot", &format!("{target}@made_there")]);
+    let textfile = pool.scratch("lag.prom");
+    let config = serde_json::json!({
+        "version": 1, "host": "forge", "textfile": textfile.as_str(), "maxLagSeconds": null,
+        "targets": { "nas": remote(&receiving.ds("nas"), "nas") },
+        "datasets": [ { "source": source, "target": "nas", "targetDataset": target } ]
+    });
+    let (code, all, stderr) = lag_json_with_config(LAG, &config, &pool, &[]);
+    let m = measurement(&all, &source, "nas");
+    assert_eq!(m["lagSeconds"], Value::Null, "{m}");
+    assert_eq!(m["newestOnTarget"], Value::Null, "{m}");
+    assert_eq!(code, 1, "no common snapshot is a failure: {stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "error: {source} -> nas: {target} on root@127.0.0.1:{SSHD_PORT} holds 1 snapshot but none of this host's snapshots of {source} (no common guid)"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("help: "), "{stderr}");
+    let text = std::fs::read_to_string(&textfile).unwrap();
+    assert!(
+        !text.contains("zpersist_replication_lag_seconds{"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "zpersist_replication_target_has_snapshots{{host=\"forge\",dataset=\"{source}\",target=\"nas\"}} 0\n"
+        )),
+        "{text}"
+    );
+}
+
+/// The same state of a target gives the same result whether it is reached
+/// over ssh or is a pool on this host: a target root that does not exist
+/// (its pool not imported) fails the check; a root that exists without
+/// the dataset (never received) is no common snapshot. Both exit 1 and
+/// name the target, where it is and the dataset.
+#[test]
+fn a_remote_target_fails_like_a_local_one_when_its_pool_or_dataset_is_missing() {
+    let _ = sshd::require();
+    let pool = TestPool::new("laggone");
+    let receiving = pool.companion("nas");
+    let source = pool.ds("data");
+    zfs(&["create", &source]);
+    zfs(&["snapshot", &format!("{source}@one")]);
+    zfs(&["create", &receiving.ds("nas")]);
+    zfs(&["create", &receiving.ds("usb")]);
+    let gone = format!("{}-not-imported/backup", receiving.name);
+    let textfile = pool.scratch("lag.prom");
+    let pair = |target: &str, root: &str| serde_json::json!({ "source": source, "target": target, "targetDataset": format!("{root}/data") });
+    let config = serde_json::json!({
+        "version": 1, "host": "forge", "textfile": textfile.as_str(), "maxLagSeconds": null,
+        "targets": {
+            "nasgone": remote(&gone, "nasgone"),
+            "usbgone": { "host": null, "dataset": gone, "identifier": "usbgone" },
+            "nas": remote(&receiving.ds("nas"), "nas"),
+            "usb": { "host": null, "dataset": receiving.ds("usb"), "identifier": "usb" }
+        },
+        "datasets": [ pair("nasgone", &gone), pair("usbgone", &gone),
+                      pair("nas", &receiving.ds("nas")), pair("usb", &receiving.ds("usb")) ]
+    });
+    let (code, all, stderr) = lag_json_with_config(LAG, &config, &pool, &[]);
+    assert_eq!(code, 1, "{stderr}");
+    let here = format!("root@127.0.0.1:{SSHD_PORT}");
+
+    // The pool is not imported: a failed check, on both kinds of target.
+    for (target, place) in [("nasgone", here.as_str()), ("usbgone", "this host")] {
+        let m = measurement(&all, &source, target);
+        assert_eq!(m["lagSeconds"], Value::Null, "{m}");
+        let error = m["error"].as_str().unwrap_or_else(|| panic!("{m}"));
+        assert!(
+            error.contains(&format!(
+                "{gone} does not exist on {place}: import its pool"
+            )),
+            "{error}"
+        );
+        assert!(
+            stderr.contains(&format!("error: {source} -> {target}: ")),
+            "{stderr}"
+        );
+    }
+    // The dataset was never received: no common snapshot, on both.
+    for (target, place) in [("nas", here.as_str()), ("usb", "this host")] {
+        let m = measurement(&all, &source, target);
+        assert_eq!(m["lagSeconds"], Value::Null, "{m}");
+        assert_eq!(m["error"], Value::Null, "the target could be read: {m}");
+        let dataset = receiving.ds(&format!("{target}/data"));
+        assert!(
+            stderr.contains(&format!(
+                "error: {source} -> {target}: {dataset} does not exist on {place}: nothing of {source} was ever received there"
+            )),
+            "{stderr}"
+        );
+    }
+    let text = std::fs::read_to_string(&textfile).unwrap();
+    for (target, success) in [("nasgone", 0), ("usbgone", 0), ("nas", 1), ("usb", 1)] {
+        assert!(
+            text.contains(&format!(
+                "zpersist_replication_lag_check_success{{host=\"forge\",dataset=\"{source}\",target=\"{target}\"}} {success}\n"
+            )),
+            "{target}: {text}"
+        );
+    }
+    assert!(
+        !text.contains("zpersist_replication_lag_seconds{"),
+        "{text}"
+    );
+}
+
+/// A listener on loopback that accepts every connection, greets it as an
+/// ssh server would, and then never says anything again: the connection
+/// stays open, so only a limit on the call ends the wait.
+fn hanging_ssh_listener() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let _ = std::io::Write::write_all(&mut stream, b"SSH-2.0-OpenSSH_9.2\r\n");
+            open.push(stream);
+        }
+    });
+    port
+}
+
+#[test]
+fn a_target_that_accepts_and_then_hangs_fails_in_about_the_timeout() {
+    let pool = TestPool::new("laghang");
+    let port = hanging_ssh_listener();
+    let textfile = pool.scratch("lag.prom");
+    for ds in ["a", "b"] {
+        zfs(&["create", &pool.ds(ds)]);
+        zfs(&["snapshot", &format!("{}@one", pool.ds(ds))]);
+    }
+    let mut hung = remote("backup", "hung");
+    hung["port"] = port.into();
+    let config = serde_json::json!({
+        "version": 1, "host": "forge", "textfile": textfile.as_str(), "maxLagSeconds": null,
+        "timeoutSeconds": 3,
+        "targets": { "hung": hung },
+        "datasets": [ { "source": pool.ds("a"), "target": "hung", "targetDataset": "backup/a" },
+                      { "source": pool.ds("b"), "target": "hung", "targetDataset": "backup/b" } ]
+    });
+    let path = pool.scratch("replication.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+
+    // The old replication-lag waited forever here; one timeout for the
+    // target, not one per dataset.
+    let run = Running::start(
+        duct::cmd(LAG, ["--config", path.as_str()]).env("PATH", path_with_wrapper()),
+        "replication-lag",
+    );
+    let stderr = run
+        .finish()
+        .assert_exit(1, Duration::from_secs(3)..Duration::from_secs(6));
+    assert!(
+        stderr.contains(&format!(
+            "error: {} -> hung: listing the snapshots of backup/a on root@127.0.0.1:{port} did not finish within 3 s; ssh was killed",
+            pool.ds("a")
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("help: 127.0.0.1:")
+            && stderr.contains("raise zpersist.replication.lag.timeoutSeconds"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "error: {} -> hung: not checked: a call for backup/a on root@127.0.0.1:{port} did not finish within 3 s earlier in this run",
+            pool.ds("b")
+        )),
+        "{stderr}"
+    );
+    let text = std::fs::read_to_string(&textfile).unwrap();
+    for ds in ["a", "b"] {
+        assert!(
+            text.contains(&format!(
+                "zpersist_replication_lag_check_success{{host=\"forge\",dataset=\"{}\",target=\"hung\"}} 0\n",
+                pool.ds(ds)
+            )),
+            "{text}"
+        );
+    }
 }

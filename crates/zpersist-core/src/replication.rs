@@ -2,6 +2,8 @@
 //! target, and how far the target is behind. No I/O; zpersist-zfs lists the
 //! snapshots, replication-lag runs the listings and reports.
 
+use std::collections::HashSet;
+
 use serde::Serialize;
 
 /// One snapshot of a dataset.
@@ -42,15 +44,18 @@ fn sync_snapshot_owner<'a>(name: &str, identifiers: &'a [String]) -> Option<&'a 
 }
 
 /// Compares what the target holds with what this host has: the newest local
-/// snapshot, the newest one on the target, and the lag in seconds (`None`
-/// when the target holds none).
+/// snapshot, the newest of this host's snapshots the target holds, and the
+/// lag in seconds (`None` when the target holds none of them).
+///
+/// Only this host's snapshots count on the target, matched by guid: a
+/// snapshot made on the target itself, one of an unrelated dataset of the
+/// same name, or one this host has since destroyed says nothing about what
+/// was received from here (and syncoid cannot send incrementally from it).
+/// A matched snapshot is the same snapshot, with the same creation time.
 ///
 /// The newest local snapshot ignores the sync snapshots other targets'
 /// syncoid runs took (`syncoid_<other identifier>_...`): they say when
-/// another target was last served, not what this one misses. The target's
-/// newest snapshot is matched to the local one by guid (same snapshot, so
-/// the same creation time); when it no longer exists locally, its own
-/// creation time counts.
+/// another target was last served, not what this one misses.
 pub fn measure(
     identifier: &str,
     identifiers: &[String],
@@ -64,21 +69,20 @@ pub fn measure(
             None => true,
         })
         .max_by_key(|s| s.creation);
-    let newest_remote = remote.iter().max_by_key(|s| s.creation);
-    let lag = match (newest_local, newest_remote) {
-        (Some(l), Some(r)) => {
-            let arrived = local
-                .iter()
-                .find(|s| s.guid == r.guid)
-                .map_or(r.creation, |s| s.creation);
-            Some((l.creation - arrived).max(0))
-        }
+    let on_target: HashSet<&str> = remote.iter().map(|s| s.guid.as_str()).collect();
+    let newest_held = local
+        .iter()
+        .filter(|s| on_target.contains(s.guid.as_str()))
+        .max_by_key(|s| s.creation);
+    let lag = match (newest_local, newest_held) {
+        (Some(l), Some(h)) => Some((l.creation - h.creation).max(0)),
+        // Only other targets' sync snapshots here, and the target holds one.
         (None, Some(_)) => Some(0),
         (_, None) => None,
     };
     (
         newest_local.map(SnapshotRef::from),
-        newest_remote.map(SnapshotRef::from),
+        newest_held.map(SnapshotRef::from),
         lag,
     )
 }
@@ -123,6 +127,30 @@ mod tests {
         // ... but for nas_2 the nas snapshot is the older one.
         let remote2 = [snap("syncoid_nas_2_h_2", 500, "g2")];
         assert_eq!(measure("nas_2", &ids(), &local, &remote2).2, Some(0));
+    }
+
+    #[test]
+    fn only_snapshots_of_this_host_count_on_the_target_matched_by_guid() {
+        let local = [
+            snap("syncoid_nas_h_1", 100, "g1"),
+            snap("autosnap_hourly", 400, "g2"),
+        ];
+        // A newer snapshot made on the target, and one of this name with
+        // another guid: neither was received from here.
+        let remote = [
+            snap("syncoid_nas_h_1", 100, "g1"),
+            snap("made_there", 500, "t1"),
+            snap("autosnap_hourly", 450, "t2"),
+        ];
+        let (_, r, lag) = measure("nas", &ids(), &local, &remote);
+        assert_eq!(r.unwrap().name, "syncoid_nas_h_1");
+        assert_eq!(lag, Some(300));
+        // No common guid at all: no lag, not 0.
+        let unrelated = [snap("made_there", 500, "t1")];
+        assert_eq!(
+            measure("nas", &ids(), &local, &unrelated),
+            (Some((&local[1]).into()), None, None)
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Host facts and effects besides ZFS: user and group lookup, directory
-//! ownership, and the lock that keeps two runs from interleaving.
+//! ownership, the lock that keeps two runs from interleaving, and running
+//! a child with a wall-clock limit ([`run_with_timeout`]).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -11,6 +12,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use camino::Utf8PathBuf;
 use zpersist_core::observed::{DirState, HostFacts};
+
+mod timeout;
+pub use timeout::{run_with_timeout, seconds, Bounded};
 
 /// Answers the planner's questions from the real host. Users and groups come
 /// from /etc/passwd and /etc/group, then from `getent` (NSS: LDAP, sssd...),

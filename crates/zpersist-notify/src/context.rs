@@ -1,8 +1,13 @@
 //! `/etc/zpersist/notify-context.json`, as nix/modules/notify.nix renders it.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::Deserialize;
+
+/// How long each delivery (and reading the journal) may take when the
+/// context does not say.
+pub const DEFAULT_TIMEOUT_SECONDS: u64 = 30;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -14,6 +19,10 @@ pub struct Context {
     #[serde(default)]
     pub units: BTreeMap<String, UnitInfo>,
     pub delivery: Delivery,
+    /// The wall-clock limit of each delivery and of reading the journal,
+    /// in seconds ([`DEFAULT_TIMEOUT_SECONDS`] when absent).
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
 }
 
 fn default_journal_lines() -> usize {
@@ -89,12 +98,20 @@ impl Context {
                 context.version
             ));
         }
+        if context.timeout_seconds == Some(0) {
+            return Err("timeoutSeconds is 0; give the seconds each delivery may take".into());
+        }
         if let Some(command) = &context.delivery.command {
             if command.argv.is_empty() {
                 return Err("delivery.command.argv is empty".into());
             }
         }
         Ok(context)
+    }
+
+    /// The limit of each delivery and of reading the journal.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECONDS))
     }
 
     /// Whether any delivery is configured.

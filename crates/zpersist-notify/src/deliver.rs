@@ -1,12 +1,22 @@
 //! Each configured delivery as an argv plus the bytes for its stdin
-//! (planned purely), and running them (no shell anywhere).
+//! (planned purely), and running them (no shell anywhere): all at once,
+//! each bounded by its own limit, so that one that fails or hangs never
+//! keeps the event from the others.
 
 use std::io::{ErrorKind, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
+use std::time::Duration;
+
+use zpersist_host::{run_with_timeout, seconds, Bounded};
 
 use crate::context::{Context, Email, Ntfy, Webhook};
 use crate::event::Event;
+
+/// How much longer than its own `--max-time` curl may run before it is
+/// killed: curl's own message (which says whether it could not connect or
+/// the server did not answer) comes first, the kill is the backstop.
+const CURL_KILL_MARGIN: Duration = Duration::from_secs(2);
 
 /// One delivery, ready to run.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,6 +27,10 @@ pub struct Planned {
     pub stdin: Vec<u8>,
     /// Where it goes, for messages (never a secret).
     pub destination: String,
+    /// When it is killed if it has not finished.
+    pub limit: Duration,
+    /// The configured limit, as messages name it.
+    pub timeout: Duration,
 }
 
 /// A delivery that cannot even be planned (e.g. an unreadable token file).
@@ -28,15 +42,16 @@ pub struct PlanError {
 }
 
 /// The curl flags every HTTP delivery uses: fail on HTTP errors, quiet but
-/// with errors shown, bounded in time.
-fn curl_base(curl: &str) -> Vec<String> {
+/// with errors shown, bounded in time (the whole transfer, connecting
+/// included).
+fn curl_base(curl: &str, timeout: Duration) -> Vec<String> {
     [
         curl,
         "--fail",
         "--silent",
         "--show-error",
         "--max-time",
-        "30",
+        &timeout.as_secs_f64().to_string(),
     ]
     .iter()
     .map(|s| s.to_string())
@@ -46,9 +61,14 @@ fn curl_base(curl: &str) -> Vec<String> {
 /// ntfy: the text body, title/priority/tags as headers. `token_header_file`
 /// holds "Authorization: Bearer ..." (curl reads it with `-H @FILE`, so the
 /// token never appears in an argv).
-pub fn ntfy(ntfy: &Ntfy, event: &Event, token_header_file: Option<&str>) -> Planned {
+pub fn ntfy(
+    ntfy: &Ntfy,
+    event: &Event,
+    token_header_file: Option<&str>,
+    timeout: Duration,
+) -> Planned {
     let url = format!("{}/{}", ntfy.url.trim_end_matches('/'), ntfy.topic);
-    let mut argv = curl_base(&ntfy.curl);
+    let mut argv = curl_base(&ntfy.curl, timeout);
     for header in [
         format!("Title: {}", event.title()),
         format!("Priority: {}", ntfy.priority),
@@ -67,12 +87,14 @@ pub fn ntfy(ntfy: &Ntfy, event: &Event, token_header_file: Option<&str>) -> Plan
         argv,
         stdin: event.text().into_bytes(),
         destination: url,
+        limit: timeout + CURL_KILL_MARGIN,
+        timeout,
     }
 }
 
 /// webhook: the event JSON as a POST body.
-pub fn webhook(webhook: &Webhook, event: &Event) -> Planned {
-    let mut argv = curl_base(&webhook.curl);
+pub fn webhook(webhook: &Webhook, event: &Event, timeout: Duration) -> Planned {
+    let mut argv = curl_base(&webhook.curl, timeout);
     argv.extend([
         "-X".into(),
         "POST".into(),
@@ -87,12 +109,14 @@ pub fn webhook(webhook: &Webhook, event: &Event) -> Planned {
         argv,
         stdin: event.json().into_bytes(),
         destination: webhook.url.clone(),
+        limit: timeout + CURL_KILL_MARGIN,
+        timeout,
     }
 }
 
 /// email: a plain-text message with the event JSON at the end, for
 /// `sendmail -t` (recipients from the headers).
-pub fn email(email: &Email, event: &Event) -> Planned {
+pub fn email(email: &Email, event: &Event, timeout: Duration) -> Planned {
     let message = format!(
         "From: {}\nTo: {}\nSubject: [zpersist] {}\nContent-Type: text/plain; charset=utf-8\n\n{}\n-- \nevent: {}\n",
         email.from,
@@ -106,16 +130,20 @@ pub fn email(email: &Email, event: &Event) -> Planned {
         argv: vec![email.sendmail.clone(), "-t".into(), "-i".into()],
         stdin: message.into_bytes(),
         destination: email.to.join(", "),
+        limit: timeout,
+        timeout,
     }
 }
 
 /// The command: the event JSON on stdin.
-pub fn command(argv: &[String], event: &Event) -> Planned {
+pub fn command(argv: &[String], event: &Event, timeout: Duration) -> Planned {
     Planned {
         name: "command",
         argv: argv.to_vec(),
         stdin: event.json().into_bytes(),
         destination: argv[0].clone(),
+        limit: timeout,
+        timeout,
     }
 }
 
@@ -160,11 +188,12 @@ pub fn plan_all(
     event: &Event,
 ) -> (Vec<Planned>, Vec<PlanError>, Option<TokenHeader>) {
     let d = &context.delivery;
+    let timeout = context.timeout();
     let mut planned = Vec::new();
     let mut errors = Vec::new();
     let mut guard = None;
     if let Some(c) = &d.command {
-        planned.push(command(&c.argv, event));
+        planned.push(command(&c.argv, event, timeout));
     }
     if let Some(n) = &d.ntfy {
         match n.token_file.as_deref().map(token_header).transpose() {
@@ -173,6 +202,7 @@ pub fn plan_all(
                     n,
                     event,
                     header.as_ref().and_then(|h| h.path.to_str()),
+                    timeout,
                 ));
                 guard = header;
             }
@@ -180,29 +210,28 @@ pub fn plan_all(
         }
     }
     if let Some(w) = &d.webhook {
-        planned.push(webhook(w, event));
+        planned.push(webhook(w, event, timeout));
     }
     if let Some(e) = &d.email {
-        planned.push(email(e, event));
+        planned.push(email(e, event, timeout));
     }
     (planned, errors, guard)
 }
 
-/// Runs one delivery; `Err` says what failed and what to do.
+/// Runs one delivery, killing it (and what it started) at its limit;
+/// `Err` says what failed and what to do.
 pub fn run(planned: &Planned) -> Result<(), (String, String)> {
-    let output = duct::cmd(&planned.argv[0], &planned.argv[1..])
+    let expression = duct::cmd(&planned.argv[0], &planned.argv[1..])
         .stdin_bytes(planned.stdin.clone())
         .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .run();
+        .stderr_capture();
     let help = match planned.name {
         "command" => "check zpersist.notify.command: it must be executable and exit 0 after reading the event from stdin",
         "ntfy" => "check zpersist.notify.ntfy (url, topic, token) and that the host reaches the server",
         "webhook" => "check zpersist.notify.webhook.url and that the host reaches it",
         _ => "check zpersist.notify.email.sendmail and the mail system's log",
     };
-    match output {
+    match run_with_timeout(&expression, planned.limit) {
         Err(e) if e.kind() == ErrorKind::NotFound => Err((
             format!("{} delivery: {} not found", planned.name, planned.argv[0]),
             help.into(),
@@ -214,7 +243,16 @@ pub fn run(planned: &Planned) -> Result<(), (String, String)> {
             ),
             help.into(),
         )),
-        Ok(out) if !out.status.success() => Err((
+        Ok(Bounded::TimedOut) => Err((
+            format!(
+                "{} delivery to {} did not finish within {}; it was killed",
+                planned.name,
+                planned.destination,
+                seconds(planned.timeout)
+            ),
+            format!("{help}; each delivery must end within zpersist.notify.timeoutSeconds (raise it if it needs longer)"),
+        )),
+        Ok(Bounded::Finished(out)) if !out.status.success() => Err((
             format!(
                 "{} delivery to {} failed ({}): {}",
                 planned.name,
@@ -224,6 +262,28 @@ pub fn run(planned: &Planned) -> Result<(), (String, String)> {
             ),
             help.into(),
         )),
-        Ok(_) => Ok(()),
+        Ok(Bounded::Finished(_)) => Ok(()),
     }
+}
+
+/// Runs every delivery at once, each with its own limit, and hands each
+/// result to `report` as soon as that delivery ends: a slow or hung one
+/// delays no other.
+pub fn run_all(
+    planned: &[Planned],
+    mut report: impl FnMut(&Planned, Result<(), (String, String)>),
+) {
+    std::thread::scope(|scope| {
+        let (done, finished) = std::sync::mpsc::channel();
+        for p in planned {
+            let done = done.clone();
+            scope.spawn(move || {
+                let _ = done.send((p, run(p)));
+            });
+        }
+        drop(done);
+        for (p, result) in finished {
+            report(p, result);
+        }
+    });
 }

@@ -1,7 +1,9 @@
 //! zpersist-notify: run by `zpersist-notify@<unit>.service` (the OnFailure
-//! hook) to report that <unit> failed. Exit 0: every delivery succeeded;
-//! 1: a delivery failed (the others still ran); 2: bad arguments or
-//! context file (nothing was delivered).
+//! hook) to report that <unit> failed. The deliveries run at once, each
+//! killed at its limit (`timeoutSeconds`), so one that fails or hangs keeps
+//! the event from no other. Exit 0: every delivery succeeded; 1: a delivery
+//! failed or timed out (the others still ran); 2: bad arguments or context
+//! file (nothing was delivered).
 
 use std::process::ExitCode;
 
@@ -53,7 +55,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let tail = journal::tail(&args.journalctl, &args.failed_unit, context.journal_lines);
+    let tail = journal::tail(
+        &args.journalctl,
+        &args.failed_unit,
+        context.journal_lines,
+        context.timeout(),
+    );
     let event = event::build(
         &context,
         &args.failed_unit,
@@ -84,19 +91,17 @@ fn main() -> ExitCode {
         eprintln!("error: {} delivery: {}", e.name, e.error);
         eprintln!("help: {}", e.help);
     }
-    for p in &planned {
-        match deliver::run(p) {
-            Ok(()) => eprintln!(
-                "notified {} of the failure of {} ({})",
-                p.name, event.unit, p.destination
-            ),
-            Err((error, help)) => {
-                failed = true;
-                eprintln!("error: {error}");
-                eprintln!("help: {help}");
-            }
+    deliver::run_all(&planned, |p, result| match result {
+        Ok(()) => eprintln!(
+            "notified {} of the failure of {} ({})",
+            p.name, event.unit, p.destination
+        ),
+        Err((error, help)) => {
+            failed = true;
+            eprintln!("error: {error}");
+            eprintln!("help: {help}");
         }
-    }
+    });
     if failed {
         ExitCode::from(1)
     } else {

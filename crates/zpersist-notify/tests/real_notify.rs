@@ -9,12 +9,15 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
 
 use camino::{Utf8Path, Utf8PathBuf};
 use serde_json::{json, Value};
 use zpersist_e2e::nix::eval_expr;
 use zpersist_e2e::pool::{zfs, TestPool};
-use zpersist_e2e::repo_root;
+use zpersist_e2e::syncoid::syncoid;
+use zpersist_e2e::timed::Running;
 
 fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_zpersist-notify")
@@ -86,27 +89,8 @@ in {{
         .iter()
         .map(|a| a.as_str().unwrap().to_owned())
         .collect();
-    let failed = duct::cmd(
-        "syncoid",
-        std::iter::once("--no-resume".to_string()).chain(argv[1..].iter().cloned()),
-    )
-    .env(
-        "PATH",
-        format!(
-            "{}:{}",
-            repo_root().join("tests/env/sanoid-zfs"),
-            std::env::var("PATH").unwrap()
-        ),
-    )
-    .stderr_to_stdout()
-    .stdout_capture()
-    .unchecked()
-    .run()
-    .unwrap();
-    assert!(
-        !failed.status.success(),
-        "syncoid to a closed port must fail"
-    );
+    let (succeeded, _) = syncoid(&argv[1..]);
+    assert!(!succeeded, "syncoid to a closed port must fail");
 
     // systemd runs OnFailure=zpersist-notify@%n.service: %n is the failed
     // unit, which becomes the template's %i.
@@ -161,8 +145,11 @@ in {{
     }
 }
 
-/// One HTTP request to a listener on loopback: (request line, headers, body).
-fn serve_once(listener: TcpListener) -> std::thread::JoinHandle<(String, Vec<String>, String)> {
+/// An HTTP request: request line, headers, body.
+type Request = (String, Vec<String>, String);
+
+/// One HTTP request to a listener on loopback.
+fn serve_once(listener: TcpListener) -> std::thread::JoinHandle<Request> {
     std::thread::spawn(move || {
         let (stream, _) = listener.accept().unwrap();
         let mut reader = BufReader::new(stream.try_clone().unwrap());
@@ -352,5 +339,139 @@ fn a_bad_context_is_exit_2_and_delivers_nothing() {
         stderr.contains("cannot read the notification context"),
         "{stderr}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Whether a process whose argv is exactly `argv` is running.
+fn running(argv: &[&str]) -> bool {
+    let wanted: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .any(|p| std::fs::read(p.path().join("cmdline")).is_ok_and(|c| c == wanted))
+}
+
+/// A webhook on loopback answering one request: its URL, and when and what
+/// it received.
+fn timed_webhook() -> (String, Receiver<(Instant, Request)>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let request = serve_once(listener);
+    let (arrived, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let request = request.join().unwrap();
+        let _ = arrived.send((Instant::now(), request));
+    });
+    (url, receiver)
+}
+
+/// A server on loopback that accepts every connection, reads the request
+/// and never answers.
+fn silent_server() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for stream in listener.incoming().flatten() {
+            open.push(stream);
+        }
+    });
+    url
+}
+
+/// Starts zpersist-notify on `ctx` with `timeoutSeconds` set.
+fn start_notify_with_timeout(ctx: &Utf8Path, seconds: u64) -> Running {
+    let mut text: Value = serde_json::from_str(&std::fs::read_to_string(ctx).unwrap()).unwrap();
+    text["timeoutSeconds"] = seconds.into();
+    std::fs::write(ctx, text.to_string()).unwrap();
+    Running::start(
+        duct::cmd(
+            binary(),
+            ["--failed-unit", "sanoid.service", "--context", ctx.as_str()],
+        ),
+        "zpersist-notify",
+    )
+}
+
+/// A run with a channel that hangs ends at about the 3 s limit, failed.
+const ABOUT_3_S: std::ops::Range<Duration> = Duration::from_secs(3)..Duration::from_secs(6);
+
+/// The webhook hears about the failure promptly, whatever the others do.
+fn assert_webhook_got_the_event_promptly(started: Instant, arrived: &Receiver<(Instant, Request)>) {
+    let (at, (line, _, body)) = arrived
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the webhook got no request within 20 s");
+    assert!(
+        at - started < Duration::from_secs(2),
+        "the webhook waited {:?}",
+        at - started
+    );
+    assert_eq!(line, "POST /hook HTTP/1.1");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["unit"],
+        "sanoid.service"
+    );
+}
+
+#[test]
+fn a_hanging_command_is_killed_at_its_timeout_and_does_not_hold_back_the_webhook() {
+    let dir = scratch_dir("hang");
+    let (url, arrived) = timed_webhook();
+    // A command that never ends (a pager waiting on a dead server), listed
+    // first: the webhook must not wait for it.
+    let hang = ["sleep", "3599"];
+    let ctx = context(
+        &dir,
+        json!({ "command": { "argv": hang }, "webhook": { "url": url, "curl": "curl" } }),
+    );
+    let run = start_notify_with_timeout(&ctx, 3);
+    assert_webhook_got_the_event_promptly(run.started, &arrived);
+    // The run ends at about the command's timeout, not the command's end.
+    let stderr = run.finish().assert_exit(1, ABOUT_3_S);
+    assert!(
+        stderr
+            .contains("error: command delivery to sleep did not finish within 3 s; it was killed"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("help: check zpersist.notify.command")
+            && stderr.contains("zpersist.notify.timeoutSeconds"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "notified webhook of the failure of sanoid.service ({url})"
+        )),
+        "{stderr}"
+    );
+    assert!(!running(&hang), "the hung command was left running");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_ntfy_server_that_never_answers_times_out_in_curl_and_does_not_hold_back_the_webhook() {
+    let dir = scratch_dir("hangntfy");
+    let (url, arrived) = timed_webhook();
+    let ntfy = silent_server();
+    // ntfy is delivered before the webhook in the old sequential order.
+    let ctx = context(
+        &dir,
+        json!({
+            "ntfy": { "url": ntfy, "topic": "alerts", "priority": "high", "curl": "curl" },
+            "webhook": { "url": url, "curl": "curl" }
+        }),
+    );
+    let run = start_notify_with_timeout(&ctx, 3);
+    assert_webhook_got_the_event_promptly(run.started, &arrived);
+    let stderr = run.finish().assert_exit(1, ABOUT_3_S);
+    // curl's own --max-time ends it, with curl's words for what happened.
+    assert!(
+        stderr.contains(&format!("error: ntfy delivery to {ntfy}/alerts failed (exit status: 28): curl: (28) Operation timed out")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("notified webhook"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -4,6 +4,12 @@
 //! and uses the target's own key, so nothing depends on the host's ssh
 //! config (no global `Host *` block).
 //!
+//! Every call is bounded: ssh gives up on a connection that does not
+//! answer (`ConnectTimeout`, `ServerAliveInterval` x `ServerAliveCountMax`),
+//! and the target's `timeout` is a hard wall-clock limit on the whole call
+//! (zpersist_host::run_with_timeout kills ssh when it passes), which also
+//! ends a remote command that hangs on a live connection.
+//!
 //! ssh always hands the remote side one command line, which the remote
 //! user's shell splits again: the remote argv is quoted word by word here,
 //! so a dataset name with spaces or quotes arrives as one argument.
@@ -11,9 +17,19 @@
 use std::fmt;
 use std::io::ErrorKind;
 use std::process::ExitStatus;
+use std::time::Duration;
+
+use zpersist_host::{run_with_timeout, seconds, Bounded};
 
 /// How long ssh may take to connect before the attempt counts as failed.
 pub const CONNECT_TIMEOUT_SECONDS: u32 = 20;
+
+/// Keepalives on an established connection (and during key exchange):
+/// ssh gives up after `SERVER_ALIVE_COUNT_MAX` unanswered ones, sent every
+/// `SERVER_ALIVE_INTERVAL_SECONDS`, so a peer that went silent is dropped
+/// after 45 s. nix/modules/replication.nix gives syncoid's ssh the same.
+pub const SERVER_ALIVE_INTERVAL_SECONDS: u32 = 15;
+pub const SERVER_ALIVE_COUNT_MAX: u32 = 3;
 
 /// The exit status ssh uses for its own failures (connection, auth, host
 /// key); any other status is the remote command's.
@@ -30,6 +46,9 @@ pub struct SshTarget {
     /// The known_hosts file holding the target's pinned host key; the only
     /// one ssh consults.
     pub known_hosts: String,
+    /// The wall-clock limit of one call ([`SshTarget::run`]): ssh is killed
+    /// when it passes.
+    pub timeout: Duration,
 }
 
 impl fmt::Display for SshTarget {
@@ -52,6 +71,10 @@ impl SshTarget {
             "StrictHostKeyChecking=yes".into(),
             "-o".into(),
             format!("ConnectTimeout={CONNECT_TIMEOUT_SECONDS}"),
+            "-o".into(),
+            format!("ServerAliveInterval={SERVER_ALIVE_INTERVAL_SECONDS}"),
+            "-o".into(),
+            format!("ServerAliveCountMax={SERVER_ALIVE_COUNT_MAX}"),
             "-i".into(),
             self.identity_file.clone(),
             "-p".into(),
@@ -62,7 +85,8 @@ impl SshTarget {
         ]
     }
 
-    /// Runs `remote` on this target and returns its stdout.
+    /// Runs `remote` on this target and returns its stdout; ssh is killed
+    /// when the call takes longer than `self.timeout`.
     pub fn run<S: AsRef<str>>(&self, remote: &[S]) -> Result<String, SshError> {
         let error = |failure| SshError {
             target: self.to_string(),
@@ -70,19 +94,27 @@ impl SshTarget {
             help: self.help(&failure),
             failure,
         };
-        let output = duct::cmd("ssh", self.argv(remote))
+        let ssh = duct::cmd("ssh", self.argv(remote))
             .stdin_null()
             .stdout_capture()
-            .stderr_capture()
-            .unchecked()
-            .run()
-            .map_err(|e| {
-                error(SshFailure::NotStarted(if e.kind() == ErrorKind::NotFound {
-                    "ssh is not on PATH".into()
-                } else {
-                    format!("cannot run ssh: {e}")
+            .stderr_capture();
+        let output = match run_with_timeout(&ssh, self.timeout) {
+            Ok(Bounded::Finished(output)) => output,
+            Ok(Bounded::TimedOut) => {
+                return Err(error(SshFailure::TimedOut {
+                    after: self.timeout,
                 }))
-            })?;
+            }
+            Err(e) => {
+                return Err(error(SshFailure::NotStarted(
+                    if e.kind() == ErrorKind::NotFound {
+                        "ssh is not on PATH".into()
+                    } else {
+                        format!("cannot run ssh: {e}")
+                    },
+                )))
+            }
+        };
         if output.status.success() {
             return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
         }
@@ -104,6 +136,10 @@ impl SshTarget {
             SshFailure::Exited { .. } => format!(
                 "the command itself failed on {}; see its message, and try it there by hand",
                 self.host
+            ),
+            SshFailure::TimedOut { .. } => format!(
+                "{}:{} accepted the connection but the call did not end in time: check that sshd there answers (`ssh -p {} {}@{} true`) and that the command is not stuck there (zfs waits on a suspended pool)",
+                self.host, self.port, self.port, self.user, self.host
             ),
         }
     }
@@ -129,6 +165,9 @@ pub enum SshFailure {
     /// ssh exited non-zero: status 255 when ssh itself failed (connection,
     /// authentication, host key), otherwise the remote command's status.
     Exited { status: ExitStatus, stderr: String },
+    /// The call was still running after the target's timeout; ssh was
+    /// killed.
+    TimedOut { after: Duration },
 }
 
 impl SshError {
@@ -143,6 +182,12 @@ impl SshError {
                     self.command, self.target
                 )
             }
+            SshFailure::TimedOut { after } => format!(
+                "`{}` on {} did not finish within {}; ssh was killed",
+                self.command,
+                self.target,
+                seconds(*after)
+            ),
         }
     }
 
@@ -150,7 +195,7 @@ impl SshError {
     /// not start).
     pub fn stderr(&self) -> &str {
         match &self.failure {
-            SshFailure::NotStarted(_) => "",
+            SshFailure::NotStarted(_) | SshFailure::TimedOut { .. } => "",
             SshFailure::Exited { stderr, .. } => stderr,
         }
     }
@@ -189,6 +234,7 @@ mod tests {
             user: "backup".into(),
             identity_file: "/etc/zpersist/ssh/id".into(),
             known_hosts: "/etc/zpersist/known_hosts/nas".into(),
+            timeout: Duration::from_secs(60),
         }
     }
 
@@ -245,6 +291,10 @@ mod tests {
                 "StrictHostKeyChecking=yes",
                 "-o",
                 "ConnectTimeout=20",
+                "-o",
+                "ServerAliveInterval=15",
+                "-o",
+                "ServerAliveCountMax=3",
                 "-i",
                 "/etc/zpersist/ssh/id",
                 "-p",

@@ -2,6 +2,8 @@
 //! starts: a real remote shell splits the command line, so these prove the
 //! quoting, not just its text.
 
+use std::time::{Duration, Instant};
+
 use zpersist_e2e::sshd;
 use zpersist_ssh::{SshFailure, SshTarget};
 
@@ -12,6 +14,7 @@ fn test_sshd() -> SshTarget {
         user: sshd::USER.into(),
         identity_file: sshd::client_key(),
         known_hosts: sshd::known_hosts(),
+        timeout: Duration::from_secs(30),
     };
     if let Err(e) = target.run(&["true"]) {
         panic!(
@@ -106,6 +109,39 @@ fn a_target_that_does_not_answer_is_an_error_naming_it_with_help() {
     assert!(
         e.help
             .contains(&format!("pinned in {}", sshd::known_hosts())),
+        "{}",
+        e.help
+    );
+}
+
+#[test]
+fn a_remote_command_that_hangs_is_killed_at_the_timeout_naming_target_and_limit() {
+    // An authenticated session whose command never ends (as a zfs stuck on
+    // a suspended pool would): keepalives are answered, so only the
+    // wall-clock limit ends it.
+    let target = SshTarget {
+        timeout: Duration::from_secs(2),
+        ..test_sshd()
+    };
+    let started = Instant::now();
+    let e = target.run(&["sleep", "30"]).unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(5),
+        "{elapsed:?}"
+    );
+    assert_eq!(
+        e.failure,
+        SshFailure::TimedOut {
+            after: Duration::from_secs(2)
+        }
+    );
+    assert_eq!(
+        e.to_string(),
+        "`sleep 30` on root@127.0.0.1:58222 did not finish within 2 s; ssh was killed"
+    );
+    assert!(
+        e.help.contains("127.0.0.1:58222 accepted the connection"),
         "{}",
         e.help
     );

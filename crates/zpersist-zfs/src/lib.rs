@@ -4,6 +4,9 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
+
+use zpersist_host::{run_with_timeout, seconds, Bounded};
 
 use zpersist_core::observed::{ObservedPool, Source};
 use zpersist_core::replication::Snapshot;
@@ -18,6 +21,16 @@ pub struct ZfsError {
     pub argv: Vec<String>,
     /// zfs's own message (its stderr), or why it could not be started.
     pub message: String,
+}
+
+/// How a run killed at the limit of [`Zfs::with_timeout`] begins its message.
+const TIMED_OUT: &str = "did not finish within ";
+
+impl ZfsError {
+    /// Whether zfs was killed at the limit of [`Zfs::with_timeout`].
+    pub fn timed_out(&self) -> bool {
+        self.message.starts_with(TIMED_OUT)
+    }
 }
 
 fn display_argv(argv: &[String]) -> String {
@@ -37,12 +50,14 @@ fn display_argv(argv: &[String]) -> String {
 #[derive(Debug, Clone)]
 pub struct Zfs {
     program: PathBuf,
+    /// A wall-clock limit on each run, if any (see [`Zfs::with_timeout`]).
+    timeout: Option<Duration>,
 }
 
 impl Zfs {
     /// Finds `zfs` on PATH.
     pub fn from_path() -> Result<Zfs, ZfsError> {
-        which::which("zfs").map(|program| Zfs { program }).map_err(|e| ZfsError {
+        which::which("zfs").map(|program| Zfs { program, timeout: None }).map_err(|e| ZfsError {
             argv: vec!["zfs".into()],
             message: format!("cannot find `zfs` on PATH ({e}); install ZFS (or start zfs-fuse) and try again"),
         })
@@ -52,21 +67,43 @@ impl Zfs {
         &self.program
     }
 
-    /// Runs `zfs ARGS` to its end: `Err` only when it cannot be started.
+    /// This zfs with every run killed after `limit` (an error saying so),
+    /// for callers that must end even when zfs hangs (a suspended pool).
+    pub fn with_timeout(self, limit: Duration) -> Zfs {
+        Zfs {
+            timeout: Some(limit),
+            ..self
+        }
+    }
+
+    /// Runs `zfs ARGS` to its end: `Err` only when it cannot be started or
+    /// was killed at the timeout.
     fn execute<S: AsRef<str>>(&self, args: &[S]) -> Result<Finished, ZfsError> {
         let args: Vec<String> = args.iter().map(|a| a.as_ref().to_string()).collect();
         let mut argv = vec!["zfs".to_string()];
         argv.extend(args.iter().cloned());
-        let output = duct::cmd(&self.program, &args)
+        let zfs = duct::cmd(&self.program, &args)
             .stdin_null()
             .stdout_capture()
             .stderr_capture()
-            .unchecked()
-            .run()
-            .map_err(|e| ZfsError {
-                argv: argv.clone(),
-                message: format!("could not run {}: {e}", self.program.display()),
-            })?;
+            .unchecked();
+        let output = match self.timeout {
+            None => zfs.run(),
+            Some(limit) => match run_with_timeout(&zfs, limit) {
+                Ok(Bounded::Finished(output)) => Ok(output),
+                Ok(Bounded::TimedOut) => {
+                    return Err(ZfsError {
+                        argv,
+                        message: format!("{TIMED_OUT}{}; it was killed", seconds(limit)),
+                    })
+                }
+                Err(e) => Err(e),
+            },
+        }
+        .map_err(|e| ZfsError {
+            argv: argv.clone(),
+            message: format!("could not run {}: {e}", self.program.display()),
+        })?;
         let stderr = without_usage(&String::from_utf8_lossy(&output.stderr));
         Ok(Finished {
             message: if stderr.is_empty() {

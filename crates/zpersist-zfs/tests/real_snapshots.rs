@@ -17,6 +17,7 @@ fn test_sshd() -> SshTarget {
         user: sshd::USER.into(),
         identity_file: sshd::client_key(),
         known_hosts: sshd::known_hosts(),
+        timeout: std::time::Duration::from_secs(30),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod pool;
 pub mod sshd;
 pub mod syncoid;
 pub mod systemd;
+pub mod timed;
 pub mod units;
 pub mod zfs_fuse;
 

@@ -31,6 +31,25 @@ pub fn path_with_wrapper() -> String {
     )
 }
 
+/// Runs the real syncoid with `args` as this machine needs it
+/// (`--no-resume` first: zfs-fuse cannot resume a receive; the `zfs get -t`
+/// wrapper first on PATH): whether it succeeded, and its combined output.
+pub fn syncoid<S: AsRef<str>>(args: &[S]) -> (bool, String) {
+    let mut all = vec!["--no-resume".to_string()];
+    all.extend(args.iter().map(|a| a.as_ref().to_owned()));
+    let out = duct::cmd("syncoid", &all)
+        .env("PATH", path_with_wrapper())
+        .stderr_to_stdout()
+        .stdout_capture()
+        .unchecked()
+        .run()
+        .expect("syncoid runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 /// Splits a command line as lib.escapeShellArgs writes it (words, some in
 /// single quotes with '\'' for a quote).
 pub fn shell_words(line: &str) -> Vec<String> {
@@ -210,20 +229,7 @@ in {{
             .iter()
             .map(|a| self.localise(a.as_str().unwrap()))
             .collect();
-        // zfs-fuse cannot resume a receive.
-        let mut args = vec!["--no-resume".to_string()];
-        args.extend(argv[1..].iter().cloned());
-        let out = duct::cmd("syncoid", &args)
-            .env("PATH", path_with_wrapper())
-            .stderr_to_stdout()
-            .stdout_capture()
-            .unchecked()
-            .run()
-            .expect("syncoid runs");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
+        syncoid(&argv[1..])
     }
 
     /// [`Self::run_unit`], which must succeed; syncoid's output.
@@ -262,12 +268,30 @@ in {{
 /// Runs replication-lag (`program`) on `config`, a replication.json written
 /// to `scratch`'s scratch area: its exit code and stderr.
 pub fn lag_with_config(program: &str, config: &Value, scratch: &TestPool) -> (i32, String) {
+    let (code, _, stderr) = lag_json_with_config(program, config, scratch, &[]);
+    (code, stderr)
+}
+
+/// [`lag_with_config`] with `--json` and further `args`: its exit code,
+/// its measurements and its stderr.
+pub fn lag_json_with_config(
+    program: &str,
+    config: &Value,
+    scratch: &TestPool,
+    args: &[&str],
+) -> (i32, Vec<Value>, String) {
     let path = scratch.scratch("replication.json");
     std::fs::write(&path, config.to_string()).unwrap();
-    let out = run_lag(program, &["--config", path.as_str()]);
+    let mut all = vec!["--config", path.as_str(), "--json"];
+    all.extend(args);
+    let out = run_lag(program, &all);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let measurements: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("replication-lag printed no JSON ({e}): {stderr}"));
     (
         out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+        measurements.as_array().unwrap().clone(),
+        stderr,
     )
 }
 

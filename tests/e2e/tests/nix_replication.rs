@@ -214,6 +214,88 @@ fn units_get_the_notify_hook_ordering_parent_creation_and_intervals() {
 }
 
 #[test]
+fn every_wait_of_the_generated_units_is_bounded() {
+    let v = forge();
+    let units = v["units"].as_object().unwrap();
+    // Every ssh that zpersist or syncoid opens drops a silent peer.
+    for (name, argv) in v["syncoidArgv"].as_object().unwrap() {
+        let argv = strings(argv.clone());
+        for option in [
+            "ConnectTimeout=20",
+            "ServerAliveInterval=15",
+            "ServerAliveCountMax=3",
+        ] {
+            assert!(
+                argv.contains(&format!("--sshoption={option}")),
+                "{name}: {argv:?}"
+            );
+        }
+    }
+    for line in strings(
+        units["syncoid-media-tv-archive-to-offsite"]["serviceConfig"]["ExecStartPre"].clone(),
+    )
+    .into_iter()
+    .filter(|line| line.contains("/bin/ssh "))
+    {
+        assert!(
+            line.contains(
+                "-o 'ConnectTimeout=20' -o 'ServerAliveInterval=15' -o 'ServerAliveCountMax=3'"
+            ),
+            "{line}"
+        );
+    }
+    // A syncoid run (a oneshot: no start timeout of its own) ends at its
+    // target's runTimeout.
+    for name in [
+        "syncoid-services-to-nas",
+        "syncoid-media-tv-archive-to-offsite",
+    ] {
+        assert_eq!(
+            units[name]["serviceConfig"]["TimeoutStartSec"], "12h",
+            "{name}"
+        );
+    }
+    // The lag check: each call at most timeoutSeconds, and the oneshot
+    // (which systemd leaves unbounded) ends after the binary's own worst
+    // case: 3 calls per check, 4 checks, (60 + 2) s each, plus a minute.
+    let config: Value =
+        serde_json::from_str(v["etc"]["zpersist/replication.json"].as_str().unwrap()).unwrap();
+    assert_eq!(config["timeoutSeconds"], 60);
+    assert_eq!(
+        units["zpersist-replication-lag"]["serviceConfig"]["TimeoutStartSec"],
+        3 * 4 * (60 + 2) + 60
+    );
+    // Notifications: each delivery (all at once) and the journal read at
+    // most timeoutSeconds, then the unit: both plus a minute.
+    let context: Value =
+        serde_json::from_str(v["etc"]["zpersist/notify-context.json"].as_str().unwrap()).unwrap();
+    assert_eq!(context["timeoutSeconds"], 30);
+    assert_eq!(
+        units["zpersist-notify@"]["serviceConfig"]["TimeoutStartSec"],
+        2 * 30 + 60
+    );
+    // Both are the user's to change.
+    let v = view(&FORGE.replace(
+        "zpersist.pool = \"tank\";",
+        r#"zpersist.pool = "tank";
+  zpersist.replication.lag.timeoutSeconds = 10;
+  zpersist.notify.timeoutSeconds = 10;"#,
+    ));
+    assert_eq!(v["failed"], json!([]));
+    let config: Value =
+        serde_json::from_str(v["etc"]["zpersist/replication.json"].as_str().unwrap()).unwrap();
+    assert_eq!(config["timeoutSeconds"], 10);
+    assert_eq!(
+        v["units"]["zpersist-replication-lag"]["serviceConfig"]["TimeoutStartSec"],
+        3 * 4 * (10 + 2) + 60
+    );
+    assert_eq!(
+        v["units"]["zpersist-notify@"]["serviceConfig"]["TimeoutStartSec"],
+        2 * 10 + 60
+    );
+}
+
+#[test]
 fn host_keys_are_pinned_per_target_and_the_allow_sets_are_generated() {
     let v = forge();
     let etc = &v["etc"];
