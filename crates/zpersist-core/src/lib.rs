@@ -9,6 +9,7 @@ pub mod name;
 pub mod observed;
 pub mod plan;
 pub mod planner;
+pub mod preseed;
 pub mod property;
 pub mod replication;
 pub mod text;
