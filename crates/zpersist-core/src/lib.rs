@@ -13,6 +13,7 @@ pub mod preseed;
 pub mod property;
 pub mod replication;
 pub mod text;
+pub mod time;
 
 pub use observed::{DirState, HostFacts, ObservedPool, Source};
 pub use plan::{DatasetSpec, InvalidPlan, Plan, PlanProblem};
