@@ -3,6 +3,7 @@ pub mod binaries;
 pub mod nix;
 pub mod pool;
 pub mod sshd;
+pub mod stand_in;
 pub mod syncoid;
 pub mod systemd;
 pub mod zfs_fuse;

@@ -12,7 +12,7 @@
 //! regress. systemd is not PID 1 here: nothing is started.
 //!
 //! Two kinds of stand-ins, both test-only:
-//! - NIXPKGS_STAND_IN: the part of a unit nixpkgs' modules define (the
+//! - zpersist_e2e::stand_in: the part of a unit nixpkgs' modules define (the
 //!   services' ExecStart, sanoid's and each syncoid command's unit with the
 //!   argv tests/nix/syncoid-argv.nix renders), merged by the module system
 //!   with zpersist's additions exactly as on NixOS. It only defines units
@@ -34,7 +34,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 use serde_json::Value;
 use zpersist_e2e::binaries;
 use zpersist_e2e::nix::Eval;
-use zpersist_e2e::repo_root;
+use zpersist_e2e::stand_in::{self, Daemon};
 use zpersist_e2e::systemd::{self, UnitFile};
 
 /// forge with what the example leaves out: a snapshot template and a
@@ -59,40 +59,6 @@ const FORGE_EXTRAS: &str = r#"{
 
 /// luna as it is, plus a notification command.
 const LUNA_EXTRAS: &str = r#"{ zpersist.notify.command = "/usr/bin/logger"; }"#;
-
-/// TEST-ONLY: what nixpkgs' modules define for the units zpersist adds to
-/// (a daemon per service, sanoid, one syncoid unit per command with the
-/// argv of tests/nix/syncoid-argv.nix), with this machine's programs.
-/// `@DAEMONS@` and `@SYNCOID_ARGV@` are filled in by `stand_in`.
-const NIXPKGS_STAND_IN: &str = r#"{ config, lib, ... }:
-let
-  daemon = name: {
-    description = "stand-in for the ${name} service nixpkgs defines";
-    after = [ "network.target" ];
-    wantedBy = [ "multi-user.target" ];
-    serviceConfig.ExecStart = "/bin/sleep infinity";
-  };
-  syncoid = config.services.syncoid;
-  argv = import (/. + "@SYNCOID_ARGV@") { inherit lib syncoid; program = "/usr/sbin/syncoid"; };
-in
-{
-  systemd.services =
-    lib.genAttrs [ @DAEMONS@ ] daemon
-    // lib.optionalAttrs config.services.sanoid.enable {
-      sanoid = {
-        description = "Sanoid snapshot service";
-        after = [ "zfs.target" ];
-        startAt = config.services.sanoid.interval;
-        serviceConfig = { Type = "oneshot"; ExecStart = "/usr/sbin/sanoid --cron"; };
-      };
-    }
-    // lib.mapAttrs' (name: args: lib.nameValuePair "syncoid-${name}" {
-      description = "Syncoid ZFS synchronization from ${syncoid.commands.${name}.source}";
-      after = [ "zfs.target" ];
-      startAt = syncoid.interval;
-      serviceConfig = { Type = "oneshot"; ExecStart = lib.escapeShellArgs args; };
-    }) (if syncoid.enable then argv else { });
-}"#;
 
 /// OpenZFS's units (NixOS has them; zfs-fuse ships none), as minimal
 /// stand-ins so that verify resolves what zpersist's units name.
@@ -133,13 +99,8 @@ fn zpersist_binary_dir() -> Utf8PathBuf {
 }
 
 fn stand_in(daemons: &[&str]) -> String {
-    let names: Vec<String> = daemons.iter().map(|d| format!("\"{d}\"")).collect();
-    NIXPKGS_STAND_IN
-        .replace("@DAEMONS@", &names.join(" "))
-        .replace(
-            "@SYNCOID_ARGV@",
-            repo_root().join("tests/nix/syncoid-argv.nix").as_str(),
-        )
+    let daemons: Vec<Daemon> = daemons.iter().map(|d| Daemon::sleeping(d)).collect();
+    stand_in::nixpkgs_module(&daemons)
 }
 
 /// `systemd.services` of a host with `extras` and the nixpkgs stand-in.
