@@ -90,7 +90,9 @@ in
         IPAddressDeny = "any";
         RestrictNamespaces = true;
         RestrictRealtime = true;
-        RestrictSUIDSGID = true;
+        # No RestrictSUIDSGID: it forbids setting the setgid bit, and a
+        # plan's `mode` may ask for one (2775, a directory shared through
+        # its group; forge's media datasets do).
         LockPersonality = true;
         MemoryDenyWriteExecute = true;
         ProtectClock = true;
