@@ -72,13 +72,16 @@ in
         DevicePolicy = "closed";
         DeviceAllow = [ "/dev/zfs rw" ];
         # zfs ioctls need CAP_SYS_ADMIN (also for mount); chown/chmod of the
-        # mountpoint directories need CHOWN, FOWNER and DAC_* .
+        # mountpoint directories need CHOWN, FOWNER and DAC_*, and FSETID
+        # for a setgid mode on a directory of another group (without it
+        # the kernel silently drops the bit: 2775 became 775).
         CapabilityBoundingSet = [
           "CAP_SYS_ADMIN"
           "CAP_CHOWN"
           "CAP_FOWNER"
           "CAP_DAC_OVERRIDE"
           "CAP_DAC_READ_SEARCH"
+          "CAP_FSETID"
         ];
         NoNewPrivileges = true;
         # NSS lookups of owner/group (nscd) use AF_UNIX; libzfs talks to
