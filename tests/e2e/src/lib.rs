@@ -1,5 +1,7 @@
 //! Scaffolding for tests against real components. Never used by what users run.
 pub mod binaries;
+pub mod container;
+pub mod machine;
 pub mod nix;
 pub mod pool;
 pub mod sshd;
