@@ -13,6 +13,13 @@ let
 in
 {
   config = mkIf cfg.enable {
+    # A run that fails leaves datasets missing or out of shape: say so
+    # (docs/notify.md).
+    zpersist.notify.units."zpersist-datasets.service" = {
+      datasets = map (d: d.name) cfg.internal.plan.datasets;
+      summary = "ensure-datasets: the declared datasets of ${toString cfg.pool}, created and kept in shape";
+    };
+
     systemd.services.zpersist-datasets = {
       description = "zpersist: create the declared ZFS datasets and set their properties";
       documentation = [ "man:zfsprops(7)" ];
