@@ -5,10 +5,13 @@
 //! files, users and stand-in services installed as NixOS would install
 //! them (zpersist_e2e::machine), and watches what systemd does.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+use serde_json::Value;
 use zpersist_e2e::container::Container;
-use zpersist_e2e::machine::{self, Host, Machine, STAND_IN_LOG};
+use zpersist_e2e::machine::{self, Host, Machine, STAND_IN, STAND_IN_LOG};
+use zpersist_e2e::stand_in::Daemon;
 
 /// forge with a notification command that writes each event to the
 /// journal (tag `zpersist-event`), where the tests read it back.
@@ -145,4 +148,531 @@ fn boot_creates_the_datasets_and_starts_each_service_on_its_own() {
     assert_eq!(cycles, "", "ordering cycles at boot");
     let failed = c.exec_ok(&["systemctl", "--failed", "--no-legend", "--plain"]);
     assert_eq!(failed, "", "{}", c.diagnostics(&[]));
+}
+
+/// A local replication target whose pool is not there (a USB disk that is
+/// not plugged in): every syncoid run to it fails.
+const UNPLUGGED_TARGET: &str = r#"{
+  zpersist.replication.targets.usb.dataset = "usbpool/backup/forge";
+  zpersist.datasets."media/tv".replicateTo = [ "usb" ];
+}"#;
+
+/// The notification events in the journal, by failed unit.
+fn events(c: &Container) -> BTreeMap<String, Value> {
+    c.exec_ok(&[
+        "journalctl",
+        "--no-pager",
+        "-o",
+        "cat",
+        "-t",
+        "zpersist-event",
+    ])
+    .lines()
+    .filter(|l| l.starts_with('{'))
+    .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+    .map(|e| (e["unit"].as_str().unwrap().to_owned(), e))
+    .collect()
+}
+
+fn wait_for_event(c: &Container, unit: &str) -> Value {
+    c.wait_until(&format!("the notification about {unit}"), SETTLE, |c| {
+        let events = events(c);
+        events
+            .get(unit)
+            .cloned()
+            .ok_or_else(|| format!("events about {:?}", events.keys().collect::<Vec<_>>()))
+    })
+}
+
+/// The lines a stand-in wrote into its data directory (seen inside).
+fn stand_in_lines(c: &Container, dir: &str) -> Vec<String> {
+    let out = c.exec(&["cat", &format!("{dir}/{STAND_IN_LOG}")]);
+    out.stdout.lines().map(str::to_owned).collect()
+}
+
+/// The service's (dataset, mountpoint).
+fn service_dataset(machine: &Machine, name: &str) -> (String, String) {
+    let json = machine.services_json();
+    let s = &json["services"][name];
+    (
+        s["dataset"].as_str().unwrap().to_owned(),
+        s["mountpoint"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn assert_on_dataset(c: &Container, dir: &str, dataset: &str) {
+    let log = format!("{dir}/{STAND_IN_LOG}");
+    let source = c.exec_ok(&["findmnt", "-n", "-o", "SOURCE", "--target", &log]);
+    assert_eq!(source.trim(), dataset, "{log} is not on {dataset}");
+}
+
+const MIGRATE: &str = "/nix/store/00000000000000000000000000000000-zpersist/bin/migrate-to-dataset";
+
+#[test]
+fn a_dataset_that_cannot_be_mounted_keeps_only_its_service_down_and_failures_are_notified() {
+    let machine = forge().with_module(UNPLUGGED_TARGET).evaluate();
+    let (dataset, dir) = service_dataset(&machine, "sonarr");
+    let mut c = Container::new("unmountable");
+    // Sonarr ran before zpersist: its data directory holds files, which
+    // ensure-datasets refuses to hide under a new mount.
+    c.write(
+        &format!("{dir}/config.xml"),
+        "<Config><Port>8989</Port></Config>\n",
+        0o644,
+    );
+    machine::boot(&mut c, &machine);
+
+    let sonarr = [
+        "sonarr.service",
+        "zpersist-sonarr-mounted.service",
+        "zpersist-datasets.service",
+    ];
+    assert_eq!(
+        c.active_state("zpersist-datasets.service"),
+        "failed",
+        "{}",
+        c.diagnostics(&sonarr)
+    );
+    assert_eq!(
+        c.active_state("zpersist-sonarr-mounted.service"),
+        "failed",
+        "{}",
+        c.diagnostics(&sonarr)
+    );
+    assert_eq!(
+        c.active_state("sonarr.service"),
+        "inactive",
+        "{}",
+        c.diagnostics(&sonarr)
+    );
+    assert_eq!(
+        c.unit_property("sonarr.service", "ExecMainStartTimestampMonotonic"),
+        "0",
+        "sonarr.service ran"
+    );
+    assert!(stand_in_lines(&c, &dir).is_empty());
+    assert!(
+        c.exec(&["zfs", "list", &dataset]).code != Some(0),
+        "{dataset} was created"
+    );
+    // The others started, each on its own dataset.
+    for (name, other, mountpoint, _, units) in services(&machine) {
+        if name == "sonarr" {
+            continue;
+        }
+        for unit in &units {
+            assert_eq!(
+                c.active_state(unit),
+                "active",
+                "{}",
+                c.diagnostics(&[unit.as_str()])
+            );
+        }
+        assert_eq!(stand_in_lines(&c, &mountpoint).len(), 1, "{name}");
+        assert_on_dataset(&c, &mountpoint, &other);
+    }
+
+    // Each failure reached zpersist-notify@ with its context.
+    let check = wait_for_event(&c, "zpersist-sonarr-mounted.service");
+    assert_eq!(check["host"], "forge");
+    assert_eq!(check["kind"], "unit-failed");
+    assert_eq!(check["datasets"], serde_json::json!([dataset]));
+    assert_eq!(
+        check["summary"],
+        "mount check of sonarr's datasets: sonarr.service does not start until they are mounted"
+    );
+    let journal = check["journal"].to_string();
+    assert!(
+        journal.contains(&dataset),
+        "the check's journal names {dataset}: {check:#}"
+    );
+    let datasets = wait_for_event(&c, "zpersist-datasets.service");
+    assert!(
+        datasets["journal"]
+            .to_string()
+            .contains("already holds files"),
+        "{datasets:#}"
+    );
+    assert!(datasets["datasets"]
+        .as_array()
+        .unwrap()
+        .contains(&dataset.clone().into()));
+    // A failed syncoid, too (its target pool is not imported).
+    let syncoid = "syncoid-media-tv-to-usb.service";
+    let _ = c.exec(&["systemctl", "start", syncoid]);
+    assert_eq!(
+        c.active_state(syncoid),
+        "failed",
+        "{}",
+        c.diagnostics(&[syncoid])
+    );
+    let replication = wait_for_event(&c, syncoid);
+    assert_eq!(
+        replication["datasets"],
+        serde_json::json!(["tank/media/tv"])
+    );
+    assert_eq!(
+        replication["summary"],
+        "replication of tank/media/tv to usb (usbpool/backup/forge/media/tv on this host)"
+    );
+    assert!(
+        !replication["journal"].as_array().unwrap().is_empty(),
+        "syncoid's journal tail: {replication:#}"
+    );
+    for unit in [
+        "zpersist-sonarr-mounted.service",
+        "zpersist-datasets.service",
+        syncoid,
+    ] {
+        let notify = format!("zpersist-notify@{unit}.service");
+        assert_eq!(
+            c.unit_property(&notify, "Result"),
+            "success",
+            "{}",
+            c.diagnostics(&[&notify])
+        );
+    }
+
+    // The way out the message points at: migrate-to-dataset (sonarr is
+    // stopped: systemctl says so), then the service starts on its dataset.
+    let migrated = c.exec(&[MIGRATE, "sonarr"]);
+    assert!(migrated.success(), "{migrated:#?}");
+    c.exec_ok(&["systemctl", "start", "sonarr.service"]);
+    assert_eq!(
+        c.active_state("sonarr.service"),
+        "active",
+        "{}",
+        c.diagnostics(&sonarr)
+    );
+    assert_on_dataset(&c, &dir, &dataset);
+    assert_eq!(
+        c.exec_ok(&["cat", &format!("{dir}/config.xml")]),
+        "<Config><Port>8989</Port></Config>\n"
+    );
+    c.exec_ok(&["systemctl", "restart", "zpersist-datasets.service"]);
+    assert_eq!(c.active_state("zpersist-datasets.service"), "active");
+}
+
+/// forge before zpersist managed Sonarr: Sonarr runs from its nixpkgs
+/// unit, its data in a plain directory (nixpkgs' tmpfiles rule makes it).
+fn forge_without_sonarr(machine: &Machine) -> Host {
+    let (_, dir) = service_dataset(machine, "sonarr");
+    forge()
+        .with_module(&format!(
+            r#"{{ lib, ... }}: {{ zpersist.services.sonarr.enable = lib.mkForce false;
+                 systemd.tmpfiles.rules = [ "d '{dir}' 0700 sonarr sonarr - -" ]; }}"#
+        ))
+        .with_daemon(Daemon {
+            name: "sonarr".into(),
+            exec_start: format!("{STAND_IN} {dir}"),
+            user: Some("sonarr".into()),
+            group: Some("sonarr".into()),
+        })
+}
+
+#[test]
+fn migrate_to_dataset_refuses_while_systemd_says_the_unit_is_active() {
+    let with_sonarr = forge().evaluate();
+    let before = forge_without_sonarr(&with_sonarr).evaluate();
+    let (dataset, dir) = service_dataset(&with_sonarr, "sonarr");
+    let mut c = Container::new("migrate");
+    machine::boot(&mut c, &before);
+    assert_eq!(
+        c.active_state("sonarr.service"),
+        "active",
+        "{}",
+        c.diagnostics(&["sonarr.service"])
+    );
+    assert_eq!(stand_in_lines(&c, &dir).len(), 1);
+    assert!(
+        c.host_path(&format!("{dir}/{STAND_IN_LOG}")).exists(),
+        "a plain directory"
+    );
+
+    // The services file of the configuration to come (activation writes
+    // /etc before the switch restarts units). The stand-in holds nothing
+    // in the directory, so only systemd can tell that Sonarr runs.
+    let services = with_sonarr.etc["zpersist/services.json"]
+        .text
+        .clone()
+        .unwrap();
+    c.write("/etc/zpersist/services.json", services, 0o444);
+    let refused = c.exec(&[MIGRATE, "sonarr"]);
+    let said = format!("{}{}", refused.stdout, refused.stderr);
+    assert_eq!(refused.code, Some(1), "{said}");
+    assert!(said.contains("sonarr.service is active"), "{said}");
+    assert!(said.contains("systemctl stop sonarr.service"), "{said}");
+    assert!(
+        !said.contains("process(es) use"),
+        "the process scan found something: {said}"
+    );
+    assert!(!said.contains("systemd did not answer"), "{said}");
+    assert!(
+        c.exec(&["zfs", "list", &dataset]).code != Some(0),
+        "{dataset} was created"
+    );
+    assert_eq!(stand_in_lines(&c, &dir).len(), 1);
+    assert!(!c.host_path(&format!("{dir}.zpersist-new")).exists());
+
+    // Stopped, it moves; the switch then starts Sonarr on its dataset.
+    c.exec_ok(&["systemctl", "stop", "sonarr.service"]);
+    let migrated = c.exec(&[MIGRATE, "sonarr"]);
+    assert!(migrated.success(), "{migrated:#?}");
+    let switched = machine::switch(&c, &before, &with_sonarr);
+    assert!(
+        switched
+            .restarted
+            .contains(&"zpersist-datasets.service".to_string()),
+        "{switched:?}"
+    );
+    assert_eq!(
+        c.active_state("sonarr.service"),
+        "active",
+        "{}",
+        c.diagnostics(&["sonarr.service", "zpersist-sonarr-mounted.service"])
+    );
+    assert_eq!(
+        c.active_state("zpersist-datasets.service"),
+        "active",
+        "{}",
+        c.diagnostics(&["zpersist-datasets.service"])
+    );
+    assert_on_dataset(&c, &dir, &dataset);
+    assert_eq!(
+        stand_in_lines(&c, &dir).len(),
+        2,
+        "the first line was migrated"
+    );
+}
+
+/// An invocation id per unit: it changes whenever a unit is (re)started.
+fn invocations(c: &Container, units: &[String]) -> BTreeMap<String, String> {
+    units
+        .iter()
+        .map(|u| (u.clone(), c.unit_property(u, "InvocationID")))
+        .collect()
+}
+
+/// Every unit a service of `machine` has: its mount check and its units.
+fn service_units(machine: &Machine) -> Vec<String> {
+    services(machine)
+        .into_iter()
+        .flat_map(|(name, _, _, _, units)| {
+            std::iter::once(format!("zpersist-{name}-mounted.service")).chain(units)
+        })
+        .collect()
+}
+
+#[test]
+fn a_switch_creates_new_datasets_and_leaves_running_services_alone() {
+    let before = forge().evaluate();
+    let after = forge()
+        .with_module(
+            r#"{
+              zpersist.datasets."media/music" = { group = "media"; mode = "2775"; };
+              zpersist.services.navidrome = { enable = true; user = "navidrome"; group = "navidrome"; mode = "0750"; };
+              users.users.navidrome = { isSystemUser = true; group = "navidrome"; };
+              users.groups.navidrome = { };
+            }"#,
+        )
+        .evaluate();
+    let mut c = Container::new("switch");
+    machine::boot(&mut c, &before);
+    let units = service_units(&before);
+    let running = invocations(&c, &units);
+    for (unit, id) in &running {
+        assert!(
+            !id.is_empty() && c.active_state(unit) == "active",
+            "{}",
+            c.diagnostics(&[unit])
+        );
+    }
+
+    let switched = machine::switch(&c, &before, &after);
+    assert_eq!(
+        switched.restarted,
+        ["zpersist-datasets.service"],
+        "{switched:?}"
+    );
+    assert!(switched.stopped.is_empty(), "{switched:?}");
+    assert_eq!(
+        c.active_state("zpersist-datasets.service"),
+        "active",
+        "{}",
+        c.diagnostics(&["zpersist-datasets.service"])
+    );
+    for dataset in ["tank/media/music", "tank/services/navidrome"] {
+        let mounted = c.exec_ok(&["zfs", "get", "-H", "-o", "value", "mounted", dataset]);
+        assert_eq!(mounted.trim(), "yes", "{dataset}");
+    }
+    assert_eq!(
+        c.exec_ok(&["stat", "-c", "%a %G", "/srv/media/music"])
+            .trim(),
+        "2775 media"
+    );
+    assert_eq!(
+        c.active_state("navidrome.service"),
+        "active",
+        "{}",
+        c.diagnostics(&["navidrome.service", "zpersist-navidrome-mounted.service"])
+    );
+    assert_on_dataset(&c, "/var/lib/navidrome", "tank/services/navidrome");
+    assert_eq!(
+        invocations(&c, &units),
+        running,
+        "a running service was restarted"
+    );
+}
+
+/// Creation time and guid of every dataset: what changes if one is recreated.
+fn identities(c: &Container, machine: &Machine) -> String {
+    c.exec_ok(&[
+        "zfs",
+        "get",
+        "-H",
+        "-p",
+        "-o",
+        "name,property,value",
+        "-r",
+        "guid,creation",
+        machine.pool(),
+    ])
+}
+
+/// Mounts of zfs-fuse in the container (mountpoint and source).
+fn zfs_mounts(c: &Container) -> Vec<String> {
+    let mut mounts: Vec<String> = c
+        .exec_ok(&[
+            "findmnt",
+            "-n",
+            "-r",
+            "-t",
+            "fuse.zfs",
+            "-o",
+            "TARGET,SOURCE",
+        ])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    mounts.sort();
+    mounts
+}
+
+#[test]
+fn stop_start_and_reboot_recreate_nothing_and_leak_nothing() {
+    let machine = forge().evaluate();
+    let (dataset, dir) = service_dataset(&machine, "sonarr");
+    let mut c = Container::new("cycles");
+    machine::boot(&mut c, &machine);
+    let datasets = identities(&c, &machine);
+    let mounts = zfs_mounts(&c);
+    // The pool's root and every dataset but `services` (canmount=off).
+    assert_eq!(mounts.len(), 10, "{mounts:#?}");
+    let units = service_units(&machine);
+    let others: Vec<String> = units
+        .iter()
+        .filter(|u| !u.contains("sonarr"))
+        .cloned()
+        .collect();
+    let running = invocations(&c, &others);
+
+    for round in 1..=3 {
+        // systemd's start limit (5 in 10 s) is for crash loops, not for this.
+        c.exec_ok(&["systemctl", "reset-failed", "sonarr.service"]);
+        c.exec_ok(&["systemctl", "restart", "sonarr.service"]);
+        c.exec_ok(&["systemctl", "restart", "zpersist-datasets.service"]);
+        // Stopping the check stops Sonarr (Requires=); starting Sonarr
+        // runs the check again.
+        c.exec_ok(&["systemctl", "stop", "zpersist-sonarr-mounted.service"]);
+        assert_eq!(
+            c.active_state("sonarr.service"),
+            "inactive",
+            "round {round}"
+        );
+        c.exec_ok(&["systemctl", "start", "sonarr.service"]);
+        assert_eq!(
+            c.active_state("sonarr.service"),
+            "active",
+            "{}",
+            c.diagnostics(&["sonarr.service"])
+        );
+        assert_eq!(
+            stand_in_lines(&c, &dir).len(),
+            1 + 2 * round,
+            "round {round}"
+        );
+    }
+    let last = c.exec_ok(&[
+        "journalctl",
+        "--no-pager",
+        "-o",
+        "cat",
+        "-n",
+        "1",
+        "-u",
+        "zpersist-datasets.service",
+        "_COMM=ensure-datasets",
+    ]);
+    assert!(last.contains("datasets in shape, nothing to do"), "{last}");
+    assert_eq!(
+        identities(&c, &machine),
+        datasets,
+        "a dataset was recreated"
+    );
+    assert_eq!(zfs_mounts(&c), mounts, "mounts changed");
+    assert_on_dataset(&c, &dir, &dataset);
+    assert_eq!(
+        invocations(&c, &others),
+        running,
+        "another service was restarted"
+    );
+    let failed = c.exec_ok(&["systemctl", "--failed", "--no-legend", "--plain"]);
+    assert_eq!(failed, "", "{}", c.diagnostics(&[]));
+    // Nothing left running in the oneshots, no notification.
+    for unit in [
+        "zpersist-datasets.service",
+        "zpersist-sonarr-mounted.service",
+    ] {
+        let tasks = c.unit_property(unit, "TasksCurrent");
+        assert!(
+            tasks == "0" || tasks == "[not set]",
+            "{unit}: {tasks} tasks"
+        );
+    }
+    assert_eq!(events(&c), BTreeMap::new());
+
+    // A reboot finds the pool in shape and every service on its data.
+    c.reboot();
+    c.wait_for_jobs(SETTLE);
+    assert_eq!(
+        identities(&c, &machine),
+        datasets,
+        "a dataset was recreated at boot"
+    );
+    assert_eq!(zfs_mounts(&c), mounts, "mounts changed at boot");
+    let log = c.exec_ok(&[
+        "journalctl",
+        "-b",
+        "--no-pager",
+        "-o",
+        "cat",
+        "-u",
+        "zpersist-datasets.service",
+        "_COMM=ensure-datasets",
+    ]);
+    assert!(log.contains("datasets in shape, nothing to do"), "{log}");
+    for unit in &units {
+        assert_eq!(
+            c.active_state(unit),
+            "active",
+            "{}",
+            c.diagnostics(&[unit.as_str()])
+        );
+    }
+    assert_eq!(
+        stand_in_lines(&c, &dir).len(),
+        8,
+        "Sonarr's data survived the reboot"
+    );
+    assert_on_dataset(&c, &dir, &dataset);
 }
