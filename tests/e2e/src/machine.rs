@@ -776,3 +776,44 @@ pub fn switch(container: &Container, from: &Machine, to: &Machine) -> Switched {
     container.wait_for_jobs(Duration::from_secs(120));
     switched
 }
+
+// ---------------------------------------------------------------- lost data
+
+/// A dataset lost and given back empty, as after a replaced disk: stops
+/// `units`, destroys the dataset, and lets `zpersist-datasets.service`
+/// create it again (empty, with its declared properties and owner). The
+/// units are left stopped for the test to start.
+///
+/// The hook for preseeding (restore-if-empty from a replica, a snapshot
+/// or restic, announced in the README): its test wipes a dataset with
+/// this, starts the service, and checks that the service's pre-start
+/// (`ExecStartPre=`) restored the data before the stand-in wrote its line,
+/// and that a failed restore keeps the service down. Until then the
+/// service starts on the empty dataset (stop_start_and_reboot_... in
+/// tests/systemd_boot.rs checks exactly that).
+pub fn wipe_dataset(container: &Container, dataset: &str, units: &[&str]) {
+    let mut stop = vec!["systemctl", "stop", "--"];
+    stop.extend(units);
+    container.exec_ok(&stop);
+    // zfs-fuse unmounts asynchronously: "busy" passes after a moment.
+    container.wait_until(
+        &format!("{dataset} to be destroyed"),
+        Duration::from_secs(30),
+        |c| {
+            let out = c.exec(&["zfs", "destroy", "-r", dataset]);
+            if out.success() {
+                Ok(())
+            } else {
+                Err(out.stderr)
+            }
+        },
+    );
+    let _ = container.exec(&["systemctl", "restart", "zpersist-datasets.service"]);
+    let state = container.active_state("zpersist-datasets.service");
+    assert_eq!(
+        state,
+        "active",
+        "zpersist-datasets.service did not recreate {dataset}:\n{}",
+        container.diagnostics(&["zpersist-datasets.service"])
+    );
+}

@@ -144,6 +144,16 @@ fn boot_creates_the_datasets_and_starts_each_service_on_its_own() {
             );
         }
     }
+    // After the pool is imported and mounted.
+    let mounted = c.unit_property("zfs-mount.service", "ActiveEnterTimestampMonotonic");
+    let datasets_start = c.unit_property(
+        "zpersist-datasets.service",
+        "InactiveExitTimestampMonotonic",
+    );
+    assert!(
+        mounted.parse::<u64>().unwrap() <= datasets_start.parse::<u64>().unwrap(),
+        "zpersist-datasets.service started ({datasets_start}) before zfs-mount.service finished ({mounted})"
+    );
     let cycles = c.sh_ok("journalctl -b --no-pager -o cat | grep -i 'ordering cycle' || true");
     assert_eq!(cycles, "", "ordering cycles at boot");
     let failed = c.exec_ok(&["systemctl", "--failed", "--no-legend", "--plain"]);
@@ -517,6 +527,12 @@ fn a_switch_creates_new_datasets_and_leaves_running_services_alone() {
         c.diagnostics(&["navidrome.service", "zpersist-navidrome-mounted.service"])
     );
     assert_on_dataset(&c, "/var/lib/navidrome", "tank/services/navidrome");
+    // Its user came with the switch's activation, before the datasets unit ran.
+    assert_eq!(
+        c.exec_ok(&["stat", "-c", "%U %a", "/var/lib/navidrome"])
+            .trim(),
+        "navidrome 750"
+    );
     assert_eq!(
         invocations(&c, &units),
         running,
@@ -674,5 +690,13 @@ fn stop_start_and_reboot_recreate_nothing_and_leak_nothing() {
         8,
         "Sonarr's data survived the reboot"
     );
+    assert_on_dataset(&c, &dir, &dataset);
+
+    // Lost data: the dataset comes back empty and Sonarr starts on it.
+    // Preseeding (not there yet) will restore it first; its test starts
+    // from machine::wipe_dataset too, and turns this 1 into 8.
+    machine::wipe_dataset(&c, &dataset, &["sonarr.service"]);
+    c.exec_ok(&["systemctl", "start", "sonarr.service"]);
+    assert_eq!(stand_in_lines(&c, &dir).len(), 1, "a fresh, empty dataset");
     assert_on_dataset(&c, &dir, &dataset);
 }
