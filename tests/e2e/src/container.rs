@@ -506,6 +506,24 @@ impl Container {
         self.exec_ok(&["sh", "-c", script])
     }
 
+    /// `systemctl VERB UNITS...` (start, stop, restart, ...), panicking
+    /// with the status and journal of `units` and `also` when it fails.
+    pub fn systemctl(&self, verb: &str, units: &[&str], also: &[&str]) {
+        let mut args = vec!["systemctl", verb, "--"];
+        args.extend(units);
+        let output = self.exec(&args);
+        if !output.success() {
+            let all: Vec<&str> = units.iter().chain(also).copied().collect();
+            panic!(
+                "in {}: systemctl {verb} {units:?} failed:\n{}{}\n{}",
+                self.name,
+                output.stdout,
+                output.stderr,
+                self.diagnostics(&all)
+            );
+        }
+    }
+
     /// One property of a unit (`systemctl show -P`).
     pub fn unit_property(&self, unit: &str, property: &str) -> String {
         self.exec_ok(&["systemctl", "show", "-P", property, "--", unit])
@@ -530,6 +548,17 @@ impl Container {
             }
         });
         let _ = unit;
+    }
+
+    /// Waits until systemd has seen a file system mounted on `path` (its
+    /// `.mount` unit is active). zfs-fuse mounts asynchronously: `zfs
+    /// mount` and `zfs get mounted` may say yes before the kernel's mount
+    /// table, and so systemd, has the mount; a unit with
+    /// `RequiresMountsFor=` started in between fails on its mount unit.
+    pub fn wait_for_mount(&self, path: &str, timeout: Duration) {
+        let unit = self.exec_ok(&["systemd-escape", "--path", "--suffix=mount", path]);
+        let unit = unit.trim();
+        self.wait_for_state(unit, "active", timeout);
     }
 
     /// Waits until no job is queued or running (a start has settled).
@@ -574,8 +603,18 @@ impl Container {
     }
 
     /// What a failing test shows: the failed units, the job queue, and
-    /// `systemctl status` and `journalctl -u` of each unit in `units`.
+    /// `systemctl status` and `journalctl -u` of each unit in `units` and
+    /// of each failed unit.
     pub fn diagnostics(&self, units: &[&str]) -> String {
+        let failed = self
+            .exec(&["systemctl", "--failed", "--no-legend", "--plain"])
+            .stdout;
+        let mut units: Vec<&str> = units.to_vec();
+        for unit in failed.lines().filter_map(|l| l.split_whitespace().next()) {
+            if !units.contains(&unit) {
+                units.push(unit);
+            }
+        }
         let mut text = String::new();
         let mut show = |title: &str, args: &[&str]| {
             let output = self.exec(args);
@@ -592,7 +631,19 @@ impl Container {
             "systemctl list-jobs",
             &["systemctl", "list-jobs", "--no-legend"],
         );
-        for unit in units {
+        show(
+            "systemd's last messages",
+            &[
+                "journalctl",
+                "--no-pager",
+                "-o",
+                "short-monotonic",
+                "-n",
+                "50",
+                "_PID=1",
+            ],
+        );
+        for unit in &units {
             show(
                 &format!("systemctl status {unit}"),
                 &["systemctl", "status", "--no-pager", "--lines=0", "--", unit],

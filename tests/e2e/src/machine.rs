@@ -808,12 +808,7 @@ pub fn wipe_dataset(container: &Container, dataset: &str, units: &[&str]) {
             }
         },
     );
-    let _ = container.exec(&["systemctl", "restart", "zpersist-datasets.service"]);
-    let state = container.active_state("zpersist-datasets.service");
-    assert_eq!(
-        state,
-        "active",
-        "zpersist-datasets.service did not recreate {dataset}:\n{}",
-        container.diagnostics(&["zpersist-datasets.service"])
-    );
+    container.systemctl("restart", &["zpersist-datasets.service"], &[]);
+    let mountpoint = container.exec_ok(&["zfs", "get", "-H", "-o", "value", "mountpoint", dataset]);
+    container.wait_for_mount(mountpoint.trim(), Duration::from_secs(60));
 }

@@ -345,9 +345,12 @@ fn a_dataset_that_cannot_be_mounted_keeps_only_its_service_down_and_failures_are
 
     // The way out the message points at: migrate-to-dataset (sonarr is
     // stopped: systemctl says so), then the service starts on its dataset.
+    // Once the notifications are done, as an admin would come later.
+    c.wait_for_jobs(SETTLE);
     let migrated = c.exec(&[MIGRATE, "sonarr"]);
     assert!(migrated.success(), "{migrated:#?}");
-    c.exec_ok(&["systemctl", "start", "sonarr.service"]);
+    c.wait_for_mount(&dir, SETTLE);
+    c.systemctl("start", &["sonarr.service"], &[]);
     assert_eq!(
         c.active_state("sonarr.service"),
         "active",
@@ -359,7 +362,7 @@ fn a_dataset_that_cannot_be_mounted_keeps_only_its_service_down_and_failures_are
         c.exec_ok(&["cat", &format!("{dir}/config.xml")]),
         "<Config><Port>8989</Port></Config>\n"
     );
-    c.exec_ok(&["systemctl", "restart", "zpersist-datasets.service"]);
+    c.systemctl("restart", &["zpersist-datasets.service"], &[]);
     assert_eq!(c.active_state("zpersist-datasets.service"), "active");
 }
 
@@ -425,9 +428,10 @@ fn migrate_to_dataset_refuses_while_systemd_says_the_unit_is_active() {
     assert!(!c.host_path(&format!("{dir}.zpersist-new")).exists());
 
     // Stopped, it moves; the switch then starts Sonarr on its dataset.
-    c.exec_ok(&["systemctl", "stop", "sonarr.service"]);
+    c.systemctl("stop", &["sonarr.service"], &[]);
     let migrated = c.exec(&[MIGRATE, "sonarr"]);
     assert!(migrated.success(), "{migrated:#?}");
+    c.wait_for_mount(&dir, SETTLE);
     let switched = machine::switch(&c, &before, &with_sonarr);
     assert!(
         switched
@@ -595,17 +599,17 @@ fn stop_start_and_reboot_recreate_nothing_and_leak_nothing() {
     for round in 1..=3 {
         // systemd's start limit (5 in 10 s) is for crash loops, not for this.
         c.exec_ok(&["systemctl", "reset-failed", "sonarr.service"]);
-        c.exec_ok(&["systemctl", "restart", "sonarr.service"]);
-        c.exec_ok(&["systemctl", "restart", "zpersist-datasets.service"]);
+        c.systemctl("restart", &["sonarr.service"], &[]);
+        c.systemctl("restart", &["zpersist-datasets.service"], &[]);
         // Stopping the check stops Sonarr (Requires=); starting Sonarr
         // runs the check again.
-        c.exec_ok(&["systemctl", "stop", "zpersist-sonarr-mounted.service"]);
+        c.systemctl("stop", &["zpersist-sonarr-mounted.service"], &[]);
         assert_eq!(
             c.active_state("sonarr.service"),
             "inactive",
             "round {round}"
         );
-        c.exec_ok(&["systemctl", "start", "sonarr.service"]);
+        c.systemctl("start", &["sonarr.service"], &[]);
         assert_eq!(
             c.active_state("sonarr.service"),
             "active",
@@ -696,7 +700,7 @@ fn stop_start_and_reboot_recreate_nothing_and_leak_nothing() {
     // Preseeding (not there yet) will restore it first; its test starts
     // from machine::wipe_dataset too, and turns this 1 into 8.
     machine::wipe_dataset(&c, &dataset, &["sonarr.service"]);
-    c.exec_ok(&["systemctl", "start", "sonarr.service"]);
+    c.systemctl("start", &["sonarr.service"], &[]);
     assert_eq!(stand_in_lines(&c, &dir).len(), 1, "a fresh, empty dataset");
     assert_on_dataset(&c, &dir, &dataset);
 }
