@@ -393,7 +393,7 @@ impl Container {
                         fs::read_to_string(format!("/proc/{pid}/comm"))
                             .is_ok_and(|comm| comm.trim() == "systemd")
                     })
-                    .map_or(Err("no systemd child yet".to_string()), Ok)
+                    .ok_or_else(|| "no systemd child yet".to_string())
             },
         );
         self.leader = Some(leader);
@@ -534,6 +534,21 @@ impl Container {
     /// `ActiveState` of a unit: active, inactive, failed, activating...
     pub fn active_state(&self, unit: &str) -> String {
         self.unit_property(unit, "ActiveState")
+    }
+
+    /// Asserts that `unit` is in `state` now (`ActiveState`), showing the
+    /// diagnostics of `unit` and of `also` when it is not.
+    pub fn assert_state(&self, unit: &str, state: &str, also: &[&str]) {
+        let now = self.active_state(unit);
+        if now != state {
+            let mut units = vec![unit];
+            units.extend(also);
+            panic!(
+                "in {}: {unit} is {now}, not {state}\n{}",
+                self.name,
+                self.diagnostics(&units)
+            );
+        }
     }
 
     /// Waits until `unit` is in `state` (`ActiveState`), panicking with the

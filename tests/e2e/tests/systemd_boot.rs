@@ -26,8 +26,11 @@ fn forge() -> Host {
 
 const SETTLE: Duration = Duration::from_secs(60);
 
-/// Every service of services.json: (name, dataset, mountpoint, user, units).
-fn services(machine: &Machine) -> Vec<(String, String, String, Option<String>, Vec<String>)> {
+/// A service of services.json: name, dataset, mountpoint, user, units.
+type Service = (String, String, String, Option<String>, Vec<String>);
+
+/// Every service of services.json.
+fn services(machine: &Machine) -> Vec<Service> {
     let json = machine.services_json();
     json["services"]
         .as_object()
@@ -56,13 +59,7 @@ fn boot_creates_the_datasets_and_starts_each_service_on_its_own() {
     let mut c = Container::new("boot");
     machine::boot(&mut c, &machine);
 
-    let state = c.active_state("zpersist-datasets.service");
-    assert_eq!(
-        state,
-        "active",
-        "{}",
-        c.diagnostics(&["zpersist-datasets.service"])
-    );
+    c.assert_state("zpersist-datasets.service", "active", &[]);
     let listed = c.exec_ok(&["zfs", "list", "-H", "-o", "name", "-r", machine.pool()]);
     for dataset in machine.datasets() {
         assert!(
@@ -102,13 +99,7 @@ fn boot_creates_the_datasets_and_starts_each_service_on_its_own() {
     for (name, dataset, mountpoint, user, units) in services(&machine) {
         let check = format!("zpersist-{name}-mounted.service");
         for unit in std::iter::once(&check).chain(&units) {
-            let state = c.active_state(unit);
-            assert_eq!(
-                state,
-                "active",
-                "{}",
-                c.diagnostics(&[unit.as_str(), &check])
-            );
+            c.assert_state(unit, "active", &[&check]);
         }
         let log = format!("{mountpoint}/{STAND_IN_LOG}");
         let written = c.wait_until(&format!("{log} to be written"), SETTLE, |c| {
@@ -200,6 +191,23 @@ fn stand_in_lines(c: &Container, dir: &str) -> Vec<String> {
     out.stdout.lines().map(str::to_owned).collect()
 }
 
+/// Waits until a stand-in has written `n` lines (a started service
+/// writes its line a moment after `systemctl start` returns).
+fn wait_for_lines(c: &Container, dir: &str, n: usize, what: &str) {
+    c.wait_until(
+        &format!("{n} lines in {dir}/{STAND_IN_LOG} ({what})"),
+        SETTLE,
+        |c| {
+            let lines = stand_in_lines(c, dir);
+            if lines.len() == n {
+                Ok(())
+            } else {
+                Err(format!("{lines:?}"))
+            }
+        },
+    );
+}
+
 /// The service's (dataset, mountpoint).
 fn service_dataset(machine: &Machine, name: &str) -> (String, String) {
     let json = machine.services_json();
@@ -237,24 +245,9 @@ fn a_dataset_that_cannot_be_mounted_keeps_only_its_service_down_and_failures_are
         "zpersist-sonarr-mounted.service",
         "zpersist-datasets.service",
     ];
-    assert_eq!(
-        c.active_state("zpersist-datasets.service"),
-        "failed",
-        "{}",
-        c.diagnostics(&sonarr)
-    );
-    assert_eq!(
-        c.active_state("zpersist-sonarr-mounted.service"),
-        "failed",
-        "{}",
-        c.diagnostics(&sonarr)
-    );
-    assert_eq!(
-        c.active_state("sonarr.service"),
-        "inactive",
-        "{}",
-        c.diagnostics(&sonarr)
-    );
+    c.assert_state("zpersist-datasets.service", "failed", &sonarr);
+    c.assert_state("zpersist-sonarr-mounted.service", "failed", &sonarr);
+    c.assert_state("sonarr.service", "inactive", &sonarr);
     assert_eq!(
         c.unit_property("sonarr.service", "ExecMainStartTimestampMonotonic"),
         "0",
@@ -271,14 +264,9 @@ fn a_dataset_that_cannot_be_mounted_keeps_only_its_service_down_and_failures_are
             continue;
         }
         for unit in &units {
-            assert_eq!(
-                c.active_state(unit),
-                "active",
-                "{}",
-                c.diagnostics(&[unit.as_str()])
-            );
+            c.assert_state(unit, "active", &[]);
         }
-        assert_eq!(stand_in_lines(&c, &mountpoint).len(), 1, "{name}");
+        wait_for_lines(&c, &mountpoint, 1, &name);
         assert_on_dataset(&c, &mountpoint, &other);
     }
 
@@ -310,12 +298,7 @@ fn a_dataset_that_cannot_be_mounted_keeps_only_its_service_down_and_failures_are
     // A failed syncoid, too (its target pool is not imported).
     let syncoid = "syncoid-media-tv-to-usb.service";
     let _ = c.exec(&["systemctl", "start", syncoid]);
-    assert_eq!(
-        c.active_state(syncoid),
-        "failed",
-        "{}",
-        c.diagnostics(&[syncoid])
-    );
+    c.assert_state(syncoid, "failed", &[]);
     let replication = wait_for_event(&c, syncoid);
     assert_eq!(
         replication["datasets"],
@@ -351,19 +334,14 @@ fn a_dataset_that_cannot_be_mounted_keeps_only_its_service_down_and_failures_are
     assert!(migrated.success(), "{migrated:#?}");
     c.wait_for_mount(&dir, SETTLE);
     c.systemctl("start", &["sonarr.service"], &[]);
-    assert_eq!(
-        c.active_state("sonarr.service"),
-        "active",
-        "{}",
-        c.diagnostics(&sonarr)
-    );
+    c.assert_state("sonarr.service", "active", &sonarr);
     assert_on_dataset(&c, &dir, &dataset);
     assert_eq!(
         c.exec_ok(&["cat", &format!("{dir}/config.xml")]),
         "<Config><Port>8989</Port></Config>\n"
     );
     c.systemctl("restart", &["zpersist-datasets.service"], &[]);
-    assert_eq!(c.active_state("zpersist-datasets.service"), "active");
+    c.assert_state("zpersist-datasets.service", "active", &[]);
 }
 
 /// forge before zpersist managed Sonarr: Sonarr runs from its nixpkgs
@@ -390,13 +368,8 @@ fn migrate_to_dataset_refuses_while_systemd_says_the_unit_is_active() {
     let (dataset, dir) = service_dataset(&with_sonarr, "sonarr");
     let mut c = Container::new("migrate");
     machine::boot(&mut c, &before);
-    assert_eq!(
-        c.active_state("sonarr.service"),
-        "active",
-        "{}",
-        c.diagnostics(&["sonarr.service"])
-    );
-    assert_eq!(stand_in_lines(&c, &dir).len(), 1);
+    c.assert_state("sonarr.service", "active", &[]);
+    wait_for_lines(&c, &dir, 1, "Sonarr, before zpersist");
     assert!(
         c.host_path(&format!("{dir}/{STAND_IN_LOG}")).exists(),
         "a plain directory"
@@ -439,24 +412,14 @@ fn migrate_to_dataset_refuses_while_systemd_says_the_unit_is_active() {
             .contains(&"zpersist-datasets.service".to_string()),
         "{switched:?}"
     );
-    assert_eq!(
-        c.active_state("sonarr.service"),
+    c.assert_state(
+        "sonarr.service",
         "active",
-        "{}",
-        c.diagnostics(&["sonarr.service", "zpersist-sonarr-mounted.service"])
+        &["zpersist-sonarr-mounted.service"],
     );
-    assert_eq!(
-        c.active_state("zpersist-datasets.service"),
-        "active",
-        "{}",
-        c.diagnostics(&["zpersist-datasets.service"])
-    );
+    c.assert_state("zpersist-datasets.service", "active", &[]);
     assert_on_dataset(&c, &dir, &dataset);
-    assert_eq!(
-        stand_in_lines(&c, &dir).len(),
-        2,
-        "the first line was migrated"
-    );
+    wait_for_lines(&c, &dir, 2, "the first line was migrated");
 }
 
 /// An invocation id per unit: it changes whenever a unit is (re)started.
@@ -509,12 +472,7 @@ fn a_switch_creates_new_datasets_and_leaves_running_services_alone() {
         "{switched:?}"
     );
     assert!(switched.stopped.is_empty(), "{switched:?}");
-    assert_eq!(
-        c.active_state("zpersist-datasets.service"),
-        "active",
-        "{}",
-        c.diagnostics(&["zpersist-datasets.service"])
-    );
+    c.assert_state("zpersist-datasets.service", "active", &[]);
     for dataset in ["tank/media/music", "tank/services/navidrome"] {
         let mounted = c.exec_ok(&["zfs", "get", "-H", "-o", "value", "mounted", dataset]);
         assert_eq!(mounted.trim(), "yes", "{dataset}");
@@ -524,11 +482,10 @@ fn a_switch_creates_new_datasets_and_leaves_running_services_alone() {
             .trim(),
         "2775 media"
     );
-    assert_eq!(
-        c.active_state("navidrome.service"),
+    c.assert_state(
+        "navidrome.service",
         "active",
-        "{}",
-        c.diagnostics(&["navidrome.service", "zpersist-navidrome-mounted.service"])
+        &["zpersist-navidrome-mounted.service"],
     );
     assert_on_dataset(&c, "/var/lib/navidrome", "tank/services/navidrome");
     // Its user came with the switch's activation, before the datasets unit ran.
@@ -610,17 +567,8 @@ fn stop_start_and_reboot_recreate_nothing_and_leak_nothing() {
             "round {round}"
         );
         c.systemctl("start", &["sonarr.service"], &[]);
-        assert_eq!(
-            c.active_state("sonarr.service"),
-            "active",
-            "{}",
-            c.diagnostics(&["sonarr.service"])
-        );
-        assert_eq!(
-            stand_in_lines(&c, &dir).len(),
-            1 + 2 * round,
-            "round {round}"
-        );
+        c.assert_state("sonarr.service", "active", &[]);
+        wait_for_lines(&c, &dir, 1 + 2 * round, &format!("round {round}"));
     }
     let last = c.exec_ok(&[
         "journalctl",
@@ -682,18 +630,9 @@ fn stop_start_and_reboot_recreate_nothing_and_leak_nothing() {
     ]);
     assert!(log.contains("datasets in shape, nothing to do"), "{log}");
     for unit in &units {
-        assert_eq!(
-            c.active_state(unit),
-            "active",
-            "{}",
-            c.diagnostics(&[unit.as_str()])
-        );
+        c.assert_state(unit, "active", &[]);
     }
-    assert_eq!(
-        stand_in_lines(&c, &dir).len(),
-        8,
-        "Sonarr's data survived the reboot"
-    );
+    wait_for_lines(&c, &dir, 8, "Sonarr's data survived the reboot");
     assert_on_dataset(&c, &dir, &dataset);
 
     // Lost data: the dataset comes back empty and Sonarr starts on it.
@@ -701,6 +640,6 @@ fn stop_start_and_reboot_recreate_nothing_and_leak_nothing() {
     // from machine::wipe_dataset too, and turns this 1 into 8.
     machine::wipe_dataset(&c, &dataset, &["sonarr.service"]);
     c.systemctl("start", &["sonarr.service"], &[]);
-    assert_eq!(stand_in_lines(&c, &dir).len(), 1, "a fresh, empty dataset");
+    wait_for_lines(&c, &dir, 1, "a fresh, empty dataset");
     assert_on_dataset(&c, &dir, &dataset);
 }
