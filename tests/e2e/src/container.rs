@@ -16,7 +16,9 @@
 //!   `--property=DeviceAllow=` would have no effect, so there is none),
 //!   started through `setpriv
 //!   --pdeathsig TERM` so that a killed test still shuts its container
-//!   down (nspawn turns SIGTERM into an orderly poweroff). Commands run
+//!   down (nspawn turns SIGTERM into an orderly poweroff), from a cgroup
+//!   of its own (`zpersist-containers/<name>` in each process-tracking
+//!   hierarchy), so that parallel containers never share one. Commands run
 //!   inside with `nsenter -t <container's systemd> -a`, with a clean
 //!   environment.
 //! - **Names**: `zc<test pid>x<n><tag>`, the directory
@@ -196,8 +198,43 @@ fn stop_process(pid: u32, grace: Duration) {
     }
 }
 
+/// The cgroups a container runs in, one per hierarchy that tracks
+/// processes: the cgroup2 hierarchy and, on a machine with the legacy or
+/// hybrid layout (this one), the named `systemd` hierarchy. Without a
+/// systemd on the machine, `--keep-unit` leaves nspawn in the cgroup it
+/// was started in; were that the same for two containers, their systemds
+/// would manage one tree (`system.slice/<unit>` of one container killed
+/// with the other's: "219/CGROUP"). So each gets its own.
+fn cgroups(name: &str) -> Vec<Utf8PathBuf> {
+    let unified = if Utf8Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        Utf8Path::new("/sys/fs/cgroup")
+    } else {
+        Utf8Path::new("/sys/fs/cgroup/unified")
+    };
+    [unified, Utf8Path::new("/sys/fs/cgroup/systemd")]
+        .iter()
+        .filter(|root| root.join("cgroup.procs").exists())
+        .map(|root| root.join("zpersist-containers").join(name))
+        .collect()
+}
+
+/// Removes a cgroup tree, deepest first (what the container's systemd
+/// left in it; empty once everything in it has exited).
+fn remove_cgroup(dir: &Utf8Path) {
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                if let Ok(path) = Utf8PathBuf::try_from(entry.path()) {
+                    remove_cgroup(&path);
+                }
+            }
+        }
+    }
+    let _ = fs::remove_dir(dir);
+}
+
 /// Removes what a container left: its nspawn (by the pid it recorded), the
-/// overlay mount and the directory.
+/// overlay mount, its cgroups and the directory.
 fn remove_leftovers(dir: &Utf8Path) {
     if let Ok(pid) = fs::read_to_string(dir.join("nspawn.pid")) {
         if let Ok(pid) = pid.trim().parse::<u32>() {
@@ -217,6 +254,11 @@ fn remove_leftovers(dir: &Utf8Path) {
             let _ = Command::new("umount")
                 .args(["-l", merged.as_str()])
                 .status();
+        }
+    }
+    if let Some(name) = dir.file_name() {
+        for cgroup in cgroups(name) {
+            remove_cgroup(&cgroup);
         }
     }
     let _ = fs::remove_dir_all(dir);
@@ -353,8 +395,26 @@ impl Container {
             .open(self.dir.join("console.log"))
             .unwrap();
         writeln!(&console, "===== boot {} =====", self.boots).unwrap();
-        let child = Command::new("setpriv")
-            .args(["--pdeathsig", "TERM", "systemd-nspawn"])
+        // Into a cgroup of its own first (see cgroups()), then setpriv, then nspawn.
+        let procs: Vec<String> = cgroups(&self.name)
+            .iter()
+            .map(|dir| {
+                fs::create_dir_all(dir)
+                    .unwrap_or_else(|e| panic!("error: cannot create the cgroup {dir}: {e}"));
+                dir.join("cgroup.procs").to_string()
+            })
+            .collect();
+        let child = Command::new("sh")
+            .args([
+                "-c",
+                "for procs in $ZPERSIST_CGROUP_PROCS; do echo $$ >\"$procs\" || exit 1; done; exec \"$@\"",
+                "sh",
+                "setpriv",
+                "--pdeathsig",
+                "TERM",
+                "systemd-nspawn",
+            ])
+            .env("ZPERSIST_CGROUP_PROCS", procs.join(" "))
             .args(["--directory", self.root.as_str()])
             .arg(format!("--machine={}", self.name))
             .args([

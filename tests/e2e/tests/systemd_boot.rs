@@ -147,6 +147,9 @@ fn boot_creates_the_datasets_and_starts_each_service_on_its_own() {
     );
     let cycles = c.sh_ok("journalctl -b --no-pager -o cat | grep -i 'ordering cycle' || true");
     assert_eq!(cycles, "", "ordering cycles at boot");
+    // The harness itself: this container's systemd alone manages its cgroups.
+    let cgroups = c.sh_ok("journalctl -b --no-pager -o cat | grep 'control group' || true");
+    assert_eq!(cgroups, "", "the container shares its cgroups with another");
     let failed = c.exec_ok(&["systemctl", "--failed", "--no-legend", "--plain"]);
     assert_eq!(failed, "", "{}", c.diagnostics(&[]));
 }
