@@ -526,6 +526,16 @@ in
     (mkIf (cfg.enable && anyEnabled) {
       systemd.services = mkMerge (mapAttrsToList unitsFor enabled);
       systemd.tmpfiles.rules = map tmpfilesRule (lib.attrValues enabled);
+      # A failed check keeps the service down: say so (docs/notify.md).
+      zpersist.notify.units = lib.mapAttrs' (
+        name: s:
+        lib.nameValuePair "${checkUnit name}.service" {
+          datasets = map (m: "${toString cfg.pool}/${m.dataset}") (mountsOf s);
+          summary = "mount check of ${name}'s datasets: ${concatStringsSep ", " s.units} ${
+            if length s.units == 1 then "does" else "do"
+          } not start until they are mounted";
+        }
+      ) enabled;
       environment.etc."zpersist/services.json".text = builtins.toJSON servicesPlan;
       # migrate-to-dataset on PATH, and rsync, which it copies with.
       environment.systemPackages = [

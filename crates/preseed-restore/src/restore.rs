@@ -1007,7 +1007,4 @@ mod tests {
         assert!(holds_data(&dir).unwrap());
         fs::remove_dir_all(&dir).unwrap();
     }
-
-    #[test]
-    }
 }
