@@ -563,7 +563,7 @@ impl Run<'_> {
         }
 
         let props = self
-            .props(&plan.dataset, &["mounted", "mountpoint", "referenced", PROP_PRESEED])?
+            .props(&plan.dataset, &["mounted", "mountpoint", PROP_PRESEED])?
             .ok_or_else(|| {
                 fail(
                     format!("{} does not exist", plan.dataset),
@@ -599,14 +599,7 @@ impl Run<'_> {
         let answers = if holds {
             Vec::new()
         } else {
-            sources::ask_all(
-                plan,
-                &self.zfs,
-                props
-                    .get("referenced")
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0),
-            )
+            sources::ask_all(plan, &self.zfs)
         };
         self.report.sources = source_reports(plan, &answers);
         match decide(
@@ -728,17 +721,17 @@ fn by_hand(plan: &PreseedPlan, point: &RestorePoint) -> Vec<String> {
         Some(send) => lines.push(format!(
             "{} | zfs receive -u {}",
             q(&send),
-            q(&[sibling.clone()])
+            zpersist_ssh::shell_quote(&sibling)
         )),
         None => {
             if let SourceSpec::Restic(r) = &plan.sources[point.source] {
                 lines.push(format!("zfs create -o canmount=noauto -o mountpoint=/mnt/restore {sibling} && zfs mount {sibling}"));
                 lines.push(format!(
                     "restic -r {} --password-file {} restore {} --target /mnt/restore/.staging --include {}",
-                    q(&[r.repository.clone()]),
-                    q(&[r.password_file.clone()]),
+                    zpersist_ssh::shell_quote(&r.repository),
+                    zpersist_ssh::shell_quote(&r.password_file),
                     point.reference,
-                    q(&[r.path.clone()])
+                    zpersist_ssh::shell_quote(&r.path)
                 ));
                 lines.push(format!("mv /mnt/restore/.staging{}/* /mnt/restore/ && rmdir -p --ignore-fail-on-non-empty /mnt/restore/.staging{} ; zfs unmount {sibling}", r.path, r.path));
             }
@@ -869,7 +862,7 @@ fn stop_receives_into(sibling: &str) {
         };
         let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
         let is_receive = args.iter().any(|a| *a == b"receive" || *a == b"recv")
-            && args.iter().any(|a| *a == sibling.as_bytes());
+            && args.contains(&sibling.as_bytes());
         if is_receive && pid != std::process::id() {
             pids.push(pid);
         }

@@ -4,9 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use zpersist_core::preseed::{
-    may_hold_data, PreseedPlan, ReplicaSource, RestorePoint, SourceAnswer, SourceSpec,
-};
+use zpersist_core::preseed::{PreseedPlan, ReplicaSource, RestorePoint, SourceAnswer, SourceSpec};
 use zpersist_core::replication::Snapshot;
 use zpersist_restic::Repository;
 use zpersist_ssh::SshTarget;
@@ -98,9 +96,8 @@ impl<'a> Replica<'a> {
     }
 }
 
-/// Asks every source for its restore points. `baseline` is what the emptied
-/// dataset references now (for local snapshots).
-pub fn ask_all(plan: &PreseedPlan, zfs: &Zfs, baseline: u64) -> Vec<SourceAnswer> {
+/// Asks every source for its restore points.
+pub fn ask_all(plan: &PreseedPlan, zfs: &Zfs) -> Vec<SourceAnswer> {
     let timeout = Duration::from_secs(plan.timeout_seconds);
     plan.sources
         .iter()
@@ -118,7 +115,7 @@ pub fn ask_all(plan: &PreseedPlan, zfs: &Zfs, baseline: u64) -> Vec<SourceAnswer
                         })
                         .collect()
                 }),
-                SourceSpec::Local(_) => local_points(plan, zfs, index, baseline),
+                SourceSpec::Local(_) => local_points(plan, zfs, index),
                 SourceSpec::Restic(r) => restic(r, plan)
                     .snapshots()
                     .map(|snapshots| {
@@ -142,58 +139,22 @@ pub fn ask_all(plan: &PreseedPlan, zfs: &Zfs, baseline: u64) -> Vec<SourceAnswer
         .collect()
 }
 
-/// This dataset's own snapshots that reference more than it does now.
-fn local_points(
-    plan: &PreseedPlan,
-    zfs: &Zfs,
-    index: usize,
-    baseline: u64,
-) -> Result<Vec<RestorePoint>, String> {
-    let out = zfs
-        .run(&[
-            "get",
-            "-H",
-            "-p",
-            "-o",
-            "name,property,value",
-            "-d",
-            "1",
-            "creation,referenced",
-            &plan.dataset,
-        ])
-        .map_err(|e| e.to_string())?;
-    let mut by_name: std::collections::BTreeMap<String, (Option<i64>, Option<u64>)> =
-        Default::default();
-    for line in out.lines() {
-        let mut fields = line.split('\t');
-        let (Some(name), Some(property), Some(value)) =
-            (fields.next(), fields.next(), fields.next())
-        else {
-            continue;
-        };
-        let Some((dataset, snapshot)) = name.split_once('@') else {
-            continue;
-        };
-        if dataset != plan.dataset {
-            continue;
-        }
-        let entry = by_name.entry(snapshot.to_string()).or_default();
-        match property {
-            "creation" => entry.0 = value.parse().ok(),
-            "referenced" => entry.1 = value.parse().ok(),
-            _ => {}
-        }
-    }
-    Ok(by_name
+/// This dataset's own snapshots (not a child's), any naming. Which of them
+/// hold data is found once one is received: the dataset's `referenced` is
+/// no guide (frees are accounted a few seconds late, and a tiny file weighs
+/// no more than an empty directory).
+fn local_points(plan: &PreseedPlan, zfs: &Zfs, index: usize) -> Result<Vec<RestorePoint>, String> {
+    let snapshots = zfs
+        .snapshots(&plan.dataset)
+        .map_err(|e| e.to_string())?
+        .unwrap_or_default();
+    Ok(snapshots
         .into_iter()
-        .filter_map(|(snapshot, (creation, referenced))| {
-            let (creation, referenced) = (creation?, referenced?);
-            may_hold_data(referenced, baseline).then(|| RestorePoint {
-                source: index,
-                label: format!("local:{}@{snapshot}", plan.dataset),
-                created: creation,
-                reference: format!("{}@{snapshot}", plan.dataset),
-            })
+        .map(|s| RestorePoint {
+            source: index,
+            label: format!("local:{}@{}", plan.dataset, s.name),
+            created: s.creation,
+            reference: format!("{}@{}", plan.dataset, s.name),
         })
         .collect())
 }

@@ -282,7 +282,8 @@ pub struct RestorePoint {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase", tag = "answer")]
 pub enum SourceAnswer {
-    /// Its points that may hold data, any order.
+    /// Its restore points, any order (which hold data is found once one is
+    /// received).
     Points { points: Vec<RestorePoint> },
     /// It could not be asked: unreachable, timed out, refused.
     Failed { error: String },
@@ -382,14 +383,6 @@ pub fn decide(
             warnings,
         }
     }
-}
-
-/// Local snapshots that may hold data: those referencing more than the
-/// emptied dataset does now (same pool, so the same overhead). The real test
-/// is made once a point is received; this only spares receiving snapshots
-/// of the emptied dataset itself.
-pub fn may_hold_data(snapshot_referenced: u64, empty_dataset_referenced: u64) -> bool {
-    snapshot_referenced > empty_dataset_referenced
 }
 
 /// How far a restore has come; written to the journal after each step.
