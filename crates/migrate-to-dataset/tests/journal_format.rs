@@ -55,21 +55,32 @@ fn without_times(mut journal: Value) -> Value {
     journal
 }
 
+/// A migration of `fixed_tree` into `services/NAME`, aborted at `point`:
+/// its dataset, its path, and the fixture's journal for them.
+fn crashed_at(pool: &TestPool, name: &str, point: &str) -> (String, Utf8PathBuf, String) {
+    let dataset = pool.ds(&format!("services/{name}"));
+    let path = pool.scratch(&format!("var-lib/{name}"));
+    fixed_tree(&path);
+    let env = BTreeMap::from([("ZPERSIST_MIGRATE_FAILPOINT", point)]);
+    let crashed = run_recorded(binary(), &args(&dataset, &path), &env);
+    assert_ne!(crashed.code, 0, "{crashed:#?}");
+    assert!(
+        crashed.stderr.contains(&format!("failpoint {point}")),
+        "{crashed:#?}"
+    );
+    let journal = FIXTURE
+        .replace("@DATASET@", &dataset)
+        .replace("@PATH@", path.as_str());
+    (dataset, path, journal)
+}
+
 #[test]
 fn a_migration_interrupted_by_the_previous_binary_resumes_with_this_one() {
     let pool = TestPool::new("migfmt");
 
     // This binary, aborted at the same point, writes the same journal.
-    let dataset = pool.ds("services/same");
-    let path = pool.scratch("var-lib/same");
-    fixed_tree(&path);
-    let env = BTreeMap::from([("ZPERSIST_MIGRATE_FAILPOINT", "journaled:verify")]);
-    let crashed = run_recorded(binary(), &args(&dataset, &path), &env);
-    assert_ne!(crashed.code, 0, "{crashed:#?}");
+    let (_, path, expected) = crashed_at(&pool, "same", "journaled:verify");
     let written = std::fs::read_to_string(journal_path(&path)).unwrap();
-    let expected = FIXTURE
-        .replace("@DATASET@", &dataset)
-        .replace("@PATH@", path.as_str());
     assert_eq!(
         without_times(serde_json::from_str(&written).unwrap()),
         without_times(serde_json::from_str(&expected).unwrap()),
@@ -78,15 +89,7 @@ fn a_migration_interrupted_by_the_previous_binary_resumes_with_this_one() {
 
     // A tree the previous binary copied and verified (the same state this
     // binary leaves right after the verification), with its journal.
-    let dataset = pool.ds("services/old");
-    let path = pool.scratch("var-lib/old");
-    fixed_tree(&path);
-    let env = BTreeMap::from([("ZPERSIST_MIGRATE_FAILPOINT", "after:verify")]);
-    let crashed = run_recorded(binary(), &args(&dataset, &path), &env);
-    assert_ne!(crashed.code, 0, "{crashed:#?}");
-    let old = FIXTURE
-        .replace("@DATASET@", &dataset)
-        .replace("@PATH@", path.as_str());
+    let (dataset, path, old) = crashed_at(&pool, "old", "after:verify");
     std::fs::write(journal_path(&path), &old).unwrap();
 
     let rerun = run_recorded(binary(), &args(&dataset, &path), &BTreeMap::new());
