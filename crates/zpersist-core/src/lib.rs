@@ -3,6 +3,7 @@
 //! computation. No I/O and no processes: adapters feed it facts, binaries
 //! carry out what it decides.
 
+pub mod facts;
 pub mod json;
 pub mod migration;
 pub mod name;
@@ -12,10 +13,11 @@ pub mod planner;
 pub mod preseed;
 pub mod property;
 pub mod replication;
+pub mod steps;
 pub mod text;
 pub mod time;
 
 pub use observed::{DirState, HostFacts, ObservedPool, Source};
 pub use plan::{DatasetSpec, InvalidPlan, Plan, PlanProblem};
 pub use planner::{plan_actions, Action, Drift, Outcome, Problem};
-pub use text::shown;
+pub use text::{human_bytes, shown};
