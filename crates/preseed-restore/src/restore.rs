@@ -18,6 +18,9 @@ use zpersist_core::preseed::{
 };
 use zpersist_core::property::is_create_only;
 use zpersist_core::time::rfc3339;
+use zpersist_host::failpoint::Failpoints;
+use zpersist_host::manifest::holds_data;
+use zpersist_zfs::dataset::{is_busy, mount_retrying, unmount_retrying};
 use zpersist_zfs::Zfs;
 
 use crate::sources;
@@ -85,15 +88,12 @@ fn now() -> i64 {
 }
 
 /// `ZPERSIST_PRESEED_FAILPOINT=after:STEP` aborts right after STEP's effect,
-/// before the journal records it; `journaled:STEP` right after it does;
+/// before the journal records it; `journaled:STAGE` right after it does;
 /// `during:fill` once the stream into the sibling has begun. Tests only.
+const FAILPOINTS: Failpoints = Failpoints::new("ZPERSIST_PRESEED_FAILPOINT", "preseed-restore");
+
 fn failpoint(when: &str, step: &str) {
-    if let Ok(point) = std::env::var("ZPERSIST_PRESEED_FAILPOINT") {
-        if point == format!("{when}:{step}") {
-            eprintln!("preseed-restore: failpoint {point}: aborting");
-            std::process::abort();
-        }
-    }
+    FAILPOINTS.check(when, step);
 }
 
 struct Run<'a> {
@@ -153,7 +153,7 @@ impl Run<'_> {
         for attempt in 0..8 {
             match self.zfs.run(args) {
                 Ok(_) => return Ok(()),
-                Err(e) if attempt < 7 && (e.message.contains("busy") || e.message.contains("Device or resource busy")) => {
+                Err(e) if attempt < 7 && is_busy(&e) => {
                     std::thread::sleep(delay);
                     delay = (delay * 2).min(Duration::from_secs(2));
                 }
@@ -169,13 +169,21 @@ impl Run<'_> {
     }
 
     fn unmount(&self, dataset: &str) -> Result<(), Failure> {
-        let mounted = self
-            .props(dataset, &["mounted"])?
-            .and_then(|p| p.get("mounted").cloned());
-        if mounted.as_deref() == Some("yes") {
-            self.zfs_busy_retry(&["unmount", dataset])?;
-        }
-        Ok(())
+        unmount_retrying(&self.zfs, dataset).map_err(|e| {
+            fail(
+                format!("cannot unmount {dataset}: {e}"),
+                "something holds it open; stop it and start the service again: the restore resumes",
+            )
+        })
+    }
+
+    fn mount(&self, dataset: &str) -> Result<(), Failure> {
+        mount_retrying(&self.zfs, dataset).map_err(|e| {
+            fail(
+                format!("cannot mount {dataset}: {e}"),
+                "see zfs's message; fix it and start the service again: the restore resumes",
+            )
+        })
     }
 
     /// Destroys the sibling, only if it is preseed's own for this service.
@@ -285,7 +293,7 @@ impl Run<'_> {
                     &format!("{PROP_SIBLING}={}", self.plan.service),
                     &sibling,
                 ])?;
-                self.zfs_busy_retry(&["mount", &sibling])?;
+                self.mount(&sibling)?;
                 sources::restic_into(self.plan, point, Path::new(&private)).map_err(|e| {
                     fail(e, "check the repository, its password and credential files, then start the service again")
                 })?;
@@ -300,7 +308,7 @@ impl Run<'_> {
     fn verify(&mut self) -> Result<bool, Failure> {
         let sibling = self.plan.sibling();
         let private = self.private_mount();
-        self.zfs_busy_retry(&["mount", &sibling])?;
+        self.mount(&sibling)?;
         let holds = holds_data(Path::new(&private)).map_err(|e| {
             fail(
                 format!("cannot read {private} (the restored data): {e}"),
@@ -798,24 +806,6 @@ fn pool_health(pool: &str) -> Result<String, Failure> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// Whether the tree holds anything but directories: a regular file, a
-/// symlink, a device, a FIFO, a socket anywhere. Empty directories (made by
-/// tmpfiles) do not count. Stops at the first one.
-pub fn holds_data(root: &Path) -> io::Result<bool> {
-    let mut pending = vec![root.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in fs::read_dir(&dir)? {
-            let entry = entry?;
-            if entry.file_type()?.is_dir() {
-                pending.push(entry.path());
-            } else {
-                return Ok(true);
-            }
-        }
-    }
-    Ok(false)
-}
-
 /// Gives entries owned by `uid.0`/`gid.0` the ids `uid.1`/`gid.1`,
 /// symlinks themselves included. The number of entries changed.
 fn remap_tree(root: &Path, uid: Option<(u32, u32)>, gid: Option<(u32, u32)>) -> io::Result<usize> {
@@ -984,20 +974,4 @@ fn human(bytes: u64) -> String {
         unit += 1;
     }
     format!("{value:.1} {}", units[unit])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn empty_directories_are_not_data_anything_else_is() {
-        let dir = std::env::temp_dir().join(format!("zpersist-holds-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(dir.join("a/b/c")).unwrap();
-        assert!(!holds_data(&dir).unwrap());
-        std::os::unix::fs::symlink("nowhere", dir.join("a/b/link")).unwrap();
-        assert!(holds_data(&dir).unwrap());
-        fs::remove_dir_all(&dir).unwrap();
-    }
 }
