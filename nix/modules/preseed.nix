@@ -255,6 +255,10 @@ in
           wants = [ "network-online.target" ];
           before = s.units;
           requiredBy = s.units;
+          # It runs at every start of the service (two zfs calls when the
+          # data is there): systemd's default start limit (5 in 10 s) would
+          # make a quickly restarting service fail here instead.
+          unitConfig.StartLimitIntervalSec = 0;
           # The booted system's zfs first (see zpersist-datasets.service).
           path = [
             "/run/booted-system/sw"

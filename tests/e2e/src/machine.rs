@@ -447,6 +447,15 @@ fn install_store_path(container: &Container, path: &str) {
                 container.symlink(&format!("{path}/bin/{name}"), &program);
             }
         }
+        // zfs-fuse's zfs runs `umount` from PATH to unmount; NixOS's zfs
+        // finds util-linux itself (and OpenZFS unmounts with umount2), so a
+        // unit's PATH need not hold it: the stand-in brings it along.
+        if package == "zfs-user" {
+            for program in ["/bin/mount", "/bin/umount"] {
+                let name = Utf8Path::new(program).file_name().unwrap();
+                container.symlink(&format!("{path}/bin/{name}"), program);
+            }
+        }
         return;
     }
     let host = Utf8Path::new(path);
