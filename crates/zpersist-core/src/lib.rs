@@ -11,6 +11,7 @@ pub mod plan;
 pub mod planner;
 pub mod property;
 pub mod replication;
+pub mod rules;
 pub mod text;
 
 pub use observed::{DirState, HostFacts, ObservedPool, Source};
