@@ -3,6 +3,7 @@
 { lib }:
 {
   names = import ./names.nix { inherit lib; };
+  rules = import ./rules.nix { inherit lib; };
   properties = import ./properties.nix { inherit lib; };
   plan = import ./plan.nix { inherit lib; };
   docs = import ./docs.nix { inherit lib; };

@@ -134,7 +134,7 @@ let
         };
 
         mode = mkOption {
-          type = types.nullOr (types.strMatching "[0-7]{3,4}");
+          type = types.nullOr (types.strMatching zlib.rules.modePattern);
           default = profile.mode;
           defaultText = literalExpression "the profile's mode (docs/profiles.md)";
           example = "0750";
