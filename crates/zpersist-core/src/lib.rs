@@ -5,6 +5,7 @@
 
 pub mod json;
 pub mod migration;
+pub mod mounted;
 pub mod name;
 pub mod observed;
 pub mod plan;
