@@ -9,5 +9,6 @@
   docs = import ./docs.nix { inherit lib; };
   inheritance = import ./inheritance.nix { inherit lib; };
   hardening = import ./hardening.nix { inherit lib; };
+  unit = import ./unit.nix { inherit lib; };
   systemd = import ./systemd.nix { inherit lib; };
 }
