@@ -66,8 +66,9 @@ fn mounted_not_mounted_mounted_elsewhere_and_missing() {
     assert_eq!(
         run.stderr,
         format!(
-            "error: {unmounted}: not mounted on {}; not starting sonarr, which would write to the directory beneath\n  \
-             help: journalctl -u zpersist-datasets.service says why; fix that, run `systemctl restart zpersist-datasets.service`, then start sonarr's units again\n",
+            "error: {unmounted} is not mounted on {} (mounted: no, mountpoint: {}); not starting sonarr, which would write to the directory beneath\n  \
+             help: journalctl -u zpersist-datasets.service says why; fix it, run `systemctl restart zpersist-datasets.service` and start sonarr's units again\n",
+            at("unmounted"),
             at("unmounted")
         )
     );
@@ -77,22 +78,29 @@ fn mounted_not_mounted_mounted_elsewhere_and_missing() {
     assert_eq!(run.code, 1, "{run:#?}");
     assert!(
         run.stderr.starts_with(&format!(
-            "error: {elsewhere}: its mountpoint is {} (mounted there), not {}; not starting sonarr",
+            "error: {elsewhere} is not mounted on {} (mounted: yes, mountpoint: {}); not starting sonarr",
+            at("elsewhere"),
             at("other"),
-            at("elsewhere")
         )),
         "{run:#?}"
     );
-    assert!(run.stderr.contains("\n  help: "), "{run:#?}");
+    assert!(
+        run.stderr.contains(&format!(
+            "\n  help: journalctl -u zpersist-datasets.service says why; fix it, run `systemctl restart zpersist-datasets.service` and start sonarr's units again; if the data really moved to {}, declare that path",
+            at("other")
+        )),
+        "{run:#?}"
+    );
 
     // Missing.
     let run = check(&["sonarr", &missing, &at("missing")]);
     assert_eq!(run.code, 1, "{run:#?}");
-    assert!(
-        run.stderr.starts_with(&format!(
-            "error: {missing}: does not exist; not starting sonarr"
-        )),
-        "{run:#?}"
+    assert_eq!(
+        run.stderr,
+        format!(
+            "error: sonarr keeps its data on {missing}, which zfs cannot read: the dataset does not exist\n  \
+             help: journalctl -u zpersist-datasets.service says why it is missing; once it is fixed, start sonarr's units again\n"
+        ),
     );
 
     // All four at once: still one zfs get; the mounted one is reported on

@@ -63,26 +63,26 @@ pub fn message_and_help(
     state: &MountState,
 ) -> Option<(String, String)> {
     let (dataset, expected) = (shown(dataset), shown(expected));
+    let not_mounted = |mounted: bool, mountpoint: &str| {
+        format!(
+            "{dataset} is not mounted on {expected} (mounted: {}, mountpoint: {}); not starting {service}, which would write to the directory beneath",
+            if mounted { "yes" } else { "no" },
+            shown(mountpoint)
+        )
+    };
     let restart = format!(
-        "journalctl -u zpersist-datasets.service says why; fix that, run `systemctl restart zpersist-datasets.service`, then start {service}'s units again"
+        "journalctl -u zpersist-datasets.service says why; fix it, run `systemctl restart zpersist-datasets.service` and start {service}'s units again"
     );
     Some(match state {
         MountState::Mounted => return None,
         MountState::Missing => (
-            format!("{dataset}: does not exist; not starting {service}, which keeps its data on it at {expected}"),
-            format!("journalctl -u zpersist-datasets.service says why it was not created; once it exists, start {service}'s units again"),
+            format!("{service} keeps its data on {dataset}, which zfs cannot read: the dataset does not exist"),
+            format!("journalctl -u zpersist-datasets.service says why it is missing; once it is fixed, start {service}'s units again"),
         ),
-        MountState::NotMounted { .. } => (
-            format!("{dataset}: not mounted on {expected}; not starting {service}, which would write to the directory beneath"),
-            restart,
-        ),
+        MountState::NotMounted { mountpoint } => (not_mounted(false, mountpoint), restart),
         MountState::Elsewhere { mountpoint, mounted } => (
-            format!(
-                "{dataset}: its mountpoint is {} ({}), not {expected}; not starting {service}, which would write to {expected} beneath it",
-                shown(mountpoint),
-                if *mounted { "mounted there" } else { "not mounted" }
-            ),
-            format!("the declaration (zpersist.services.{service}, or the dataset's zpersist.datasets entry) says {expected}; journalctl -u zpersist-datasets.service says why ensure-datasets did not set it. Fix that and run `systemctl restart zpersist-datasets.service` (or, if the data really moved, declare the new path), then start {service}'s units again"),
+            not_mounted(*mounted, mountpoint),
+            format!("{restart}; if the data really moved to {}, declare that path (zpersist.services.{service}.mountpoint or the dataset's zpersist.datasets entry)", shown(mountpoint)),
         ),
     })
 }
@@ -158,7 +158,7 @@ mod tests {
             },
         )
         .unwrap();
-        assert!(message.starts_with("tank/s: not mounted on /var/lib/s; not starting sonarr"));
+        assert_eq!(message, "tank/s is not mounted on /var/lib/s (mounted: no, mountpoint: /var/lib/s); not starting sonarr, which would write to the directory beneath");
         assert!(help.contains("systemctl restart zpersist-datasets.service"));
         assert_eq!(
             message_and_help("sonarr", "tank/s", "/var/lib/s", &MountState::Mounted),
