@@ -44,10 +44,12 @@ _: rec {
   # zpersist-datasets: what `zfs create`/`zfs mount` mounts must be visible
   # to the whole system, so no mount namespace (none of `kernel`, no
   # ProtectSystem, PrivateTmp, ...); mount(2) and umount2(2), which
-  # @system-service lacks.
+  # @system-service lacks. No RestrictSUIDSGID: it forbids setting the
+  # setgid bit, and a plan's `mode` may ask for one (2775, a directory
+  # shared through its group; forge's media datasets do).
   hostMounts =
     noNamespace
-    // ownProgram
+    // removeAttrs ownProgram [ "RestrictSUIDSGID" ]
     // {
       SystemCallFilter = [
         "@system-service"

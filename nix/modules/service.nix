@@ -66,14 +66,24 @@ in
       hardening = zlib.unit.profiles.hostMounts;
       serviceConfig = {
         # zfs ioctls need CAP_SYS_ADMIN (also for mount); chown/chmod of the
-        # mountpoint directories need CHOWN, FOWNER and DAC_* .
+        # mountpoint directories need CHOWN, FOWNER and DAC_*, and FSETID
+        # for a setgid mode on a directory of another group (without it
+        # the kernel silently drops the bit: 2775 became 775).
         CapabilityBoundingSet = [
           "CAP_SYS_ADMIN"
           "CAP_CHOWN"
           "CAP_FOWNER"
           "CAP_DAC_OVERRIDE"
           "CAP_DAC_READ_SEARCH"
+          "CAP_FSETID"
         ];
+      };
+
+      # A run that fails leaves datasets missing or out of shape: say so
+      # (docs/notify.md).
+      notify = {
+        datasets = map (d: d.name) cfg.internal.plan.datasets;
+        summary = "ensure-datasets: the declared datasets of ${toString cfg.pool}, created and kept in shape";
       };
 
       extra = {

@@ -1,6 +1,10 @@
 //! Host facts and effects besides ZFS: user and group lookup, directory
-//! ownership, the lock that keeps two runs from interleaving, and running
-//! a child with a wall-clock limit ([`run_with_timeout`]).
+//! ownership, the lock that keeps two runs from interleaving ([`dirlock`]
+//! for one per directory), atomic writes and fsync ([`fsync`]), running a
+//! child with a wall-clock limit ([`run_with_timeout`]), what is at a path
+//! ([`path`]), whether a directory is in use ([`inuse`]: units, processes,
+//! mounts), tree manifests ([`manifest`]), journaled steps ([`steps`]) and
+//! the failpoints tests crash them with ([`failpoint`]).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -15,6 +19,16 @@ use zpersist_core::observed::{DirState, HostFacts};
 
 mod timeout;
 pub use timeout::{run_with_timeout, seconds, Bounded};
+
+pub mod dirlock;
+pub mod failpoint;
+mod failure;
+pub mod fsync;
+pub mod inuse;
+pub mod manifest;
+pub mod path;
+pub mod steps;
+pub use failure::Failure;
 
 /// Answers the planner's questions from the real host. Users and groups come
 /// from /etc/passwd and /etc/group, then from `getent` (NSS: LDAP, sssd...),

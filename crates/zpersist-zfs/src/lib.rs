@@ -1,6 +1,8 @@
 //! Runs `zfs` as argv vectors (never through a shell) and parses its output
 //! into zpersist-core's observed state. Works with OpenZFS 2.x and zfs-fuse:
 //! only the forms both understand are used, or the difference is handled here.
+//! [`dataset`]: a dataset's mount state, mounting and moving it with
+//! retries while busy; [`space`]: the quotas and free space that limit it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,6 +15,9 @@ use zpersist_core::replication::Snapshot;
 
 mod snapshots;
 pub use snapshots::{parse_snapshots, snapshots_argv};
+
+pub mod dataset;
+pub mod space;
 
 /// A `zfs` invocation that failed, with what zfs said.
 #[derive(Debug, Clone, thiserror::Error)]
