@@ -1,8 +1,9 @@
 # The one builder of the systemd units zpersist owns (zpersist-datasets,
-# each zpersist-<service>-mounted, zpersist-replication-lag,
-# zpersist-syncoid-allow, zpersist-notify@): a oneshot running one of
-# zpersist's binaries (or zfs), with its contract file, ordering, path,
-# timeout, hardening and, when asked, a notification on failure.
+# each zpersist-<service>-mounted and zpersist-<service>-preseed,
+# zpersist-replication-lag, zpersist-syncoid-allow, zpersist-notify@): a
+# oneshot running one of zpersist's binaries (or zfs), with its contract
+# file, ordering, path, timeout, hardening and, when asked, a notification
+# on failure.
 #
 # `service { ... }` returns module config to merge (`config = service {...}`
 # or inside `mkMerge`/`mkIf`): `systemd.services.<name>`, and the unit's
@@ -10,7 +11,8 @@
 # names depend on nothing but `name`, so the arguments may come from
 # `config`. Units whose names come from `config` themselves (one per
 # service) take `definition { ... }`, the value of
-# `systemd.services.<name>`, inside `systemd.services = mkMerge [ ... ]`.
+# `systemd.services.<name>`, inside `systemd.services = mkMerge [ ... ]`,
+# and `notifications [ { ... } ]` for `zpersist.notify.units`.
 { lib }:
 let
   inherit (lib)
@@ -60,25 +62,27 @@ rec {
       # several commands it renders itself.
       command ? null,
       execStart ? null,
-      # The JSON file the program reads, given as `flag file` after
-      # `command`. A store file is also a restart trigger: a changed
-      # contract is a changed unit, which a switch restarts.
+      # The JSON file the program reads ({ flag; file; }), given as
+      # `flag file` after `command`.
       contract ? null,
-      # Further values whose change restarts the unit on a switch.
+      # Values whose change restarts the unit on a switch.
       restartTriggers ? [ ],
       # TimeoutStartSec: every zpersist unit is bounded.
       timeout,
       remainAfterExit ? false,
       after ? [ ],
       wants ? [ ],
+      requires ? [ ],
       before ? [ ],
       wantedBy ? [ ],
+      requiredBy ? [ ],
       path ? [ ],
       # Whether it runs zfs: the ZFS control device through the cgroup
       # device filter (no namespace), and nothing else of /dev.
       zfs ? false,
       # "none": local sockets and netlink only (NSS, libzfs and udev), no
-      # IP; "ip": also IPv4 and IPv6 (ssh, ntfy, webhooks, mail).
+      # IP; "ip": also IPv4 and IPv6 (ssh, ntfy, webhooks, mail); "any": no
+      # restriction.
       network,
       # A profile of ./hardening.nix (or any settings).
       hardening ? hardeningProfiles.ownCode,
@@ -92,7 +96,6 @@ rec {
       extra ? { },
     }:
     let
-      contractIsStoreFile = contract != null && lib.hasPrefix builtins.storeDir (toString contract.file);
       argv =
         command
         ++ lib.optionals (contract != null) [
@@ -105,11 +108,13 @@ rec {
       inherit
         after
         wants
+        requires
         before
         wantedBy
+        requiredBy
         path
+        restartTriggers
         ;
-      restartTriggers = lib.optional contractIsStoreFile contract.file ++ restartTriggers;
       serviceConfig =
         {
           Type = "oneshot";
@@ -141,6 +146,7 @@ rec {
             "AF_INET6"
             "AF_NETLINK"
           ];
+          any = { };
         }
         .${network}
         // hardening
@@ -148,10 +154,19 @@ rec {
     }
     // extra;
 
+  # The `zpersist.notify.units` entries of units (their `definition`
+  # arguments) that give `notify`.
+  notifications =
+    units:
+    lib.listToAttrs (
+      map (u: lib.nameValuePair "${u.name}.service" u.notify) (
+        lib.filter (u: (u.notify or null) != null) units
+      )
+    );
+
   # `definition`, as module config, with the unit's notification entry.
   service = args: {
     systemd.services.${args.name} = definition args;
-    zpersist.notify.units =
-      if (args.notify or null) == null then { } else { "${args.name}.service" = args.notify; };
+    zpersist.notify.units = notifications [ args ];
   };
 }

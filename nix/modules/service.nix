@@ -18,14 +18,14 @@ in
       name = "zpersist-datasets";
       description = "create the declared ZFS datasets and set their properties";
       command = [ "${cfg.package}/bin/ensure-datasets" ];
-      # A changed plan changes ExecStart (and restartTriggers, which the
-      # builder adds for a contract in the store), so switch-to-configuration
+      # A changed plan changes ExecStart, so switch-to-configuration
       # restarts the unit and a newly declared dataset is created on the
-      # next switch.
+      # next switch; restartTriggers says the same explicitly.
       contract = {
         flag = "--plan";
         file = cfg.internal.planFile;
       };
+      restartTriggers = [ cfg.internal.planFile ];
       remainAfterExit = true;
       # Bounded, so a hung zfs cannot hold `nixos-rebuild switch` for ever:
       # a run waits at most 120 s for another one's lock (--lock-timeout),
