@@ -316,10 +316,10 @@ let
 
   # zpersist-<name>-mounted.service: succeeds only when each of the
   # service's datasets is mounted on its mountpoint (zpersist-check-mounted,
-  # one bounded `zfs get`); the service's units require it.
+  # one bounded `zfs get`); the service's units require it. The arguments
+  # of nix/lib/unit.nix's builder.
   checkUnitOf =
-    name: s:
-    zlib.unit.definition {
+    name: s: {
       name = checkUnit name;
       description = "the datasets of ${name} are mounted";
       command = [
@@ -350,7 +350,15 @@ let
         PrivateNetwork = true;
         UMask = "0077";
       };
+      # A failed check keeps the service down: say so (docs/notify.md).
+      notify = {
+        datasets = map (m: "${toString cfg.pool}/${m.dataset}") (mountsOf s);
+        summary = "mount check of ${name}'s datasets: ${concatStringsSep ", " s.units} ${
+          if length s.units == 1 then "does" else "do"
+        } not start until they are mounted";
+      };
     };
+  checkUnits = mapAttrsToList checkUnitOf enabled;
 
   # What each of the service's own units gets: it requires, and is ordered
   # after, its check unit.
@@ -490,19 +498,11 @@ in
 
     (mkIf (cfg.enable && anyEnabled) {
       systemd.services = mkMerge (
-        mapAttrsToList (name: s: { ${checkUnit name} = checkUnitOf name s; } // guardedUnits name s) enabled
+        map (u: { ${u.name} = zlib.unit.definition u; }) checkUnits
+        ++ mapAttrsToList guardedUnits enabled
       );
+      zpersist.notify.units = zlib.unit.notifications checkUnits;
       systemd.tmpfiles.rules = map tmpfilesRule (lib.attrValues enabled);
-      # A failed check keeps the service down: say so (docs/notify.md).
-      zpersist.notify.units = lib.mapAttrs' (
-        name: s:
-        lib.nameValuePair "${checkUnit name}.service" {
-          datasets = map (m: "${toString cfg.pool}/${m.dataset}") (mountsOf s);
-          summary = "mount check of ${name}'s datasets: ${concatStringsSep ", " s.units} ${
-            if length s.units == 1 then "does" else "do"
-          } not start until they are mounted";
-        }
-      ) enabled;
       environment.etc."zpersist/services.json".text = builtins.toJSON servicesPlan;
       # migrate-to-dataset on PATH, and rsync, which it copies with.
       environment.systemPackages = [
