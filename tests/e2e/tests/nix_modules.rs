@@ -196,17 +196,11 @@ zpersist_e2e::nix_cases! {
 /// Regenerate with `UPDATE_DOCS=1 cargo test -p zpersist-e2e --test nix_modules`.
 #[test]
 fn options_md_is_up_to_date() {
-    let path = nix::repo_root().join("docs/options.md");
-    let fresh = nix::options_markdown();
-    if std::env::var_os("UPDATE_DOCS").is_some() {
-        std::fs::write(&path, &fresh).expect("write docs/options.md");
-        return;
-    }
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        committed == fresh,
-        "docs/options.md is stale: regenerate it with\n  \
-         UPDATE_DOCS=1 cargo test -p zpersist-e2e --test nix_modules\nand commit the result."
+    zpersist_e2e::generated::assert_up_to_date(
+        "docs/options.md",
+        &nix::options_markdown(),
+        "UPDATE_DOCS",
+        "UPDATE_DOCS=1 cargo test -p zpersist-e2e --test nix_modules",
     );
 }
 

@@ -12,18 +12,11 @@ use zpersist_e2e::nix;
 /// `UPDATE_RULES=1 cargo test -p zpersist-e2e --test nix_rules`.
 #[test]
 fn rules_json_is_up_to_date() {
-    let path = nix::repo_root().join("nix/lib/rules.json");
-    let fresh = zpersist_core::rules::nix_rules_json();
-    if std::env::var_os("UPDATE_RULES").is_some() {
-        std::fs::write(&path, &fresh).expect("write nix/lib/rules.json");
-        return;
-    }
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        committed == fresh,
-        "nix/lib/rules.json is stale (zpersist-core's rules changed): regenerate it with\n  \
-         {}\nand commit the result.",
-        zpersist_core::rules::REGENERATE
+    zpersist_e2e::generated::assert_up_to_date(
+        "nix/lib/rules.json",
+        &zpersist_core::rules::nix_rules_json(),
+        "UPDATE_RULES",
+        zpersist_core::rules::REGENERATE,
     );
 }
 
@@ -379,36 +372,30 @@ fn mountpoints_and_the_other_fields_are_accepted_and_refused_alike() {
     ]);
 }
 
+/// `tank/base` on /var/lib with `canmount` (if any), and its child
+/// `tank/base/x` mounting there too.
+fn parent_on_childs_path(canmount: Option<&str>, expect: Verdict) -> Row {
+    let mut parent = json!({ "mountpoint": "/var/lib" });
+    if let Some(canmount) = canmount {
+        parent["canmount"] = json!(canmount);
+    }
+    row(
+        format!(
+            "a {}parent on its child's path",
+            canmount.map_or(String::new(), |c| format!("canmount={c} "))
+        ),
+        expect,
+        "tank",
+        json!({ "base": parent, "base/x": { "mountpoint": "/var/lib" } }),
+    )
+}
+
 #[test]
 fn shared_mountpoints_are_accepted_and_refused_alike() {
     assert_agreement(vec![
-        row(
-            "a canmount=off parent on its child's path",
-            Accept,
-            "tank",
-            json!({
-                "base": { "mountpoint": "/var/lib", "canmount": "off" },
-                "base/x": { "mountpoint": "/var/lib" },
-            }),
-        ),
-        row(
-            "a canmount=noauto parent on its child's path",
-            Refuse,
-            "tank",
-            json!({
-                "base": { "mountpoint": "/var/lib", "canmount": "noauto" },
-                "base/x": { "mountpoint": "/var/lib" },
-            }),
-        ),
-        row(
-            "a parent on its child's path",
-            Refuse,
-            "tank",
-            json!({
-                "base": { "mountpoint": "/var/lib" },
-                "base/x": { "mountpoint": "/var/lib" },
-            }),
-        ),
+        parent_on_childs_path(Some("off"), Accept),
+        parent_on_childs_path(Some("noauto"), Refuse),
+        parent_on_childs_path(None, Refuse),
         row(
             "an inherited path taken by another dataset",
             Refuse,
@@ -474,6 +461,22 @@ in {body}"#,
     ))
 }
 
+/// The rules (keys of `rust` and `nix`, each `true` when it accepts) on
+/// which zpersist-core and Nix disagree about `what`.
+fn disagreements_on(what: &str, rust: &Value, nix: &Value) -> Vec<String> {
+    rust.as_object()
+        .unwrap()
+        .iter()
+        .filter(|(rule, accepted)| nix[rule.as_str()] != **accepted)
+        .map(|(rule, accepted)| {
+            format!(
+                "{rule} of {what}: zpersist-core accepts: {accepted}, Nix accepts: {}",
+                nix[rule.as_str()]
+            )
+        })
+        .collect()
+}
+
 /// For every character of the sweep, in a name, a pool, a user property
 /// name, a user property value, a mountpoint and an owner: Nix's rules
 /// refuse exactly what zpersist-core's do.
@@ -507,14 +510,7 @@ fn every_character_is_accepted_and_refused_alike() {
             "mountpoint": mountpoint_problem(&format!("/srv/a{c}b")).is_none(),
             "owner": is_owner_name(&format!("a{c}b")) && is_owner_name(&c.to_string()),
         });
-        for (rule, accepted) in rust.as_object().unwrap() {
-            if nix[rule] != *accepted {
-                disagreements.push(format!(
-                    "{rule} with {c:?}: zpersist-core accepts: {accepted}, Nix accepts: {}",
-                    nix[rule]
-                ));
-            }
-        }
+        disagreements.extend(disagreements_on(&format!("{c:?}"), &rust, nix));
     }
     assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
 }
@@ -579,14 +575,7 @@ fn every_spelling_of_a_size_is_accepted_and_refused_alike() {
             "special_small_blocks": value_problem("special_small_blocks", size).is_none(),
             "quota": value_problem("quota", size).is_none(),
         });
-        for (rule, accepted) in rust.as_object().unwrap() {
-            if nix[rule] != *accepted {
-                disagreements.push(format!(
-                    "{rule} = {size:?}: zpersist-core accepts: {accepted}, Nix accepts: {}",
-                    nix[rule]
-                ));
-            }
-        }
+        disagreements.extend(disagreements_on(&format!("{size:?}"), &rust, nix));
     }
     println!("{} spellings of sizes compared", sizes.len());
     assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
