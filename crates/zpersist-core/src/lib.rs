@@ -6,6 +6,7 @@
 pub mod facts;
 pub mod json;
 pub mod migration;
+pub mod mounted;
 pub mod name;
 pub mod observed;
 pub mod plan;
@@ -13,6 +14,7 @@ pub mod planner;
 pub mod preseed;
 pub mod property;
 pub mod replication;
+pub mod rules;
 pub mod steps;
 pub mod text;
 pub mod time;

@@ -11,6 +11,29 @@ use crate::text::shown;
 
 pub const PLAN_VERSION: u64 = 1;
 
+/// The values of the `canmount` field.
+pub const CANMOUNT_VALUES: [&str; 3] = ["on", "off", "noauto"];
+
+/// The `canmount` of a dataset that is never mounted, and so may share its
+/// path with another dataset (a parent whose child mounts where it would).
+pub const CANMOUNT_NEVER: &str = "off";
+
+/// The mountpoints that are not a path.
+pub const MOUNTPOINT_KEYWORDS: [&str; 2] = [Mountpoint::NONE, Mountpoint::LEGACY];
+
+/// Components a mountpoint may not hold: refused, not resolved.
+pub const MOUNTPOINT_RESERVED_COMPONENTS: [&str; 2] = [".", ".."];
+
+/// Longest mountpoint, in bytes (PATH_MAX is 4096 with the NUL).
+pub const MAX_MOUNTPOINT_LEN: usize = 4095;
+
+/// How many octal digits a mode has.
+pub const MODE_DIGITS: std::ops::RangeInclusive<usize> = 3..=4;
+
+/// Characters an owner or group name cannot hold (it would be a path, a
+/// `user:group` pair or two words).
+pub const OWNER_FORBIDDEN_CHARS: [char; 3] = [':', '/', ' '];
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Plan {
@@ -84,10 +107,13 @@ pub enum Mountpoint {
 }
 
 impl Mountpoint {
+    pub const NONE: &'static str = "none";
+    pub const LEGACY: &'static str = "legacy";
+
     pub fn parse(value: &str) -> Option<Mountpoint> {
         match value {
-            "none" => Some(Mountpoint::None),
-            "legacy" => Some(Mountpoint::Legacy),
+            Mountpoint::NONE => Some(Mountpoint::None),
+            Mountpoint::LEGACY => Some(Mountpoint::Legacy),
             path if path.starts_with('/') => Some(Mountpoint::Path(normalize_path(path))),
             _ => None,
         }
@@ -108,18 +134,30 @@ pub fn mountpoint_problem(mountpoint: &str) -> Option<String> {
             "mountpoint `{mountpoint}` must be an absolute path, `none` or `legacy`"
         ));
     }
-    if mountpoint.split('/').any(|c| c == "." || c == "..") {
+    if mountpoint
+        .split('/')
+        .any(|c| MOUNTPOINT_RESERVED_COMPONENTS.contains(&c))
+    {
         return Some(format!(
             "mountpoint `{mountpoint}` has a `.` or `..` component; write the path it means, without them"
         ));
     }
-    if mountpoint.len() >= 4096 {
+    if mountpoint.len() > MAX_MOUNTPOINT_LEN {
         return Some(format!(
-            "mountpoint is {} bytes long; paths are at most 4095",
+            "mountpoint is {} bytes long; paths are at most {MAX_MOUNTPOINT_LEN}",
             mountpoint.len()
         ));
     }
     None
+}
+
+/// Whether `who` can be an owner or group of the plan: a name, not a
+/// number, a path, a `user:group` pair or two words.
+pub fn is_owner_name(who: &str) -> bool {
+    !(who.is_empty()
+        || who.parse::<u32>().is_ok()
+        || who.contains(OWNER_FORBIDDEN_CHARS)
+        || who.chars().any(char::is_control))
 }
 
 /// `/srv//a/` and `/srv/a` are one mountpoint.
@@ -197,7 +235,7 @@ impl Plan {
                 }
             }
             if let Some(canmount) = &spec.canmount {
-                if !["on", "off", "noauto"].contains(&canmount.as_str()) {
+                if !CANMOUNT_VALUES.contains(&canmount.as_str()) {
                     problems.push(problem(
                         at,
                         format!("canmount `{canmount}` must be `on`, `off` or `noauto`"),
@@ -212,14 +250,13 @@ impl Plan {
                 }
             }
             for (field, who) in [("owner", &spec.owner), ("group", &spec.group)] {
-                if let Some(who) = who {
-                    if who.is_empty()
-                        || who.parse::<u32>().is_ok()
-                        || who.contains([':', '/', ' '])
-                        || who.chars().any(char::is_control)
-                    {
-                        problems.push(problem(at, format!("{field} `{who}` must be a user or group name, not a number or path")));
-                    }
+                if let Some(who) = who.as_deref().filter(|who| !is_owner_name(who)) {
+                    problems.push(problem(
+                        at,
+                        format!(
+                            "{field} `{who}` must be a user or group name, not a number or path"
+                        ),
+                    ));
                 }
             }
             let unmounted = matches!(spec.mountpoint.as_deref(), Some("none" | "legacy"));
@@ -253,7 +290,7 @@ impl Plan {
     fn mountpoint_collisions(&self) -> Vec<PlanProblem> {
         let mut by_path: BTreeMap<String, Vec<&str>> = BTreeMap::new();
         for spec in &self.datasets {
-            if spec.canmount.as_deref() == Some("off") {
+            if spec.canmount.as_deref() == Some(CANMOUNT_NEVER) {
                 continue;
             }
             if let Some(path) = self.declared_mountpoint(&spec.name) {
@@ -348,7 +385,7 @@ pub fn join_mountpoint(base: &str, suffix: &[&str]) -> String {
 
 /// `0750` or `750` as permission bits.
 pub fn parse_mode(mode: &str) -> Option<u32> {
-    if !(3..=4).contains(&mode.len()) || !mode.chars().all(|c| c.is_digit(8)) {
+    if !MODE_DIGITS.contains(&mode.len()) || !mode.chars().all(|c| c.is_digit(8)) {
         return None;
     }
     u32::from_str_radix(mode, 8).ok()
