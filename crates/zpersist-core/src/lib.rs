@@ -7,6 +7,7 @@ pub mod json;
 pub mod migration;
 pub mod name;
 pub mod observed;
+pub mod pitr;
 pub mod plan;
 pub mod planner;
 pub mod preseed;
