@@ -7,6 +7,7 @@
 pub mod archive;
 pub mod contract;
 pub mod health;
+pub mod label;
 pub mod recovery;
 pub mod retention;
 pub mod target;

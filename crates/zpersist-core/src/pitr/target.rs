@@ -108,6 +108,13 @@ pub struct BaseBackup {
     /// The last segment it needs to be consistent.
     pub end_wal: String,
     pub timeline: u32,
+    /// WAL segment size of the cluster, in bytes.
+    #[serde(default = "default_segment_size")]
+    pub segment_size: u64,
+}
+
+fn default_segment_size() -> u64 {
+    16 << 20
 }
 
 /// Why no base backup fits a target; nothing was touched.
@@ -193,6 +200,7 @@ mod tests {
             start_wal: "000000010000000000000002".into(),
             end_wal: "000000010000000000000002".into(),
             timeline: 1,
+            segment_size: 1 << 20,
         }
     }
 
