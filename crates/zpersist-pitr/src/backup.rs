@@ -131,10 +131,12 @@ fn take_local(
     }
     let staging = repo.staging(&id);
     let result = (|| {
-        pg.base_backup(&staging, limit)?;
-        let end_time = now() + 1;
+        let data = repo.create_staging(&id)?;
+        pg.base_backup(&data, limit)?;
+        let end_micros = crate::now_micros();
+        let end_time = end_micros.div_euclid(1_000_000) + 1;
         let read = |name: &str| {
-            let path = staging.join(name);
+            let path = data.join(name);
             fs::read_to_string(&path).map_err(|e| {
                 PgError::io(
                     "reading the new backup",
@@ -147,7 +149,7 @@ fn take_local(
         let bad = |what: &str, e: String| {
             PgError::new(
                 "reading the new backup",
-                staging.join(what).display().to_string(),
+                data.join(what).display().to_string(),
                 e,
                 "pg_basebackup wrote an unexpected file; is this PostgreSQL 13 or newer?",
             )
@@ -170,7 +172,7 @@ fn take_local(
             })?;
         let end_wal = end_segment(end_timeline, end_lsn, segment_size);
         wait_archived(repo, &end_wal, wait)?;
-        pg.verify_backup(&staging, &repo.wal_dir(), limit)?;
+        pg.verify_backup(&data, &repo.wal_dir(), limit)?;
         let backup = BaseBackup {
             id: id.clone(),
             start_time,
@@ -178,6 +180,7 @@ fn take_local(
             start_wal,
             end_wal,
             timeline,
+            end_micros: Some(end_micros),
             segment_size,
         };
         repo.publish(&backup)?;

@@ -207,6 +207,7 @@ pub fn parse_list(text: &str) -> Result<Vec<BaseBackup>, String> {
             start_wal: field(entry.begin_wal, "begin_wal")?,
             end_wal: field(entry.end_wal, "end_wal")?,
             timeline: entry.timeline.unwrap_or(1),
+            end_micros: None,
             segment_size: entry.xlog_segment_size.unwrap_or(16 << 20),
         });
     }

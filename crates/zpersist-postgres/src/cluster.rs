@@ -101,13 +101,8 @@ impl Pg {
             wal_dir.display().to_string(),
             dir.display().to_string(),
         ];
-        let mut call = self.call(argv, limit);
-        // pg_waldump runs beside it.
-        call.env.insert(
-            "PATH".into(),
-            format!("{}:/usr/bin:/bin", self.bin.display()),
-        );
-        call.run(
+        // It runs pg_waldump from its own directory.
+        self.call(argv, limit).run(
             "verifying a base backup",
             &dir.display().to_string(),
             "the backup does not match its manifest or its WAL is not archived; it was not published. Take a new one, and check the archive (pitr-heartbeat reports its health)",

@@ -309,6 +309,32 @@ impl LocalRepository {
         self.base_dir().join(format!("{TEMPORARY}{id}"))
     }
 
+    /// Makes the staging directory of a backup (owned like the repository,
+    /// so the cluster's user can write into it) and gives its `data/`.
+    pub fn create_staging(&self, id: &str) -> Result<PathBuf, PgError> {
+        let staging = self.staging(id);
+        fs::create_dir(&staging).map_err(|e| {
+            PgError::io(
+                "preparing a base backup",
+                &staging,
+                &e,
+                &help_repository(&self.dir),
+            )
+        })?;
+        if crate::run::is_root() {
+            let (uid, gid) = crate::files::owner(&self.dir)?;
+            std::os::unix::fs::chown(&staging, Some(uid), Some(gid)).map_err(|e| {
+                PgError::io(
+                    "preparing a base backup",
+                    &staging,
+                    &e,
+                    &help_repository(&self.dir),
+                )
+            })?;
+        }
+        Ok(staging.join("data"))
+    }
+
     /// The data directory of a published backup.
     pub fn backup_data(&self, id: &str) -> PathBuf {
         self.base_dir().join(id).join("data")

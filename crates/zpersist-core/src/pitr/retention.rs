@@ -113,6 +113,7 @@ mod tests {
             start_wal: segment_name(1, start_segment * SEG, SEG),
             end_wal: segment_name(1, start_segment * SEG, SEG),
             timeline: 1,
+            end_micros: None,
             segment_size: SEG,
         }
     }

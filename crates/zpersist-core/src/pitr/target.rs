@@ -108,9 +108,20 @@ pub struct BaseBackup {
     /// The last segment it needs to be consistent.
     pub end_wal: String,
     pub timeline: u32,
+    /// The end more precisely, in microseconds, where it is known (local
+    /// backups: taken right after pg_basebackup returned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_micros: Option<i64>,
     /// WAL segment size of the cluster, in bytes.
     #[serde(default = "default_segment_size")]
     pub segment_size: u64,
+}
+
+impl BaseBackup {
+    /// When it was complete, in microseconds.
+    pub fn end_micros(&self) -> i64 {
+        self.end_micros.unwrap_or(self.end_time * 1_000_000)
+    }
 }
 
 fn default_segment_size() -> u64 {
@@ -170,7 +181,7 @@ pub fn choose_base_backup(
             }
             let fitting: Vec<&BaseBackup> = backups
                 .iter()
-                .filter(|b| b.end_time * 1_000_000 <= *micros)
+                .filter(|b| b.end_micros() <= *micros)
                 .collect();
             newest(fitting).ok_or_else(|| NoBackup {
                 error: format!(
@@ -200,6 +211,7 @@ mod tests {
             start_wal: "000000010000000000000002".into(),
             end_wal: "000000010000000000000002".into(),
             timeline: 1,
+            end_micros: None,
             segment_size: 1 << 20,
         }
     }
