@@ -109,6 +109,7 @@ in
   imports = [
     ./model-syncoid.nix
     ./model-nixos-checks.nix
+    ./model-postgresql.nix
   ];
 
   options = {
@@ -193,7 +194,7 @@ in
     services.radarr = (import ./stubs-services.nix { inherit lib; }).radarr;
     services.plex = (import ./stubs-services.nix { inherit lib; }).plex;
     services.home-assistant = (import ./stubs-services.nix { inherit lib; }).home-assistant;
-    services.postgresql = (import ./stubs-services.nix { inherit lib; }).postgresql;
+    # services.postgresql: model-postgresql.nix (imported above).
   };
 
   # What the nixpkgs services of stubs-services.nix do that zpersist's
