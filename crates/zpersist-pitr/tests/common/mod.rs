@@ -198,7 +198,10 @@ impl Cluster {
 
     pub fn start(&self, data: &Path, port: u16) {
         let pg_ctl = format!("{PG_BIN}/pg_ctl");
-        let log = data.with_extension("log");
+        let log = self.dir.join(format!(
+            "{}.log",
+            data.file_name().unwrap().to_string_lossy()
+        ));
         let options = format!(
             "-c port={port} -c unix_socket_directories='{}' -c listen_addresses=''",
             self.dir.display()
