@@ -366,19 +366,13 @@ in
         };
       };
 
-      zpersist.notify.units = {
-        "zpersist-pitr-base-backup.service" = {
-          summary = "PostgreSQL base backup";
-          datasets = optional isLocal "${toString config.zpersist.pool}/${toString local.dataset}";
-        };
-        "zpersist-pitr-drill.service" = {
-          summary = "PostgreSQL restore drill";
-          datasets = optional isLocal "${toString config.zpersist.pool}/${toString local.dataset}";
-        };
-        "zpersist-pitr-heartbeat.service" = {
-          summary = "PostgreSQL WAL archiving health";
-          datasets = optional isLocal "${toString config.zpersist.pool}/${toString local.dataset}";
-        };
+      zpersist.notify.units = lib.mapAttrs (_: summary: {
+        inherit summary;
+        datasets = optional isLocal "${toString config.zpersist.pool}/${toString local.dataset}";
+      }) {
+        "zpersist-pitr-base-backup.service" = "PostgreSQL base backup";
+        "zpersist-pitr-drill.service" = "PostgreSQL restore drill";
+        "zpersist-pitr-heartbeat.service" = "PostgreSQL WAL archiving health";
       };
 
       assertions = [

@@ -4,7 +4,6 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -183,7 +182,7 @@ pub fn restore_running(
     }
     let pg_wal = into.join("pg_wal");
     if !pg_wal.exists() {
-        make_owned_dir(&pg_wal, uid, gid)?;
+        prepare_target(&pg_wal, Some((uid, gid)))?;
     }
     let restore_command = format!(
         "{} --contract {} %f %p",
@@ -221,7 +220,7 @@ pub fn restore_running(
     // Recover now, on a private socket.
     let socket_dir = std::env::temp_dir().join(format!("zpersist-pitr-{}", std::process::id()));
     let _ = fs::remove_dir_all(&socket_dir);
-    make_owned_dir(&socket_dir, uid, gid)?;
+    prepare_target(&socket_dir, Some((uid, gid)))?;
     let private = Pg {
         socket_dir: socket_dir.display().to_string(),
         port: options.port,
@@ -364,19 +363,6 @@ fn not_reached(target: &Target, log: &RecoveryLog, backup: &BaseBackup, into: &P
 fn same_path(a: &Path, b: &Path) -> bool {
     let canon = |p: &Path| fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     canon(a) == canon(b)
-}
-
-fn make_owned_dir(path: &Path, uid: u32, gid: u32) -> Result<(), PgError> {
-    fs::create_dir(path)
-        .map_err(|e| PgError::io("creating a directory", path, &e, "check the restore target"))?;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o700))
-        .map_err(|e| PgError::io("creating a directory", path, &e, "check the restore target"))?;
-    if is_root() {
-        std::os::unix::fs::chown(path, Some(uid), Some(gid)).map_err(|e| {
-            PgError::io("creating a directory", path, &e, "check the restore target")
-        })?;
-    }
-    Ok(())
 }
 
 fn append_owned(path: &Path, text: &str, uid: u32, gid: u32) -> Result<(), PgError> {

@@ -76,21 +76,9 @@ impl LocalRepository {
         }
         for sub in [self.wal_dir(), self.base_dir()] {
             match fs::create_dir(&sub) {
-                Ok(()) => {
-                    // Made by root (a restore or a backup run by hand): it
-                    // belongs to whoever owns the repository, the cluster.
-                    if crate::run::is_root() {
-                        let (uid, gid) = crate::files::owner(&self.dir)?;
-                        std::os::unix::fs::chown(&sub, Some(uid), Some(gid)).map_err(|e| {
-                            PgError::io(
-                                "opening the WAL repository",
-                                &sub,
-                                &e,
-                                &help_repository(&self.dir),
-                            )
-                        })?;
-                    }
-                }
+                // Made by root (a restore or a backup run by hand): it
+                // belongs to whoever owns the repository, the cluster.
+                Ok(()) => self.give_to_owner(&sub, "opening the WAL repository")?,
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) => {
                     return Err(PgError::io(
@@ -309,6 +297,17 @@ impl LocalRepository {
         self.base_dir().join(format!("{TEMPORARY}{id}"))
     }
 
+    /// When running as root, gives `path` to the repository's owner (the
+    /// cluster's user), who writes into it.
+    fn give_to_owner(&self, path: &Path, what: &str) -> Result<(), PgError> {
+        if !crate::run::is_root() {
+            return Ok(());
+        }
+        let (uid, gid) = crate::files::owner(&self.dir)?;
+        std::os::unix::fs::chown(path, Some(uid), Some(gid))
+            .map_err(|e| PgError::io(what, path, &e, &help_repository(&self.dir)))
+    }
+
     /// Makes the staging directory of a backup (owned like the repository,
     /// so the cluster's user can write into it) and gives its `data/`.
     pub fn create_staging(&self, id: &str) -> Result<PathBuf, PgError> {
@@ -321,17 +320,7 @@ impl LocalRepository {
                 &help_repository(&self.dir),
             )
         })?;
-        if crate::run::is_root() {
-            let (uid, gid) = crate::files::owner(&self.dir)?;
-            std::os::unix::fs::chown(&staging, Some(uid), Some(gid)).map_err(|e| {
-                PgError::io(
-                    "preparing a base backup",
-                    &staging,
-                    &e,
-                    &help_repository(&self.dir),
-                )
-            })?;
-        }
+        self.give_to_owner(&staging, "preparing a base backup")?;
         Ok(staging.join("data"))
     }
 

@@ -58,10 +58,10 @@ pub fn retention(backups: &[BaseBackup], policy: RetentionPolicy, now: i64) -> R
             let start = now - window;
             // The newest backup complete at the window's start, or the
             // oldest one when none is (the window reaches past them all).
-            match sorted.iter().rposition(|b| b.end_time <= start) {
-                Some(index) => index,
-                None => 0,
-            }
+            sorted
+                .iter()
+                .rposition(|b| b.end_time <= start)
+                .unwrap_or_default()
         }
     };
     let first_kept = first_kept.min(n.saturating_sub(1));
