@@ -9,6 +9,7 @@ pub mod migration;
 pub mod mounted;
 pub mod name;
 pub mod observed;
+pub mod pitr;
 pub mod plan;
 pub mod planner;
 pub mod preseed;
