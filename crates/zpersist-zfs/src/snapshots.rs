@@ -102,3 +102,40 @@ mod tests {
         );
     }
 }
+
+/// The argv, `zfs` first, listing every snapshot under `root` (all
+/// datasets at once: one call however many datasets there are).
+pub fn all_snapshots_argv(root: &str) -> Vec<String> {
+    [
+        "zfs",
+        "get",
+        "-H",
+        "-p",
+        "-o",
+        "name,property,value",
+        "-r",
+        "creation,guid",
+        root,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// The snapshots in `output` of [`all_snapshots_argv`], by dataset, each
+/// list oldest first. Rows of datasets themselves are skipped.
+pub fn parse_all_snapshots(output: &str) -> Result<BTreeMap<String, Vec<Snapshot>>, String> {
+    let mut lines: BTreeMap<&str, String> = BTreeMap::new();
+    for line in output.lines().filter(|l| !l.is_empty()) {
+        let name = line.split('\t').next().unwrap_or_default();
+        if let Some((dataset, _)) = name.split_once('@') {
+            let text = lines.entry(dataset).or_default();
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    lines
+        .into_iter()
+        .map(|(dataset, text)| parse_snapshots(dataset, &text).map(|s| (dataset.to_string(), s)))
+        .collect()
+}
