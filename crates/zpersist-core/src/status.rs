@@ -65,7 +65,11 @@ pub struct DatasetFacts {
 
 /// What one replication target was found to hold.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase", tag = "state")]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    tag = "state"
+)]
 pub enum TargetFacts {
     /// The target answered: the newest of this host's snapshots it holds
     /// (by guid), and how far behind the newest local one it is.

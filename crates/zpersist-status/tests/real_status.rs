@@ -1,0 +1,256 @@
+//! zpersist-status against real zfs-fuse pools: a service in shape, then
+//! each broken promise (a stale snapshot, a lagging local target, an
+//! unreachable remote target on a closed port, a missing mount) shown and
+//! exit 1; bad input exit 2 touching no zfs; 200 datasets within the bound
+//! of two zfs calls (counted by the recording wrapper).
+
+use std::collections::BTreeMap;
+
+use camino::{Utf8Path, Utf8PathBuf};
+use serde_json::{json, Value};
+use zpersist_e2e::pool::{run_recorded, zfs, Recorded, TestPool};
+use zpersist_e2e::sshd;
+
+const STATUS: &str = env!("CARGO_BIN_EXE_zpersist-status");
+
+fn config(pool: &TestPool, name: &str, files: &[(&str, Value)]) -> Utf8PathBuf {
+    let dir = pool.scratch(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (file, value) in files {
+        std::fs::write(dir.join(file), serde_json::to_string_pretty(value).unwrap()).unwrap();
+    }
+    dir
+}
+
+fn services(pool: &TestPool, names: &[&str]) -> Value {
+    let mut s = serde_json::Map::new();
+    for n in names {
+        s.insert(
+            n.to_string(),
+            json!({ "dataset": pool.ds(n), "mountpoint": pool.mnt().join(n).as_str() }),
+        );
+    }
+    json!({ "version": 1, "pool": pool.name, "services": s })
+}
+
+fn status(dir: &Utf8Path, extra: &[&str]) -> Recorded {
+    let mut args = vec!["--config", dir.as_str()];
+    args.extend(extra);
+    run_recorded(Utf8Path::new(STATUS), &args, &BTreeMap::new())
+}
+
+fn objectives(age: u64, lag: u64) -> Value {
+    json!({ "version": 1, "services": { "app": {
+        "maxSnapshotAgeSeconds": age, "maxReplicationLagSeconds": lag } } })
+}
+
+fn local_replication(pool: &TestPool, usb: &TestPool) -> Value {
+    json!({ "version": 1, "host": "forge", "textfile": null, "maxLagSeconds": null,
+        "targets": { "usb": { "host": null, "dataset": usb.ds("backup"), "identifier": "usb" } },
+        "datasets": [ { "source": pool.ds("app"), "target": "usb", "targetDataset": usb.ds("backup/app") } ] })
+}
+
+#[test]
+fn in_shape_then_each_broken_promise_is_shown_and_exits_1() {
+    let pool = TestPool::new("status");
+    let usb = pool.companion("susb");
+    zfs(&["create", &pool.ds("app")]);
+    zfs(&["create", &usb.ds("backup")]);
+    zfs(&["set", "com.zpersist:preseed=replica", &pool.ds("app")]);
+    zfs(&["snapshot", &format!("{}@s1", pool.ds("app"))]);
+    zpersist_e2e::pool::run_ok(
+        "sh",
+        &[
+            "-c",
+            &format!(
+                "zfs send {}@s1 | zfs receive -u {}",
+                pool.ds("app"),
+                usb.ds("backup/app")
+            ),
+        ],
+    );
+    let svc = services(&pool, &["app"]);
+    let repl = local_replication(&pool, &usb);
+
+    // In shape: mounted, a fresh snapshot, the target holds it.
+    let dir = config(
+        &pool,
+        "ok",
+        &[
+            ("services.json", svc.clone()),
+            ("replication.json", repl.clone()),
+            ("status.json", objectives(3600, 3600)),
+        ],
+    );
+    let r = status(&dir, &[]);
+    assert_eq!(r.code, 0, "{r:#?}");
+    assert!(r.stdout.starts_with("ok app"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("target usb: holds s1 (lag 0 s)"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("preseed: replica"), "{}", r.stdout);
+    let j = status(&dir, &["--json"]);
+    assert_eq!(j.code, 0, "{j:#?}");
+    let report: Value = serde_json::from_str(&j.stdout).unwrap();
+    let app = &report["services"][0];
+    assert_eq!(app["service"], "app");
+    assert_eq!(app["facts"]["mounted"], true);
+    assert_eq!(app["facts"]["mountpoint"], pool.mnt().join("app").as_str());
+    assert_eq!(app["facts"]["preseed"], "replica");
+    assert_eq!(app["newestSnapshot"]["name"], "s1");
+    assert_eq!(app["targets"]["usb"]["state"], "reached");
+    assert_eq!(app["targets"]["usb"]["lagSeconds"], 0);
+    assert_eq!(app["problems"], json!([]));
+
+    // A lagging target: a newer local snapshot the target lacks.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    zfs(&["snapshot", &format!("{}@s2", pool.ds("app"))]);
+    let dir = config(
+        &pool,
+        "lag",
+        &[
+            ("services.json", svc.clone()),
+            ("replication.json", repl.clone()),
+            ("status.json", objectives(3600, 1)),
+        ],
+    );
+    let r = status(&dir, &[]);
+    assert_eq!(r.code, 1, "{r:#?}");
+    assert!(r.stdout.starts_with("FAIL app"), "{}", r.stdout);
+    assert!(r.stdout.contains("error: target usb is "), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("help: `systemctl list-units 'syncoid-*'`"),
+        "{}",
+        r.stdout
+    );
+
+    // A stale snapshot: the newest (s2) older than the objective.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let dir = config(
+        &pool,
+        "stale",
+        &[
+            ("services.json", svc.clone()),
+            ("status.json", objectives(1, 3600)),
+        ],
+    );
+    let r = status(&dir, &["--json"]);
+    assert_eq!(r.code, 1, "{r:#?}");
+    let report: Value = serde_json::from_str(&r.stdout).unwrap();
+    let problems = report["services"][0]["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("the newest snapshot of"));
+    assert!(problems[0]["help"].as_str().unwrap().contains("sanoid"));
+
+    // An unreachable target: the pinned ssh to a closed port on 127.0.0.1.
+    let unreachable = json!({ "version": 1, "host": "forge", "textfile": null,
+        "maxLagSeconds": null, "timeoutSeconds": 10,
+        "targets": { "nas": { "host": "127.0.0.1", "port": 1, "user": "root",
+            "dataset": "backup", "sshKey": sshd::client_key(),
+            "knownHosts": sshd::known_hosts(), "identifier": "nas" } },
+        "datasets": [ { "source": pool.ds("app"), "target": "nas", "targetDataset": "backup/app" } ] });
+    let dir = config(
+        &pool,
+        "unreachable",
+        &[
+            ("services.json", svc.clone()),
+            ("replication.json", unreachable),
+        ],
+    );
+    let r = status(&dir, &[]);
+    assert_eq!(r.code, 1, "{r:#?}");
+    assert!(r.stdout.contains("target nas: unreachable"), "{}", r.stdout);
+    assert!(r.stdout.contains("error: target nas of"), "{}", r.stdout);
+    let j = status(&dir, &["--json"]);
+    let report: Value = serde_json::from_str(&j.stdout).unwrap();
+    assert_eq!(
+        report["services"][0]["targets"]["nas"]["state"],
+        "unreachable"
+    );
+
+    // A missing mount.
+    zfs(&["unmount", &pool.ds("app")]);
+    let dir = config(&pool, "unmounted", &[("services.json", svc.clone())]);
+    let r = status(&dir, &["app"]);
+    assert_eq!(r.code, 1, "{r:#?}");
+    assert!(r.stdout.contains("mounted: no"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("is not mounted (it should be at"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains(&format!("help: `zfs mount {}`", pool.ds("app"))),
+        "{}",
+        r.stdout
+    );
+    zfs(&["mount", &pool.ds("app")]);
+    drop(usb);
+}
+
+#[test]
+fn bad_input_exits_2_and_runs_no_zfs() {
+    let pool = TestPool::new("sbad");
+    let dir = config(
+        &pool,
+        "bad",
+        &[("services.json", services(&pool, &["app"]))],
+    );
+    let r = status(&dir, &["nosuch"]);
+    assert_eq!(r.code, 2, "{r:#?}");
+    assert!(
+        r.stderr.contains("error: no service \"nosuch\""),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("help: the declared services are: app"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.zfs_calls.is_empty(), "{r:#?}");
+    std::fs::write(dir.join("status.json"), "{\"version\": 2}").unwrap();
+    let r = status(&dir, &[]);
+    assert_eq!(r.code, 2, "{r:#?}");
+    assert!(
+        r.stderr.contains("status.json is not valid: version 2"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.zfs_calls.is_empty(), "{r:#?}");
+}
+
+#[test]
+fn two_hundred_datasets_take_two_zfs_calls() {
+    let pool = TestPool::new("s200");
+    let names: Vec<String> = (0..200).map(|i| format!("svc{i:03}")).collect();
+    for n in &names {
+        zfs(&["create", &pool.ds(n)]);
+    }
+    zfs(&["snapshot", "-r", &format!("{}@now", pool.name)]);
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let dir = config(&pool, "many", &[("services.json", services(&pool, &refs))]);
+    let r = status(&dir, &["--json"]);
+    assert_eq!(
+        r.code,
+        0,
+        "{}\n{}",
+        r.stderr,
+        &r.stdout[..r.stdout.len().min(2000)]
+    );
+    let report: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(report["services"].as_array().unwrap().len(), 200);
+    assert_eq!(r.zfs_calls.len(), 2, "{:?}", r.zfs_calls);
+    assert!(
+        r.zfs_calls.iter().all(|c| c.contains(&"-r".to_string())),
+        "{:?}",
+        r.zfs_calls
+    );
+}
