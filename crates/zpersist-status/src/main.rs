@@ -186,6 +186,7 @@ fn main() -> ExitCode {
         }
     };
 
+    let mut targets_of = replication.as_ref().map(|r| Targets::new(r, &zfs, timeout));
     let mut statuses = Vec::new();
     for (name, entry) in selected {
         let local = snapshots.get(&entry.dataset).cloned().unwrap_or_default();
@@ -195,11 +196,11 @@ fn main() -> ExitCode {
             .cloned()
             .unwrap_or(Objectives::default());
         let mut targets = BTreeMap::new();
-        if let Some(r) = &replication {
+        if let (Some(r), Some(t)) = (&replication, targets_of.as_mut()) {
             if declared.max_replication_lag_seconds.is_none() {
                 declared.max_replication_lag_seconds = r.max_lag_seconds;
             }
-            targets = target_facts(r, &zfs, &entry.dataset, &local, timeout);
+            targets = t.facts(&entry.dataset, &local);
         }
         let newest = local
             .iter()
@@ -236,60 +237,172 @@ fn main() -> ExitCode {
     }
 }
 
-/// What each target of `dataset` holds: reusing replication-lag's listing
-/// (local zfs or the pinned ssh, bounded by `timeout`) and
-/// `replication::measure` (by guid).
-fn target_facts(
-    r: &Replication,
-    zfs: &Result<Zfs, zpersist_zfs::ZfsError>,
-    dataset: &str,
-    local: &[replication::Snapshot],
+/// What the targets hold, gathered once per target: a local target's whole
+/// tree in one recursive snapshot listing (one zfs call per target however
+/// many datasets it receives); a remote target's datasets over the pinned
+/// ssh (replication-lag's listing, bounded by `timeout`), where the first
+/// failure stands for the rest of that target's datasets (an unreachable
+/// target costs one timeout per run, not one per dataset).
+struct Targets<'a> {
+    r: &'a Replication,
+    zfs: &'a Result<Zfs, zpersist_zfs::ZfsError>,
     timeout: Duration,
-) -> BTreeMap<String, TargetFacts> {
-    let identifiers: Vec<String> = r.targets.values().map(|t| t.identifier.clone()).collect();
-    let mut out = BTreeMap::new();
-    for pair in r.datasets.iter().filter(|p| p.source == dataset) {
-        let target = &r.targets[&pair.target];
-        let location = target
-            .location(timeout)
-            .expect("Config::parse refuses a target that is neither local nor remote");
-        let facts = match listing::on_target(zfs, &location, &target.dataset, &pair.target_dataset)
-        {
-            Ok(held) => {
-                let (_, newest_held, lag) = replication::measure(
-                    &target.identifier,
-                    &identifiers,
-                    local,
-                    held.as_deref().unwrap_or_default(),
-                );
-                let (why_none, help) = if newest_held.is_none() {
-                    let (why, help) = report::no_common_snapshot(
-                        dataset,
-                        &pair.target,
-                        &pair.target_dataset,
-                        &location.to_string(),
-                        local,
-                        held.as_deref(),
-                    );
-                    (Some(why), Some(help))
-                } else {
-                    (None, None)
-                };
-                TargetFacts::Reached {
-                    newest_held,
-                    lag_seconds: lag,
-                    why_none,
-                    help,
-                }
-            }
-            Err(failure) => TargetFacts::Unreachable {
-                error: failure.error,
-                help: failure.help,
-            },
-        };
-        out.insert(pair.target.clone(), facts);
+    identifiers: Vec<String>,
+    /// Per local target: its tree (dataset names and their snapshots), or
+    /// why it could not be read.
+    local: BTreeMap<String, Result<LocalTree, listing::Failure>>,
+    /// Per remote target: the failure that stands for its other datasets.
+    failed: BTreeMap<String, listing::Failure>,
+}
+
+struct LocalTree {
+    datasets: std::collections::BTreeSet<String>,
+    snapshots: BTreeMap<String, Vec<replication::Snapshot>>,
+}
+
+impl<'a> Targets<'a> {
+    fn new(
+        r: &'a Replication,
+        zfs: &'a Result<Zfs, zpersist_zfs::ZfsError>,
+        timeout: Duration,
+    ) -> Self {
+        Targets {
+            r,
+            zfs,
+            timeout,
+            identifiers: r.targets.values().map(|t| t.identifier.clone()).collect(),
+            local: BTreeMap::new(),
+            failed: BTreeMap::new(),
+        }
     }
-    out
+
+    fn local_tree(
+        &mut self,
+        name: &str,
+        root: &str,
+        target_dataset: &str,
+    ) -> Result<&LocalTree, listing::Failure> {
+        if !self.local.contains_key(name) {
+            let argv = all_snapshots_argv(root);
+            let tree = match self
+                .zfs
+                .as_ref()
+                .map_err(Clone::clone)
+                .and_then(|z| z.run(&argv[1..]))
+            {
+                Ok(out) => {
+                    let datasets = out
+                        .lines()
+                        .filter_map(|l| l.split('\t').next())
+                        .filter(|n| !n.contains('@'))
+                        .map(str::to_string)
+                        .collect();
+                    parse_all_snapshots(&out)
+                        .map(|snapshots| LocalTree {
+                            datasets,
+                            snapshots,
+                        })
+                        .map_err(|e| listing::Failure {
+                            error: format!("reading the snapshots under {root} on this host: {e}"),
+                            help: format!("run `{}` and see what zfs prints", argv.join(" ")),
+                            timed_out: false,
+                        })
+                }
+                // The listing's own wording: a missing root (pool not
+                // imported), a timeout, zfs missing.
+                Err(_) => Err(listing::on_target(
+                    self.zfs,
+                    &replication_lag::config::Location::Local,
+                    root,
+                    target_dataset,
+                )
+                .err()
+                .unwrap_or_else(|| listing::Failure {
+                    error: format!("listing the snapshots under {root} on this host failed"),
+                    help: format!("run `{}` and see what zfs says", argv.join(" ")),
+                    timed_out: false,
+                })),
+            };
+            self.local.insert(name.to_string(), tree);
+        }
+        self.local[name].as_ref().map_err(Clone::clone)
+    }
+
+    /// What each target of `dataset` holds, by guid (`replication::measure`).
+    fn facts(
+        &mut self,
+        dataset: &str,
+        local: &[replication::Snapshot],
+    ) -> BTreeMap<String, TargetFacts> {
+        let r = self.r;
+        let mut out = BTreeMap::new();
+        for pair in r.datasets.iter().filter(|p| p.source == dataset) {
+            let target = &r.targets[&pair.target];
+            let location = target
+                .location(self.timeout)
+                .expect("Config::parse refuses a target that is neither local nor remote");
+            let held: Result<Option<Vec<replication::Snapshot>>, listing::Failure> = match &location
+            {
+                replication_lag::config::Location::Local => self
+                    .local_tree(&pair.target, &target.dataset, &pair.target_dataset)
+                    .map(|tree| {
+                        tree.datasets.contains(&pair.target_dataset).then(|| {
+                            tree.snapshots
+                                .get(&pair.target_dataset)
+                                .cloned()
+                                .unwrap_or_default()
+                        })
+                    }),
+                replication_lag::config::Location::Ssh(_) => match self.failed.get(&pair.target) {
+                    Some(failure) => Err(failure.clone()),
+                    None => listing::on_target(
+                        self.zfs,
+                        &location,
+                        &target.dataset,
+                        &pair.target_dataset,
+                    )
+                    .inspect_err(|f| {
+                        self.failed.insert(pair.target.clone(), f.clone());
+                    }),
+                },
+            };
+            let facts = match held {
+                Ok(held) => {
+                    let (_, newest_held, lag) = replication::measure(
+                        &target.identifier,
+                        &self.identifiers,
+                        local,
+                        held.as_deref().unwrap_or_default(),
+                    );
+                    let (why_none, help) = if newest_held.is_none() {
+                        let (why, help) = report::no_common_snapshot(
+                            dataset,
+                            &pair.target,
+                            &pair.target_dataset,
+                            &location.to_string(),
+                            local,
+                            held.as_deref(),
+                        );
+                        (Some(why), Some(help))
+                    } else {
+                        (None, None)
+                    };
+                    TargetFacts::Reached {
+                        newest_held,
+                        lag_seconds: lag,
+                        why_none,
+                        help,
+                    }
+                }
+                Err(failure) => TargetFacts::Unreachable {
+                    error: failure.error,
+                    help: failure.help,
+                },
+            };
+            out.insert(pair.target.clone(), facts);
+        }
+        out
+    }
 }
 
 fn dataset_facts(observed: &ObservedPool, dataset: &str) -> Option<DatasetFacts> {

@@ -91,6 +91,8 @@ fn in_shape_then_each_broken_promise_is_shown_and_exits_1() {
         r.stdout
     );
     assert!(r.stdout.contains("preseed: replica"), "{}", r.stdout);
+    // Properties, snapshots, and one listing of the local target's tree.
+    assert_eq!(r.zfs_calls.len(), 3, "{:?}", r.zfs_calls);
     let j = status(&dir, &["--json"]);
     assert_eq!(j.code, 0, "{j:#?}");
     let report: Value = serde_json::from_str(&j.stdout).unwrap();
