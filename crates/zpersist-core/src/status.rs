@@ -308,3 +308,127 @@ mod tests {
             .contains("usb of tank/services/sonarr is unreachable"));
     }
 }
+
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The Prometheus text exposition of `statuses` (node_exporter's textfile
+/// collector reads it): the same numbers `--json` prints.
+pub fn textfile(statuses: &[ServiceStatus]) -> String {
+    let mut out = String::new();
+    let mut metric = |name: &str, help: &str, rows: Vec<(String, i64)>| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+        for (labels, value) in rows {
+            out.push_str(&format!("{name}{{{labels}}} {value}\n"));
+        }
+    };
+    let base = |s: &ServiceStatus| {
+        format!(
+            "service=\"{}\",dataset=\"{}\"",
+            label(&s.service),
+            label(&s.dataset)
+        )
+    };
+    metric(
+        "zpersist_status_ok",
+        "1 when every objective of the service is met (zpersist-status exits 0 for it).",
+        statuses
+            .iter()
+            .map(|s| (base(s), i64::from(s.in_shape())))
+            .collect(),
+    );
+    metric(
+        "zpersist_status_mounted",
+        "1 when the service's dataset exists and is mounted.",
+        statuses
+            .iter()
+            .map(|s| {
+                (
+                    base(s),
+                    i64::from(s.facts.as_ref().is_some_and(|f| f.mounted)),
+                )
+            })
+            .collect(),
+    );
+    metric(
+        "zpersist_status_snapshot_age_seconds",
+        "Age of the newest snapshot of the service's dataset.",
+        statuses
+            .iter()
+            .filter_map(|s| s.snapshot_age_seconds.map(|a| (base(s), a)))
+            .collect(),
+    );
+    metric(
+        "zpersist_status_snapshot_age_objective_seconds",
+        "The most the newest snapshot may be old (status.json).",
+        statuses
+            .iter()
+            .filter_map(|s| {
+                s.objectives
+                    .max_snapshot_age_seconds
+                    .map(|a| (base(s), a as i64))
+            })
+            .collect(),
+    );
+    let per_target = |f: fn(&TargetFacts) -> Option<i64>| {
+        statuses
+            .iter()
+            .flat_map(|s| {
+                s.targets.iter().filter_map(move |(t, facts)| {
+                    f(facts).map(|v| (format!("{},target=\"{}\"", base(s), label(t)), v))
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    metric(
+        "zpersist_status_replication_lag_seconds",
+        "How far the newest of this host's snapshots the target holds (by guid) is behind the newest local one.",
+        per_target(|f| match f {
+            TargetFacts::Reached { lag_seconds, .. } => *lag_seconds,
+            TargetFacts::Unreachable { .. } => None,
+        }),
+    );
+    metric(
+        "zpersist_status_target_reachable",
+        "1 when the target could be read (0: unreachable, never in sync).",
+        per_target(|f| Some(i64::from(matches!(f, TargetFacts::Reached { .. })))),
+    );
+    metric(
+        "zpersist_status_replication_lag_objective_seconds",
+        "The most a target may be behind (status.json, else replication.json's maxLagSeconds).",
+        statuses
+            .iter()
+            .filter_map(|s| {
+                s.objectives
+                    .max_replication_lag_seconds
+                    .map(|a| (base(s), a as i64))
+            })
+            .collect(),
+    );
+    metric(
+        "zpersist_status_preseed_info",
+        "1 when the dataset was preseeded; the labels say how, from where and when (com.zpersist:preseed*).",
+        statuses
+            .iter()
+            .filter_map(|s| {
+                let f = s.facts.as_ref()?;
+                let how = f.preseed.as_ref()?;
+                Some((
+                    format!(
+                        "{},preseed=\"{}\",source=\"{}\",at=\"{}\"",
+                        base(s),
+                        label(how),
+                        label(f.preseed_source.as_deref().unwrap_or("")),
+                        label(f.preseed_at.as_deref().unwrap_or(""))
+                    ),
+                    1,
+                ))
+            })
+            .collect(),
+    );
+    out
+}

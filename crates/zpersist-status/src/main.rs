@@ -37,6 +37,9 @@ struct Args {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Also write the report as a Prometheus textfile here (atomically).
+    #[arg(long, value_name = "PATH")]
+    textfile: Option<String>,
     /// Kill a zfs or ssh call that takes longer than this many seconds
     /// (default: replication.json's timeoutSeconds, else 60).
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
@@ -228,6 +231,18 @@ fn main() -> ExitCode {
         let colour = std::io::stdout().is_terminal();
         for s in &statuses {
             print!("{}", describe(s, colour));
+        }
+    }
+    if let Some(path) = &args.textfile {
+        if let Err(e) = zpersist_host::write_atomically(
+            std::path::Path::new(path),
+            zpersist_core::status::textfile(&statuses).as_bytes(),
+        ) {
+            eprintln!("error: cannot write the textfile {path}: {e}");
+            eprintln!(
+                "  help: its directory must exist and be writable (zpersist.status.textfile)"
+            );
+            return ExitCode::from(1);
         }
     }
     if statuses.iter().all(ServiceStatus::in_shape) {

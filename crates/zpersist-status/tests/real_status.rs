@@ -256,3 +256,113 @@ fn two_hundred_datasets_take_two_zfs_calls() {
         r.zfs_calls
     );
 }
+
+/// The textfile's numbers are `--json`'s: snapshot age, lag per target,
+/// reachability, preseed provenance, written by the same run.
+#[test]
+fn the_textfile_numbers_match_json() {
+    let pool = TestPool::new("stext");
+    let usb = pool.companion("stusb");
+    zfs(&["create", &pool.ds("app")]);
+    zfs(&["create", &usb.ds("backup")]);
+    zfs(&["set", "com.zpersist:preseed=restic", &pool.ds("app")]);
+    zfs(&[
+        "set",
+        "com.zpersist:preseed-source=repo:abc",
+        &pool.ds("app"),
+    ]);
+    zfs(&[
+        "set",
+        "com.zpersist:preseed-at=2026-11-30T10:00:00Z",
+        &pool.ds("app"),
+    ]);
+    zfs(&["snapshot", &format!("{}@s1", pool.ds("app"))]);
+    zpersist_e2e::pool::run_ok(
+        "sh",
+        &[
+            "-c",
+            &format!(
+                "zfs send {}@s1 | zfs receive -u {}",
+                pool.ds("app"),
+                usb.ds("backup/app")
+            ),
+        ],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    zfs(&["snapshot", &format!("{}@s2", pool.ds("app"))]);
+    let mut repl = local_replication(&pool, &usb);
+    repl["targets"]["nas"] = json!({ "host": "127.0.0.1", "port": 1, "user": "root",
+        "dataset": "backup", "sshKey": sshd::client_key(),
+        "knownHosts": sshd::known_hosts(), "identifier": "nas" });
+    repl["datasets"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({ "source": pool.ds("app"), "target": "nas", "targetDataset": "backup/app" }));
+    let dir = config(
+        &pool,
+        "text",
+        &[
+            ("services.json", services(&pool, &["app"])),
+            ("replication.json", repl),
+            ("status.json", objectives(3600, 3600)),
+        ],
+    );
+    let prom = pool.scratch("status.prom");
+    let r = status(&dir, &["--json", "--textfile", prom.as_str()]);
+    assert_eq!(r.code, 1, "the unreachable target: {r:#?}");
+    let report: Value = serde_json::from_str(&r.stdout).unwrap();
+    let app = &report["services"][0];
+    let text = std::fs::read_to_string(&prom).unwrap();
+    let value = |series: &str| -> i64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+            .parse()
+            .unwrap()
+    };
+    let ds = pool.ds("app");
+    let base = format!("service=\"app\",dataset=\"{ds}\"");
+    assert_eq!(
+        value(&format!("zpersist_status_snapshot_age_seconds{{{base}}}")),
+        app["snapshotAgeSeconds"].as_i64().unwrap()
+    );
+    let lag = app["targets"]["usb"]["lagSeconds"].as_i64().unwrap();
+    assert!(lag >= 1, "s2 is newer than what usb holds: {app}");
+    assert_eq!(
+        value(&format!(
+            "zpersist_status_replication_lag_seconds{{{base},target=\"usb\"}}"
+        )),
+        lag
+    );
+    assert_eq!(
+        value(&format!(
+            "zpersist_status_target_reachable{{{base},target=\"usb\"}}"
+        )),
+        1
+    );
+    assert_eq!(
+        value(&format!(
+            "zpersist_status_target_reachable{{{base},target=\"nas\"}}"
+        )),
+        0
+    );
+    assert!(!text.contains(
+        "zpersist_status_replication_lag_seconds{service=\"app\",dataset=\"x\",target=\"nas\"}"
+    ));
+    assert_eq!(value(&format!("zpersist_status_ok{{{base}}}")), 0);
+    assert_eq!(value(&format!("zpersist_status_mounted{{{base}}}")), 1);
+    assert_eq!(
+        value(&format!(
+            "zpersist_status_snapshot_age_objective_seconds{{{base}}}"
+        )),
+        app["objectives"]["maxSnapshotAgeSeconds"].as_i64().unwrap()
+    );
+    assert_eq!(
+        value(&format!(
+            "zpersist_status_preseed_info{{{base},preseed=\"restic\",source=\"repo:abc\",at=\"2026-11-30T10:00:00Z\"}}"
+        )),
+        1
+    );
+    assert_eq!(app["facts"]["preseedSource"], "repo:abc");
+    drop(usb);
+}
