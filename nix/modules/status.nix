@@ -3,7 +3,11 @@
 # replication.json. The snapshot-age objective defaults from the sanoid
 # template the service's dataset follows: the most frequent period with a
 # count above 0, times 2 (hourly = 1 → 7200 s); no template, no default.
-{ config, lib, ... }:
+#
+# zpersist-status.service (on zpersist.status.interval) writes the report
+# as a Prometheus textfile; a missed objective fails the unit, which
+# zpersist.notify hears about.
+{ config, lib, pkgs, ... }:
 let
   inherit (lib)
     mkOption
@@ -13,6 +17,8 @@ let
     findFirst
     ;
   cfg = config.zpersist;
+  scfg = cfg.status;
+  zlib = import ../lib { inherit lib; };
   plan = cfg.internal.servicesPlan;
   policies = cfg.snapshots.internal.policies;
 
@@ -100,6 +106,28 @@ in
     );
   };
 
+  options.zpersist.status = {
+    enable = mkOption {
+      type = types.bool;
+      default = true;
+      description = ''
+        Whether `zpersist-status.service` checks every service's objectives
+        on a timer and writes them to `zpersist.status.textfile`. A missed
+        objective fails the unit (so `zpersist.notify` hears of it).
+      '';
+    };
+    interval = mkOption {
+      type = types.str;
+      default = "*:0/15";
+      description = "When the objectives are checked (systemd calendar event).";
+    };
+    textfile = mkOption {
+      type = types.str;
+      default = "/var/lib/zpersist/status.prom";
+      description = "Prometheus textfile the report is written to (atomically), for node_exporter's textfile collector.";
+    };
+  };
+
   options.zpersist.status.internal.file = mkOption {
     type = types.attrsOf types.anything;
     readOnly = true;
@@ -112,5 +140,45 @@ in
     (mkIf (cfg.enable && (plan.services or { }) != { }) {
       environment.etc."zpersist/status.json".text = builtins.toJSON statusFile;
     })
+    (mkIf (cfg.enable && (plan.services or { }) != { } && scfg.enable) (
+      zlib.unit.service {
+        name = "zpersist-status";
+        description = "whether each service keeps its persistence objectives";
+        command = [
+          "${cfg.package}/bin/zpersist-status"
+          "--config"
+          "/etc/zpersist"
+          "--textfile"
+          scfg.textfile
+        ];
+        # Each zfs and ssh call is bounded by replication.json's
+        # timeoutSeconds (60 s by default); this bounds the whole run.
+        timeout = 900;
+        after = [
+          "network-online.target"
+          "zfs.target"
+        ];
+        wants = [ "network-online.target" ];
+        path = [ pkgs.openssh ] ++ zlib.unit.bootedZfs config.boot.zfs.package;
+        zfs = true;
+        network = "ip";
+        serviceConfig = {
+          ProtectSystem = "strict";
+          ReadWritePaths = [ (builtins.dirOf scfg.textfile) ];
+          StateDirectory = mkIf (lib.hasPrefix "/var/lib/" scfg.textfile) (
+            lib.removePrefix "/var/lib/" (builtins.dirOf scfg.textfile)
+          );
+          ProtectHome = "read-only";
+          PrivateTmp = true;
+          CapabilityBoundingSet = [ "CAP_DAC_READ_SEARCH" ];
+          UMask = "0022";
+        };
+        notify = {
+          datasets = lib.mapAttrsToList (_: e: e.dataset) (plan.services or { });
+          summary = "persistence objectives on ${config.networking.hostName}";
+        };
+        extra.startAt = scfg.interval;
+      }
+    ))
   ];
 }

@@ -48,3 +48,35 @@ in { text = e.config.environment.etc."zpersist/status.json".text; failed = e.fai
     );
     assert_eq!(file.services["sonarr"].max_replication_lag_seconds, None);
 }
+
+#[test]
+fn the_status_unit_writes_the_textfile_on_a_timer() {
+    let v = eval_expr(
+        r#"let
+  lib = import ./tests/nix/lib.nix;
+  e = import ./tests/nix/eval.nix { inherit lib; extraModule = {
+    zpersist.pool = "tank";
+    zpersist.allowUndeclaredOwners = true;
+    services.sonarr.enable = true;
+    zpersist.services.sonarr.enable = true;
+    zpersist.status.textfile = "/var/lib/node-exporter/zpersist-status.prom";
+  }; };
+in { u = e.config.systemd.services.zpersist-status; failed = e.failedAssertions;
+     notify = e.config.zpersist.notify.units ? "zpersist-status.service"; }"#,
+    );
+    assert_eq!(v["failed"], json!([]), "{v}");
+    let u = &v["u"];
+    assert!(u["serviceConfig"]["ExecStart"].as_str().unwrap().ends_with(
+        "/bin/zpersist-status --config /etc/zpersist --textfile /var/lib/node-exporter/zpersist-status.prom"
+    ), "{u}");
+    assert_eq!(u["startAt"], "*:0/15");
+    assert_eq!(
+        u["serviceConfig"]["ReadWritePaths"],
+        json!(["/var/lib/node-exporter"])
+    );
+    assert_eq!(u["serviceConfig"]["TimeoutStartSec"], 900);
+    assert_eq!(
+        v["notify"], true,
+        "a missed objective fails the unit and notifies"
+    );
+}
