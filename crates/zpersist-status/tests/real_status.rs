@@ -367,3 +367,60 @@ fn the_textfile_numbers_match_json() {
     assert_eq!(app["facts"]["preseedSource"], "repo:abc");
     drop(usb);
 }
+
+/// A remote target over the pinned ssh (the loopback sshd): what it holds
+/// is read over ssh and matched by guid; a snapshot made on the target
+/// itself (same name, another guid) does not count.
+#[test]
+fn a_remote_target_is_read_over_the_pinned_ssh_by_guid() {
+    sshd::require();
+    let pool = TestPool::new("sremote");
+    let nas = pool.companion("snas");
+    zfs(&["create", &pool.ds("app")]);
+    zfs(&["create", &nas.ds("backup")]);
+    zfs(&["snapshot", &format!("{}@s1", pool.ds("app"))]);
+    zpersist_e2e::pool::run_ok(
+        "sh",
+        &[
+            "-c",
+            &format!(
+                "zfs send {}@s1 | zfs receive -u {}",
+                pool.ds("app"),
+                nas.ds("backup/app")
+            ),
+        ],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    zfs(&["snapshot", &format!("{}@s2", pool.ds("app"))]);
+    // Same name on the target, made there: another guid.
+    zfs(&["snapshot", &format!("{}@s2", nas.ds("backup/app"))]);
+    let repl = json!({ "version": 1, "host": "forge", "textfile": null,
+        "maxLagSeconds": null, "timeoutSeconds": 20,
+        "targets": { "nas": { "host": sshd::HOST, "port": sshd::PORT, "user": sshd::USER,
+            "dataset": nas.ds("backup"), "sshKey": sshd::client_key(),
+            "knownHosts": sshd::known_hosts(), "identifier": "nas" } },
+        "datasets": [ { "source": pool.ds("app"), "target": "nas", "targetDataset": nas.ds("backup/app") } ] });
+    let dir = config(
+        &pool,
+        "remote",
+        &[
+            ("services.json", services(&pool, &["app"])),
+            ("replication.json", repl),
+            ("status.json", objectives(3600, 3600)),
+        ],
+    );
+    let r = status(&dir, &["--json"]);
+    assert_eq!(r.code, 0, "{r:#?}");
+    let report: Value = serde_json::from_str(&r.stdout).unwrap();
+    let nas_facts = &report["services"][0]["targets"]["nas"];
+    assert_eq!(nas_facts["state"], "reached", "{nas_facts}");
+    assert_eq!(nas_facts["newestHeld"]["name"], "s1", "{nas_facts}");
+    assert!(
+        nas_facts["lagSeconds"].as_i64().unwrap() >= 1,
+        "{nas_facts}"
+    );
+    // Locally only the property get and the snapshot listing: the target
+    // was read over ssh.
+    assert_eq!(r.zfs_calls.len(), 2, "{:?}", r.zfs_calls);
+    drop(nas);
+}
