@@ -50,25 +50,33 @@ fn local_replication(pool: &TestPool, usb: &TestPool) -> Value {
         "datasets": [ { "source": pool.ds("app"), "target": "usb", "targetDataset": usb.ds("backup/app") } ] })
 }
 
-#[test]
-fn in_shape_then_each_broken_promise_is_shown_and_exits_1() {
-    let pool = TestPool::new("status");
-    let usb = pool.companion("susb");
-    zfs(&["create", &pool.ds("app")]);
-    zfs(&["create", &usb.ds("backup")]);
-    zfs(&["set", "com.zpersist:preseed=replica", &pool.ds("app")]);
-    zfs(&["snapshot", &format!("{}@s1", pool.ds("app"))]);
+/// `POOL/app` with a snapshot `s1` received into `TARGET/backup/app`;
+/// `before` runs on `POOL/app` before the snapshot (to set properties).
+fn replicated_app(pool: &TestPool, target: &TestPool, before: impl Fn(&str)) {
+    let app = pool.ds("app");
+    zfs(&["create", &app]);
+    zfs(&["create", &target.ds("backup")]);
+    before(&app);
+    zfs(&["snapshot", &format!("{app}@s1")]);
     zpersist_e2e::pool::run_ok(
         "sh",
         &[
             "-c",
             &format!(
-                "zfs send {}@s1 | zfs receive -u {}",
-                pool.ds("app"),
-                usb.ds("backup/app")
+                "zfs send {app}@s1 | zfs receive -u {}",
+                target.ds("backup/app")
             ),
         ],
     );
+}
+
+#[test]
+fn in_shape_then_each_broken_promise_is_shown_and_exits_1() {
+    let pool = TestPool::new("status");
+    let usb = pool.companion("susb");
+    replicated_app(&pool, &usb, |app| {
+        zfs(&["set", "com.zpersist:preseed=replica", app]);
+    });
     let svc = services(&pool, &["app"]);
     let repl = local_replication(&pool, &usb);
 
@@ -263,31 +271,11 @@ fn two_hundred_datasets_take_two_zfs_calls() {
 fn the_textfile_numbers_match_json() {
     let pool = TestPool::new("stext");
     let usb = pool.companion("stusb");
-    zfs(&["create", &pool.ds("app")]);
-    zfs(&["create", &usb.ds("backup")]);
-    zfs(&["set", "com.zpersist:preseed=restic", &pool.ds("app")]);
-    zfs(&[
-        "set",
-        "com.zpersist:preseed-source=repo:abc",
-        &pool.ds("app"),
-    ]);
-    zfs(&[
-        "set",
-        "com.zpersist:preseed-at=2026-11-30T10:00:00Z",
-        &pool.ds("app"),
-    ]);
-    zfs(&["snapshot", &format!("{}@s1", pool.ds("app"))]);
-    zpersist_e2e::pool::run_ok(
-        "sh",
-        &[
-            "-c",
-            &format!(
-                "zfs send {}@s1 | zfs receive -u {}",
-                pool.ds("app"),
-                usb.ds("backup/app")
-            ),
-        ],
-    );
+    replicated_app(&pool, &usb, |app| {
+        zfs(&["set", "com.zpersist:preseed=restic", app]);
+        zfs(&["set", "com.zpersist:preseed-source=repo:abc", app]);
+        zfs(&["set", "com.zpersist:preseed-at=2026-11-30T10:00:00Z", app]);
+    });
     std::thread::sleep(std::time::Duration::from_millis(1100));
     zfs(&["snapshot", &format!("{}@s2", pool.ds("app"))]);
     let mut repl = local_replication(&pool, &usb);
@@ -376,20 +364,7 @@ fn a_remote_target_is_read_over_the_pinned_ssh_by_guid() {
     sshd::require();
     let pool = TestPool::new("sremote");
     let nas = pool.companion("snas");
-    zfs(&["create", &pool.ds("app")]);
-    zfs(&["create", &nas.ds("backup")]);
-    zfs(&["snapshot", &format!("{}@s1", pool.ds("app"))]);
-    zpersist_e2e::pool::run_ok(
-        "sh",
-        &[
-            "-c",
-            &format!(
-                "zfs send {}@s1 | zfs receive -u {}",
-                pool.ds("app"),
-                nas.ds("backup/app")
-            ),
-        ],
-    );
+    replicated_app(&pool, &nas, |_| {});
     std::thread::sleep(std::time::Duration::from_millis(1100));
     zfs(&["snapshot", &format!("{}@s2", pool.ds("app"))]);
     // Same name on the target, made there: another guid.

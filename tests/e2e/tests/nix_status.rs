@@ -8,15 +8,26 @@ use serde_json::json;
 use zpersist_core::status::StatusFile;
 use zpersist_e2e::nix::eval_expr;
 
-#[test]
-fn status_json_objectives_default_from_the_sanoid_template() {
-    let v = eval_expr(
+/// The modules evaluated on pool `tank` with `module` (Nix attributes,
+/// owners allowed undeclared), returning `result` (a Nix expression over
+/// the evaluation `e`) and the failed assertions.
+fn eval_with(module: &str, result: &str) -> serde_json::Value {
+    eval_expr(&format!(
         r#"let
   lib = import ./tests/nix/lib.nix;
-  e = import ./tests/nix/eval.nix { inherit lib; extraModule = {
+  e = import ./tests/nix/eval.nix {{ inherit lib; extraModule = {{
     zpersist.pool = "tank";
     zpersist.allowUndeclaredOwners = true;
-    zpersist.snapshots.templates.services = { hourly = 0; daily = 7; };
+    {module}
+  }}; }};
+in {{ result = {result}; failed = e.failedAssertions; }}"#
+    ))
+}
+
+#[test]
+fn status_json_objectives_default_from_the_sanoid_template() {
+    let v = eval_with(
+        r#"zpersist.snapshots.templates.services = { hourly = 0; daily = 7; };
     zpersist.snapshots.templates.busy = { hourly = 24; daily = 7; };
     zpersist.datasets."services".snapshots = "services";
     zpersist.datasets."services/radarr".snapshots = "busy";
@@ -26,12 +37,11 @@ fn status_json_objectives_default_from_the_sanoid_template() {
     zpersist.services.sonarr.enable = true;
     zpersist.services.radarr.enable = true;
     zpersist.services.vault.enable = true;
-    zpersist.services.lidarr = { enable = true; objectives = { maxSnapshotAge = 60; maxReplicationLag = 600; }; };
-  }; };
-in { text = e.config.environment.etc."zpersist/status.json".text; failed = e.failedAssertions; }"#,
+    zpersist.services.lidarr = { enable = true; objectives = { maxSnapshotAge = 60; maxReplicationLag = 600; }; };"#,
+        r#"e.config.environment.etc."zpersist/status.json".text"#,
     );
     assert_eq!(v["failed"], json!([]), "{v}");
-    let text = v["text"].as_str().unwrap();
+    let text = v["result"].as_str().unwrap();
     let file = StatusFile::parse(text).unwrap();
     let age = |s: &str| file.services[s].max_snapshot_age_seconds;
     assert_eq!(
@@ -51,21 +61,15 @@ in { text = e.config.environment.etc."zpersist/status.json".text; failed = e.fai
 
 #[test]
 fn the_status_unit_writes_the_textfile_on_a_timer() {
-    let v = eval_expr(
-        r#"let
-  lib = import ./tests/nix/lib.nix;
-  e = import ./tests/nix/eval.nix { inherit lib; extraModule = {
-    zpersist.pool = "tank";
-    zpersist.allowUndeclaredOwners = true;
-    services.sonarr.enable = true;
+    let v = eval_with(
+        r#"services.sonarr.enable = true;
     zpersist.services.sonarr.enable = true;
-    zpersist.status.textfile = "/var/lib/node-exporter/zpersist-status.prom";
-  }; };
-in { u = e.config.systemd.services.zpersist-status; failed = e.failedAssertions;
+    zpersist.status.textfile = "/var/lib/node-exporter/zpersist-status.prom";"#,
+        r#"{ u = e.config.systemd.services.zpersist-status;
      notify = e.config.zpersist.notify.units ? "zpersist-status.service"; }"#,
     );
     assert_eq!(v["failed"], json!([]), "{v}");
-    let u = &v["u"];
+    let u = &v["result"]["u"];
     assert!(u["serviceConfig"]["ExecStart"].as_str().unwrap().ends_with(
         "/bin/zpersist-status --config /etc/zpersist --textfile /var/lib/node-exporter/zpersist-status.prom"
     ), "{u}");
@@ -76,7 +80,7 @@ in { u = e.config.systemd.services.zpersist-status; failed = e.failedAssertions;
     );
     assert_eq!(u["serviceConfig"]["TimeoutStartSec"], 900);
     assert_eq!(
-        v["notify"], true,
+        v["result"]["notify"], true,
         "a missed objective fails the unit and notifies"
     );
 }
