@@ -227,88 +227,6 @@ pub fn evaluate(inputs: Inputs<'_>) -> ServiceStatus {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn inputs(facts: Option<DatasetFacts>) -> Inputs<'static> {
-        Inputs {
-            service: "sonarr",
-            dataset: "tank/services/sonarr",
-            declared_mountpoint: "/var/lib/sonarr",
-            facts,
-            newest_snapshot: Some(SnapshotRef {
-                name: "a".into(),
-                creation: 100,
-            }),
-            objectives: Objectives {
-                max_snapshot_age_seconds: Some(50),
-                max_replication_lag_seconds: Some(10),
-            },
-            targets: BTreeMap::new(),
-            now: 120,
-        }
-    }
-
-    fn mounted() -> DatasetFacts {
-        DatasetFacts {
-            mounted: true,
-            mountpoint: Some("/var/lib/sonarr".into()),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn in_shape_has_no_problem() {
-        let s = evaluate(inputs(Some(mounted())));
-        assert!(s.in_shape(), "{s:?}");
-        assert_eq!(s.snapshot_age_seconds, Some(20));
-    }
-
-    #[test]
-    fn each_broken_promise_is_a_problem() {
-        assert!(evaluate(inputs(None)).problems[0]
-            .error
-            .contains("does not exist"));
-        let unmounted = DatasetFacts {
-            mounted: false,
-            ..mounted()
-        };
-        assert!(evaluate(inputs(Some(unmounted))).problems[0]
-            .error
-            .contains("is not mounted"));
-        let mut stale = inputs(Some(mounted()));
-        stale.now = 200;
-        assert!(evaluate(stale).problems[0].error.contains("100 s old"));
-        let mut lagging = inputs(Some(mounted()));
-        lagging.targets.insert(
-            "nas".into(),
-            TargetFacts::Reached {
-                newest_held: Some(SnapshotRef {
-                    name: "b".into(),
-                    creation: 80,
-                }),
-                lag_seconds: Some(20),
-                why_none: None,
-                help: None,
-            },
-        );
-        lagging.targets.insert(
-            "usb".into(),
-            TargetFacts::Unreachable {
-                error: "ssh: connection refused".into(),
-                help: "h".into(),
-            },
-        );
-        let s = evaluate(lagging);
-        assert_eq!(s.problems.len(), 2, "{s:?}");
-        assert!(s.problems[0].error.contains("nas is 20 s behind"));
-        assert!(s.problems[1]
-            .error
-            .contains("usb of tank/services/sonarr is unreachable"));
-    }
-}
-
 fn label(value: &str) -> String {
     value
         .replace('\\', "\\\\")
@@ -431,4 +349,86 @@ pub fn textfile(statuses: &[ServiceStatus]) -> String {
             .collect(),
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs(facts: Option<DatasetFacts>) -> Inputs<'static> {
+        Inputs {
+            service: "sonarr",
+            dataset: "tank/services/sonarr",
+            declared_mountpoint: "/var/lib/sonarr",
+            facts,
+            newest_snapshot: Some(SnapshotRef {
+                name: "a".into(),
+                creation: 100,
+            }),
+            objectives: Objectives {
+                max_snapshot_age_seconds: Some(50),
+                max_replication_lag_seconds: Some(10),
+            },
+            targets: BTreeMap::new(),
+            now: 120,
+        }
+    }
+
+    fn mounted() -> DatasetFacts {
+        DatasetFacts {
+            mounted: true,
+            mountpoint: Some("/var/lib/sonarr".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn in_shape_has_no_problem() {
+        let s = evaluate(inputs(Some(mounted())));
+        assert!(s.in_shape(), "{s:?}");
+        assert_eq!(s.snapshot_age_seconds, Some(20));
+    }
+
+    #[test]
+    fn each_broken_promise_is_a_problem() {
+        assert!(evaluate(inputs(None)).problems[0]
+            .error
+            .contains("does not exist"));
+        let unmounted = DatasetFacts {
+            mounted: false,
+            ..mounted()
+        };
+        assert!(evaluate(inputs(Some(unmounted))).problems[0]
+            .error
+            .contains("is not mounted"));
+        let mut stale = inputs(Some(mounted()));
+        stale.now = 200;
+        assert!(evaluate(stale).problems[0].error.contains("100 s old"));
+        let mut lagging = inputs(Some(mounted()));
+        lagging.targets.insert(
+            "nas".into(),
+            TargetFacts::Reached {
+                newest_held: Some(SnapshotRef {
+                    name: "b".into(),
+                    creation: 80,
+                }),
+                lag_seconds: Some(20),
+                why_none: None,
+                help: None,
+            },
+        );
+        lagging.targets.insert(
+            "usb".into(),
+            TargetFacts::Unreachable {
+                error: "ssh: connection refused".into(),
+                help: "h".into(),
+            },
+        );
+        let s = evaluate(lagging);
+        assert_eq!(s.problems.len(), 2, "{s:?}");
+        assert!(s.problems[0].error.contains("nas is 20 s behind"));
+        assert!(s.problems[1]
+            .error
+            .contains("usb of tank/services/sonarr is unreachable"));
+    }
 }
