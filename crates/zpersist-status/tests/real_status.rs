@@ -399,3 +399,39 @@ fn a_remote_target_is_read_over_the_pinned_ssh_by_guid() {
     assert_eq!(r.zfs_calls.len(), 2, "{:?}", r.zfs_calls);
     drop(nas);
 }
+
+/// A local target whose pool is not imported (the USB disk unplugged) is
+/// unreachable, with the listing's own help, never in sync.
+#[test]
+fn a_local_target_without_its_pool_is_unreachable() {
+    let pool = TestPool::new("sunplug");
+    zfs(&["create", &pool.ds("app")]);
+    zfs(&["snapshot", &format!("{}@s1", pool.ds("app"))]);
+    let gone = format!("{}gone/backup", pool.name);
+    let repl = json!({ "version": 1, "host": "forge", "textfile": null, "maxLagSeconds": null,
+        "targets": { "usb": { "host": null, "dataset": gone, "identifier": "usb" } },
+        "datasets": [ { "source": pool.ds("app"), "target": "usb", "targetDataset": format!("{gone}/app") } ] });
+    let dir = config(
+        &pool,
+        "unplugged",
+        &[
+            ("services.json", services(&pool, &["app"])),
+            ("replication.json", repl),
+        ],
+    );
+    let r = status(&dir, &[]);
+    assert_eq!(r.code, 1, "{r:#?}");
+    assert!(r.stdout.contains("target usb: unreachable"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!(
+            "the local target {gone} does not exist on this host"
+        )),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("help: import the pool holding"),
+        "{}",
+        r.stdout
+    );
+}
