@@ -14,5 +14,6 @@
     ./notify.nix
     ./preseed.nix
     ./pitr.nix
+    ./status.nix
   ];
 }

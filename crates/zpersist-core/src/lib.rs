@@ -16,6 +16,7 @@ pub mod preseed;
 pub mod property;
 pub mod replication;
 pub mod rules;
+pub mod status;
 pub mod steps;
 pub mod text;
 pub mod time;

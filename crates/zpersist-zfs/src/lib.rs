@@ -14,7 +14,7 @@ use zpersist_core::observed::{ObservedPool, Source};
 use zpersist_core::replication::Snapshot;
 
 mod snapshots;
-pub use snapshots::{parse_snapshots, snapshots_argv};
+pub use snapshots::{all_snapshots_argv, parse_all_snapshots, parse_snapshots, snapshots_argv};
 
 pub mod dataset;
 pub mod space;

@@ -11,21 +11,17 @@ use zpersist_core::replication::Snapshot;
 
 /// The argv, `zfs` first, listing the snapshots of `dataset`.
 pub fn snapshots_argv(dataset: &str) -> Vec<String> {
-    [
-        "zfs",
-        "get",
-        "-H",
-        "-p",
-        "-o",
-        "name,property,value",
-        "-d",
-        "1",
-        "creation,guid",
-        dataset,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    creation_and_guid_argv(&["-d", "1"], dataset)
+}
+
+/// `zfs get -H -p -o name,property,value SCOPE creation,guid DATASET`.
+fn creation_and_guid_argv(scope: &[&str], dataset: &str) -> Vec<String> {
+    ["zfs", "get", "-H", "-p", "-o", "name,property,value"]
+        .iter()
+        .chain(scope)
+        .chain(&["creation,guid", dataset])
+        .map(|s| s.to_string())
+        .collect()
 }
 
 /// The snapshots of `dataset` (not of its children) in `output` of
@@ -99,6 +95,56 @@ mod tests {
         assert_eq!(
             snapshots_argv("tank/my data").join(" "),
             "zfs get -H -p -o name,property,value -d 1 creation,guid tank/my data"
+        );
+    }
+}
+
+/// The argv, `zfs` first, listing every snapshot under `root` (all
+/// datasets at once: one call however many datasets there are).
+pub fn all_snapshots_argv(root: &str) -> Vec<String> {
+    creation_and_guid_argv(&["-r"], root)
+}
+
+/// The snapshots in `output` of [`all_snapshots_argv`], by dataset, each
+/// list oldest first. Rows of datasets themselves are skipped.
+pub fn parse_all_snapshots(output: &str) -> Result<BTreeMap<String, Vec<Snapshot>>, String> {
+    let mut lines: BTreeMap<&str, String> = BTreeMap::new();
+    for line in output.lines().filter(|l| !l.is_empty()) {
+        let name = line.split('\t').next().unwrap_or_default();
+        if let Some((dataset, _)) = name.split_once('@') {
+            let text = lines.entry(dataset).or_default();
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    lines
+        .into_iter()
+        .map(|(dataset, text)| parse_snapshots(dataset, &text).map(|s| (dataset.to_string(), s)))
+        .collect()
+}
+
+#[cfg(test)]
+mod all_tests {
+    use super::*;
+
+    #[test]
+    fn one_listing_is_split_by_dataset_and_a_child_is_not_its_parent() {
+        let output = "tank/a\tcreation\t1\n\
+                      tank/a@x\tcreation\t10\n\
+                      tank/a@x\tguid\t111\n\
+                      tank/a/b@x\tcreation\t20\n\
+                      tank/a/b@x\tguid\t222\n";
+        let all = parse_all_snapshots(output).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all["tank/a"][0].guid, "111");
+        assert_eq!(all["tank/a/b"][0].creation, 20);
+        assert_eq!(
+            all_snapshots_argv("tank").join(" "),
+            "zfs get -H -p -o name,property,value -r creation,guid tank"
+        );
+        assert_eq!(
+            snapshots_argv("tank/a").join(" "),
+            "zfs get -H -p -o name,property,value -d 1 creation,guid tank/a"
         );
     }
 }

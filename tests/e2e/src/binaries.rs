@@ -15,6 +15,7 @@ pub const ALL: &[&str] = &[
     "replication-lag",
     "preseed-restore",
     "zpersist-check-mounted",
+    "zpersist-status",
 ];
 
 /// The target directory's profile folder of the running test

@@ -1,0 +1,434 @@
+//! `zpersist status` as data: the objectives a host promises per service
+//! (`/etc/zpersist/status.json`, optional), the facts `zpersist-status`
+//! gathered (one property listing, one snapshot listing, one listing per
+//! replication target), and the verdict per service. No I/O, no clock:
+//! `now` comes in as data.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::replication::SnapshotRef;
+
+pub const STATUS_VERSION: u64 = 1;
+
+/// `/etc/zpersist/status.json`: objectives per service. Every field is
+/// optional; a missing objective is reported but never judged.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StatusFile {
+    pub version: u64,
+    #[serde(default)]
+    pub services: BTreeMap<String, Objectives>,
+}
+
+/// What one service promises.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Objectives {
+    /// The newest snapshot of the dataset is at most this old.
+    #[serde(default)]
+    pub max_snapshot_age_seconds: Option<u64>,
+    /// Each replication target holds a snapshot at most this far behind
+    /// the newest local one.
+    #[serde(default)]
+    pub max_replication_lag_seconds: Option<u64>,
+}
+
+impl StatusFile {
+    pub fn parse(text: &str) -> Result<StatusFile, String> {
+        let file: StatusFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        if file.version != STATUS_VERSION {
+            return Err(format!(
+                "version {} is not supported (this zpersist status reads version {STATUS_VERSION})",
+                file.version
+            ));
+        }
+        Ok(file)
+    }
+}
+
+/// The dataset's properties as the one `zfs get` read them; `None` for
+/// the whole struct when the dataset does not exist.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DatasetFacts {
+    pub mounted: bool,
+    pub mountpoint: Option<String>,
+    pub used: Option<u64>,
+    /// `None` (or 0, which zfs prints for none) when no quota is set.
+    pub quota: Option<u64>,
+    pub preseed: Option<String>,
+    pub preseed_source: Option<String>,
+    pub preseed_at: Option<String>,
+}
+
+/// What one replication target was found to hold.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    tag = "state"
+)]
+pub enum TargetFacts {
+    /// The target answered: the newest of this host's snapshots it holds
+    /// (by guid), and how far behind the newest local one it is.
+    Reached {
+        newest_held: Option<SnapshotRef>,
+        lag_seconds: Option<i64>,
+        /// Why it holds none of this host's snapshots, when it holds none.
+        why_none: Option<String>,
+        help: Option<String>,
+    },
+    /// The target did not answer (ssh failed or timed out, its pool is
+    /// not imported): never in sync.
+    Unreachable { error: String, help: String },
+}
+
+/// One broken promise: what, and the command that fixes or explains it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub error: String,
+    pub help: String,
+}
+
+/// One service's status.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceStatus {
+    pub service: String,
+    pub dataset: String,
+    /// Where services.json says it mounts.
+    pub declared_mountpoint: String,
+    pub exists: bool,
+    pub facts: Option<DatasetFacts>,
+    pub newest_snapshot: Option<SnapshotRef>,
+    pub snapshot_age_seconds: Option<i64>,
+    pub objectives: Objectives,
+    pub targets: BTreeMap<String, TargetFacts>,
+    pub problems: Vec<Problem>,
+}
+
+impl ServiceStatus {
+    pub fn in_shape(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// The inputs of [`evaluate`] for one service.
+pub struct Inputs<'a> {
+    pub service: &'a str,
+    pub dataset: &'a str,
+    pub declared_mountpoint: &'a str,
+    pub facts: Option<DatasetFacts>,
+    pub newest_snapshot: Option<SnapshotRef>,
+    pub objectives: Objectives,
+    pub targets: BTreeMap<String, TargetFacts>,
+    pub now: i64,
+}
+
+/// The verdict: every objective checked, each miss a [`Problem`].
+pub fn evaluate(inputs: Inputs<'_>) -> ServiceStatus {
+    let Inputs {
+        service,
+        dataset,
+        declared_mountpoint,
+        facts,
+        newest_snapshot,
+        objectives,
+        targets,
+        now,
+    } = inputs;
+    let mut problems = Vec::new();
+    match &facts {
+        None => problems.push(Problem {
+            error: format!("{dataset} (zpersist.services.{service}) does not exist"),
+            help: "zpersist-datasets.service creates it: `systemctl restart zpersist-datasets` and see `journalctl -u zpersist-datasets`".into(),
+        }),
+        Some(f) if !f.mounted => problems.push(Problem {
+            error: format!("{dataset} is not mounted (it should be at {declared_mountpoint})"),
+            help: format!("`zfs mount {dataset}`; `systemctl status zpersist-{service}-mounted` says why it was not"),
+        }),
+        Some(f) if f.mountpoint.as_deref() != Some(declared_mountpoint) => problems.push(Problem {
+            error: format!(
+                "{dataset} is mounted at {}, not at {declared_mountpoint} as declared",
+                f.mountpoint.as_deref().unwrap_or("-")
+            ),
+            help: "`systemctl restart zpersist-datasets` sets the declared mountpoint".into(),
+        }),
+        Some(_) => {}
+    }
+    let snapshot_age_seconds = newest_snapshot.as_ref().map(|s| (now - s.creation).max(0));
+    if let Some(max) = objectives.max_snapshot_age_seconds {
+        match snapshot_age_seconds {
+            None if facts.is_some() => problems.push(Problem {
+                error: format!("{dataset} has no snapshot (objective: at most {max} s old)"),
+                help: "`systemctl status sanoid` and `journalctl -u sanoid`: sanoid takes the snapshots (zpersist.datasets.<name>.snapshots)".into(),
+            }),
+            Some(age) if age as u64 > max => problems.push(Problem {
+                error: format!(
+                    "the newest snapshot of {dataset} ({}) is {age} s old (objective: at most {max} s)",
+                    newest_snapshot.as_ref().map(|s| s.name.as_str()).unwrap_or("-")
+                ),
+                help: "`systemctl status sanoid` and `journalctl -u sanoid`: sanoid takes the snapshots".into(),
+            }),
+            _ => {}
+        }
+    }
+    for (target, found) in &targets {
+        match found {
+            TargetFacts::Unreachable { error, help } => problems.push(Problem {
+                error: format!("target {target} of {dataset} is unreachable: {error}"),
+                help: help.clone(),
+            }),
+            TargetFacts::Reached {
+                newest_held: None,
+                why_none,
+                help,
+                ..
+            } => problems.push(Problem {
+                error: format!(
+                    "target {target} holds none of this host's snapshots of {dataset}: {}",
+                    why_none.as_deref().unwrap_or("nothing received")
+                ),
+                help: help.clone().unwrap_or_else(|| {
+                    "`systemctl list-units 'syncoid-*'` and the syncoid unit's journal".into()
+                }),
+            }),
+            TargetFacts::Reached {
+                lag_seconds: Some(lag),
+                ..
+            } => {
+                if let Some(max) = objectives.max_replication_lag_seconds {
+                    if *lag as u64 > max {
+                        problems.push(Problem {
+                            error: format!(
+                                "target {target} is {lag} s behind on {dataset} (objective: at most {max} s)"
+                            ),
+                            help: format!("`systemctl list-units 'syncoid-*'`, then `systemctl start` the unit sending {dataset} to {target} and see its journal; `replication-lag` measures it again"),
+                        });
+                    }
+                }
+            }
+            TargetFacts::Reached { .. } => {}
+        }
+    }
+    ServiceStatus {
+        service: service.into(),
+        dataset: dataset.into(),
+        declared_mountpoint: declared_mountpoint.into(),
+        exists: facts.is_some(),
+        facts,
+        newest_snapshot,
+        snapshot_age_seconds,
+        objectives,
+        targets,
+        problems,
+    }
+}
+
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The Prometheus text exposition of `statuses` (node_exporter's textfile
+/// collector reads it): the same numbers `--json` prints.
+pub fn textfile(statuses: &[ServiceStatus]) -> String {
+    let mut out = String::new();
+    let mut metric = |name: &str, help: &str, rows: Vec<(String, i64)>| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+        for (labels, value) in rows {
+            out.push_str(&format!("{name}{{{labels}}} {value}\n"));
+        }
+    };
+    let base = |s: &ServiceStatus| {
+        format!(
+            "service=\"{}\",dataset=\"{}\"",
+            label(&s.service),
+            label(&s.dataset)
+        )
+    };
+    metric(
+        "zpersist_status_ok",
+        "1 when every objective of the service is met (zpersist-status exits 0 for it).",
+        statuses
+            .iter()
+            .map(|s| (base(s), i64::from(s.in_shape())))
+            .collect(),
+    );
+    metric(
+        "zpersist_status_mounted",
+        "1 when the service's dataset exists and is mounted.",
+        statuses
+            .iter()
+            .map(|s| {
+                (
+                    base(s),
+                    i64::from(s.facts.as_ref().is_some_and(|f| f.mounted)),
+                )
+            })
+            .collect(),
+    );
+    metric(
+        "zpersist_status_snapshot_age_seconds",
+        "Age of the newest snapshot of the service's dataset.",
+        statuses
+            .iter()
+            .filter_map(|s| s.snapshot_age_seconds.map(|a| (base(s), a)))
+            .collect(),
+    );
+    metric(
+        "zpersist_status_snapshot_age_objective_seconds",
+        "The most the newest snapshot may be old (status.json).",
+        statuses
+            .iter()
+            .filter_map(|s| {
+                s.objectives
+                    .max_snapshot_age_seconds
+                    .map(|a| (base(s), a as i64))
+            })
+            .collect(),
+    );
+    let per_target = |f: fn(&TargetFacts) -> Option<i64>| {
+        statuses
+            .iter()
+            .flat_map(|s| {
+                s.targets.iter().filter_map(move |(t, facts)| {
+                    f(facts).map(|v| (format!("{},target=\"{}\"", base(s), label(t)), v))
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    metric(
+        "zpersist_status_replication_lag_seconds",
+        "How far the newest of this host's snapshots the target holds (by guid) is behind the newest local one.",
+        per_target(|f| match f {
+            TargetFacts::Reached { lag_seconds, .. } => *lag_seconds,
+            TargetFacts::Unreachable { .. } => None,
+        }),
+    );
+    metric(
+        "zpersist_status_target_reachable",
+        "1 when the target could be read (0: unreachable, never in sync).",
+        per_target(|f| Some(i64::from(matches!(f, TargetFacts::Reached { .. })))),
+    );
+    metric(
+        "zpersist_status_replication_lag_objective_seconds",
+        "The most a target may be behind (status.json, else replication.json's maxLagSeconds).",
+        statuses
+            .iter()
+            .filter_map(|s| {
+                s.objectives
+                    .max_replication_lag_seconds
+                    .map(|a| (base(s), a as i64))
+            })
+            .collect(),
+    );
+    metric(
+        "zpersist_status_preseed_info",
+        "1 when the dataset was preseeded; the labels say how, from where and when (com.zpersist:preseed*).",
+        statuses
+            .iter()
+            .filter_map(|s| {
+                let f = s.facts.as_ref()?;
+                let how = f.preseed.as_ref()?;
+                Some((
+                    format!(
+                        "{},preseed=\"{}\",source=\"{}\",at=\"{}\"",
+                        base(s),
+                        label(how),
+                        label(f.preseed_source.as_deref().unwrap_or("")),
+                        label(f.preseed_at.as_deref().unwrap_or(""))
+                    ),
+                    1,
+                ))
+            })
+            .collect(),
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs(facts: Option<DatasetFacts>) -> Inputs<'static> {
+        Inputs {
+            service: "sonarr",
+            dataset: "tank/services/sonarr",
+            declared_mountpoint: "/var/lib/sonarr",
+            facts,
+            newest_snapshot: Some(SnapshotRef {
+                name: "a".into(),
+                creation: 100,
+            }),
+            objectives: Objectives {
+                max_snapshot_age_seconds: Some(50),
+                max_replication_lag_seconds: Some(10),
+            },
+            targets: BTreeMap::new(),
+            now: 120,
+        }
+    }
+
+    fn mounted() -> DatasetFacts {
+        DatasetFacts {
+            mounted: true,
+            mountpoint: Some("/var/lib/sonarr".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn in_shape_has_no_problem() {
+        let s = evaluate(inputs(Some(mounted())));
+        assert!(s.in_shape(), "{s:?}");
+        assert_eq!(s.snapshot_age_seconds, Some(20));
+    }
+
+    #[test]
+    fn each_broken_promise_is_a_problem() {
+        assert!(evaluate(inputs(None)).problems[0]
+            .error
+            .contains("does not exist"));
+        let unmounted = DatasetFacts {
+            mounted: false,
+            ..mounted()
+        };
+        assert!(evaluate(inputs(Some(unmounted))).problems[0]
+            .error
+            .contains("is not mounted"));
+        let mut stale = inputs(Some(mounted()));
+        stale.now = 200;
+        assert!(evaluate(stale).problems[0].error.contains("100 s old"));
+        let mut lagging = inputs(Some(mounted()));
+        lagging.targets.insert(
+            "nas".into(),
+            TargetFacts::Reached {
+                newest_held: Some(SnapshotRef {
+                    name: "b".into(),
+                    creation: 80,
+                }),
+                lag_seconds: Some(20),
+                why_none: None,
+                help: None,
+            },
+        );
+        lagging.targets.insert(
+            "usb".into(),
+            TargetFacts::Unreachable {
+                error: "ssh: connection refused".into(),
+                help: "h".into(),
+            },
+        );
+        let s = evaluate(lagging);
+        assert_eq!(s.problems.len(), 2, "{s:?}");
+        assert!(s.problems[0].error.contains("nas is 20 s behind"));
+        assert!(s.problems[1]
+            .error
+            .contains("usb of tank/services/sonarr is unreachable"));
+    }
+}

@@ -1,0 +1,514 @@
+//! `zpersist status [SERVICE] [--json] [--config DIR]`: per service, what
+//! /etc/zpersist declares against what ZFS and the replication targets
+//! hold. Wires the contracts (services.json, replication.json,
+//! status.json) to the facts (one recursive `zfs get` of the properties,
+//! one recursive snapshot listing, one listing per replication target) and
+//! zpersist-core's `status::evaluate`. Exit 0: every objective met; 1: one
+//! is missed; 2: bad arguments or contracts (nothing read from ZFS).
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::Parser;
+use replication_lag::config::{Config as Replication, DEFAULT_TIMEOUT_SECONDS};
+use replication_lag::{listing, report};
+use zpersist_core::migration::ServicesFile;
+use zpersist_core::preseed::{PROP_AT, PROP_PRESEED, PROP_SOURCE};
+use zpersist_core::replication::{self, SnapshotRef};
+use zpersist_core::status::{
+    evaluate, DatasetFacts, Inputs, Objectives, ServiceStatus, StatusFile, TargetFacts,
+};
+use zpersist_core::ObservedPool;
+use zpersist_zfs::{all_snapshots_argv, parse_all_snapshots, Zfs};
+
+#[derive(Parser)]
+#[command(
+    name = "zpersist status",
+    about = "Whether each service's persistence keeps its promises"
+)]
+struct Args {
+    /// Only this service (a name in services.json).
+    service: Option<String>,
+    /// Where services.json, replication.json and status.json are.
+    #[arg(long, default_value = "/etc/zpersist")]
+    config: String,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Also write the report as a Prometheus textfile here (atomically).
+    #[arg(long, value_name = "PATH")]
+    textfile: Option<String>,
+    /// Kill a zfs or ssh call that takes longer than this many seconds
+    /// (default: replication.json's timeoutSeconds, else 60).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    timeout: Option<u64>,
+}
+
+fn bad_input(error: String, help: &str) -> ExitCode {
+    eprintln!("error: {error}");
+    eprintln!("  help: {help}");
+    ExitCode::from(2)
+}
+
+const REBUILD: &str =
+    "the zpersist NixOS module writes it; rebuild the system, or pass --config DIR";
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let dir = std::path::Path::new(&args.config);
+    let services_path = dir.join("services.json");
+    let services = match std::fs::read_to_string(&services_path) {
+        Ok(text) => match ServicesFile::parse(&text) {
+            Ok(s) => s,
+            Err(problems) => {
+                return bad_input(
+                    format!(
+                        "{} is not a valid services file: {}",
+                        services_path.display(),
+                        problems.join("; ")
+                    ),
+                    REBUILD,
+                )
+            }
+        },
+        Err(e) => {
+            return bad_input(
+                format!("cannot read {}: {e}", services_path.display()),
+                REBUILD,
+            )
+        }
+    };
+    let optional = |name: &str| -> Result<Option<String>, String> {
+        let path = dir.join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        }
+    };
+    let replication = match optional("replication.json").and_then(|t| {
+        t.map(|t| {
+            Replication::parse(&t)
+                .map_err(|e| format!("{}/replication.json is not valid: {e}", args.config))
+        })
+        .transpose()
+    }) {
+        Ok(r) => r,
+        Err(e) => return bad_input(e, REBUILD),
+    };
+    let objectives = match optional("status.json").and_then(|t| {
+        t.map(|t| {
+            StatusFile::parse(&t)
+                .map_err(|e| format!("{}/status.json is not valid: {e}", args.config))
+        })
+        .transpose()
+    }) {
+        Ok(s) => s.unwrap_or_default(),
+        Err(e) => return bad_input(e, REBUILD),
+    };
+    let selected: Vec<(&String, _)> = match &args.service {
+        Some(name) => match services.services.get_key_value(name) {
+            Some(entry) => vec![entry],
+            None => {
+                return bad_input(
+                    format!("no service \"{name}\" in {}", services_path.display()),
+                    &format!(
+                        "the declared services are: {}",
+                        services
+                            .services
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+            }
+        },
+        None => services.services.iter().collect(),
+    };
+
+    let timeout = Duration::from_secs(
+        args.timeout
+            .or(replication.as_ref().and_then(|r| r.timeout_seconds))
+            .unwrap_or(DEFAULT_TIMEOUT_SECONDS),
+    );
+    let zfs = Zfs::from_path().map(|z| z.with_timeout(timeout));
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+
+    // Call 1: every property of every dataset in the pool.
+    let properties: Vec<String> = [
+        "mounted",
+        "mountpoint",
+        "used",
+        "quota",
+        PROP_PRESEED,
+        PROP_SOURCE,
+        PROP_AT,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let pool = &services.pool;
+    let observed = match zfs
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|z| z.observe(pool, &properties))
+    {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!(
+                "error: reading the properties of {pool} failed: {}",
+                e.message
+            );
+            eprintln!(
+                "  help: run `{}` and see what zfs says; `zpool status {pool}`",
+                e.argv.join(" ")
+            );
+            return ExitCode::from(1);
+        }
+    };
+    // Call 2: every snapshot in the pool.
+    let argv = all_snapshots_argv(pool);
+    let snapshots = match zfs
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|z| z.run(&argv[1..]))
+        .map_err(|e| (e.message, e.argv.join(" ")))
+        .and_then(|out| parse_all_snapshots(&out).map_err(|e| (e, argv.join(" "))))
+    {
+        Ok(s) => s,
+        Err((message, command)) => {
+            eprintln!("error: listing the snapshots of {pool} failed: {message}");
+            eprintln!("  help: run `{command}` and see what zfs says");
+            return ExitCode::from(1);
+        }
+    };
+
+    let mut targets_of = replication.as_ref().map(|r| Targets::new(r, &zfs, timeout));
+    let mut statuses = Vec::new();
+    for (name, entry) in selected {
+        let local = snapshots.get(&entry.dataset).cloned().unwrap_or_default();
+        let mut declared = objectives
+            .services
+            .get(name)
+            .cloned()
+            .unwrap_or(Objectives::default());
+        let mut targets = BTreeMap::new();
+        if let (Some(r), Some(t)) = (&replication, targets_of.as_mut()) {
+            if declared.max_replication_lag_seconds.is_none() {
+                declared.max_replication_lag_seconds = r.max_lag_seconds;
+            }
+            targets = t.facts(&entry.dataset, &local);
+        }
+        let newest = local
+            .iter()
+            .max_by_key(|s| s.creation)
+            .map(SnapshotRef::from);
+        statuses.push(evaluate(Inputs {
+            service: name,
+            dataset: &entry.dataset,
+            declared_mountpoint: &entry.mountpoint,
+            facts: dataset_facts(&observed, &entry.dataset),
+            newest_snapshot: newest,
+            objectives: declared,
+            targets,
+            now,
+        }));
+    }
+
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "now": now, "services": statuses }))
+                .expect("serialises")
+        );
+    } else {
+        let colour = std::io::stdout().is_terminal();
+        for s in &statuses {
+            print!("{}", describe(s, colour));
+        }
+    }
+    if let Some(path) = &args.textfile {
+        if let Err(e) = zpersist_host::write_atomically(
+            std::path::Path::new(path),
+            zpersist_core::status::textfile(&statuses).as_bytes(),
+        ) {
+            eprintln!("error: cannot write the textfile {path}: {e}");
+            eprintln!(
+                "  help: its directory must exist and be writable (zpersist.status.textfile)"
+            );
+            return ExitCode::from(1);
+        }
+    }
+    if statuses.iter().all(ServiceStatus::in_shape) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// What the targets hold, gathered once per target: a local target's whole
+/// tree in one recursive snapshot listing (one zfs call per target however
+/// many datasets it receives); a remote target's datasets over the pinned
+/// ssh (replication-lag's listing, bounded by `timeout`), where the first
+/// failure stands for the rest of that target's datasets (an unreachable
+/// target costs one timeout per run, not one per dataset).
+struct Targets<'a> {
+    r: &'a Replication,
+    zfs: &'a Result<Zfs, zpersist_zfs::ZfsError>,
+    timeout: Duration,
+    identifiers: Vec<String>,
+    /// Per local target: its tree (dataset names and their snapshots), or
+    /// why it could not be read.
+    local: BTreeMap<String, Result<LocalTree, listing::Failure>>,
+    /// Per remote target: the failure that stands for its other datasets.
+    failed: BTreeMap<String, listing::Failure>,
+}
+
+struct LocalTree {
+    datasets: std::collections::BTreeSet<String>,
+    snapshots: BTreeMap<String, Vec<replication::Snapshot>>,
+}
+
+impl<'a> Targets<'a> {
+    fn new(
+        r: &'a Replication,
+        zfs: &'a Result<Zfs, zpersist_zfs::ZfsError>,
+        timeout: Duration,
+    ) -> Self {
+        Targets {
+            r,
+            zfs,
+            timeout,
+            identifiers: r.targets.values().map(|t| t.identifier.clone()).collect(),
+            local: BTreeMap::new(),
+            failed: BTreeMap::new(),
+        }
+    }
+
+    fn local_tree(
+        &mut self,
+        name: &str,
+        root: &str,
+        target_dataset: &str,
+    ) -> Result<&LocalTree, listing::Failure> {
+        if !self.local.contains_key(name) {
+            let argv = all_snapshots_argv(root);
+            let tree = match self
+                .zfs
+                .as_ref()
+                .map_err(Clone::clone)
+                .and_then(|z| z.run(&argv[1..]))
+            {
+                Ok(out) => {
+                    let datasets = out
+                        .lines()
+                        .filter_map(|l| l.split('\t').next())
+                        .filter(|n| !n.contains('@'))
+                        .map(str::to_string)
+                        .collect();
+                    parse_all_snapshots(&out)
+                        .map(|snapshots| LocalTree {
+                            datasets,
+                            snapshots,
+                        })
+                        .map_err(|e| listing::Failure {
+                            error: format!("reading the snapshots under {root} on this host: {e}"),
+                            help: format!("run `{}` and see what zfs prints", argv.join(" ")),
+                            timed_out: false,
+                        })
+                }
+                // The listing's own wording: a missing root (pool not
+                // imported), a timeout, zfs missing.
+                Err(_) => Err(listing::on_target(
+                    self.zfs,
+                    &replication_lag::config::Location::Local,
+                    root,
+                    target_dataset,
+                )
+                .err()
+                .unwrap_or_else(|| listing::Failure {
+                    error: format!("listing the snapshots under {root} on this host failed"),
+                    help: format!("run `{}` and see what zfs says", argv.join(" ")),
+                    timed_out: false,
+                })),
+            };
+            self.local.insert(name.to_string(), tree);
+        }
+        self.local[name].as_ref().map_err(Clone::clone)
+    }
+
+    /// What each target of `dataset` holds, by guid (`replication::measure`).
+    fn facts(
+        &mut self,
+        dataset: &str,
+        local: &[replication::Snapshot],
+    ) -> BTreeMap<String, TargetFacts> {
+        let r = self.r;
+        let mut out = BTreeMap::new();
+        for pair in r.datasets.iter().filter(|p| p.source == dataset) {
+            let target = &r.targets[&pair.target];
+            let location = target
+                .location(self.timeout)
+                .expect("Config::parse refuses a target that is neither local nor remote");
+            let held: Result<Option<Vec<replication::Snapshot>>, listing::Failure> = match &location
+            {
+                replication_lag::config::Location::Local => self
+                    .local_tree(&pair.target, &target.dataset, &pair.target_dataset)
+                    .map(|tree| {
+                        tree.datasets.contains(&pair.target_dataset).then(|| {
+                            tree.snapshots
+                                .get(&pair.target_dataset)
+                                .cloned()
+                                .unwrap_or_default()
+                        })
+                    }),
+                replication_lag::config::Location::Ssh(_) => match self.failed.get(&pair.target) {
+                    Some(failure) => Err(failure.clone()),
+                    None => listing::on_target(
+                        self.zfs,
+                        &location,
+                        &target.dataset,
+                        &pair.target_dataset,
+                    )
+                    .inspect_err(|f| {
+                        self.failed.insert(pair.target.clone(), f.clone());
+                    }),
+                },
+            };
+            let facts = match held {
+                Ok(held) => {
+                    let (_, newest_held, lag) = replication::measure(
+                        &target.identifier,
+                        &self.identifiers,
+                        local,
+                        held.as_deref().unwrap_or_default(),
+                    );
+                    let (why_none, help) = if newest_held.is_none() {
+                        let (why, help) = report::no_common_snapshot(
+                            dataset,
+                            &pair.target,
+                            &pair.target_dataset,
+                            &location.to_string(),
+                            local,
+                            held.as_deref(),
+                        );
+                        (Some(why), Some(help))
+                    } else {
+                        (None, None)
+                    };
+                    TargetFacts::Reached {
+                        newest_held,
+                        lag_seconds: lag,
+                        why_none,
+                        help,
+                    }
+                }
+                Err(failure) => TargetFacts::Unreachable {
+                    error: failure.error,
+                    help: failure.help,
+                },
+            };
+            out.insert(pair.target.clone(), facts);
+        }
+        out
+    }
+}
+
+fn dataset_facts(observed: &ObservedPool, dataset: &str) -> Option<DatasetFacts> {
+    if !observed.exists(dataset) {
+        return None;
+    }
+    let value = |p: &str| observed.value(dataset, p).map(str::to_string);
+    let number = |p: &str| value(p).and_then(|v| v.parse::<u64>().ok());
+    Some(DatasetFacts {
+        mounted: value("mounted").as_deref() == Some("yes"),
+        mountpoint: value("mountpoint"),
+        used: number("used"),
+        quota: number("quota").filter(|q| *q > 0),
+        preseed: value(PROP_PRESEED),
+        preseed_source: value(PROP_SOURCE),
+        preseed_at: value(PROP_AT),
+    })
+}
+
+fn describe(s: &ServiceStatus, colour: bool) -> String {
+    let (bad, good, reset) = if colour {
+        ("\x1b[31mFAIL\x1b[0m", "\x1b[32mok\x1b[0m", "")
+    } else {
+        ("FAIL", "ok", "")
+    };
+    let mut out = format!(
+        "{} {} ({}){reset}\n",
+        if s.in_shape() { good } else { bad },
+        s.service,
+        s.dataset
+    );
+    match &s.facts {
+        None => out.push_str("  dataset: missing\n"),
+        Some(f) => {
+            out.push_str(&format!(
+                "  mounted: {} at {}\n  used: {}{}\n",
+                if f.mounted { "yes" } else { "no" },
+                f.mountpoint.as_deref().unwrap_or("-"),
+                f.used.map(zpersist_core::human_bytes).unwrap_or("-".into()),
+                f.quota
+                    .map(|q| format!(" of quota {}", zpersist_core::human_bytes(q)))
+                    .unwrap_or_default()
+            ));
+            if let Some(p) = &f.preseed {
+                out.push_str(&format!(
+                    "  preseed: {p} from {} at {}\n",
+                    f.preseed_source.as_deref().unwrap_or("-"),
+                    f.preseed_at.as_deref().unwrap_or("-")
+                ));
+            }
+        }
+    }
+    match (&s.newest_snapshot, s.snapshot_age_seconds) {
+        (Some(n), Some(age)) => out.push_str(&format!(
+            "  newest snapshot: {} ({age} s old{})\n",
+            n.name,
+            s.objectives
+                .max_snapshot_age_seconds
+                .map(|m| format!(", objective {m} s"))
+                .unwrap_or_default()
+        )),
+        _ => out.push_str("  newest snapshot: none\n"),
+    }
+    for (target, facts) in &s.targets {
+        match facts {
+            TargetFacts::Unreachable { .. } => {
+                out.push_str(&format!("  target {target}: unreachable\n"))
+            }
+            TargetFacts::Reached {
+                newest_held: Some(h),
+                lag_seconds,
+                ..
+            } => out.push_str(&format!(
+                "  target {target}: holds {} (lag {} s)\n",
+                h.name,
+                lag_seconds.unwrap_or(0)
+            )),
+            TargetFacts::Reached { .. } => out.push_str(&format!(
+                "  target {target}: holds none of this host's snapshots\n"
+            )),
+        }
+    }
+    for p in &s.problems {
+        if colour {
+            out.push_str(&format!(
+                "  \x1b[31merror:\x1b[0m {}\n    help: {}\n",
+                p.error, p.help
+            ));
+        } else {
+            out.push_str(&format!("  error: {}\n    help: {}\n", p.error, p.help));
+        }
+    }
+    out
+}

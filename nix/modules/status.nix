@@ -1,0 +1,184 @@
+# `zpersist-status`'s objectives: /etc/zpersist/status.json, one entry per
+# enabled service (services.json names them), read with services.json and
+# replication.json. The snapshot-age objective defaults from the sanoid
+# template the service's dataset follows: the most frequent period with a
+# count above 0, times 2 (hourly = 1 → 7200 s); no template, no default.
+#
+# zpersist-status.service (on zpersist.status.interval) writes the report
+# as a Prometheus textfile; a missed objective fails the unit, which
+# zpersist.notify hears about.
+{ config, lib, pkgs, ... }:
+let
+  inherit (lib)
+    mkOption
+    mkIf
+    types
+    mapAttrs
+    findFirst
+    ;
+  cfg = config.zpersist;
+  scfg = cfg.status;
+  zlib = import ../lib { inherit lib; };
+  plan = cfg.internal.servicesPlan;
+  policies = cfg.snapshots.internal.policies;
+
+  # sanoid's periods, most frequent first, in seconds (monthly and yearly
+  # as their longest: 31 and 366 days, so a long month never alerts).
+  periods = template: [
+    {
+      count = template.frequently or 0;
+      seconds = (template.frequent_period or 15) * 60;
+    }
+    {
+      count = template.hourly;
+      seconds = 3600;
+    }
+    {
+      count = template.daily;
+      seconds = 86400;
+    }
+    {
+      count = template.weekly;
+      seconds = 604800;
+    }
+    {
+      count = template.monthly;
+      seconds = 2678400;
+    }
+    {
+      count = template.yearly;
+      seconds = 31622400;
+    }
+  ];
+  defaultSnapshotAge =
+    dataset:
+    let
+      name = policies.${dataset} or null;
+      template = if name == null then null else cfg.snapshots.templates.${name} or null;
+      first =
+        if template == null then
+          null
+        else
+          findFirst (p: builtins.isInt p.count && p.count > 0) null (periods template);
+    in
+    if first == null then null else first.seconds * 2;
+
+  statusFile = {
+    version = 1;
+    services = mapAttrs (name: entry: {
+      maxSnapshotAgeSeconds =
+        let
+          own = cfg.services.${name}.objectives.maxSnapshotAge or null;
+        in
+        if own != null then own else defaultSnapshotAge entry.dataset;
+      maxReplicationLagSeconds = cfg.services.${name}.objectives.maxReplicationLag or null;
+    }) (plan.services or { });
+  };
+in
+{
+  options.zpersist.services = mkOption {
+    type = types.attrsOf (
+      types.submodule {
+        options.objectives = {
+          maxSnapshotAge = mkOption {
+            type = types.nullOr types.ints.positive;
+            default = null;
+            example = 7200;
+            description = ''
+              Seconds the newest snapshot of the service's dataset may be
+              old before `zpersist-status` reports it (exit 1). `null`: twice
+              the most frequent period with a count above 0 in the sanoid
+              template the dataset follows (none when it follows none).
+            '';
+          };
+          maxReplicationLag = mkOption {
+            type = types.nullOr types.ints.positive;
+            default = null;
+            example = 86400;
+            description = ''
+              Seconds each replication target may be behind the newest
+              local snapshot before `zpersist-status` reports it. `null`:
+              `zpersist.replication`'s lag limit, when set.
+            '';
+          };
+        };
+      }
+    );
+  };
+
+  options.zpersist.status = {
+    enable = mkOption {
+      type = types.bool;
+      default = true;
+      description = ''
+        Whether `zpersist-status.service` checks every service's objectives
+        on a timer and writes them to `zpersist.status.textfile`. A missed
+        objective fails the unit (so `zpersist.notify` hears of it).
+      '';
+    };
+    interval = mkOption {
+      type = types.str;
+      default = "*:0/15";
+      description = "When the objectives are checked (systemd calendar event).";
+    };
+    textfile = mkOption {
+      type = types.str;
+      default = "/var/lib/zpersist/status.prom";
+      description = "Prometheus textfile the report is written to (atomically), for node_exporter's textfile collector.";
+    };
+  };
+
+  options.zpersist.status.internal.file = mkOption {
+    type = types.attrsOf types.anything;
+    readOnly = true;
+    internal = true;
+    description = "What /etc/zpersist/status.json holds, as data.";
+  };
+
+  config = lib.mkMerge [
+    { zpersist.status.internal.file = statusFile; }
+    (mkIf (cfg.enable && (plan.services or { }) != { }) {
+      environment.etc."zpersist/status.json".text = builtins.toJSON statusFile;
+    })
+    (mkIf (cfg.enable && (plan.services or { }) != { } && scfg.enable) (
+      zlib.unit.service {
+        name = "zpersist-status";
+        description = "whether each service keeps its persistence objectives";
+        command = [
+          "${cfg.package}/bin/zpersist-status"
+          "--config"
+          "/etc/zpersist"
+          "--textfile"
+          scfg.textfile
+        ];
+        # Each zfs and ssh call is bounded by replication.json's
+        # timeoutSeconds (60 s by default); this bounds the whole run.
+        timeout = 900;
+        after = [
+          "network-online.target"
+          "zfs.target"
+        ];
+        wants = [ "network-online.target" ];
+        path = [ pkgs.openssh ] ++ zlib.unit.bootedZfs config.boot.zfs.package;
+        zfs = true;
+        network = "ip";
+        serviceConfig = {
+          ProtectSystem = "strict";
+          ReadWritePaths = [ (builtins.dirOf scfg.textfile) ];
+          StateDirectory = mkIf (lib.hasPrefix "/var/lib/" scfg.textfile) (
+            lib.removePrefix "/var/lib/" (builtins.dirOf scfg.textfile)
+          );
+          ProtectHome = "read-only";
+          PrivateTmp = true;
+          CapabilityBoundingSet = [ "CAP_DAC_READ_SEARCH" ];
+          UMask = "0022";
+        };
+        notify = {
+          datasets = lib.mapAttrsToList (_: e: e.dataset) (plan.services or { });
+          summary = "persistence objectives on ${config.networking.hostName}";
+        };
+        extra.startAt = scfg.interval;
+      }
+    ))
+  ];
+}

@@ -1,0 +1,86 @@
+//! /etc/zpersist/status.json as the modules write it: the snapshot-age
+//! objective defaults from the sanoid template (the most frequent period
+//! with a count above 0, times 2), an explicit objective wins, a dataset
+//! without a template has none; and zpersist-core's loader (what
+//! zpersist-status reads) accepts the file.
+
+use serde_json::json;
+use zpersist_core::status::StatusFile;
+use zpersist_e2e::nix::eval_expr;
+
+/// The modules evaluated on pool `tank` with `module` (Nix attributes,
+/// owners allowed undeclared), returning `result` (a Nix expression over
+/// the evaluation `e`) and the failed assertions.
+fn eval_with(module: &str, result: &str) -> serde_json::Value {
+    eval_expr(&format!(
+        r#"let
+  lib = import ./tests/nix/lib.nix;
+  e = import ./tests/nix/eval.nix {{ inherit lib; extraModule = {{
+    zpersist.pool = "tank";
+    zpersist.allowUndeclaredOwners = true;
+    {module}
+  }}; }};
+in {{ result = {result}; failed = e.failedAssertions; }}"#
+    ))
+}
+
+#[test]
+fn status_json_objectives_default_from_the_sanoid_template() {
+    let v = eval_with(
+        r#"zpersist.snapshots.templates.services = { hourly = 0; daily = 7; };
+    zpersist.snapshots.templates.busy = { hourly = 24; daily = 7; };
+    zpersist.datasets."services".snapshots = "services";
+    zpersist.datasets."services/radarr".snapshots = "busy";
+    zpersist.datasets."services/vault".snapshots = "none";
+    services.sonarr.enable = true;
+    services.radarr.enable = true;
+    zpersist.services.sonarr.enable = true;
+    zpersist.services.radarr.enable = true;
+    zpersist.services.vault.enable = true;
+    zpersist.services.lidarr = { enable = true; objectives = { maxSnapshotAge = 60; maxReplicationLag = 600; }; };"#,
+        r#"e.config.environment.etc."zpersist/status.json".text"#,
+    );
+    assert_eq!(v["failed"], json!([]), "{v}");
+    let text = v["result"].as_str().unwrap();
+    let file = StatusFile::parse(text).unwrap();
+    let age = |s: &str| file.services[s].max_snapshot_age_seconds;
+    assert_eq!(
+        age("sonarr"),
+        Some(2 * 86400),
+        "daily is the most frequent kept"
+    );
+    assert_eq!(age("radarr"), Some(2 * 3600), "hourly = 24");
+    assert_eq!(age("vault"), None, "no template, no objective");
+    assert_eq!(age("lidarr"), Some(60));
+    assert_eq!(
+        file.services["lidarr"].max_replication_lag_seconds,
+        Some(600)
+    );
+    assert_eq!(file.services["sonarr"].max_replication_lag_seconds, None);
+}
+
+#[test]
+fn the_status_unit_writes_the_textfile_on_a_timer() {
+    let v = eval_with(
+        r#"services.sonarr.enable = true;
+    zpersist.services.sonarr.enable = true;
+    zpersist.status.textfile = "/var/lib/node-exporter/zpersist-status.prom";"#,
+        r#"{ u = e.config.systemd.services.zpersist-status;
+     notify = e.config.zpersist.notify.units ? "zpersist-status.service"; }"#,
+    );
+    assert_eq!(v["failed"], json!([]), "{v}");
+    let u = &v["result"]["u"];
+    assert!(u["serviceConfig"]["ExecStart"].as_str().unwrap().ends_with(
+        "/bin/zpersist-status --config /etc/zpersist --textfile /var/lib/node-exporter/zpersist-status.prom"
+    ), "{u}");
+    assert_eq!(u["startAt"], "*:0/15");
+    assert_eq!(
+        u["serviceConfig"]["ReadWritePaths"],
+        json!(["/var/lib/node-exporter"])
+    );
+    assert_eq!(u["serviceConfig"]["TimeoutStartSec"], 900);
+    assert_eq!(
+        v["result"]["notify"], true,
+        "a missed objective fails the unit and notifies"
+    );
+}
