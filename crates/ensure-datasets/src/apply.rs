@@ -49,7 +49,7 @@ pub fn run(
             fail(
                 &mut report,
                 &mut say,
-                e.message,
+                e.message(),
                 "put the `zfs` command on PATH",
             );
             say(report.summary());
@@ -156,18 +156,19 @@ pub fn run(
 /// snapshots, no other datasets); anything to do is decided again with the
 /// whole pool in view, so a new mountpoint is checked against every
 /// dataset, declared or not.
-fn observe_and_plan(zfs: &Zfs, plan: &Plan) -> Result<Outcome, ZfsError> {
+fn observe_and_plan(zfs: &Zfs, plan: &Plan) -> Result<Outcome, String> {
     let mut properties = properties_to_observe(plan);
     let mut unknown = BTreeSet::new();
     let host = RealHost::new();
     let (named, missing) = read_known(&mut properties, &mut unknown, |props| {
         zfs.observe_named(&plan.datasets_and_ancestors(), props)
-    })?;
+    })
+    .map_err(|e| e.to_string())?;
     if missing.contains(&plan.pool) {
-        return Err(ZfsError {
-            argv: vec!["zfs".into(), "get".into()],
-            message: format!("cannot open '{}': dataset does not exist", plan.pool),
-        });
+        return Err(format!(
+            "cannot open '{}': dataset does not exist",
+            plan.pool
+        ));
     }
     let outcome = plan_actions_knowing(plan, &named, &host, &unknown);
     if outcome.actions.is_empty() && outcome.problems.is_empty() {
@@ -175,7 +176,8 @@ fn observe_and_plan(zfs: &Zfs, plan: &Plan) -> Result<Outcome, ZfsError> {
     }
     let whole = read_known(&mut properties, &mut unknown, |props| {
         zfs.observe(&plan.pool, props)
-    })?;
+    })
+    .map_err(|e| e.to_string())?;
     Ok(plan_actions_knowing(plan, &whole, &host, &unknown))
 }
 
@@ -191,7 +193,7 @@ fn read_known<T>(
     loop {
         match read(properties) {
             Err(e) => {
-                let Some(property) = zpersist_zfs::unknown_property(&e.message)
+                let Some(property) = zpersist_zfs::unknown_property(e.stderr())
                     .filter(|p| !ALWAYS_OBSERVED.contains(p))
                     .filter(|p| properties.iter().any(|q| q == p))
                     .map(str::to_string)
@@ -247,10 +249,10 @@ fn carry_out(zfs: &Zfs, action: &Action) -> Result<(), String> {
     }
 }
 
-fn observe_help(pool: &str, e: &ZfsError) -> String {
-    if e.message.contains("does not exist") || e.message.contains("no such pool") {
+fn observe_help(pool: &str, e: &str) -> String {
+    if e.contains("does not exist") || e.contains("no such pool") {
         format!("import the pool first (`zpool import {pool}`), or fix `pool` in the plan")
-    } else if e.message.contains("invalid property") || e.message.contains("bad property list") {
+    } else if e.contains("invalid property") || e.contains("bad property list") {
         "this ZFS does not know a property the plan declares; remove it or upgrade ZFS".into()
     } else {
         "check that ZFS is running (`zpool status`) and try again".into()

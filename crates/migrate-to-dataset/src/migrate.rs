@@ -613,7 +613,7 @@ fn ensure_mounted(zfs: &Zfs, dataset: &str) -> Result<(), String> {
             Some(ds) if ds.mounted => return Ok(()),
             Some(_) => match zfs.mount(dataset) {
                 Ok(()) => return Ok(()),
-                Err(e) if is_busy(&e.message) && attempt < 15 => {}
+                Err(e) if is_busy(&e.message()) && attempt < 15 => {}
                 Err(e) => return Err(e.to_string()),
             },
             None => return Err(format!("dataset {dataset} does not exist")),
@@ -745,7 +745,7 @@ fn mount_step(zfs: &Zfs, target: &MigrationTarget) -> Result<String, String> {
         if let Err(e) = zfs.set(&target.dataset, "mountpoint", &target.path) {
             // "property may be set but unable to remount": the mount below finishes it.
             let now = dataset_state(zfs, &target.dataset)?;
-            if !(is_busy(&e.message) && now.is_some_and(|ds| ds.mountpoint == target.path)) {
+            if !(is_busy(&e.message()) && now.is_some_and(|ds| ds.mountpoint == target.path)) {
                 return Err(e.to_string());
             }
         }
@@ -865,7 +865,7 @@ pub fn migrate(target: &MigrationTarget, options: &Options) -> Report {
     let mut report = Report::new(target, options.dry_run);
     let zfs = match Zfs::from_path() {
         Ok(zfs) => zfs,
-        Err(e) => return report.fail(e.message, "install ZFS and run again"),
+        Err(e) => return report.fail(e.message(), "install ZFS and run again"),
     };
     if copy::rsync_program().is_err() {
         return report.fail(
@@ -1084,7 +1084,7 @@ pub fn cleanup(target: &MigrationTarget, options: &Options) -> Report {
     let aside = target.aside();
     let zfs = match Zfs::from_path() {
         Ok(zfs) => zfs,
-        Err(e) => return report.fail(e.message, "install ZFS and run again"),
+        Err(e) => return report.fail(e.message(), "install ZFS and run again"),
     };
     let _lock = match lock_unless_dry_run(target, options) {
         Ok(lock) => lock,

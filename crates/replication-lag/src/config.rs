@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
-use zpersist_ssh::SshTarget;
+use zpersist_process::{Location, SshTarget};
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -38,26 +38,6 @@ pub struct Target {
     pub ssh_key: Option<String>,
     pub known_hosts: Option<String>,
     pub identifier: String,
-}
-
-/// Where a target's snapshots are listed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Location {
-    /// A pool on this host: listed with the local zfs.
-    Local,
-    /// Another host, reached over ssh.
-    Ssh(SshTarget),
-}
-
-impl std::fmt::Display for Location {
-    /// Where the target is, as messages name it: `this host`, or
-    /// `user@host:port`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Location::Local => f.write_str("this host"),
-            Location::Ssh(target) => target.fmt(f),
-        }
-    }
 }
 
 impl Target {

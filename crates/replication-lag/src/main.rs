@@ -16,7 +16,7 @@ use replication_lag::config::{Config, DEFAULT_TIMEOUT_SECONDS};
 use replication_lag::listing;
 use replication_lag::report::{self, Measurement};
 use zpersist_core::replication::{self, SnapshotRef};
-use zpersist_host::seconds;
+use zpersist_process::seconds;
 use zpersist_zfs::Zfs;
 
 #[derive(Parser)]

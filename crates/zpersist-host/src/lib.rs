@@ -1,6 +1,6 @@
 //! Host facts and effects besides ZFS: user and group lookup, directory
-//! ownership, the lock that keeps two runs from interleaving, and running
-//! a child with a wall-clock limit ([`run_with_timeout`]).
+//! ownership, the lock that keeps two runs from interleaving, atomic
+//! writes. Running programs is zpersist-process's.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -12,9 +12,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use camino::Utf8PathBuf;
 use zpersist_core::observed::{DirState, HostFacts};
-
-mod timeout;
-pub use timeout::{run_with_timeout, seconds, Bounded};
 
 /// Answers the planner's questions from the real host. Users and groups come
 /// from /etc/passwd and /etc/group, then from `getent` (NSS: LDAP, sssd...),
@@ -59,16 +56,10 @@ pub fn id_in_entries(text: &str, name: &str) -> Option<u32> {
 }
 
 fn id_from_getent(database: &str, name: &str) -> Option<u32> {
-    let output = duct::cmd("getent", [database, name])
-        .stdout_capture()
-        .stderr_null()
-        .unchecked()
-        .run()
+    let stdout = zpersist_process::Command::from_argv(&["getent", database, name])
+        .read()
         .ok()?;
-    if !output.status.success() {
-        return None;
-    }
-    id_in_entries(&String::from_utf8_lossy(&output.stdout), name)
+    id_in_entries(&stdout, name)
 }
 
 impl HostFacts for RealHost {

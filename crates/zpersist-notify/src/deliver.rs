@@ -3,12 +3,12 @@
 //! each bounded by its own limit, so that one that fails or hangs never
 //! keeps the event from the others.
 
-use std::io::{ErrorKind, Write};
+use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use zpersist_host::{run_with_timeout, seconds, Bounded};
+use zpersist_process::{seconds, Command, Failure};
 
 use crate::context::{Context, Email, Ntfy, Webhook};
 use crate::event::Event;
@@ -221,29 +221,23 @@ pub fn plan_all(
 /// Runs one delivery, killing it (and what it started) at its limit;
 /// `Err` says what failed and what to do.
 pub fn run(planned: &Planned) -> Result<(), (String, String)> {
-    let expression = duct::cmd(&planned.argv[0], &planned.argv[1..])
-        .stdin_bytes(planned.stdin.clone())
-        .stdout_capture()
-        .stderr_capture();
     let help = match planned.name {
         "command" => "check zpersist.notify.command: it must be executable and exit 0 after reading the event from stdin",
         "ntfy" => "check zpersist.notify.ntfy (url, topic, token) and that the host reaches the server",
         "webhook" => "check zpersist.notify.webhook.url and that the host reaches it",
         _ => "check zpersist.notify.email.sendmail and the mail system's log",
     };
-    match run_with_timeout(&expression, planned.limit) {
-        Err(e) if e.kind() == ErrorKind::NotFound => Err((
-            format!("{} delivery: {} not found", planned.name, planned.argv[0]),
+    let result = Command::from_argv(&planned.argv)
+        .stdin_bytes(planned.stdin.clone())
+        .timeout(planned.limit)
+        .run();
+    let Err(e) = result else { return Ok(()) };
+    Err(match &e.failure {
+        Failure::NotStarted(reason) => (
+            format!("{} delivery: {reason}", planned.name),
             help.into(),
-        )),
-        Err(e) => Err((
-            format!(
-                "{} delivery: cannot run {}: {e}",
-                planned.name, planned.argv[0]
-            ),
-            help.into(),
-        )),
-        Ok(Bounded::TimedOut) => Err((
+        ),
+        Failure::TimedOut { .. } => (
             format!(
                 "{} delivery to {} did not finish within {}; it was killed",
                 planned.name,
@@ -251,19 +245,17 @@ pub fn run(planned: &Planned) -> Result<(), (String, String)> {
                 seconds(planned.timeout)
             ),
             format!("{help}; each delivery must end within zpersist.notify.timeoutSeconds (raise it if it needs longer)"),
-        )),
-        Ok(Bounded::Finished(out)) if !out.status.success() => Err((
+        ),
+        Failure::Exited { .. } => (
             format!(
-                "{} delivery to {} failed ({}): {}",
+                "{} delivery to {} {}",
                 planned.name,
                 planned.destination,
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
+                e.outcome()
             ),
             help.into(),
-        )),
-        Ok(Bounded::Finished(_)) => Ok(()),
-    }
+        ),
+    })
 }
 
 /// Runs every delivery at once, each with its own limit, and hands each

@@ -1,18 +1,16 @@
 //! The snapshots of one dataset from
 //! `zfs get -H -p -o name,property,value -d 1 creation,guid DATASET`, the
 //! form OpenZFS and zfs-fuse both understand (zfs-fuse has no `list -p` and
-//! no `get -t`, so snapshot rows are told apart by their '@'). The argv and
-//! the parser are public so the same listing can run on another host (over
-//! zpersist-ssh) and be read the same way.
+//! no `get -t`, so snapshot rows are told apart by their '@'). The same
+//! listing runs here or on another host: `Zfs::at(location).snapshots()`.
 
 use std::collections::BTreeMap;
 
 use zpersist_core::replication::Snapshot;
 
-/// The argv, `zfs` first, listing the snapshots of `dataset`.
-pub fn snapshots_argv(dataset: &str) -> Vec<String> {
-    [
-        "zfs",
+/// The arguments of `zfs` listing the snapshots of `dataset`.
+pub(crate) fn listing_args(dataset: &str) -> Vec<&str> {
+    vec![
         "get",
         "-H",
         "-p",
@@ -23,9 +21,16 @@ pub fn snapshots_argv(dataset: &str) -> Vec<String> {
         "creation,guid",
         dataset,
     ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+}
+
+/// The argv, `zfs` first, listing the snapshots of `dataset`: what
+/// [`Zfs::snapshots`](crate::Zfs::snapshots) runs, for messages that tell
+/// a person what to run.
+pub fn snapshots_argv(dataset: &str) -> Vec<String> {
+    std::iter::once("zfs")
+        .chain(listing_args(dataset))
+        .map(str::to_string)
+        .collect()
 }
 
 /// The snapshots of `dataset` (not of its children) in `output` of
