@@ -4,8 +4,7 @@
 //! keeps the event from the others.
 
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Duration;
 
 use zpersist_process::{seconds, Command, Failure};
@@ -147,14 +146,16 @@ pub fn command(argv: &[String], event: &Event, timeout: Duration) -> Planned {
     }
 }
 
-/// A private file holding the ntfy Authorization header, removed on drop.
+/// A private file holding the ntfy Authorization header (mode 0600, a
+/// name no one can guess or take first: created with O_EXCL by the
+/// `tempfile` crate), removed on drop.
 pub struct TokenHeader {
-    pub path: PathBuf,
+    file: tempfile::NamedTempFile,
 }
 
-impl Drop for TokenHeader {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+impl TokenHeader {
+    pub fn path(&self) -> &Path {
+        self.file.path()
     }
 }
 
@@ -165,20 +166,22 @@ fn token_header(token_file: &str) -> Result<TokenHeader, PlanError> {
         help: "check zpersist.notify.ntfy.tokenFile and that the file exists when the unit runs"
             .into(),
     })?;
-    let path = std::env::temp_dir().join(format!("zpersist-notify-{}.header", std::process::id()));
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&path)
-        .and_then(|mut f| writeln!(f, "Authorization: Bearer {}", token.trim()));
-    written.map_err(|e| PlanError {
+    let unwritable = |e: std::io::Error| PlanError {
         name: "ntfy",
-        error: format!("cannot write {}: {e}", path.display()),
+        error: format!(
+            "cannot write the ntfy header file in {}: {e}",
+            std::env::temp_dir().display()
+        ),
         help: "the notification unit needs a writable /tmp".into(),
-    })?;
-    Ok(TokenHeader { path })
+    };
+    let mut file = tempfile::Builder::new()
+        .prefix("zpersist-notify-")
+        .suffix(".header")
+        .tempfile()
+        .map_err(unwritable)?;
+    writeln!(file, "Authorization: Bearer {}", token.trim()).map_err(unwritable)?;
+    file.flush().map_err(unwritable)?;
+    Ok(TokenHeader { file })
 }
 
 /// Every configured delivery for `event`. The returned guard keeps the ntfy
@@ -201,7 +204,7 @@ pub fn plan_all(
                 planned.push(ntfy(
                     n,
                     event,
-                    header.as_ref().and_then(|h| h.path.to_str()),
+                    header.as_ref().and_then(|h| h.path().to_str()),
                     timeout,
                 ));
                 guard = header;
