@@ -6,12 +6,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use camino::Utf8Path;
-use zpersist_core::plan::parse_mode;
+use zpersist_core::ownership::parse_mode;
 use zpersist_core::planner::{
     blocked_by, plan_actions_knowing, properties_to_observe, ALWAYS_OBSERVED,
 };
+use zpersist_core::Diagnostic;
 use zpersist_core::{Action, Outcome, Plan};
 use zpersist_host::RealHost;
+use zpersist_report::{render, render_error};
 use zpersist_zfs::{Zfs, ZfsError};
 
 use crate::report::{ActionReport, ProblemReport, Report, Status};
@@ -39,7 +41,7 @@ pub fn run(
         }
     };
     let fail = |report: &mut Report, say: &mut dyn FnMut(String), message: String, help: &str| {
-        say(format!("error: {message}\n  help: {help}"));
+        say(render_error(&message, help));
         report.errors.push(format!("{message} ({help})"));
     };
 
@@ -129,7 +131,7 @@ pub fn run(
                 error: None,
             }),
             Err(message) => {
-                say(format!("error: {message}"));
+                say(render(&Diagnostic::new(&message)));
                 failed.push(action.clone());
                 report.actions.push(ActionReport {
                     action,
@@ -141,10 +143,7 @@ pub fn run(
     }
     for problem in outcome.problems {
         let problem = ProblemReport::from(problem);
-        say(format!(
-            "error: {}\n  help: {}",
-            problem.message, problem.help
-        ));
+        say(render_error(&problem.message, &problem.help));
         report.problems.push(problem);
     }
     say(report.summary());

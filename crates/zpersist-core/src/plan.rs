@@ -5,9 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::contract::{self, Contract, Diagnostic};
 use crate::name::{depth_of, is_within, name_problem, parent_of};
+pub use crate::ownership::parse_mode;
+use crate::ownership::{mode_problem, owner_problem};
 use crate::property::{property_name_problem, value_problem};
-use crate::text::shown;
 
 pub const PLAN_VERSION: u64 = 1;
 
@@ -44,22 +46,9 @@ pub struct DatasetSpec {
     pub allow_mountpoint_change: bool,
 }
 
-/// One thing wrong with a plan, located as precisely as possible.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PlanProblem {
-    /// The dataset the problem is on, if it is on one.
-    pub dataset: Option<String>,
-    pub message: String,
-}
-
-impl std::fmt::Display for PlanProblem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.dataset {
-            Some(dataset) => write!(f, "{}: {}", shown(dataset), shown(&self.message)),
-            None => f.write_str(&shown(&self.message)),
-        }
-    }
-}
+/// One thing wrong with a plan: a [`Diagnostic`] on the dataset it is on,
+/// if it is on one (Display: `DATASET: MESSAGE`).
+pub type PlanProblem = Diagnostic;
 
 /// A plan ZFS would refuse, with every reason found.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -69,9 +58,26 @@ pub struct InvalidPlan {
 }
 
 fn problem(dataset: Option<&str>, message: impl Into<String>) -> PlanProblem {
-    PlanProblem {
-        dataset: dataset.map(str::to_string),
-        message: message.into(),
+    let diagnostic = Diagnostic::new(message);
+    match dataset {
+        Some(dataset) => diagnostic.on_dataset(dataset),
+        None => diagnostic,
+    }
+}
+
+impl Contract for Plan {
+    const KIND: &'static str = "plan";
+    const VERSION: u64 = PLAN_VERSION;
+    const READER: &'static str = "ensure-datasets";
+
+    fn loaded(&mut self) {
+        for (position, spec) in self.datasets.iter().enumerate() {
+            self.index.entry(spec.name.clone()).or_insert(position);
+        }
+    }
+
+    fn problems(&self) -> Vec<Diagnostic> {
+        self.validate().err().map_or_else(Vec::new, |e| e.problems)
     }
 }
 
@@ -129,35 +135,10 @@ pub fn normalize_path(path: &str) -> String {
 }
 
 impl Plan {
-    /// Parses and validates a plan file's text.
+    /// Parses and validates a plan file's text (the one contract loader,
+    /// [`crate::contract::parse`]).
     pub fn parse(text: &str) -> Result<Plan, InvalidPlan> {
-        let value = crate::json::parse_strict(text).map_err(|e| InvalidPlan {
-            problems: vec![problem(None, format!("not valid JSON: {e}"))],
-        })?;
-        match value.get("version") {
-            Some(v) if v.as_u64() == Some(PLAN_VERSION) => {}
-            Some(v) => {
-                return Err(InvalidPlan {
-                    problems: vec![problem(
-                        None,
-                        format!("plan version {v} is not supported; this ensure-datasets reads version {PLAN_VERSION}"),
-                    )],
-                })
-            }
-            None => {
-                return Err(InvalidPlan {
-                    problems: vec![problem(None, "missing field `version` (this ensure-datasets reads version 1)")],
-                })
-            }
-        }
-        let mut plan: Plan = serde_json::from_value(value).map_err(|e| InvalidPlan {
-            problems: vec![problem(None, format!("{e}"))],
-        })?;
-        for (position, spec) in plan.datasets.iter().enumerate() {
-            plan.index.entry(spec.name.clone()).or_insert(position);
-        }
-        plan.validate()?;
-        Ok(plan)
+        contract::parse::<Plan>(text).map_err(|problems| InvalidPlan { problems })
     }
 
     /// Every reason ZFS would refuse this plan.
@@ -212,14 +193,8 @@ impl Plan {
                 }
             }
             for (field, who) in [("owner", &spec.owner), ("group", &spec.group)] {
-                if let Some(who) = who {
-                    if who.is_empty()
-                        || who.parse::<u32>().is_ok()
-                        || who.contains([':', '/', ' '])
-                        || who.chars().any(char::is_control)
-                    {
-                        problems.push(problem(at, format!("{field} `{who}` must be a user or group name, not a number or path")));
-                    }
+                if let Some(why) = who.as_deref().and_then(|who| owner_problem(field, who)) {
+                    problems.push(problem(at, why));
                 }
             }
             let unmounted = matches!(spec.mountpoint.as_deref(), Some("none" | "legacy"));
@@ -229,13 +204,8 @@ impl Plan {
                     "owner/group/mode need a mounted directory, but mountpoint is none or legacy; set them on the datasets that mount",
                 ));
             }
-            if let Some(mode) = &spec.mode {
-                if parse_mode(mode).is_none() {
-                    problems.push(problem(
-                        at,
-                        format!("mode `{mode}` must be 3 or 4 octal digits, like `0750`"),
-                    ));
-                }
+            if let Some(why) = spec.mode.as_deref().and_then(mode_problem) {
+                problems.push(problem(at, why));
             }
         }
         if problems.is_empty() {
@@ -344,14 +314,6 @@ pub fn join_mountpoint(base: &str, suffix: &[&str]) -> String {
         return base.to_string();
     }
     normalize_path(&format!("{base}/{}", suffix.join("/")))
-}
-
-/// `0750` or `750` as permission bits.
-pub fn parse_mode(mode: &str) -> Option<u32> {
-    if !(3..=4).contains(&mode.len()) || !mode.chars().all(|c| c.is_digit(8)) {
-        return None;
-    }
-    u32::from_str_radix(mode, 8).ok()
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use camino::Utf8PathBuf;
+use zpersist_core::contract::{Contract, Diagnostic};
 use zpersist_core::observed::{DirState, HostFacts};
 
 /// Answers the planner's questions from the real host. Users and groups are
@@ -84,6 +85,22 @@ impl HostFacts for RealHost {
             Err(_) => None,
         }
     }
+}
+
+/// Reads and checks the contract at `path` (zpersist-core's one loader,
+/// `contract::parse`); every problem, an unreadable file included, names
+/// the file.
+pub fn read_contract<C: Contract>(path: &Path) -> Result<C, Vec<Diagnostic>> {
+    let file = path.display().to_string();
+    let text = fs::read_to_string(path).map_err(|e| {
+        vec![Diagnostic::new(format!("cannot read the {}: {e}", C::KIND)).in_file(&file)]
+    })?;
+    zpersist_core::contract::parse::<C>(&text).map_err(|problems| {
+        problems
+            .into_iter()
+            .map(|problem| problem.in_file(&file))
+            .collect()
+    })
 }
 
 /// Makes `path` exist as a directory and gives it the owner, group and mode
@@ -278,6 +295,29 @@ mod tests {
         let host = RealHost::new();
         assert_eq!(host.user_id("nobody"), Some(65534));
         assert_eq!(host.user_id("nobody"), Some(65534), "cached");
+    }
+
+    #[test]
+    fn a_contract_is_read_naming_its_file_in_every_problem() {
+        use zpersist_core::contract::services::ServicesFile;
+        let dir = std::env::temp_dir().join(format!("zpersist-contract-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("services.json");
+        let missing = read_contract::<ServicesFile>(&path).unwrap_err();
+        assert!(
+            missing[0].to_string().starts_with(&format!(
+                "{}: cannot read the services file: ",
+                path.display()
+            )),
+            "{}",
+            missing[0]
+        );
+        fs::write(&path, r#"{"version":1,"pool":"tank","services":{}}"#).unwrap();
+        assert_eq!(read_contract::<ServicesFile>(&path).unwrap().pool, "tank");
+        fs::write(&path, r#"{"version":9,"pool":"tank","services":{}}"#).unwrap();
+        let problems = read_contract::<ServicesFile>(&path).unwrap_err();
+        assert_eq!(problems[0].at.file.as_deref(), path.to_str());
+        fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

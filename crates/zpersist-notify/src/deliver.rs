@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
+use zpersist_core::Diagnostic;
 use zpersist_process::{seconds, Command, Failure};
 
 use crate::context::{Context, Email, Ntfy, Webhook};
@@ -30,14 +31,6 @@ pub struct Planned {
     pub limit: Duration,
     /// The configured limit, as messages name it.
     pub timeout: Duration,
-}
-
-/// A delivery that cannot even be planned (e.g. an unreadable token file).
-#[derive(Debug, Clone, PartialEq)]
-pub struct PlanError {
-    pub name: &'static str,
-    pub error: String,
-    pub help: String,
 }
 
 /// The curl flags every HTTP delivery uses: fail on HTTP errors, quiet but
@@ -159,20 +152,21 @@ impl TokenHeader {
     }
 }
 
-fn token_header(token_file: &str) -> Result<TokenHeader, PlanError> {
-    let token = std::fs::read_to_string(token_file).map_err(|e| PlanError {
-        name: "ntfy",
-        error: format!("cannot read the ntfy token file {token_file}: {e}"),
-        help: "check zpersist.notify.ntfy.tokenFile and that the file exists when the unit runs"
-            .into(),
+fn token_header(token_file: &str) -> Result<TokenHeader, Diagnostic> {
+    let token = std::fs::read_to_string(token_file).map_err(|e| {
+        Diagnostic::new(format!(
+            "ntfy delivery: cannot read the ntfy token file {token_file}: {e}"
+        ))
+        .with_help(
+            "check zpersist.notify.ntfy.tokenFile and that the file exists when the unit runs",
+        )
     })?;
-    let unwritable = |e: std::io::Error| PlanError {
-        name: "ntfy",
-        error: format!(
-            "cannot write the ntfy header file in {}: {e}",
+    let unwritable = |e: std::io::Error| {
+        Diagnostic::new(format!(
+            "ntfy delivery: cannot write the ntfy header file in {}: {e}",
             std::env::temp_dir().display()
-        ),
-        help: "the notification unit needs a writable /tmp".into(),
+        ))
+        .with_help("the notification unit needs a writable /tmp")
     };
     let mut file = tempfile::Builder::new()
         .prefix("zpersist-notify-")
@@ -184,12 +178,13 @@ fn token_header(token_file: &str) -> Result<TokenHeader, PlanError> {
     Ok(TokenHeader { file })
 }
 
-/// Every configured delivery for `event`. The returned guard keeps the ntfy
-/// header file until the deliveries ran.
+/// Every configured delivery for `event`, and why any could not be
+/// planned (e.g. an unreadable token file). The returned guard keeps the
+/// ntfy header file until the deliveries ran.
 pub fn plan_all(
     context: &Context,
     event: &Event,
-) -> (Vec<Planned>, Vec<PlanError>, Option<TokenHeader>) {
+) -> (Vec<Planned>, Vec<Diagnostic>, Option<TokenHeader>) {
     let d = &context.delivery;
     let timeout = context.timeout();
     let mut planned = Vec::new();
@@ -223,7 +218,7 @@ pub fn plan_all(
 
 /// Runs one delivery, killing it (and what it started) at its limit;
 /// `Err` says what failed and what to do.
-pub fn run(planned: &Planned) -> Result<(), (String, String)> {
+pub fn run(planned: &Planned) -> Result<(), Diagnostic> {
     let help = match planned.name {
         "command" => "check zpersist.notify.command: it must be executable and exit 0 after reading the event from stdin",
         "ntfy" => "check zpersist.notify.ntfy (url, topic, token) and that the host reaches the server",
@@ -235,7 +230,7 @@ pub fn run(planned: &Planned) -> Result<(), (String, String)> {
         .timeout(planned.limit)
         .run();
     let Err(e) = result else { return Ok(()) };
-    Err(match &e.failure {
+    let (what, help) = match &e.failure {
         Failure::NotStarted(reason) => (
             format!("{} delivery: {reason}", planned.name),
             help.into(),
@@ -258,16 +253,14 @@ pub fn run(planned: &Planned) -> Result<(), (String, String)> {
             ),
             help.into(),
         ),
-    })
+    };
+    Err(Diagnostic::new(what).with_help(help))
 }
 
 /// Runs every delivery at once, each with its own limit, and hands each
 /// result to `report` as soon as that delivery ends: a slow or hung one
 /// delays no other.
-pub fn run_all(
-    planned: &[Planned],
-    mut report: impl FnMut(&Planned, Result<(), (String, String)>),
-) {
+pub fn run_all(planned: &[Planned], mut report: impl FnMut(&Planned, Result<(), Diagnostic>)) {
     std::thread::scope(|scope| {
         let (done, finished) = std::sync::mpsc::channel();
         for p in planned {
