@@ -12,5 +12,6 @@
     ./snapshots.nix
     ./replication.nix
     ./notify.nix
+    ./preseed.nix
   ];
 }

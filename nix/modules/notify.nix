@@ -213,8 +213,10 @@ in
       description = ''
         Units (full names, `.service`) whose failure is notified: each gets
         `OnFailure=zpersist-notify@%n.service` and its entry in the
-        notification context. zpersist adds sanoid and every syncoid command
-        itself; other modules and users add theirs here.
+        notification context. zpersist adds sanoid, every syncoid command,
+        the replication lag check, `zpersist-datasets.service` and each
+        service's mount check itself; other modules and users add theirs
+        here.
       '';
     };
 

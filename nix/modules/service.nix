@@ -13,6 +13,13 @@ let
 in
 {
   config = mkIf cfg.enable {
+    # A run that fails leaves datasets missing or out of shape: say so
+    # (docs/notify.md).
+    zpersist.notify.units."zpersist-datasets.service" = {
+      datasets = map (d: d.name) cfg.internal.plan.datasets;
+      summary = "ensure-datasets: the declared datasets of ${toString cfg.pool}, created and kept in shape";
+    };
+
     systemd.services.zpersist-datasets = {
       description = "zpersist: create the declared ZFS datasets and set their properties";
       documentation = [ "man:zfsprops(7)" ];
@@ -76,13 +83,16 @@ in
         DevicePolicy = "closed";
         DeviceAllow = [ "/dev/zfs rw" ];
         # zfs ioctls need CAP_SYS_ADMIN (also for mount); chown/chmod of the
-        # mountpoint directories need CHOWN, FOWNER and DAC_* .
+        # mountpoint directories need CHOWN, FOWNER and DAC_*, and FSETID
+        # for a setgid mode on a directory of another group (without it
+        # the kernel silently drops the bit: 2775 became 775).
         CapabilityBoundingSet = [
           "CAP_SYS_ADMIN"
           "CAP_CHOWN"
           "CAP_FOWNER"
           "CAP_DAC_OVERRIDE"
           "CAP_DAC_READ_SEARCH"
+          "CAP_FSETID"
         ];
         NoNewPrivileges = true;
         # NSS lookups of owner/group (nscd) use AF_UNIX; libzfs talks to
@@ -94,7 +104,9 @@ in
         IPAddressDeny = "any";
         RestrictNamespaces = true;
         RestrictRealtime = true;
-        RestrictSUIDSGID = true;
+        # No RestrictSUIDSGID: it forbids setting the setgid bit, and a
+        # plan's `mode` may ask for one (2775, a directory shared through
+        # its group; forge's media datasets do).
         LockPersonality = true;
         MemoryDenyWriteExecute = true;
         ProtectClock = true;

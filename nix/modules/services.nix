@@ -205,16 +205,6 @@ let
           '';
         };
 
-        preseed.enable = mkOption {
-          type = types.bool;
-          default = false;
-          description = ''
-            Reserved for restoring an empty dataset before the service first
-            starts; filled by a later release. It has no effect yet, and
-            setting it gives a warning saying so.
-          '';
-        };
-
         backup.enable = mkOption {
           type = types.bool;
           default = false;
@@ -455,7 +445,6 @@ let
           "${opt name} is enabled but ${concatStringsSep "." nixpkgsPath}.enable is not: the dataset is declared, but ${concatStringsSep ", " s.units} ${
             if length s.units == 1 then "is" else "are"
           } not defined by NixOS, so the ordering zpersist adds goes to a unit without a command. Enable ${concatStringsSep "." nixpkgsPath}, or use profile = \"generic\" with the units you run."
-        ++ optional s.preseed.enable "${opt name}.preseed.enable has no effect yet: preseeding an empty dataset comes in a later release of zpersist."
         ++ optional s.backup.enable "${opt name}.backup.enable has no effect yet: backups come in a later release of zpersist.";
     };
 
@@ -537,6 +526,16 @@ in
     (mkIf (cfg.enable && anyEnabled) {
       systemd.services = mkMerge (mapAttrsToList unitsFor enabled);
       systemd.tmpfiles.rules = map tmpfilesRule (lib.attrValues enabled);
+      # A failed check keeps the service down: say so (docs/notify.md).
+      zpersist.notify.units = lib.mapAttrs' (
+        name: s:
+        lib.nameValuePair "${checkUnit name}.service" {
+          datasets = map (m: "${toString cfg.pool}/${m.dataset}") (mountsOf s);
+          summary = "mount check of ${name}'s datasets: ${concatStringsSep ", " s.units} ${
+            if length s.units == 1 then "does" else "do"
+          } not start until they are mounted";
+        }
+      ) enabled;
       environment.etc."zpersist/services.json".text = builtins.toJSON servicesPlan;
       # migrate-to-dataset on PATH, and rsync, which it copies with.
       environment.systemPackages = [

@@ -94,16 +94,6 @@ in
     expect = ''zpersist.datasets."services/jellyfin".owner is "jellyfin", which is not declared in users.users'';
   };
 
-  services-preseed-not-yet = {
-    module = tank {
-      jellyfin = {
-        enable = true;
-        preseed.enable = true;
-      };
-    };
-    expectWarning = ''zpersist.services."jellyfin".preseed.enable has no effect yet'';
-  };
-
   services-backup-not-yet = {
     module = tank {
       jellyfin = {

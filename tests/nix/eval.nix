@@ -61,6 +61,21 @@ in
     else
       null;
 
+  # Everything a host evaluates to that a booted machine needs besides the
+  # packages (tests/e2e/src/machine.rs installs it into a container): the
+  # units, /etc, tmpfiles rules, users and groups, and the plan (reading
+  # the plan file needs --read-write-mode).
+  machine = {
+    services = config.systemd.services;
+    etc = lib.mapAttrs (_: e: { text = e.text or null; source = if e ? source then toString e.source else null; }) config.environment.etc;
+    tmpfiles = config.systemd.tmpfiles.rules;
+    users = lib.mapAttrs (_: u: { group = u.group or null; extraGroups = u.extraGroups or [ ]; isSystemUser = u.isSystemUser or false; }) config.users.users;
+    groups = lib.attrNames config.users.groups;
+    plan = config.zpersist.internal.plan;
+    failedAssertions = map (a: a.message) (lib.filter (a: !a.assertion) config.assertions);
+    inherit (config) warnings;
+  };
+
   # What the case expects (`expect` / `expectWarning`), without its module.
   caseSpec = if case == null then null else removeAttrs cases.${case} [ "module" ];
   inherit cases;

@@ -13,6 +13,7 @@ in
   zfs = stub "zfs-user";
   curl = stub "curl";
   openssh = stub "openssh";
+  restic = stub "restic";
   rsync = stub "rsync";
   getent = stub "getent";
   # builtins.toFile gives a real, content-addressed store path; it refuses

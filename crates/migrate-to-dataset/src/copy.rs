@@ -1,9 +1,76 @@
-//! The copy engine: rsync as a child process (argv, no shell). Verification
-//! does not trust it: see manifest.rs.
+//! The copy engine: rsync as a child process (argv, no shell), and what a
+//! copy that ran out of space says. Verification does not trust it: see
+//! zpersist_host::manifest.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+use zpersist_core::human_bytes;
+use zpersist_core::migration::MigrationTarget;
+use zpersist_core::name::pool_of;
+use zpersist_host::manifest::Tree;
+use zpersist_zfs::space::tightest_limit;
+use zpersist_zfs::Zfs;
+
+use crate::report::StepError;
+
+/// rsync from the directory into the dataset (mounted at the temporary
+/// path), progress on stderr every `every`; running out of space names the
+/// limit that was hit (see [`out_of_space`]).
+pub fn copy_into_dataset(
+    zfs: &Zfs,
+    target: &MigrationTarget,
+    source: Option<&Tree>,
+    by_checksum: bool,
+    every: Duration,
+) -> Result<(), StepError> {
+    rsync(
+        &target.path,
+        &target.temporary(),
+        by_checksum,
+        every,
+        &mut std::io::stderr(),
+    )
+    .map_err(|e| match &e.out_of_space {
+        Some(says) => out_of_space(zfs, target, source, says),
+        None => e.message.into(),
+    })
+}
+
+/// A copy into the dataset stopped for lack of space: which limit it hit,
+/// what the data takes, and how to go on.
+fn out_of_space(
+    zfs: &Zfs,
+    target: &MigrationTarget,
+    source: Option<&Tree>,
+    rsync_says: &str,
+) -> StepError {
+    let dataset = &target.dataset;
+    let takes = source.map_or(String::new(), |tree| {
+        format!(
+            "; the data takes {} in {}",
+            human_bytes(tree.allocated()),
+            target.path
+        )
+    });
+    let (what, help) = match tightest_limit(zfs, dataset) {
+        Some(limit) => (limit.description, limit.help),
+        None => (
+            "its quota and free space could not be read".to_string(),
+            format!(
+                "raise the quota of {dataset} or of its parents, or free space in pool {}",
+                pool_of(dataset)
+            ),
+        ),
+    };
+    StepError {
+        error: format!("{dataset} is out of space: {what}{takes}\n    {rsync_says}"),
+        help: Some(format!(
+            "{help}, then run again (what was copied so far stays)"
+        )),
+    }
+}
 
 /// rsync's flags: archive (-a: owners, modes, times, symlinks, devices),
 /// hardlinks (-H), ACLs (-A), xattrs (-X), sparse files (-S), numeric

@@ -5,9 +5,9 @@
 //! 2 bad input or arguments (and then no zfs command ran).
 
 mod copy;
-mod inuse;
-mod manifest;
 mod migrate;
+mod report;
+mod steps;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -6,6 +6,7 @@
 //! it decides.
 
 pub mod contract;
+pub mod facts;
 pub mod json;
 pub mod migration;
 pub mod name;
@@ -13,12 +14,15 @@ pub mod observed;
 pub mod ownership;
 pub mod plan;
 pub mod planner;
+pub mod preseed;
 pub mod property;
 pub mod replication;
+pub mod steps;
 pub mod text;
+pub mod time;
 
 pub use contract::{Contract, Diagnostic};
 pub use observed::{DirState, HostFacts, ObservedPool, Source};
 pub use plan::{DatasetSpec, InvalidPlan, Plan, PlanProblem};
 pub use planner::{plan_actions, Action, Drift, Outcome, Problem};
-pub use text::shown;
+pub use text::{human_bytes, shown};

@@ -8,10 +8,13 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use crate::contract::services::{ServiceEntry, ServicesFile, SERVICES_VERSION};
+pub use crate::facts::{DatasetState, PathState, TreeSummary};
+use crate::facts::{Mount, ProcessUse, UnitState};
 use crate::name::{depth_of, name_problem};
 pub use crate::ownership::parse_mode;
 use crate::ownership::{mode_problem, owner_problem};
 use crate::property::{property_name_problem, value_problem};
+use crate::steps::StepJournal;
 
 pub const JOURNAL_VERSION: u64 = 1;
 
@@ -210,17 +213,6 @@ impl Stage {
     }
 }
 
-/// What verification saw: enough to re-check a tree without keeping its list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TreeSummary {
-    pub entries: u64,
-    pub files: u64,
-    pub bytes: u64,
-    /// SHA-256 over the canonical listing (names, types, owners, modes,
-    /// sizes, contents, link targets, hardlinks, xattrs).
-    pub digest: String,
-}
-
 /// The migration's state file (`PATH.zpersist-migration.json`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -261,27 +253,24 @@ impl Journal {
     }
 }
 
-/// What is at a path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PathState {
-    Missing,
-    EmptyDir,
-    NonEmptyDir,
-    /// A file, a symlink, or something unreadable.
-    Other,
-}
+impl StepJournal for Journal {
+    type Step = Step;
 
-impl PathState {
-    pub fn is_dir(self) -> bool {
-        matches!(self, PathState::EmptyDir | PathState::NonEmptyDir)
+    fn step_name(step: Step) -> &'static str {
+        step.name()
     }
-}
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DatasetState {
-    pub mountpoint: String,
-    pub mounted: bool,
+    fn step_after(step: Step) -> Option<Step> {
+        step.completes().next_step()
+    }
+
+    fn record(&mut self, step: Step, now: u64) {
+        self.reach(step.completes(), now);
+    }
+
+    fn resumes_at(&self) -> Option<Step> {
+        self.stage.next_step()
+    }
 }
 
 /// The real state the decision rests on: the journal can be one step
@@ -456,6 +445,128 @@ pub fn decide(
             aside_kept: facts.aside != PathState::Missing,
         },
     }
+}
+
+/// A refusal and what to do about it.
+pub type Refusal = (String, String);
+
+/// Refusals that hold for any step: a declared unit running (`units`, as
+/// systemd answered for each), a process using the directory or the
+/// migration's own siblings (`users`). The notes say when systemd did not
+/// answer and the process scan decided alone.
+pub fn in_use_problems(
+    target: &MigrationTarget,
+    units: &[(String, UnitState)],
+    users: &[ProcessUse],
+) -> (Vec<Refusal>, Vec<String>) {
+    let mut problems = Vec::new();
+    let mut systemd_unreachable = None;
+    for (unit, state) in units {
+        match state {
+            UnitState::Running(state) => problems.push((
+                format!("{unit} is {state}"),
+                format!("stop it first (`systemctl stop {unit}`), then run again"),
+            )),
+            UnitState::Stopped(_) => {}
+            UnitState::Unknown(why) => systemd_unreachable = Some(why),
+        }
+    }
+    let notes = systemd_unreachable
+        .map(|why| format!("systemd did not answer ({why}); relying on the process scan alone"))
+        .into_iter()
+        .collect();
+    if !users.is_empty() {
+        let list: Vec<String> = users
+            .iter()
+            .take(10)
+            .map(|u| format!("pid {} ({}): {}", u.pid, u.command, u.what))
+            .collect();
+        problems.push((
+            format!(
+                "{} process(es) use {}:\n    {}",
+                users.len(),
+                target.path,
+                list.join("\n    ")
+            ),
+            "stop the service (and anything else using the directory), then run again".into(),
+        ));
+    }
+    (problems, notes)
+}
+
+/// Refusals for filesystems mounted at the directory or inside it
+/// (`mounts`: those at or below `resolved`, the directory as /proc shows
+/// it). The help never says to unmount: that would hide the mount's files,
+/// or destroy them (tmpfs). The data has to be copied off the mount first,
+/// or the mount kept (and moved by its configuration, when its files are
+/// on a disk).
+pub fn mount_problems(path: &str, resolved: &str, mounts: &[Mount]) -> Vec<Refusal> {
+    let (at, inside): (Vec<&Mount>, Vec<&Mount>) = mounts
+        .iter()
+        .partition(|mount| mount.mountpoint == resolved);
+    let in_memory = |mounts: &[&Mount]| {
+        mounts.iter().find(|m| m.is_volatile()).map(|m| {
+            format!(
+                "a {} keeps its files in memory only, and an unmount or a reboot loses them: ",
+                m.fstype
+            )
+        })
+    };
+    let mut problems = Vec::new();
+    // A directory mounted over more than once shows the top mount.
+    if let Some(mount) = at.last() {
+        let (fstype, source) = (&mount.fstype, &mount.source);
+        let what = mount.describe();
+        let name = path
+            .rsplit('/')
+            .next()
+            .filter(|n| !n.is_empty())
+            .unwrap_or("data");
+        problems.push((
+            format!(
+                "{path} is itself a mount of {what}: a migration renames the directory aside and mounts the dataset in its place, which a mount point does not allow, and the files are that filesystem's"
+            ),
+            format!(
+                "{}copy the data off that mount first, with the service stopped (e.g. `cp -a {path}/. /var/tmp/{name}-copy/`); once the copy is complete, stop mounting {fstype} at {path} (fstab, a .mount unit, the service's own settings), put the copy at {path} as a plain directory and run again{}; or keep the data on that mount and do not migrate {path}",
+                in_memory(&at).unwrap_or_else(|| format!("its files live on {source}, not in the directory: ")),
+                if mount.is_volatile() {
+                    String::new()
+                } else {
+                    format!(" (or mount it elsewhere instead: its files stay on {source})")
+                }
+            ),
+        ));
+    }
+    if !inside.is_empty() {
+        let list: Vec<String> = inside
+            .iter()
+            .map(|m| {
+                format!(
+                    "{} is a mount of {} inside {path}",
+                    m.mountpoint,
+                    m.describe()
+                )
+            })
+            .collect();
+        let volatile = in_memory(&inside);
+        problems.push((
+            format!(
+                "{}: a migration copies {path}'s own filesystem only, so the files on {} would not come along",
+                list.join("; "),
+                if inside.len() == 1 { "it" } else { "them" }
+            ),
+            format!(
+                "{}copy the files of each mount that belong in the dataset off it into a plain directory inside {path} first (with the service stopped), and stop mounting it there; a mount whose files should stay on their own filesystem can be mounted outside {path} during the migration and at its place again afterwards{}; then run again",
+                volatile.clone().unwrap_or_default(),
+                if volatile.is_some() {
+                    " (not a tmpfs: mounted again, it starts empty)"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
+    problems
 }
 
 #[cfg(test)]
@@ -642,5 +753,64 @@ mod tests {
             assert!(path_problem(bad).is_some(), "{bad:?}");
         }
         assert_eq!(path_problem("/var/lib/Séries TV"), None);
+    }
+
+    #[test]
+    fn a_running_unit_or_a_process_inside_refuses_and_a_silent_systemd_is_noted() {
+        let units = [
+            (
+                "sonarr.service".to_string(),
+                UnitState::Running("active".into()),
+            ),
+            (
+                "other.service".to_string(),
+                UnitState::Unknown("not PID 1".into()),
+            ),
+        ];
+        let users = [ProcessUse {
+            pid: 42,
+            command: "sqlite3".into(),
+            what: "fd 3 /var/lib/sonarr/sonarr.db".into(),
+        }];
+        let (problems, notes) = in_use_problems(&target(), &units, &users);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert_eq!(problems[0].0, "sonarr.service is active");
+        assert!(
+            problems[1].0.contains("pid 42 (sqlite3): fd 3"),
+            "{problems:?}"
+        );
+        assert_eq!(notes.len(), 1);
+        assert!(notes[0].contains("not PID 1"));
+        let stopped = [(
+            "sonarr.service".to_string(),
+            UnitState::Stopped("inactive".into()),
+        )];
+        assert_eq!(in_use_problems(&target(), &stopped, &[]), (vec![], vec![]));
+    }
+
+    #[test]
+    fn mounts_at_or_inside_are_refused_never_with_unmount_advice() {
+        let tmpfs = |at: &str| Mount {
+            mountpoint: at.into(),
+            fstype: "tmpfs".into(),
+            source: "state".into(),
+            root: "/".into(),
+        };
+        let problems = mount_problems(REAL, REAL, &[tmpfs(REAL), tmpfs("/var/lib/sonarr/cache")]);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0]
+            .0
+            .contains("is itself a mount of tmpfs from state"));
+        assert!(problems[0].1.contains("in memory"));
+        assert!(problems[1]
+            .0
+            .contains("/var/lib/sonarr/cache is a mount of tmpfs"));
+        for (_, help) in &problems {
+            assert!(
+                !help.contains("unmount it") && !help.contains("`umount"),
+                "{help}"
+            );
+        }
+        assert!(mount_problems(REAL, REAL, &[]).is_empty());
     }
 }

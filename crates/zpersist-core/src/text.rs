@@ -1,4 +1,5 @@
-//! Text that came from a user, made safe to print on one line.
+//! Text that came from a user, made safe to print on one line; sizes as
+//! people read them.
 
 use std::borrow::Cow;
 
@@ -20,9 +21,26 @@ pub fn shown(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// A size in bytes as people read it: `512 B`, `1.5 KiB`, `2.0 GiB`.
+pub fn human_bytes(bytes: u64) -> String {
+    for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
+        if bytes >= 1 << shift {
+            return format!("{:.1} {unit}", bytes as f64 / (1u64 << shift) as f64);
+        }
+    }
+    format!("{bytes} B")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_read_in_binary_units() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(8 << 20), "8.0 MiB");
+    }
 
     #[test]
     fn control_characters_are_escaped_and_the_rest_kept() {

@@ -1,6 +1,11 @@
 //! Host facts and effects besides ZFS: user and group lookup (NSS),
-//! directory ownership, the lock that keeps two runs from interleaving,
-//! atomic writes. Running programs is zpersist-process's.
+//! directory ownership, the lock that keeps two runs from interleaving
+//! ([`dirlock`] for one per directory), atomic writes and fsync
+//! ([`fsync`]), reading a contract file ([`read_contract`]), what is at a
+//! path ([`path`]), whether a directory is in use ([`inuse`]: units,
+//! processes, mounts), tree manifests ([`manifest`]), journaled steps
+//! ([`steps`]) and the failpoints tests crash them with ([`failpoint`]).
+//! Running programs is zpersist-process's.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -13,6 +18,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use camino::Utf8PathBuf;
 use zpersist_core::contract::{Contract, Diagnostic};
 use zpersist_core::observed::{DirState, HostFacts};
+
+pub mod dirlock;
+pub mod failpoint;
+mod failure;
+pub mod fsync;
+pub mod inuse;
+pub mod manifest;
+pub mod path;
+pub mod steps;
+pub use failure::Failure;
 
 /// Answers the planner's questions from the real host. Users and groups are
 /// looked up through NSS (getpwnam_r/getgrnam_r: /etc/passwd and

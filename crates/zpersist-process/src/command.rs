@@ -241,6 +241,7 @@ impl Command {
             self.stdin.clone(),
             self.limit(),
             sink,
+            None,
         )
         .map_err(|(_, e)| self.not_started(&e))
     }

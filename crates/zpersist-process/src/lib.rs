@@ -30,7 +30,7 @@ pub use command::{Command, Output, Stream};
 pub use error::{Failure, ProcessError};
 pub use location::Location;
 pub use pipeline::Pipeline;
-pub use zpersist_ssh::SshTarget;
+pub use zpersist_ssh::{shell_quote, SshTarget};
 
 use std::ffi::OsStr;
 use std::time::Duration;

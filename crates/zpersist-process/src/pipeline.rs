@@ -70,12 +70,36 @@ impl Pipeline {
         self.check(&ended).map(drop)
     }
 
+    /// Runs both with the stream copied through this process in chunks
+    /// (instead of a kernel pipe), calling `on_bytes` with the total so far
+    /// after each: for progress in bytes, or a test's failpoint in the
+    /// middle of a stream. Returns the total. `Err` unless both exit 0.
+    pub fn pump(&self, on_bytes: &mut dyn FnMut(u64)) -> Result<u64, ProcessError> {
+        let mut total = 0;
+        let mut count = |bytes: u64| {
+            total = bytes;
+            on_bytes(bytes);
+        };
+        let ended = self.execute_with(Sink::Capture, Some(&mut count))?;
+        self.check(&ended)?;
+        Ok(total)
+    }
+
     fn execute(&self, sink: Sink<'_>) -> Result<Ended, ProcessError> {
+        self.execute_with(sink, None)
+    }
+
+    fn execute_with(
+        &self,
+        sink: Sink<'_>,
+        pumped: Option<&mut dyn FnMut(u64)>,
+    ) -> Result<Ended, ProcessError> {
         run::run(
             vec![self.left.std_command(), self.right.std_command()],
             None,
             self.timeout,
             sink,
+            pumped,
         )
         .map_err(|(side, e)| self.in_pipeline(self.side(side).not_started(&e)))
     }
@@ -162,6 +186,23 @@ mod tests {
             .run()
             .unwrap();
         assert_eq!(out.stdout_text().trim(), "3000000");
+    }
+
+    #[test]
+    fn a_pumped_stream_counts_its_bytes_and_arrives_whole() {
+        let mut seen = Vec::new();
+        let pipeline = sh("head -c 3000000 /dev/zero").pipe(Command::from_argv(&["wc", "-c"]));
+        let total = pipeline.pump(&mut |bytes| seen.push(bytes)).unwrap();
+        assert_eq!(total, 3_000_000);
+        assert_eq!(seen.last(), Some(&3_000_000));
+        assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+        let e = Command::from_argv(&["yes"])
+            .pipe(sh(
+                "head -c 10 >/dev/null; echo 'cannot receive' >&2; exit 1",
+            ))
+            .pump(&mut |_| {})
+            .unwrap_err();
+        assert_eq!(e.stderr(), "cannot receive", "{e}");
     }
 
     #[test]

@@ -43,22 +43,31 @@ enum Event {
     Data(Source, Vec<u8>),
     Eof(Source),
     Exit(usize, io::Result<ExitStatus>),
+    /// The pump moved this many more bytes from the first command to the
+    /// second.
+    Pumped(u64),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Source {
     Stdout,
     Stderr(usize),
+    /// The pump between two commands (its end only).
+    Pump,
 }
 
 /// Runs `commands` (one, or two with the first's stdout piped into the
-/// second's stdin), `stdin` going to the first. `Err((index, error))` when
-/// one cannot be started (any started before it is killed and reaped).
+/// second's stdin), `stdin` going to the first. With `pumped`, the bytes
+/// between the two go through this process (a pump thread) instead of a
+/// kernel pipe, and `pumped` hears the running total after each chunk.
+/// `Err((index, error))` when one cannot be started (any started before it
+/// is killed and reaped).
 pub(crate) fn run(
     commands: Vec<std::process::Command>,
     stdin: Option<Vec<u8>>,
     limit: Option<Duration>,
     mut sink: Sink<'_>,
+    mut pumped: Option<&mut dyn FnMut(u64)>,
 ) -> Result<Ended, (usize, io::Error)> {
     let count = commands.len();
     let deadline = limit.map(|limit| Instant::now() + limit);
@@ -68,7 +77,7 @@ pub(crate) fn run(
     for (index, mut command) in commands.into_iter().enumerate() {
         match between.take() {
             Some(pipe) => command.stdin(Stdio::from(pipe)),
-            None if stdin.is_some() => command.stdin(Stdio::piped()),
+            None if index > 0 || stdin.is_some() => command.stdin(Stdio::piped()),
             None => command.stdin(Stdio::null()),
         };
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -79,7 +88,7 @@ pub(crate) fn run(
         match command.spawn() {
             Ok(mut child) => {
                 group.get_or_insert(child.id() as i32);
-                if index + 1 < count {
+                if index + 1 < count && pumped.is_none() {
                     between = child.stdout.take();
                 }
                 children.push(child);
@@ -104,6 +113,12 @@ pub(crate) fn run(
     }
     let mut open = 0;
     let last = children.len() - 1;
+    if pumped.is_some() && last == 1 {
+        if let (Some(from), Some(to)) = (children[0].stdout.take(), children[1].stdin.take()) {
+            pump(from, to, events.clone());
+            open += 1;
+        }
+    }
     if let Some(stdout) = children[last].stdout.take() {
         read_into(stdout, Source::Stdout, events.clone());
         open += 1;
@@ -150,6 +165,7 @@ pub(crate) fn run(
                 Sink::Capture => match source {
                     Source::Stdout => ended.stdout.extend_from_slice(&bytes),
                     Source::Stderr(i) => ended.stderrs[i].extend_from_slice(&bytes),
+                    Source::Pump => {}
                 },
                 Sink::Lines(on_line) => {
                     if let Source::Stderr(i) = source {
@@ -171,6 +187,11 @@ pub(crate) fn run(
                 ended.statuses[index] = status.ok();
                 open -= 1;
             }
+            Event::Pumped(total) => {
+                if let Some(pumped) = pumped.as_mut() {
+                    pumped(total);
+                }
+            }
         }
     }
     Ok(ended)
@@ -178,16 +199,49 @@ pub(crate) fn run(
 
 fn slot(source: Source) -> usize {
     match source {
-        Source::Stdout => 0,
+        Source::Stdout | Source::Pump => 0,
         Source::Stderr(i) => i + 1,
     }
 }
 
 fn stream(source: Source) -> Stream {
     match source {
-        Source::Stdout => Stream::Stdout,
+        Source::Stdout | Source::Pump => Stream::Stdout,
         Source::Stderr(_) => Stream::Stderr,
     }
+}
+
+/// Copies `from` into `to` on a thread of its own until `from` ends or
+/// `to` stops taking (the receiving side exited: the sending side then
+/// gets SIGPIPE on its next write), saying how much has gone through.
+fn pump(
+    mut from: impl Read + Send + 'static,
+    mut to: impl Write + Send + 'static,
+    events: mpsc::Sender<Event>,
+) {
+    std::thread::spawn(move || {
+        let mut buffer = vec![0; 1 << 20];
+        let mut total: u64 = 0;
+        loop {
+            match from.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if to.write_all(&buffer[..n]).is_err() {
+                        break;
+                    }
+                    total += n as u64;
+                    if events.send(Event::Pumped(total)).is_err() {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        drop(to);
+        drop(from);
+        let _ = events.send(Event::Eof(Source::Pump));
+    });
 }
 
 /// Reads `pipe` to its end on a thread of its own, sending what arrives.

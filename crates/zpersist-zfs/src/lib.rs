@@ -3,6 +3,8 @@
 //! zpersist-process, and its output parsed into zpersist-core's observed
 //! state. Works with OpenZFS 2.x and zfs-fuse: only the forms both
 //! understand are used, or the difference is handled here.
+//! [`dataset`]: a dataset's mount state, mounting and moving it with
+//! retries while busy; [`space`]: the quotas and free space that limit it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -14,6 +16,9 @@ use zpersist_process::{Command, Failure, Location, Output, Pipeline, ProcessErro
 
 mod snapshots;
 pub use snapshots::{parse_snapshots, snapshots_argv};
+
+pub mod dataset;
+pub mod space;
 
 /// A `zfs` invocation that failed: zpersist-process's one error, whose
 /// stderr is zfs's own message (without the usage text zfs adds to some).

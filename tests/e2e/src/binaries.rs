@@ -13,6 +13,7 @@ pub const ALL: &[&str] = &[
     "migrate-to-dataset",
     "zpersist-notify",
     "replication-lag",
+    "preseed-restore",
 ];
 
 /// The target directory's profile folder of the running test

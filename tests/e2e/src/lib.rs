@@ -1,9 +1,12 @@
 //! Scaffolding for tests against real components. Never used by what users run.
 pub mod binaries;
+pub mod container;
 pub mod delegation;
+pub mod machine;
 pub mod nix;
 pub mod pool;
 pub mod sshd;
+pub mod stand_in;
 pub mod syncoid;
 pub mod systemd;
 pub mod timed;

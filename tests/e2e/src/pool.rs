@@ -245,6 +245,19 @@ impl Recorded {
 /// Runs `program args` with the recording `zfs` first on PATH and returns
 /// what it did. Panics if it ran a destructive zfs command.
 pub fn run_recorded(program: &Utf8Path, args: &[&str], env: &BTreeMap<&str, &str>) -> Recorded {
+    let recorded = run_logged(program, args, env);
+    for argv in &recorded.zfs_calls {
+        assert!(
+            !DESTRUCTIVE.contains(&argv[0].as_str()),
+            "{program} ran a destructive zfs command: zfs {argv:?}\n{recorded:#?}"
+        );
+    }
+    recorded
+}
+
+/// [`run_recorded`] for binaries allowed some of [`DESTRUCTIVE`] (preseed
+/// renames and receives): the caller checks what they touched.
+pub fn run_logged(program: &Utf8Path, args: &[&str], env: &BTreeMap<&str, &str>) -> Recorded {
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
     let log = Utf8PathBuf::from(format!(
         "/tmp/zpersist-tests/argv-{}-{n}.log",
@@ -282,19 +295,12 @@ pub fn run_recorded(program: &Utf8Path, args: &[&str], env: &BTreeMap<&str, &str
         })
         .collect();
     let _ = std::fs::remove_file(&log);
-    let recorded = Recorded {
+    Recorded {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         zfs_calls,
-    };
-    for argv in &recorded.zfs_calls {
-        assert!(
-            !DESTRUCTIVE.contains(&argv[0].as_str()),
-            "{program} ran a destructive zfs command: zfs {argv:?}\n{recorded:#?}"
-        );
     }
-    recorded
 }
 
 /// The real zfs, found once on PATH (never the wrapper).

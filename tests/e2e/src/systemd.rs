@@ -69,11 +69,30 @@ const UNIT_LISTS: &[(&str, &str)] = &[
 /// them for activation only) or that the stubs declare but nothing sets.
 const NO_UNIT_TEXT: &[&str] = &["enable", "aliases", "upheldBy", "overrideStrategy"];
 
+/// The packages NixOS appends to every service's `path` (`mkAfter`, in
+/// nixos/modules/system/boot/systemd.nix, `stage2ServiceConfig`), by the
+/// attribute names of nixpkgs.
+pub const NIXOS_DEFAULT_PATH: &[&str] = &["coreutils", "findutils", "gnugrep", "gnused", "systemd"];
+
 /// Renders `systemd.services.<name>` (as `nix-instantiate --json` prints
 /// it) into `<name>.service`, plus `<name>.timer` for `startAt` and the
 /// scripts of `script`/`preStart`, which are named as living in
 /// `script_dir`. A disabled unit (`enable = false`) renders nothing.
+/// NixOS's default path is left out (see [`render_service_with_path`]).
 pub fn render_service(name: &str, def: &Value, script_dir: &Utf8Path) -> Vec<UnitFile> {
+    render_service_with_path(name, def, script_dir, &[])
+}
+
+/// [`render_service`] with NixOS's default path: `default_path` (the
+/// store paths of [`NIXOS_DEFAULT_PATH`]) comes after the definition's
+/// `path`, so every service gets `PATH` as on NixOS, even one without a
+/// `path` of its own. For units that run, not only get verified.
+pub fn render_service_with_path(
+    name: &str,
+    def: &Value,
+    script_dir: &Utf8Path,
+    default_path: &[String],
+) -> Vec<UnitFile> {
     let fields = def
         .as_object()
         .unwrap_or_else(|| panic!("systemd.services.{name} is not an attribute set: {def}"));
@@ -153,7 +172,8 @@ pub fn render_service(name: &str, def: &Value, script_dir: &Utf8Path) -> Vec<Uni
             }
         }
     }
-    let path = list_of_strings(fields.get("path"), &unit_name, "path");
+    let mut path = list_of_strings(fields.get("path"), &unit_name, "path");
+    path.extend(default_path.iter().cloned());
     if !path.is_empty() {
         let bin = path.iter().map(|p| format!("{p}/bin"));
         let sbin = path.iter().map(|p| format!("{p}/sbin"));

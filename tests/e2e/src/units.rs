@@ -219,7 +219,7 @@ fn run_unit(
     run_line: &LineRunner,
 ) -> Run {
     let mut log = String::new();
-    let mut run_all = |lines: &[String], log: &mut String| -> bool {
+    let run_all = |lines: &[String], log: &mut String| -> bool {
         for line in lines {
             let exec = exec_line(line);
             let (ok, output) = run_line(unit, &exec.command);

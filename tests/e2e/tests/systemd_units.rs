@@ -12,7 +12,7 @@
 //! regress. systemd is not PID 1 here: nothing is started.
 //!
 //! Two kinds of stand-ins, both test-only:
-//! - NIXPKGS_STAND_IN: the part of a unit nixpkgs' modules define (the
+//! - zpersist_e2e::stand_in: the part of a unit nixpkgs' modules define (the
 //!   services' ExecStart, sanoid's and each syncoid command's unit with the
 //!   argv tests/nix/syncoid-argv.nix renders), merged by the module system
 //!   with zpersist's additions exactly as on NixOS. It only defines units
@@ -34,7 +34,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 use serde_json::Value;
 use zpersist_e2e::binaries;
 use zpersist_e2e::nix::Eval;
-use zpersist_e2e::repo_root;
+use zpersist_e2e::stand_in::{self, Daemon};
 use zpersist_e2e::systemd::{self, UnitFile};
 
 /// forge (which replicates its services to `nas` over ssh and to the
@@ -51,32 +51,6 @@ const FORGE_EXTRAS: &str = r#"{
 
 /// luna as it is, plus a notification command.
 const LUNA_EXTRAS: &str = r#"{ zpersist.notify.command = "/usr/bin/logger"; }"#;
-
-/// TEST-ONLY: what nixpkgs' modules define for the units zpersist adds to
-/// (a daemon per service, sanoid), with this machine's programs. syncoid's
-/// units come whole from the model of nixpkgs' module in the stubs
-/// (tests/nix/model-syncoid.nix). `@DAEMONS@` is filled in by `stand_in`.
-const NIXPKGS_STAND_IN: &str = r#"{ config, lib, ... }:
-let
-  daemon = name: {
-    description = "stand-in for the ${name} service nixpkgs defines";
-    after = [ "network.target" ];
-    wantedBy = [ "multi-user.target" ];
-    serviceConfig.ExecStart = "/bin/sleep infinity";
-  };
-in
-{
-  systemd.services =
-    lib.genAttrs [ @DAEMONS@ ] daemon
-    // lib.optionalAttrs config.services.sanoid.enable {
-      sanoid = {
-        description = "Sanoid snapshot service";
-        after = [ "zfs.target" ];
-        startAt = config.services.sanoid.interval;
-        serviceConfig = { Type = "oneshot"; ExecStart = "/usr/sbin/sanoid --cron"; };
-      };
-    };
-}"#;
 
 /// OpenZFS's units (NixOS has them; zfs-fuse ships none), as minimal
 /// stand-ins so that verify resolves what zpersist's units name.
@@ -123,8 +97,8 @@ fn zpersist_binary_dir() -> Utf8PathBuf {
 }
 
 fn stand_in(daemons: &[&str]) -> String {
-    let names: Vec<String> = daemons.iter().map(|d| format!("\"{d}\"")).collect();
-    NIXPKGS_STAND_IN.replace("@DAEMONS@", &names.join(" "))
+    let daemons: Vec<Daemon> = daemons.iter().map(|d| Daemon::sleeping(d)).collect();
+    stand_in::nixpkgs_module(&daemons)
 }
 
 /// `systemd.services` of a host with `extras` and the nixpkgs stand-in.
@@ -422,7 +396,7 @@ fn verify_reports_what_is_wrong_with_a_unit() {
 ///
 /// | unit | exposure |
 /// | --- | --- |
-/// | zpersist-datasets.service | 4.0 OK (keeps the host's mount namespace on purpose, see nix/modules/service.nix) |
+/// | zpersist-datasets.service | 4.2 OK (keeps the host's mount namespace on purpose, and may set setgid modes; see nix/modules/service.nix) |
 /// | zpersist-<service>-mounted.service | 1.6 OK |
 /// | zpersist-notify@.service | 6.3 MEDIUM (root, network, user-supplied command and sendmail) |
 /// | zpersist-replication-lag.service | 2.7 OK (root for the key, ssh) |
@@ -435,7 +409,7 @@ fn hardening_exposure_does_not_regress() {
     let units = unit_dir(&forge_services(), &zpersist_binary_dir());
     let mut failures = Vec::new();
     for (unit, ceiling) in [
-        ("zpersist-datasets.service", 4.0),
+        ("zpersist-datasets.service", 4.2),
         ("zpersist-sonarr-mounted.service", 1.6),
         ("zpersist-notify@.service", 6.3),
         ("zpersist-replication-lag.service", 2.7),

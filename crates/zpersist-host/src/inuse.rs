@@ -1,39 +1,25 @@
-//! "Refuses while the service runs": ask systemd about the units when it
-//! answers, and independently look through /proc for any process whose
-//! working directory, root, executable, open files or memory maps lie in the
-//! directories the migration touches. Also: mounts inside the directory.
+//! Is a directory in use: ask systemd about units when it answers
+//! ([`unit_state`]), and independently look through /proc for any process
+//! whose working directory, root, executable, open files or memory maps
+//! lie in given directories ([`processes_using`]); filesystems mounted at
+//! or below a directory ([`mounts_within`]). The answers are zpersist-core
+//! facts, for the binaries' decisions.
 
 use std::fs;
-use std::path::Path;
 
-/// A process using one of the watched directories.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
-    pub pid: u32,
-    pub command: String,
-    /// What it holds: `cwd /var/lib/x/sub`, `fd 3 /var/lib/x/db.sqlite`...
-    pub what: String,
-}
+pub use zpersist_core::facts::{Mount, ProcessUse, UnitState};
 
-/// What systemd said about one unit.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UnitState {
-    Running(String),
-    Stopped(String),
-    /// systemd is not reachable (not PID 1, no systemctl): only /proc decides.
-    Unknown(String),
-}
+use crate::path::within;
 
+/// `systemctl is-active UNIT`, read as running, stopped or unknown (no
+/// systemctl, or an answer that is not a state).
 pub fn unit_state(unit: &str) -> UnitState {
     let Ok(systemctl) = which::which("systemctl") else {
         return UnitState::Unknown("systemctl is not installed".into());
     };
-    let output = duct::cmd(systemctl, ["is-active", "--", unit])
-        .stdin_null()
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .run();
+    let output = zpersist_process::Command::from_argv(&["systemctl", "is-active", "--", unit])
+        .program_path(systemctl)
+        .output();
     let Ok(output) = output else {
         return UnitState::Unknown("systemctl could not be run".into());
     };
@@ -56,17 +42,10 @@ pub fn unit_state(unit: &str) -> UnitState {
     }
 }
 
-/// `candidate` is `dir` or lies below it.
-fn within(candidate: &str, dir: &str) -> bool {
-    candidate == dir
-        || candidate
-            .strip_prefix(dir)
-            .is_some_and(|rest| rest.starts_with('/'))
-}
-
-/// Every process (but this one) using something in `dirs`. Processes that
-/// vanish while being looked at are skipped.
-pub fn processes_using(dirs: &[String]) -> Vec<User> {
+/// Every process (but this one) using something in `dirs` (given as /proc
+/// shows them: see [`crate::path::resolved`]). Processes that vanish while
+/// being looked at are skipped.
+pub fn processes_using(dirs: &[String]) -> Vec<ProcessUse> {
     let me = std::process::id();
     let mut users = Vec::new();
     let Ok(proc_entries) = fs::read_dir("/proc") else {
@@ -121,7 +100,7 @@ pub fn processes_using(dirs: &[String]) -> Vec<User> {
                 continue;
             }
             if dirs.iter().any(|dir| within(target, dir)) {
-                users.push(User {
+                users.push(ProcessUse {
                     pid,
                     command: command.clone(),
                     what: format!("{what} {target}"),
@@ -132,35 +111,6 @@ pub fn processes_using(dirs: &[String]) -> Vec<User> {
     }
     users.sort_by_key(|u| u.pid);
     users
-}
-
-/// A mounted filesystem, as /proc/self/mountinfo describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mount {
-    pub mountpoint: String,
-    /// `tmpfs`, `ext4`, `fuse.zfs`...
-    pub fstype: String,
-    /// What is mounted: a device, a dataset, or any name (tmpfs).
-    pub source: String,
-    /// The directory of the filesystem mounted there: `/`, or the
-    /// directory a bind mount shows.
-    pub root: String,
-}
-
-impl Mount {
-    /// Its files exist in memory only: unmounting it (or a reboot) loses them.
-    pub fn is_volatile(&self) -> bool {
-        matches!(self.fstype.as_str(), "tmpfs" | "ramfs")
-    }
-
-    /// `tmpfs from hass-state`, `ext4 from /dev/sdb1 (a bind mount of its /srv/x)`.
-    pub fn describe(&self) -> String {
-        let mut text = format!("{} from {}", self.fstype, self.source);
-        if self.root != "/" {
-            text.push_str(&format!(" (a bind mount of its {})", self.root));
-        }
-        text
-    }
 }
 
 /// One line of mountinfo: `id parent major:minor root MOUNTPOINT options
@@ -211,18 +161,6 @@ fn unescape_mount_path(field: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The path as /proc shows it: symlinks in its parent resolved.
-pub fn resolved(path: &str) -> String {
-    let p = Path::new(path);
-    match (
-        p.parent().and_then(|d| fs::canonicalize(d).ok()),
-        p.file_name(),
-    ) {
-        (Some(parent), Some(name)) => parent.join(name).to_string_lossy().into_owned(),
-        _ => path.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,13 +184,6 @@ mod tests {
             })
         );
         assert_eq!(parse_mountinfo_line("garbage"), None);
-    }
-
-    #[test]
-    fn within_respects_component_boundaries() {
-        assert!(within("/var/lib/sonarr/x", "/var/lib/sonarr"));
-        assert!(within("/var/lib/sonarr", "/var/lib/sonarr"));
-        assert!(!within("/var/lib/sonarr2", "/var/lib/sonarr"));
     }
 
     #[test]

@@ -1,0 +1,896 @@
+//! One run: lock, look, decide, and (when data is missing) walk the restore
+//! steps zpersist_core::preseed gives, journaling each.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use camino::Utf8PathBuf;
+use serde::Serialize;
+use zpersist_core::observed::HostFacts;
+use zpersist_core::plan::parse_mode;
+use zpersist_core::preseed::{
+    decide, next_step, Decision, Journal, PreseedPlan, RestorePoint, SourceSpec, Stage, Step,
+    SwapFacts, PROP_AT, PROP_PRESEED, PROP_SIBLING, PROP_SOURCE,
+};
+use zpersist_core::property::is_create_only;
+use zpersist_core::time::rfc3339;
+use zpersist_host::failpoint::Failpoints;
+use zpersist_host::manifest::holds_data;
+use zpersist_process::Command;
+use zpersist_zfs::dataset::{is_busy, mount_retrying, unmount_retrying};
+use zpersist_zfs::Zfs;
+
+use crate::sources;
+
+/// Marks a filled sibling with the point it holds (its completeness).
+const PROP_FILLED: &str = "com.zpersist:preseed-filled";
+
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub service: String,
+    pub dataset: String,
+    /// existing, fresh, restored, would-restore, would-be-fresh, failed
+    pub outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    pub sources: Vec<SourceReport>,
+    pub skipped_empty: Vec<String>,
+    pub warnings: Vec<String>,
+    pub steps: Vec<String>,
+    /// What the same restore is by hand (the runbook's commands).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub by_hand: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub help: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceReport {
+    pub source: String,
+    pub points: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub newest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+pub struct Options {
+    pub dry_run: bool,
+    pub lock_timeout: Duration,
+    /// Lines of progress go here (`None` with --json).
+    pub text: bool,
+}
+
+/// A step failed: what, and what to do.
+struct Failure {
+    error: String,
+    help: String,
+}
+
+fn fail(error: impl Into<String>, help: impl Into<String>) -> Failure {
+    Failure {
+        error: error.into(),
+        help: help.into(),
+    }
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// `ZPERSIST_PRESEED_FAILPOINT=after:STEP` aborts right after STEP's effect,
+/// before the journal records it; `journaled:STAGE` right after it does;
+/// `during:fill` once the stream into the sibling has begun. Tests only.
+const FAILPOINTS: Failpoints = Failpoints::new("ZPERSIST_PRESEED_FAILPOINT", "preseed-restore");
+
+fn failpoint(when: &str, step: &str) {
+    FAILPOINTS.check(when, step);
+}
+
+struct Run<'a> {
+    plan: &'a PreseedPlan,
+    zfs: Zfs,
+    options: &'a Options,
+    report: Report,
+}
+
+impl Run<'_> {
+    fn say(&mut self, line: String) {
+        if self.options.text {
+            println!("{line}");
+        }
+        self.report.steps.push(line);
+    }
+
+    fn journal_path(&self) -> PathBuf {
+        Path::new(&self.plan.state_dir).join(format!("{}.json", self.plan.service))
+    }
+
+    fn private_mount(&self) -> String {
+        format!("{}/{}.mnt", self.plan.state_dir, self.plan.service)
+    }
+
+    fn zfs(&self, args: &[&str]) -> Result<String, Failure> {
+        self.zfs.run(args).map_err(|e| {
+            fail(
+                e.to_string(),
+                "check the pool (`zpool status`) and run the service's start again: the restore resumes where it stopped",
+            )
+        })
+    }
+
+    /// `zfs get` of some properties of one dataset; `None` if it is missing.
+    fn props(
+        &self,
+        dataset: &str,
+        properties: &[&str],
+    ) -> Result<Option<std::collections::BTreeMap<String, String>>, Failure> {
+        self.zfs.get(dataset, properties).map_err(|e| {
+            fail(
+                e.to_string(),
+                "check that ZFS answers (`zpool status`) and start the service again",
+            )
+        })
+    }
+
+    fn exists(&self, dataset: &str) -> Result<bool, Failure> {
+        Ok(self.props(dataset, &["type"])?.is_some())
+    }
+
+    /// zfs-fuse (and a busy OpenZFS) answer "dataset is busy" for a moment
+    /// after an unmount: a few bounded retries.
+    fn zfs_busy_retry(&self, args: &[&str]) -> Result<(), Failure> {
+        let mut delay = Duration::from_millis(100);
+        for attempt in 0..8 {
+            match self.zfs.run(args) {
+                Ok(_) => return Ok(()),
+                Err(e) if attempt < 7 && is_busy(&e) => {
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => {
+                    return Err(fail(
+                        e.to_string(),
+                        "something holds the dataset open; stop it and start the service again: the restore resumes",
+                    ))
+                }
+            }
+        }
+        unreachable!()
+    }
+
+    fn unmount(&self, dataset: &str) -> Result<(), Failure> {
+        unmount_retrying(&self.zfs, dataset).map_err(|e| {
+            fail(
+                format!("cannot unmount {dataset}: {e}"),
+                "something holds it open; stop it and start the service again: the restore resumes",
+            )
+        })
+    }
+
+    fn mount(&self, dataset: &str) -> Result<(), Failure> {
+        mount_retrying(&self.zfs, dataset).map_err(|e| {
+            fail(
+                format!("cannot mount {dataset}: {e}"),
+                "see zfs's message; fix it and start the service again: the restore resumes",
+            )
+        })
+    }
+
+    /// Destroys the sibling, only if it is preseed's own for this service.
+    fn clear_sibling(&mut self) -> Result<(), Failure> {
+        let sibling = self.plan.sibling();
+        stop_receives_into(&sibling);
+        let Some(props) = self.props(&sibling, &[PROP_SIBLING])? else {
+            return Ok(());
+        };
+        // A received sibling gets the mark just after the stream: one
+        // without it is ours when the journal chose this run's point.
+        if props
+            .get(PROP_SIBLING)
+            .is_some_and(|v| v != "-" && v != &self.plan.service)
+        {
+            return Err(fail(
+                format!("{sibling} exists and is not this service's restore in progress (its {PROP_SIBLING} is not {})", self.plan.service),
+                format!("rename or remove {sibling} by hand, then start the service again"),
+            ));
+        }
+        self.unmount(&sibling)?;
+        self.zfs_busy_retry(&["destroy", "-r", &sibling])?;
+        Ok(())
+    }
+
+    fn facts(&self, journal: &Journal) -> Result<SwapFacts, Failure> {
+        let sibling = self.plan.sibling();
+        let filled = self
+            .props(&sibling, &[PROP_FILLED])?
+            .and_then(|p| p.get(PROP_FILLED).cloned());
+        Ok(SwapFacts {
+            dataset_exists: self.exists(&self.plan.dataset)?,
+            sibling_exists: filled.is_some(),
+            sibling_complete: filled.as_deref() == Some(journal.point.label.as_str()),
+            aside_exists: match &journal.aside {
+                Some(aside) => self.exists(aside)?,
+                None => false,
+            },
+        })
+    }
+
+    fn write_journal(&self, journal: &Journal) -> Result<(), Failure> {
+        let path = self.journal_path();
+        let text = serde_json::to_vec_pretty(journal).expect("a journal serialises");
+        zpersist_host::write_atomically(&path, &text).map_err(|e| {
+            fail(
+                format!("cannot write the journal {}: {e}", path.display()),
+                format!(
+                    "make {} writable (it is the unit's StateDirectory)",
+                    self.plan.state_dir
+                ),
+            )
+        })
+    }
+
+    fn read_journal(&self) -> Result<Option<Journal>, Failure> {
+        let path = self.journal_path();
+        match fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
+                fail(
+                    format!("the journal {} cannot be read: {e}", path.display()),
+                    "it records a restore in progress: look at it, finish or undo that restore by hand (docs/runbooks/restore-service.md), then remove it",
+                )
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(fail(format!("cannot read {}: {e}", path.display()), "check the state directory's permissions")),
+        }
+    }
+
+    /// Fills the sibling from the journal's point.
+    fn fill(&mut self, journal: &Journal) -> Result<(), Failure> {
+        let sibling = self.plan.sibling();
+        let point = &journal.point;
+        let private = self.private_mount();
+        match sources::send_command(self.plan, point, &self.zfs) {
+            Some(send) => {
+                self.say(format!("fill    {sibling} from {}", point.label));
+                let receive = self.zfs.receive(&sibling, &["-u"]);
+                // The stream is copied through here, so that progress can
+                // be shown in bytes (and a test can crash mid-stream); both
+                // exit statuses are checked, the error names the side.
+                let progress = self.options.text;
+                let started = Instant::now();
+                let mut last = Instant::now();
+                let mut failpoint_pending = true;
+                send.pipe(receive)
+                    .pump(&mut |total| {
+                        if failpoint_pending {
+                            failpoint_pending = false;
+                            failpoint("during", "fill");
+                        }
+                        if progress && last.elapsed() >= Duration::from_secs(5) {
+                            last = Instant::now();
+                            let secs = started.elapsed().as_secs_f64().max(0.001);
+                            println!(
+                                "        {} received ({}/s)",
+                                human(total),
+                                human((total as f64 / secs) as u64)
+                            );
+                        }
+                    })
+                    .map_err(|e| {
+                        fail(
+                            format!("receiving {} into {sibling}: {e}", point.label),
+                            "the source or this pool failed mid-stream; fix it and start the service again: the restore starts this stream over",
+                        )
+                    })?;
+                self.zfs(&[
+                    "set",
+                    &format!("{PROP_SIBLING}={}", self.plan.service),
+                    &sibling,
+                ])?;
+                self.zfs(&["set", "canmount=noauto", &sibling])?;
+                self.zfs(&["set", &format!("mountpoint={private}"), &sibling])?;
+            }
+            None => {
+                self.say(format!("fill    {sibling} from {} (restic)", point.label));
+                self.zfs(&[
+                    "create",
+                    "-o",
+                    "canmount=noauto",
+                    "-o",
+                    &format!("mountpoint={private}"),
+                    "-o",
+                    &format!("{PROP_SIBLING}={}", self.plan.service),
+                    &sibling,
+                ])?;
+                self.mount(&sibling)?;
+                sources::restic_into(self.plan, point, Path::new(&private)).map_err(|e| {
+                    fail(e, "check the repository, its password and credential files, then start the service again")
+                })?;
+                self.unmount(&sibling)?;
+            }
+        }
+        self.zfs(&["set", &format!("{PROP_FILLED}={}", point.label), &sibling])?;
+        Ok(())
+    }
+
+    /// Mounts the sibling privately: does it hold data?
+    fn verify(&mut self) -> Result<bool, Failure> {
+        let sibling = self.plan.sibling();
+        let private = self.private_mount();
+        self.mount(&sibling)?;
+        let holds = holds_data(Path::new(&private)).map_err(|e| {
+            fail(
+                format!("cannot read {private} (the restored data): {e}"),
+                "check the sibling dataset by hand",
+            )
+        });
+        self.unmount(&sibling)?;
+        holds
+    }
+
+    fn move_aside(&mut self, journal: &mut Journal) -> Result<(), Failure> {
+        let dataset = &self.plan.dataset;
+        // The service has not started: nothing may have appeared, but
+        // never move data aside on a guess.
+        if self
+            .props(dataset, &["mounted"])?
+            .and_then(|p| p.get("mounted").cloned())
+            .as_deref()
+            == Some("yes")
+            && holds_data(Path::new(&self.plan.mountpoint)).unwrap_or(true)
+        {
+            return Err(fail(
+                format!("{dataset} on {} now holds data; nothing was swapped", self.plan.mountpoint),
+                "something wrote there while the restore ran; look at it, and remove the journal in the state directory if that data is right",
+            ));
+        }
+        let mut at = now();
+        let mut aside = self.plan.aside(at);
+        while self.exists(&aside)? {
+            at += 1;
+            aside = self.plan.aside(at);
+        }
+        self.say(format!(
+            "aside   {dataset} -> {aside} (empty; kept, never destroyed)"
+        ));
+        self.zfs(&["set", "canmount=noauto", dataset])?;
+        self.unmount(dataset)?;
+        self.zfs_busy_retry(&["rename", dataset, &aside])?;
+        self.zfs(&["set", "mountpoint=none", &aside])?;
+        journal.aside = Some(aside);
+        Ok(())
+    }
+
+    fn swap_in(&mut self) -> Result<(), Failure> {
+        let sibling = self.plan.sibling();
+        self.say(format!("swap    {sibling} -> {}", self.plan.dataset));
+        self.zfs_busy_retry(&["rename", &sibling, &self.plan.dataset])
+    }
+
+    fn finish(&mut self, journal: &Journal) -> Result<(), Failure> {
+        let dataset = self.plan.dataset.clone();
+        for (property, value) in &self.plan.properties {
+            if is_create_only(property) {
+                continue;
+            }
+            if let Err(e) = self
+                .zfs
+                .run(&["set", &format!("{property}={value}"), &dataset])
+            {
+                self.report.warnings.push(format!("{dataset}: could not set {property}={value}: {e} (ensure-datasets reports it too)"));
+            }
+        }
+        for property in [PROP_FILLED, PROP_SIBLING] {
+            self.zfs(&["inherit", property, &dataset])?;
+        }
+        self.zfs(&[
+            "set",
+            &format!("mountpoint={}", self.plan.mountpoint),
+            &dataset,
+        ])?;
+        self.zfs(&["set", "canmount=on", &dataset])?;
+        if self
+            .props(&dataset, &["mounted"])?
+            .and_then(|p| p.get("mounted").cloned())
+            .as_deref()
+            != Some("yes")
+        {
+            self.zfs_busy_retry(&["mount", &dataset])?;
+        }
+        if let Some(aside) = &journal.aside {
+            if self.exists(aside)? {
+                self.zfs(&["set", "mountpoint=none", aside])?;
+            }
+        }
+        self.ownership()?;
+        self.zfs(&["set", &format!("{PROP_PRESEED}=restored"), &dataset])?;
+        self.zfs(&[
+            "set",
+            &format!("{PROP_SOURCE}={}", journal.point.label),
+            &dataset,
+        ])?;
+        self.zfs(&["set", &format!("{PROP_AT}={}", rfc3339(now())), &dataset])?;
+        Ok(())
+    }
+
+    /// The declared owner, group and mode on the root; files the restored
+    /// data's owner had (a uid from another host) go to the declared owner.
+    fn ownership(&mut self) -> Result<(), Failure> {
+        let root = Path::new(&self.plan.mountpoint);
+        let host = zpersist_host::RealHost::new();
+        let meta = fs::symlink_metadata(root).map_err(|e| {
+            fail(
+                format!("cannot read {}: {e}", root.display()),
+                "check the mount",
+            )
+        })?;
+        let uid = match &self.plan.owner {
+            Some(owner) => Some(host.user_id(owner).ok_or_else(|| {
+                fail(
+                    format!("owner `{owner}` is not a user on this host"),
+                    "create the user (users.users on NixOS), then start the service again",
+                )
+            })?),
+            None => None,
+        };
+        let gid = match &self.plan.group {
+            Some(group) => Some(host.group_id(group).ok_or_else(|| {
+                fail(
+                    format!("group `{group}` is not a group on this host"),
+                    "create the group, then start the service again",
+                )
+            })?),
+            None => None,
+        };
+        let remap_uid = uid
+            .filter(|&new| new != meta.uid())
+            .map(|new| (meta.uid(), new));
+        let remap_gid = gid
+            .filter(|&new| new != meta.gid())
+            .map(|new| (meta.gid(), new));
+        if remap_uid.is_some() || remap_gid.is_some() {
+            let changed = remap_tree(root, remap_uid, remap_gid).map_err(|e| {
+                fail(
+                    format!("correcting ownership under {}: {e}", root.display()),
+                    "fix the ownership by hand (chown -R), then start the service again",
+                )
+            })?;
+            self.say(format!(
+                "owners  {changed} entries from uid/gid {}/{} to {}/{} (the restored data came from a host where the ids differ)",
+                meta.uid(),
+                meta.gid(),
+                uid.unwrap_or(meta.uid()),
+                gid.unwrap_or(meta.gid())
+            ));
+        }
+        zpersist_host::set_ownership(
+            root,
+            uid,
+            gid,
+            self.plan.mode.as_deref().and_then(parse_mode),
+        )
+        .map_err(|e| {
+            fail(
+                format!("setting owner/group/mode of {}: {e}", root.display()),
+                "fix it by hand, then start the service again",
+            )
+        })
+    }
+
+    /// Walks the restore steps from `journal` until done; a point that
+    /// turns out empty makes way for the next candidate.
+    fn walk(&mut self, mut journal: Journal, mut rest: Vec<RestorePoint>) -> Result<(), Failure> {
+        loop {
+            let facts = self.facts(&journal)?;
+            let step = next_step(&journal, facts);
+            match step {
+                Step::Fill { clear_partial } => {
+                    if clear_partial {
+                        self.say(format!("clear   {} (an unfinished fill)", self.plan.sibling()));
+                        self.clear_sibling()?;
+                    }
+                    self.fill(&journal)?;
+                    failpoint("after", "fill");
+                }
+                Step::Verify => {
+                    let holds = self.verify()?;
+                    failpoint("after", "verify");
+                    if !holds {
+                        self.say(format!("skip    {}: it holds no data (a snapshot of an emptied dataset)", journal.point.label));
+                        self.clear_sibling()?;
+                        journal.skipped_empty.push(journal.point.label.clone());
+                        self.report.skipped_empty.push(journal.point.label.clone());
+                        let Some(next) = (!rest.is_empty()).then(|| rest.remove(0)) else {
+                            let _ = fs::remove_file(self.journal_path());
+                            return Err(fail(
+                                "every restore point that might hold data turned out empty once received",
+                                "the sources hold only snapshots of an emptied dataset; restore an older snapshot by hand (docs/runbooks/restore-service.md) or, if the service should start empty, set its preseed.enable = false",
+                            ));
+                        };
+                        journal.point = next;
+                        journal.stage = Stage::Chosen;
+                        self.write_journal(&journal)?;
+                        continue;
+                    }
+                    self.say(format!("verify  {}: holds data", self.plan.sibling()));
+                    journal.stage = Stage::Filled;
+                }
+                Step::MoveAside => {
+                    self.move_aside(&mut journal)?;
+                    failpoint("after", "move-aside");
+                    journal.stage = Stage::Aside;
+                }
+                Step::SwapIn => {
+                    self.swap_in()?;
+                    failpoint("after", "swap-in");
+                    journal.stage = Stage::SwappedIn;
+                }
+                Step::Finish => {
+                    self.finish(&journal)?;
+                    failpoint("after", "finish");
+                    let _ = fs::remove_file(self.journal_path());
+                    self.report.source = Some(journal.point.label.clone());
+                    return Ok(());
+                }
+                Step::Stuck { why } => {
+                    return Err(fail(
+                        format!("the restore recorded in {} cannot go on: {why}", self.journal_path().display()),
+                        "look at the datasets (zfs list -r) and finish it by hand (docs/runbooks/restore-service.md), then remove the journal",
+                    ))
+                }
+            }
+            self.write_journal(&journal)?;
+            failpoint("journaled", &format!("{:?}", journal.stage).to_lowercase());
+        }
+    }
+
+    fn main(&mut self) -> Result<(), Failure> {
+        let plan = self.plan;
+        // Facts first: a dry run takes no lock and changes nothing.
+        let journal = self.read_journal()?;
+        let _lock = if self.options.dry_run {
+            None
+        } else {
+            let path = Utf8PathBuf::from(format!("{}/{}.lock", plan.state_dir, plan.service));
+            Some(
+                zpersist_host::lock_within(path.clone(), &mut io::stderr(), self.options.lock_timeout).map_err(|e| {
+                    fail(
+                        format!("cannot take the lock {path}: {e}"),
+                        "another preseed of this service runs (or is stuck); wait for it, or stop it",
+                    )
+                })?,
+            )
+        };
+        if let Some(journal) = journal {
+            if self.options.dry_run {
+                self.report.outcome = "would-resume".into();
+                self.say(format!(
+                    "would resume the restore from {} at stage {:?}",
+                    journal.point.label, journal.stage
+                ));
+                return Ok(());
+            }
+            self.say(format!(
+                "resume  the restore from {} (stage {:?})",
+                journal.point.label, journal.stage
+            ));
+            self.walk(journal, Vec::new())?;
+            self.report.outcome = "restored".into();
+            return Ok(());
+        }
+
+        let props = self
+            .props(&plan.dataset, &["mounted", "mountpoint", PROP_PRESEED])?
+            .ok_or_else(|| {
+                fail(
+                    format!("{} does not exist", plan.dataset),
+                    "zpersist-datasets.service creates it: see `journalctl -u zpersist-datasets.service`",
+                )
+            })?;
+        let mounted = props.get("mounted").map(String::as_str) == Some("yes");
+        let mountpoint = props.get("mountpoint").cloned().unwrap_or_default();
+        if !mounted
+            || zpersist_core::plan::normalize_path(&mountpoint)
+                != zpersist_core::plan::normalize_path(&plan.mountpoint)
+        {
+            return Err(fail(
+                format!("{} is not mounted on {} (mounted: {}, mountpoint: {mountpoint})", plan.dataset, plan.mountpoint, if mounted { "yes" } else { "no" }),
+                "zpersist-<service>-mounted.service checks this first; see its journal and zpersist-datasets.service's",
+            ));
+        }
+        let holds = holds_data(Path::new(&plan.mountpoint)).map_err(|e| {
+            fail(
+                format!("cannot read {}: {e}", plan.mountpoint),
+                "check the directory's permissions",
+            )
+        })?;
+        let recorded = props
+            .get(PROP_PRESEED)
+            .filter(|v| v.as_str() != "-")
+            .cloned();
+        let health = if holds {
+            None
+        } else {
+            Some(pool_health(plan.pool())?)
+        };
+        let answers = if holds {
+            Vec::new()
+        } else {
+            sources::ask_all(plan, &self.zfs)
+        };
+        self.report.sources = source_reports(plan, &answers);
+        match decide(
+            holds,
+            health.as_deref(),
+            &plan.sources,
+            &answers,
+            plan.allow_stale_on_source_error,
+        ) {
+            Decision::Existing => {
+                self.report.outcome = "existing".into();
+                if recorded.is_none() && !self.options.dry_run {
+                    self.zfs(&["set", &format!("{PROP_PRESEED}=existing"), &plan.dataset])?;
+                }
+                self.say(format!(
+                    "{}: {} holds data; nothing to do",
+                    plan.service, plan.mountpoint
+                ));
+                Ok(())
+            }
+            Decision::Fresh { warnings } => {
+                self.report.warnings.extend(warnings);
+                self.say(format!("{}: {} is empty and no source has ever held data: the service starts empty (fresh)", plan.service, plan.mountpoint));
+                if self.options.dry_run {
+                    self.report.outcome = "would-be-fresh".into();
+                    return Ok(());
+                }
+                self.zfs(&["set", &format!("{PROP_PRESEED}=fresh"), &plan.dataset])?;
+                self.zfs(&[
+                    "set",
+                    &format!("{PROP_AT}={}", rfc3339(now())),
+                    &plan.dataset,
+                ])?;
+                self.report.outcome = "fresh".into();
+                Ok(())
+            }
+            Decision::Fail { error, help } => Err(Failure {
+                error: format!("{}: {error}", plan.service),
+                help,
+            }),
+            Decision::Restore {
+                mut candidates,
+                warnings,
+            } => {
+                self.report.warnings.extend(warnings);
+                let first = candidates.remove(0);
+                self.say(format!(
+                    "{}: {} is empty; restoring from {} ({}), the freshest point that may hold data",
+                    plan.service,
+                    plan.mountpoint,
+                    first.label,
+                    rfc3339(first.created)
+                ));
+                self.report.by_hand = by_hand(plan, &first);
+                if self.options.dry_run {
+                    self.report.outcome = "would-restore".into();
+                    self.report.source = Some(first.label.clone());
+                    for line in self.report.by_hand.clone() {
+                        self.say(format!("  {line}"));
+                    }
+                    return Ok(());
+                }
+                let journal = Journal {
+                    version: 1,
+                    dataset: plan.dataset.clone(),
+                    point: first,
+                    stage: Stage::Chosen,
+                    aside: None,
+                    skipped_empty: Vec::new(),
+                    started_at: now(),
+                };
+                self.write_journal(&journal)?;
+                failpoint("journaled", "chosen");
+                self.walk(journal, candidates)?;
+                self.report.outcome = "restored".into();
+                Ok(())
+            }
+        }
+    }
+}
+
+/// What each source answered, for the report.
+fn source_reports(
+    plan: &PreseedPlan,
+    answers: &[zpersist_core::preseed::SourceAnswer],
+) -> Vec<SourceReport> {
+    answers
+        .iter()
+        .zip(&plan.sources)
+        .map(|(answer, source)| match answer {
+            zpersist_core::preseed::SourceAnswer::Points { points } => SourceReport {
+                source: source.label(),
+                points: points.len(),
+                newest: points
+                    .iter()
+                    .max_by_key(|p| p.created)
+                    .map(|p| format!("{} ({})", p.label, rfc3339(p.created))),
+                error: None,
+            },
+            zpersist_core::preseed::SourceAnswer::Failed { error } => SourceReport {
+                source: source.label(),
+                points: 0,
+                newest: None,
+                error: Some(error.clone()),
+            },
+        })
+        .collect()
+}
+
+/// The same restore as commands a person runs (docs/runbooks/restore-service.md).
+fn by_hand(plan: &PreseedPlan, point: &RestorePoint) -> Vec<String> {
+    let q = |argv: &[String]| zpersist_process::display_argv(argv);
+    let sibling = plan.sibling();
+    let mut lines = vec![format!(
+        "systemctl stop {} units (they are not running before their preseed)",
+        plan.service
+    )];
+    match sources::send_argv(plan, point) {
+        Some(send) => lines.push(format!(
+            "{} | zfs receive -u {}",
+            q(&send),
+            zpersist_process::shell_quote(&sibling)
+        )),
+        None => {
+            if let SourceSpec::Restic(r) = &plan.sources[point.source] {
+                lines.push(format!("zfs create -o canmount=noauto -o mountpoint=/mnt/restore {sibling} && zfs mount {sibling}"));
+                lines.push(format!(
+                    "restic -r {} --password-file {} restore {} --target /mnt/restore/.staging --include {}",
+                    zpersist_process::shell_quote(&r.repository),
+                    zpersist_process::shell_quote(&r.password_file),
+                    point.reference,
+                    zpersist_process::shell_quote(&r.path)
+                ));
+                lines.push(format!("mv /mnt/restore/.staging{}/* /mnt/restore/ && rmdir -p --ignore-fail-on-non-empty /mnt/restore/.staging{} ; zfs unmount {sibling}", r.path, r.path));
+            }
+        }
+    }
+    lines.push(format!("zfs set canmount=noauto {0} && zfs unmount {0} && zfs rename {0} {1} && zfs set mountpoint=none {1}", plan.dataset, plan.aside(0).replace("-0", "-$(date +%s)")));
+    lines.push(format!("zfs rename {sibling} {}", plan.dataset));
+    lines.push(format!("zfs set mountpoint={} canmount=on {}  # and the declared properties; then chown/chmod the root", plan.mountpoint, plan.dataset));
+    lines.push(format!(
+        "zfs set {PROP_PRESEED}=restored {PROP_SOURCE}={} {}",
+        point.label, plan.dataset
+    ));
+    lines
+}
+
+pub fn run(plan: &PreseedPlan, options: &Options) -> Report {
+    let mut run = Run {
+        plan,
+        zfs: match Zfs::from_path() {
+            Ok(zfs) => zfs.with_timeout(Duration::from_secs(plan.timeout_seconds)),
+            Err(e) => {
+                return Report {
+                    service: plan.service.clone(),
+                    dataset: plan.dataset.clone(),
+                    outcome: "failed".into(),
+                    error: Some(e.to_string()),
+                    help: Some("install ZFS (the zfs command) and try again".into()),
+                    ..Report::default()
+                }
+            }
+        },
+        options,
+        report: Report {
+            service: plan.service.clone(),
+            dataset: plan.dataset.clone(),
+            ..Report::default()
+        },
+    };
+    if let Err(failure) = run.main() {
+        run.report.outcome = "failed".into();
+        run.report.error = Some(failure.error);
+        run.report.help = Some(failure.help);
+    }
+    run.report
+}
+
+fn pool_health(pool: &str) -> Result<String, Failure> {
+    let out = Command::from_argv(&["zpool", "list", "-H", "-o", "health", pool])
+        .output()
+        .map_err(|e| fail(format!("cannot run zpool: {}", e.message()), "install ZFS"))?;
+    if !out.status.success() {
+        return Err(fail(
+            format!(
+                "zpool list {pool}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            format!("import the pool ({pool}) and start the service again"),
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Gives entries owned by `uid.0`/`gid.0` the ids `uid.1`/`gid.1`,
+/// symlinks themselves included. The number of entries changed.
+fn remap_tree(root: &Path, uid: Option<(u32, u32)>, gid: Option<(u32, u32)>) -> io::Result<usize> {
+    let mut changed = 0;
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        let meta = fs::symlink_metadata(&path)?;
+        let new_uid = uid
+            .filter(|(old, _)| *old == meta.uid())
+            .map(|(_, new)| new);
+        let new_gid = gid
+            .filter(|(old, _)| *old == meta.gid())
+            .map(|(_, new)| new);
+        if new_uid.is_some() || new_gid.is_some() {
+            std::os::unix::fs::lchown(&path, new_uid, new_gid)?;
+            changed += 1;
+        }
+        if meta.is_dir() {
+            for entry in fs::read_dir(&path)? {
+                pending.push(entry?.path());
+            }
+        }
+    }
+    Ok(changed)
+}
+
+/// A `zfs receive` into the sibling left running by a run that was killed
+/// mid-stream would collide with a new one: it is stopped first.
+fn stop_receives_into(sibling: &str) {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return;
+    };
+    let mut pids = Vec::new();
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        let is_receive = args.iter().any(|a| *a == b"receive" || *a == b"recv")
+            && args.contains(&sibling.as_bytes());
+        if is_receive && pid != std::process::id() {
+            pids.push(pid);
+        }
+    }
+    for pid in &pids {
+        let _ = Command::from_argv(&["kill", &pid.to_string()]).output();
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pids
+        .iter()
+        .any(|pid| Path::new(&format!("/proc/{pid}")).exists())
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn human(bytes: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < units.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", units[unit])
+}

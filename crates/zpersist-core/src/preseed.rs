@@ -1,0 +1,713 @@
+//! Preseed as data: before a service starts, is its data there, and if not,
+//! from which restore point does it come back. No I/O: `preseed-restore`
+//! gathers the facts (does the mounted dataset hold data, the pool's health,
+//! each source's restore points), asks [`decide`], then walks the steps
+//! [`next_step`] gives it, journaling each, so a run killed anywhere resumes.
+//!
+//! The rules (docs/preseed.md):
+//! - data present means never restore: `existing`, nothing touched;
+//! - empty: the freshest restore point across all sources that holds data
+//!   (ties: the order the sources are listed); a point that turns out to
+//!   hold no data once received is skipped, never swapped in;
+//! - a source that errors fails the run rather than letting an older source
+//!   win, unless `allowStaleOnSourceError`;
+//! - no source has ever held data: `fresh`, the service starts empty;
+//! - a DEGRADED pool restores; FAULTED, UNAVAIL (anything but ONLINE or
+//!   DEGRADED) fails.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::name::{is_within, name_problem};
+use crate::plan::{mountpoint_problem, parse_mode};
+
+pub const PRESEED_VERSION: u64 = 1;
+
+/// Where a restore point may come from, as the NixOS module writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum SourceSpec {
+    /// A replication target's copy of this dataset: over ssh (pinned host
+    /// key) or, with `host` null, a pool on this host.
+    Replica(ReplicaSource),
+    /// This dataset's own snapshots (any naming: sanoid's `autosnap_*`,
+    /// syncoid's sync snapshots, manual ones), never a child's.
+    Local(LocalSource),
+    /// A restic repository holding backups of the service's data directory.
+    Restic(ResticSource),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReplicaSource {
+    /// The target's name in zpersist.replication.targets.
+    pub target: String,
+    /// `None`: a local target (a second pool on this host).
+    pub host: Option<String>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub ssh_key: Option<String>,
+    #[serde(default)]
+    pub known_hosts: Option<String>,
+    /// The copy of this dataset on the target.
+    pub dataset: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalSource {}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResticSource {
+    /// The repository's name in the module (for provenance and messages).
+    pub name: String,
+    pub repository: String,
+    pub password_file: String,
+    /// A file of `NAME=value` lines for the repository's credentials.
+    #[serde(default)]
+    pub environment_file: Option<String>,
+    /// Only snapshots made by this host (`--host`); `None`: any host.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// The backed-up path whose contents become the dataset's root.
+    pub path: String,
+}
+
+impl SourceSpec {
+    /// `replica:nas`, `local`, `restic:b2`: how reports and provenance name it.
+    pub fn label(&self) -> String {
+        match self {
+            SourceSpec::Replica(r) => format!("replica:{}", r.target),
+            SourceSpec::Local(_) => "local".into(),
+            SourceSpec::Restic(r) => format!("restic:{}", r.name),
+        }
+    }
+}
+
+/// The contract `preseed-restore --plan FILE` reads: one service's dataset,
+/// what it must look like once restored, and its sources in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PreseedPlan {
+    pub version: u64,
+    pub service: String,
+    pub dataset: String,
+    pub mountpoint: String,
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// Declared properties, set again on a restored dataset (a received
+    /// stream brings the source's).
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+    pub sources: Vec<SourceSpec>,
+    #[serde(default)]
+    pub allow_stale_on_source_error: bool,
+    /// Journal and lock live here (a directory on persistent storage).
+    pub state_dir: String,
+    /// Bound for each listing and remote call, in seconds.
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: u64,
+}
+
+fn default_timeout() -> u64 {
+    60
+}
+
+impl PreseedPlan {
+    /// Parses and validates the plan's text; every problem, located.
+    pub fn parse(text: &str) -> Result<PreseedPlan, Vec<String>> {
+        let value =
+            crate::json::parse_strict(text).map_err(|e| vec![format!("not valid JSON: {e}")])?;
+        match value.get("version").and_then(|v| v.as_u64()) {
+            Some(PRESEED_VERSION) => {}
+            Some(other) => {
+                return Err(vec![format!(
+                    "plan version {other} is not supported; this preseed-restore reads version {PRESEED_VERSION}"
+                )])
+            }
+            None => return Err(vec![format!("missing field `version` (this preseed-restore reads version {PRESEED_VERSION})")]),
+        }
+        let plan: PreseedPlan = serde_json::from_value(value).map_err(|e| vec![e.to_string()])?;
+        let problems = plan.problems();
+        if problems.is_empty() {
+            Ok(plan)
+        } else {
+            Err(problems)
+        }
+    }
+
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Some(why) = name_problem(&self.dataset) {
+            problems.push(format!("dataset `{}`: {why}", crate::shown(&self.dataset)));
+        } else if !self.dataset.contains('/') {
+            problems.push(format!(
+                "dataset `{}` is a pool's root dataset; preseed swaps datasets, so it needs one below the root",
+                self.dataset
+            ));
+        }
+        if let Some(why) = mountpoint_problem(&self.mountpoint) {
+            problems.push(why);
+        } else if !self.mountpoint.starts_with('/') {
+            problems.push(format!(
+                "mountpoint `{}` must be a path: preseed checks the data where the service reads it",
+                self.mountpoint
+            ));
+        }
+        if let Some(mode) = &self.mode {
+            if parse_mode(mode).is_none() {
+                problems.push(format!(
+                    "mode `{mode}` must be 3 or 4 octal digits, like `0750`"
+                ));
+            }
+        }
+        if self.service.is_empty()
+            || !self
+                .service
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
+        {
+            problems.push(format!(
+                "service `{}` must be a unit name's stem (letters, digits, `-_.@`)",
+                crate::shown(&self.service)
+            ));
+        }
+        if self.sources.is_empty() {
+            problems.push("no sources: list at least one (replica, local or restic)".into());
+        }
+        if !self.state_dir.starts_with('/') {
+            problems.push(format!(
+                "stateDir `{}` must be an absolute path",
+                self.state_dir
+            ));
+        }
+        if self.timeout_seconds == 0 || self.timeout_seconds > 86_400 {
+            problems.push(format!(
+                "timeoutSeconds {} must be from 1 to 86400",
+                self.timeout_seconds
+            ));
+        }
+        for source in &self.sources {
+            match source {
+                SourceSpec::Replica(r) => {
+                    if let Some(why) = name_problem(&r.dataset) {
+                        problems.push(format!(
+                            "replica `{}`: dataset `{}`: {why}",
+                            r.target,
+                            crate::shown(&r.dataset)
+                        ));
+                    }
+                    if r.host.is_none() && is_within(&r.dataset, &self.dataset) {
+                        problems.push(format!(
+                            "replica `{}`: its dataset {} lies inside {}, the dataset it would restore",
+                            r.target, r.dataset, self.dataset
+                        ));
+                    }
+                    if r.host.is_some()
+                        && (r.user.is_none() || r.ssh_key.is_none() || r.known_hosts.is_none())
+                    {
+                        problems.push(format!(
+                            "replica `{}` is remote: it needs user, sshKey and knownHosts",
+                            r.target
+                        ));
+                    }
+                }
+                SourceSpec::Local(_) => {}
+                SourceSpec::Restic(r) => {
+                    if !r.path.starts_with('/') {
+                        problems.push(format!(
+                            "restic `{}`: path `{}` must be absolute",
+                            r.name, r.path
+                        ));
+                    }
+                    if !r.password_file.starts_with('/') {
+                        problems.push(format!(
+                            "restic `{}`: passwordFile `{}` must be absolute",
+                            r.name, r.password_file
+                        ));
+                    }
+                }
+            }
+        }
+        let mut labels: Vec<String> = self.sources.iter().map(SourceSpec::label).collect();
+        labels.sort();
+        labels.dedup();
+        if labels.len() != self.sources.len() {
+            problems.push("a source is listed twice".into());
+        }
+        problems
+    }
+
+    /// The dataset a restore fills before it is swapped in: a sibling, never
+    /// mounted where the service looks.
+    pub fn sibling(&self) -> String {
+        format!("{}.zpersist-preseed", self.dataset)
+    }
+
+    /// Where the emptied original is kept (zpersist never destroys it).
+    pub fn aside(&self, at: i64) -> String {
+        format!("{}.zpersist-empty-{at}", self.dataset)
+    }
+
+    pub fn pool(&self) -> &str {
+        crate::name::pool_of(&self.dataset)
+    }
+}
+
+/// One restore point a source offers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestorePoint {
+    /// Index of the source in the plan.
+    pub source: usize,
+    /// What provenance records: `replica:nas:backup/forge/services/sonarr@autosnap_...`,
+    /// `local:tank/services/sonarr@...`, `restic:b2:1a2b3c4d`.
+    pub label: String,
+    /// Seconds since the epoch.
+    pub created: i64,
+    /// The full snapshot name, or the restic snapshot id.
+    pub reference: String,
+}
+
+/// What asking a source for its restore points gave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "answer")]
+pub enum SourceAnswer {
+    /// Its restore points, any order (which hold data is found once one is
+    /// received).
+    Points { points: Vec<RestorePoint> },
+    /// It could not be asked: unreachable, timed out, refused.
+    Failed { error: String },
+}
+
+/// The pool's health, as `zpool list -H -o health` says it.
+pub fn health_allows_restore(health: &str) -> bool {
+    matches!(health, "ONLINE" | "DEGRADED")
+}
+
+/// What to do before the service starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "decision")]
+pub enum Decision {
+    /// The dataset holds data: record `existing`, touch nothing.
+    Existing,
+    /// No source has ever held data: record `fresh`; the service starts empty.
+    Fresh { warnings: Vec<String> },
+    /// Try these, freshest first, until one holds data once received.
+    Restore {
+        candidates: Vec<RestorePoint>,
+        warnings: Vec<String>,
+    },
+    /// Data is missing and must not be guessed: the service stays down.
+    Fail { error: String, help: String },
+}
+
+/// Decides from the facts. `health` is asked only when the dataset is
+/// empty (`None` when data is present).
+pub fn decide(
+    holds_data: bool,
+    health: Option<&str>,
+    sources: &[SourceSpec],
+    answers: &[SourceAnswer],
+    allow_stale_on_source_error: bool,
+) -> Decision {
+    if holds_data {
+        return Decision::Existing;
+    }
+    if let Some(health) = health {
+        if !health_allows_restore(health) {
+            return Decision::Fail {
+                error: format!("the pool is {health}: nothing can be restored into it"),
+                help: "repair the pool first (`zpool status -x` says what is wrong); the service stays down until then, and its next start tries again".into(),
+            };
+        }
+    }
+    let failures: Vec<String> = answers
+        .iter()
+        .zip(sources)
+        .filter_map(|(answer, source)| match answer {
+            SourceAnswer::Failed { error } => Some(format!("{}: {error}", source.label())),
+            SourceAnswer::Points { .. } => None,
+        })
+        .collect();
+    if !failures.is_empty() && (!allow_stale_on_source_error || failures.len() == answers.len()) {
+        let help = if failures.len() == answers.len() {
+            "no source answered, so whether data exists anywhere is unknown; fix the sources (the errors above say why), then start the service again"
+        } else {
+            "a source that did not answer may hold newer data than the others; fix it and start the service again, or set preseed.allowStaleOnSourceError = true to restore from the sources that answered"
+        };
+        return Decision::Fail {
+            error: format!(
+                "the dataset is empty and {} of {} source(s) could not be asked: {}",
+                failures.len(),
+                answers.len(),
+                failures.join("; ")
+            ),
+            help: help.into(),
+        };
+    }
+    let mut candidates: Vec<RestorePoint> = answers
+        .iter()
+        .filter_map(|answer| match answer {
+            SourceAnswer::Points { points } => Some(points.iter().cloned()),
+            SourceAnswer::Failed { .. } => None,
+        })
+        .flatten()
+        .collect();
+    // Freshest first; on a tie, the source listed first; then by name, so
+    // the order never depends on how the sources listed them.
+    candidates.sort_by(|a, b| {
+        b.created
+            .cmp(&a.created)
+            .then(a.source.cmp(&b.source))
+            .then(b.reference.cmp(&a.reference))
+    });
+    let warnings = failures
+        .into_iter()
+        .map(|f| format!("{f} (skipped: allowStaleOnSourceError is set)"))
+        .collect();
+    if candidates.is_empty() {
+        Decision::Fresh { warnings }
+    } else {
+        Decision::Restore {
+            candidates,
+            warnings,
+        }
+    }
+}
+
+/// How far a restore has come; written to the journal after each step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stage {
+    /// The candidate is chosen; the sibling may be partly filled.
+    Chosen,
+    /// The sibling holds the candidate's data and was checked to hold data.
+    Filled,
+    /// The original (empty) dataset is renamed aside.
+    Aside,
+    /// The sibling is renamed to the dataset's name.
+    SwappedIn,
+    /// Properties, mountpoint, ownership set; provenance recorded.
+    Done,
+}
+
+/// The restore journal (`<stateDir>/<service>.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Journal {
+    pub version: u64,
+    pub dataset: String,
+    pub point: RestorePoint,
+    pub stage: Stage,
+    /// Where the original went (set once it is renamed aside).
+    #[serde(default)]
+    pub aside: Option<String>,
+    /// Points already received and found to hold no data, by label.
+    #[serde(default)]
+    pub skipped_empty: Vec<String>,
+    pub started_at: i64,
+}
+
+/// What the pool shows now, for resuming.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SwapFacts {
+    pub dataset_exists: bool,
+    pub sibling_exists: bool,
+    /// The sibling holds the chosen point (received snapshot present, or a
+    /// completed restic restore marked on it).
+    pub sibling_complete: bool,
+    pub aside_exists: bool,
+}
+
+/// The next step of a restore, from the journal and what the pool shows:
+/// a step is redone when its effect is not visible, skipped when it is, so
+/// a run killed between any two steps converges.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "step")]
+pub enum Step {
+    /// Fill the sibling from the point (a partial sibling is cleared first).
+    Fill { clear_partial: bool },
+    /// Mount the sibling privately and check it holds data.
+    Verify,
+    /// Rename the (empty) dataset aside.
+    MoveAside,
+    /// Rename the sibling to the dataset's name.
+    SwapIn,
+    /// Set properties, mountpoint, ownership; record provenance.
+    Finish,
+    /// The journal and the pool disagree in a way no step repairs.
+    Stuck { why: String },
+}
+
+pub fn next_step(journal: &Journal, facts: SwapFacts) -> Step {
+    match journal.stage {
+        Stage::Chosen => {
+            if facts.sibling_complete {
+                Step::Verify
+            } else {
+                Step::Fill {
+                    clear_partial: facts.sibling_exists,
+                }
+            }
+        }
+        Stage::Filled => {
+            if !facts.sibling_exists {
+                return Step::Stuck {
+                    why: format!(
+                        "the journal says the sibling was filled, but {}.zpersist-preseed is gone",
+                        journal.dataset
+                    ),
+                };
+            }
+            if facts.dataset_exists {
+                Step::MoveAside
+            } else {
+                Step::SwapIn
+            }
+        }
+        Stage::Aside => {
+            if facts.sibling_exists && !facts.dataset_exists {
+                Step::SwapIn
+            } else if facts.sibling_exists && facts.dataset_exists {
+                // Something (a boot's ensure-datasets) made a new, empty
+                // dataset in between: it goes aside too, after a check.
+                Step::MoveAside
+            } else if !facts.sibling_exists && facts.dataset_exists {
+                Step::Finish
+            } else {
+                Step::Stuck {
+                    why: format!("neither {} nor its filled sibling exists", journal.dataset),
+                }
+            }
+        }
+        Stage::SwappedIn | Stage::Done => {
+            if facts.dataset_exists {
+                Step::Finish
+            } else {
+                Step::Stuck {
+                    why: format!(
+                        "the journal says the restored data was swapped in, but {} does not exist",
+                        journal.dataset
+                    ),
+                }
+            }
+        }
+    }
+}
+
+/// The user properties a run records on the dataset.
+pub const PROP_PRESEED: &str = "com.zpersist:preseed";
+pub const PROP_SOURCE: &str = "com.zpersist:preseed-source";
+pub const PROP_AT: &str = "com.zpersist:preseed-at";
+/// Marks a sibling as preseed's own (the only dataset it may clear).
+pub const PROP_SIBLING: &str = "com.zpersist:preseed-sibling";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replica(target: &str) -> SourceSpec {
+        SourceSpec::Replica(ReplicaSource {
+            target: target.into(),
+            host: None,
+            port: None,
+            user: None,
+            ssh_key: None,
+            known_hosts: None,
+            dataset: format!("{target}pool/forge/sonarr"),
+        })
+    }
+
+    fn point(source: usize, label: &str, created: i64) -> RestorePoint {
+        RestorePoint {
+            source,
+            label: label.into(),
+            created,
+            reference: label.into(),
+        }
+    }
+
+    fn points(list: &[RestorePoint]) -> SourceAnswer {
+        SourceAnswer::Points {
+            points: list.to_vec(),
+        }
+    }
+
+    #[test]
+    fn data_present_is_never_restored() {
+        let sources = [replica("nas")];
+        let answers = [points(&[point(0, "a", 10)])];
+        assert_eq!(
+            decide(true, None, &sources, &answers, false),
+            Decision::Existing
+        );
+    }
+
+    #[test]
+    fn the_freshest_point_across_sources_wins_and_ties_go_to_the_source_listed_first() {
+        let sources = [
+            replica("nas"),
+            SourceSpec::Local(LocalSource {}),
+            replica("usb"),
+        ];
+        let answers = [
+            points(&[point(0, "nas-old", 10), point(0, "nas-new", 30)]),
+            points(&[point(1, "local", 30)]),
+            points(&[point(2, "usb", 20)]),
+        ];
+        let Decision::Restore { candidates, .. } =
+            decide(false, Some("ONLINE"), &sources, &answers, false)
+        else {
+            panic!()
+        };
+        let order: Vec<&str> = candidates.iter().map(|c| c.label.as_str()).collect();
+        assert_eq!(order, ["nas-new", "local", "usb", "nas-old"]);
+    }
+
+    #[test]
+    fn a_source_that_fails_fails_the_run_unless_stale_restores_are_allowed() {
+        let sources = [replica("nas"), SourceSpec::Local(LocalSource {})];
+        let answers = [
+            SourceAnswer::Failed {
+                error: "ssh timed out".into(),
+            },
+            points(&[point(1, "local", 5)]),
+        ];
+        let Decision::Fail { error, help } =
+            decide(false, Some("ONLINE"), &sources, &answers, false)
+        else {
+            panic!()
+        };
+        assert!(error.contains("replica:nas: ssh timed out"), "{error}");
+        assert!(help.contains("allowStaleOnSourceError"), "{help}");
+        let Decision::Restore {
+            candidates,
+            warnings,
+        } = decide(false, Some("ONLINE"), &sources, &answers, true)
+        else {
+            panic!()
+        };
+        assert_eq!(candidates[0].label, "local");
+        assert!(warnings[0].contains("replica:nas"), "{warnings:?}");
+    }
+
+    #[test]
+    fn every_source_failing_is_a_failure_even_with_the_opt_in() {
+        let sources = [replica("nas")];
+        let answers = [SourceAnswer::Failed {
+            error: "refused".into(),
+        }];
+        assert!(matches!(
+            decide(false, Some("ONLINE"), &sources, &answers, true),
+            Decision::Fail { .. }
+        ));
+    }
+
+    #[test]
+    fn nothing_anywhere_is_fresh() {
+        let sources = [replica("nas"), SourceSpec::Local(LocalSource {})];
+        let answers = [points(&[]), points(&[])];
+        assert_eq!(
+            decide(false, Some("ONLINE"), &sources, &answers, false),
+            Decision::Fresh { warnings: vec![] }
+        );
+    }
+
+    #[test]
+    fn a_degraded_pool_restores_a_faulted_one_does_not() {
+        let sources = [SourceSpec::Local(LocalSource {})];
+        let answers = [points(&[point(0, "local", 5)])];
+        assert!(matches!(
+            decide(false, Some("DEGRADED"), &sources, &answers, false),
+            Decision::Restore { .. }
+        ));
+        for health in ["FAULTED", "UNAVAIL", "SUSPENDED"] {
+            let Decision::Fail { error, .. } =
+                decide(false, Some(health), &sources, &answers, false)
+            else {
+                panic!("{health}")
+            };
+            assert!(error.contains(health));
+        }
+    }
+
+    fn journal(stage: Stage) -> Journal {
+        Journal {
+            version: 1,
+            dataset: "tank/s".into(),
+            point: point(0, "p", 1),
+            stage,
+            aside: None,
+            skipped_empty: vec![],
+            started_at: 0,
+        }
+    }
+
+    fn facts(dataset: bool, sibling: bool, complete: bool) -> SwapFacts {
+        SwapFacts {
+            dataset_exists: dataset,
+            sibling_exists: sibling,
+            sibling_complete: complete,
+            aside_exists: false,
+        }
+    }
+
+    /// Killed between any two steps, the next run picks up where the pool is.
+    #[test]
+    fn every_stage_resumes_from_what_the_pool_shows() {
+        let table = [
+            (
+                Stage::Chosen,
+                facts(true, false, false),
+                Step::Fill {
+                    clear_partial: false,
+                },
+            ),
+            (
+                Stage::Chosen,
+                facts(true, true, false),
+                Step::Fill {
+                    clear_partial: true,
+                },
+            ),
+            (Stage::Chosen, facts(true, true, true), Step::Verify),
+            (Stage::Filled, facts(true, true, true), Step::MoveAside),
+            (Stage::Filled, facts(false, true, true), Step::SwapIn),
+            (Stage::Aside, facts(false, true, true), Step::SwapIn),
+            (Stage::Aside, facts(true, true, true), Step::MoveAside),
+            (Stage::Aside, facts(true, false, false), Step::Finish),
+            (Stage::SwappedIn, facts(true, false, false), Step::Finish),
+        ];
+        for (stage, facts, step) in table {
+            assert_eq!(
+                next_step(&journal(stage), facts),
+                step,
+                "{stage:?} {facts:?}"
+            );
+        }
+        assert!(matches!(
+            next_step(&journal(Stage::Aside), facts(false, false, false)),
+            Step::Stuck { .. }
+        ));
+    }
+
+    #[test]
+    fn a_plan_is_validated_with_every_problem_named() {
+        let text = r#"{"version":1,"service":"sonarr","dataset":"tank","mountpoint":"relative",
+            "mode":"999","sources":[],"stateDir":"var/lib","timeoutSeconds":0}"#;
+        let problems = PreseedPlan::parse(text).unwrap_err();
+        insta::assert_debug_snapshot!(problems);
+        let dup = r#"{"version":1,"version":1}"#;
+        assert!(PreseedPlan::parse(dup).unwrap_err()[0].contains("given twice"));
+    }
+}

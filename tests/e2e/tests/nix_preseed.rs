@@ -1,0 +1,68 @@
+//! The preseed options as the module turns them into a plan per service
+//! and a oneshot between the service's mounted check and its units; one
+//! test per case of tests/nix/cases-preseed.nix.
+
+use serde_json::{json, Value};
+use zpersist_e2e::nix::Eval;
+
+/// forge with sonarr preseeded from its two replicas, its own snapshots and
+/// restic, in that order.
+const FORGE_PRESEED: &str = r#"{
+  zpersist.restic.repositories.b2 = {
+    repository = "b2:forge-backups:/"; passwordFile = "/run/secrets/restic";
+    environmentFile = "/run/secrets/restic-b2";
+  };
+  zpersist.services.sonarr.preseed = {
+    enable = true;
+    sources = [ { replica = "nas"; } { replica = "usb"; } { local = true; } { restic = "b2"; } ];
+  };
+}"#;
+
+fn forge() -> Eval {
+    Eval::host("forge").with_module(FORGE_PRESEED)
+}
+
+#[test]
+fn a_preseeded_service_gets_its_plan_and_a_unit_before_its_units() {
+    let eval = forge();
+    assert_eq!(eval.attr("failedAssertions"), json!([]));
+    let plan = eval.attr("config.zpersist.internal.preseedPlans.sonarr");
+    insta::assert_json_snapshot!("forge_sonarr_preseed_plan", plan);
+    // What preseed-restore reads: the plan passes its own validation.
+    zpersist_core::preseed::PreseedPlan::parse(&plan.to_string())
+        .expect("preseed-restore accepts the plan the module writes");
+
+    let unit = eval.attr("config.systemd.services.zpersist-sonarr-preseed");
+    assert_eq!(unit["requires"], json!(["zpersist-sonarr-mounted.service"]));
+    assert_eq!(unit["requiredBy"], json!(["sonarr.service"]));
+    assert_eq!(unit["before"], json!(["sonarr.service"]));
+    assert_eq!(unit["serviceConfig"]["Type"], "oneshot");
+    assert!(unit["serviceConfig"]
+        .get("RemainAfterExit")
+        .is_none_or(|v| v == &Value::Bool(false)));
+    assert_eq!(unit["onFailure"], json!(["zpersist-notify@%n.service"]));
+    assert!(unit["serviceConfig"]["ExecStart"]
+        .as_str()
+        .unwrap()
+        .contains("/bin/preseed-restore --plan /nix/store/"));
+}
+
+#[test]
+fn services_without_preseed_get_no_unit() {
+    let units = Eval::host("forge").attr("config.systemd.services");
+    assert!(units
+        .as_object()
+        .unwrap()
+        .keys()
+        .all(|name| !name.ends_with("-preseed")));
+}
+
+zpersist_e2e::nix_cases! {
+    "cases-preseed.nix", every_case_in_cases_preseed_nix_has_a_test;
+    assertion_no_sources => "preseed-no-sources",
+    assertion_replica_undeclared => "preseed-replica-undeclared",
+    assertion_restic_undeclared => "preseed-restic-undeclared",
+    assertion_source_ambiguous => "preseed-source-ambiguous",
+    assertion_no_mountpoint => "preseed-no-mountpoint",
+    assertion_with_children => "preseed-with-children",
+}
