@@ -16,14 +16,7 @@ fn run<S: AsRef<OsStr>>(target: &SshTarget, remote: &[S]) -> Result<String, Proc
 }
 
 fn test_sshd() -> SshTarget {
-    let target = SshTarget {
-        host: sshd::HOST.into(),
-        port: sshd::PORT,
-        user: sshd::USER.into(),
-        identity_file: sshd::client_key(),
-        known_hosts: sshd::known_hosts(),
-        timeout: Duration::from_secs(30),
-    };
+    let target = sshd::target(Duration::from_secs(30));
     if let Err(e) = run(&target, &["true"]) {
         panic!(
             "the test sshd does not answer ({e}); run tests/env/start-sshd.sh (scripts/test does)"

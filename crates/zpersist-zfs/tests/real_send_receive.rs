@@ -7,19 +7,12 @@ use std::time::Duration;
 
 use zpersist_e2e::pool::{exists, zfs, TestPool};
 use zpersist_e2e::sshd;
-use zpersist_process::{Location, SshTarget, Stream};
+use zpersist_process::{Location, Stream};
 use zpersist_zfs::Zfs;
 
 fn test_sshd() -> Location {
     sshd::require();
-    Location::Ssh(SshTarget {
-        host: sshd::HOST.into(),
-        port: sshd::PORT,
-        user: sshd::USER.into(),
-        identity_file: sshd::client_key(),
-        known_hosts: sshd::known_hosts(),
-        timeout: Duration::from_secs(30),
-    })
+    Location::Ssh(sshd::target(Duration::from_secs(30)))
 }
 
 #[test]

@@ -3,21 +3,16 @@
 //! loopback sshd that tests/env/start-sshd.sh starts. The dataset name has
 //! a space, so the remote run also proves the quoting for the remote shell.
 
+use std::time::Duration;
+
 use zpersist_e2e::pool::{zfs, TestPool};
 use zpersist_e2e::sshd;
-use zpersist_process::{Location, SshTarget};
+use zpersist_process::Location;
 use zpersist_zfs::Zfs;
 
 fn test_sshd() -> Location {
     sshd::require();
-    Location::Ssh(SshTarget {
-        host: sshd::HOST.into(),
-        port: sshd::PORT,
-        user: sshd::USER.into(),
-        identity_file: sshd::client_key(),
-        known_hosts: sshd::known_hosts(),
-        timeout: std::time::Duration::from_secs(30),
-    })
+    Location::Ssh(sshd::target(Duration::from_secs(30)))
 }
 
 #[test]

@@ -127,6 +127,17 @@ pub trait Contract: DeserializeOwned {
     fn loaded(&mut self) {}
 }
 
+/// A `timeoutSeconds` of 0, which would kill every call at once: `each`
+/// says what it bounds ("listing", "delivery").
+pub fn zero_timeout(timeout_seconds: Option<u64>, each: &str) -> Option<Diagnostic> {
+    (timeout_seconds == Some(0)).then(|| {
+        Diagnostic::new(format!(
+            "timeoutSeconds is 0; give the seconds each {each} may take"
+        ))
+        .at_field("timeoutSeconds")
+    })
+}
+
 /// Parses and checks a contract's text: strict JSON (no key twice), the
 /// version first, the shape (unknown fields refused), then the contract's
 /// own rules. `Err` holds every problem found.

@@ -100,13 +100,9 @@ impl Contract for NotifyContext {
     const READER: &'static str = "zpersist-notify";
 
     fn problems(&self) -> Vec<Diagnostic> {
-        let mut problems = Vec::new();
-        if self.timeout_seconds == Some(0) {
-            problems.push(
-                Diagnostic::new("timeoutSeconds is 0; give the seconds each delivery may take")
-                    .at_field("timeoutSeconds"),
-            );
-        }
+        let mut problems: Vec<Diagnostic> = super::zero_timeout(self.timeout_seconds, "delivery")
+            .into_iter()
+            .collect();
         if let Some(command) = &self.delivery.command {
             if command.argv.is_empty() {
                 problems.push(Diagnostic::new("delivery.command.argv is empty"));

@@ -77,13 +77,9 @@ impl Contract for ReplicationConfig {
     const READER: &'static str = "replication-lag";
 
     fn problems(&self) -> Vec<Diagnostic> {
-        let mut problems = Vec::new();
-        if self.timeout_seconds == Some(0) {
-            problems.push(
-                Diagnostic::new("timeoutSeconds is 0; give the seconds each listing may take")
-                    .at_field("timeoutSeconds"),
-            );
-        }
+        let mut problems: Vec<Diagnostic> = super::zero_timeout(self.timeout_seconds, "listing")
+            .into_iter()
+            .collect();
         for (name, target) in &self.targets {
             let fields = target.mismatched_ssh_fields();
             if fields.is_empty() {
