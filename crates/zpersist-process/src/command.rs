@@ -202,7 +202,7 @@ impl Command {
                 .iter()
                 .map(|a| a.to_string_lossy().into_owned())
                 .collect(),
-            place: self.location.place(),
+            place: self.location.place().map(Into::into),
             help: self.location.help(&command, &program, &failure),
             failure,
             pipeline: None,

@@ -49,12 +49,12 @@ pub struct ProcessError {
     /// own argv), lossily as text.
     pub argv: Vec<String>,
     /// Where it ran when not here: `user@host:port`.
-    pub place: Option<String>,
+    pub place: Option<Box<str>>,
     pub failure: Failure,
     /// What to do about it.
     pub help: String,
     /// The whole pipeline, when `argv` is one side of one.
-    pub pipeline: Option<String>,
+    pub pipeline: Option<Box<str>>,
 }
 
 impl ProcessError {
@@ -158,7 +158,7 @@ impl fmt::Display for ProcessError {
             None => String::new(),
         };
         let command = match (&self.failure, &self.pipeline) {
-            (Failure::TimedOut { .. }, Some(pipeline)) => pipeline.clone(),
+            (Failure::TimedOut { .. }, Some(pipeline)) => pipeline.to_string(),
             _ => self.command(),
         };
         let command = shown(&command);

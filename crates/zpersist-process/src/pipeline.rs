@@ -113,7 +113,7 @@ impl Pipeline {
     }
 
     fn in_pipeline(&self, mut error: ProcessError) -> ProcessError {
-        error.pipeline = Some(self.display());
+        error.pipeline = Some(self.display().into());
         error
     }
 
