@@ -1,5 +1,6 @@
-# The Rust workspace (ensure-datasets, and the binaries later issues add),
-# built with nixpkgs' rustPlatform from Cargo.lock.
+# The Rust workspace (ensure-datasets, migrate-to-dataset, replication-lag,
+# zpersist-notify, zpersist-check-mounted, and the binaries later issues
+# add), built with nixpkgs' rustPlatform from Cargo.lock.
 {
   lib,
   rustPlatform,

@@ -3,10 +3,12 @@
 { lib }:
 {
   names = import ./names.nix { inherit lib; };
+  rules = import ./rules.nix { inherit lib; };
   properties = import ./properties.nix { inherit lib; };
   plan = import ./plan.nix { inherit lib; };
   docs = import ./docs.nix { inherit lib; };
   inheritance = import ./inheritance.nix { inherit lib; };
   hardening = import ./hardening.nix { inherit lib; };
+  unit = import ./unit.nix { inherit lib; };
   systemd = import ./systemd.nix { inherit lib; };
 }

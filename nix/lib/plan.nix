@@ -12,6 +12,7 @@ let
     filter
     ;
   names = import ./names.nix { inherit lib; };
+  rules = import ./rules.nix { inherit lib; };
 in
 rec {
   # One dataset of the plan. `key` is the name relative to the pool, `d` the
@@ -47,8 +48,9 @@ rec {
 
   # The mountpoint ZFS gives `name` from the plan's datasets: its own, or
   # inherited from the nearest declared ancestor (`none` and `legacy` are
-  # inherited as they are, a path gets the remaining components appended).
-  # Null when no declared dataset decides it.
+  # inherited as they are, a path gets the remaining components appended;
+  # paths are normalized, `/srv//a/` is `/srv/a`). Null when no declared
+  # dataset decides it. Plan::declared_mountpoint in zpersist-core.
   effectiveMountpoint =
     byName: name:
     let
@@ -58,10 +60,7 @@ rec {
           let
             mp = byName.${n}.mountpoint;
           in
-          if suffix == "" || mp == "none" || mp == "legacy" then
-            mp
-          else
-            (if mp == "/" then "" else mp) + suffix
+          if !(lib.hasPrefix "/" mp) then mp else rules.normalizePath (mp + suffix)
         else
           let
             parent = names.parentOf n;
@@ -71,16 +70,19 @@ rec {
     go name "";
 
   # Groups of datasets (full names) that would mount on one path, as
-  # `{ path = [ names ]; }`. One would hide the other's files.
+  # `{ path = [ names ]; }`. One would hide the other's files. A dataset
+  # whose canmount is off is never mounted, so it hides nothing: a parent
+  # may share its path with the child that mounts there.
   duplicateMountpoints =
     plan:
     let
       byName = lib.listToAttrs (map (d: lib.nameValuePair d.name d) plan.datasets);
+      mounting = filter (d: (d.canmount or null) != rules.canmountSharesMountpoint) plan.datasets;
       withPaths = filter (x: x.path != null && lib.hasPrefix "/" x.path) (
         map (d: {
           inherit (d) name;
           path = effectiveMountpoint byName d.name;
-        }) plan.datasets
+        }) mounting
       );
       grouped = groupBy (x: x.path) withPaths;
     in

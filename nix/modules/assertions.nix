@@ -1,5 +1,8 @@
 # Checks that fail the build with a message saying what to change, before a
-# plan `ensure-datasets` would refuse (or misapply) reaches a machine.
+# plan `ensure-datasets` would refuse (or misapply) reaches a machine. The
+# ZFS rules (names, properties, values, shared mountpoints) are
+# zpersist-core's, as data (nix/lib/rules.nix); the others need NixOS's
+# context (declared users, other pools, ZFS enabled, tmpfiles).
 { config, lib, ... }:
 let
   inherit (lib)
@@ -17,6 +20,7 @@ let
     subtractLists
     ;
   zlib = import ../lib { inherit lib; };
+  inherit (zlib) rules;
   cfg = config.zpersist;
 
   opt = key: ''zpersist.datasets."${key}"'';
@@ -35,7 +39,7 @@ let
     "users"
   ];
 
-  poolProblem = if cfg.pool == null then null else zlib.names.poolNameProblem cfg.pool;
+  poolProblem = if cfg.pool == null then null else rules.poolNameProblem cfg.pool;
   # Other pools this host imports: a dataset named after one of them is
   # meant for that pool, not for zpersist.pool.
   otherPools = filter (p: p != cfg.pool) (config.boot.zfs.extraPools or [ ]);
@@ -43,15 +47,23 @@ let
   perDataset =
     key: d:
     let
-      nameProblem = zlib.names.relativeNameProblem key;
-      fullProblem = if cfg.pool == null then null else zlib.names.fullNameProblem "${cfg.pool}/${key}";
+      nameProblem = rules.relativeNameProblem key;
+      fullProblem = if cfg.pool == null then null else rules.fullNameProblem "${cfg.pool}/${key}";
       firstComponent = head (splitString "/" key);
       repeatsPool = cfg.pool != null && (key == cfg.pool || hasPrefix "${cfg.pool}/" key);
       inOtherPool = elem firstComponent otherPools;
-      createOnlySet = intersectLists zlib.properties.createOnly (attrNames d.properties);
+      createOnlySet = intersectLists rules.createOnly (attrNames d.properties);
       unacknowledged = subtractLists d.acknowledgeCreateOnly createOnlySet;
-      ownFieldInProperties = intersectLists zlib.properties.ownField (attrNames d.properties);
+      ownFieldInProperties = intersectLists rules.planFields (attrNames d.properties);
       typedTwice = filter (p: d.${p} != null && d.properties ? ${p}) zlib.properties.typed;
+      # Names ZFS refuses (mountpoint and canmount have their own check
+      # above), then the values of the names it takes.
+      badNames = lib.filterAttrs (p: _: !(elem p rules.planFields) && rules.propertyNameProblem p != null) d.properties;
+      badValues = lib.filterAttrs (p: v: rules.propertyNameProblem p == null && rules.valueProblem p v != null) d.properties;
+      badOwners = filter (x: x.value != null && rules.ownerProblem x.value != null) [
+        { field = "owner"; value = d.owner; }
+        { field = "group"; value = d.group; }
+      ];
     in
     [
       {
@@ -84,6 +96,24 @@ let
         assertion =
           !(lib.elem d.mountpoint [ "none" "legacy" ]) || (d.owner == null && d.group == null && d.mode == null);
         message = ''${opt key} has mountpoint = "${toString d.mountpoint}" and an owner, group or mode: they need a directory zpersist mounts. Set them on the datasets that mount, or drop them here.'';
+      }
+      {
+        assertion = badNames == { };
+        message = concatStringsSep "\n" (
+          mapAttrsToList (p: _: ''${opt key}.properties."${p}" ${rules.propertyNameProblem p}.'') badNames
+        );
+      }
+      {
+        assertion = badValues == { };
+        message = concatStringsSep "\n" (
+          mapAttrsToList (p: v: ''${opt key}.properties."${p}": ${rules.valueProblem p v}.'') badValues
+        );
+      }
+      {
+        assertion = badOwners == [ ];
+        message = concatStringsSep "\n" (
+          map (x: ''${opt key}.${x.field} = "${x.value}" ${rules.ownerProblem x.value}.'') badOwners
+        );
       }
       {
         assertion = typedTwice == [ ];

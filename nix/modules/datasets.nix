@@ -7,6 +7,14 @@ let
   cfg = config.zpersist;
 
   nullOr = t: types.nullOr t;
+  inherit (zlib) rules;
+
+  # What ensure-datasets accepts, from zpersist-core's rules (nix/lib/rules.nix).
+  mountpointType =
+    types.addCheck types.str (mp: rules.mountpointProblem mp == null)
+    // {
+      description = "absolute path, \"none\" or \"legacy\" (without \".\" or \"..\" components or control characters)";
+    };
 
   datasetModule =
     { name, ... }:
@@ -21,7 +29,7 @@ let
         };
 
         mountpoint = mkOption {
-          type = nullOr (types.strMatching "/|(/[^/]+)+|none|legacy");
+          type = nullOr mountpointType;
           default = null;
           example = "/var/lib/sonarr";
           description = ''
@@ -34,13 +42,7 @@ let
         };
 
         canmount = mkOption {
-          type = nullOr (
-            types.enum [
-              "on"
-              "off"
-              "noauto"
-            ]
-          );
+          type = nullOr (types.enum rules.canmountValues);
           default = null;
           example = "off";
           description = ''
@@ -51,7 +53,7 @@ let
         };
 
         recordsize = mkOption {
-          type = nullOr (types.strMatching "[0-9]+[KkMm]?");
+          type = nullOr (rules.propertyType "recordsize");
           default = null;
           example = "16K";
           description = ''
@@ -62,14 +64,14 @@ let
         };
 
         compression = mkOption {
-          type = nullOr (types.enum zlib.properties.compressionValues);
+          type = nullOr (types.enum rules.compression);
           default = null;
           example = "zstd";
           description = "ZFS `compression`. `null` inherits.";
         };
 
         quota = mkOption {
-          type = nullOr (types.strMatching "[0-9]+(\\.[0-9]+)?[KkMmGgTtPpEe]?|none");
+          type = nullOr (rules.propertyType "quota");
           default = null;
           example = "20G";
           description = ''
@@ -135,7 +137,7 @@ let
         };
 
         mode = mkOption {
-          type = nullOr (types.strMatching "[0-7]{3,4}");
+          type = nullOr (types.strMatching rules.modePattern);
           default = null;
           example = "0750";
           description = "Octal permissions of the dataset's root directory. `null` leaves them alone.";

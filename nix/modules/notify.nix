@@ -239,48 +239,49 @@ in
 
   config = lib.mkMerge [
     { zpersist.notify.internal.context = context; }
+    (mkIf cfg.enable (
+      zlib.unit.service {
+        name = "zpersist-notify@";
+        description = "report the failure of %i";
+        command = [
+          "${config.zpersist.package}/bin/zpersist-notify"
+          "--failed-unit"
+          (zlib.unit.specifier "%i")
+        ];
+        contract = {
+          flag = "--context";
+          file = contextPath;
+        };
+        # Reading the journal, then every delivery at once, each bounded by
+        # timeoutSeconds (curl and the kill 2 s apart), plus a minute: 2min
+        # with the default.
+        timeout = 2 * cfg.timeoutSeconds + 60;
+        # journald's socket, and the network for ntfy, webhooks and an MTA;
+        # the user's command gets the same.
+        network = "ip";
+        # Not ownCode: the user's command may be an interpreter that needs
+        # writable-executable memory, and sendmail may be set-id.
+        hardening = zlib.unit.profiles.common;
+        serviceConfig = {
+          # Runs as root: it reads the failed unit's journal and the ntfy
+          # token file, and may run a setgid sendmail wrapper. It only needs
+          # /tmp (a private one) to write to, except that a local MTA's
+          # sendmail queues the mail under /var (postfix's maildrop, exim's
+          # spool, ...): with email configured, /var stays writable
+          # (ProtectSystem=full keeps /usr, /boot and /etc read-only).
+          PrivateTmp = true;
+          ProtectSystem = if cfg.email.to == [ ] then "strict" else "full";
+          ProtectHome = true;
+        };
+      }
+    ))
     (mkIf cfg.enable {
       environment.etc."zpersist/notify-context.json".text = builtins.toJSON context;
 
       # The hook on every unit that asked for it.
-      systemd.services =
-        mapAttrs' (
-          unit: _: nameValuePair (removeSuffix ".service" unit) { onFailure = [ hookUnit ]; }
-        ) (filterAttrs (unit: _: lib.hasSuffix ".service" unit) cfg.units)
-        // {
-          "zpersist-notify@" = {
-            description = "zpersist: report the failure of %i";
-            serviceConfig = {
-              Type = "oneshot";
-              ExecStart = "${config.zpersist.package}/bin/zpersist-notify --failed-unit %i --context ${contextPath}";
-              # Runs as root: it reads the failed unit's journal and the
-              # ntfy token file, and may run a setgid sendmail wrapper. It
-              # only needs /tmp (a private one) to write to, except that a
-              # local MTA's sendmail queues the mail under /var (postfix's
-              # maildrop, exim's spool, ...): with email configured, /var
-              # stays writable (ProtectSystem=full keeps /usr, /boot and
-              # /etc read-only).
-              PrivateTmp = true;
-              ProtectSystem = if cfg.email.to == [ ] then "strict" else "full";
-              ProtectHome = true;
-              # journald's socket, and the network for ntfy, webhooks and
-              # an MTA; the user's command gets the same.
-              RestrictAddressFamilies = [
-                "AF_UNIX"
-                "AF_INET"
-                "AF_INET6"
-                "AF_NETLINK"
-              ];
-              # Reading the journal, then every delivery at once, each
-              # bounded by timeoutSeconds (curl and the kill 2 s apart),
-              # plus a minute: 2min with the default.
-              TimeoutStartSec = 2 * cfg.timeoutSeconds + 60;
-            }
-            # Not ownCode: the user's command may be an interpreter that
-            # needs writable-executable memory, and sendmail may be set-id.
-            // zlib.hardening.common;
-          };
-        };
+      systemd.services = mapAttrs' (
+        unit: _: nameValuePair (removeSuffix ".service" unit) { onFailure = [ hookUnit ]; }
+      ) (filterAttrs (unit: _: lib.hasSuffix ".service" unit) cfg.units);
 
       assertions = [
         {

@@ -13,14 +13,13 @@ let
   inherit (lib)
     mkOption
     mkIf
+    mkMerge
     types
     literalExpression
     attrNames
     concatMap
     filter
     filterAttrs
-    mapAttrs'
-    nameValuePair
     optional
     hasPrefix
     ;
@@ -188,6 +187,54 @@ let
     };
   planFile = name: s: pkgs.writeText "zpersist-preseed-${name}.json" (builtins.toJSON (planOf name s));
 
+  # zpersist-<name>-preseed.service, as arguments of nix/lib/unit.nix's
+  # builder.
+  preseedUnitOf = name: s: {
+    name = unitName name;
+    description = "restore ${name}'s data if its dataset is empty";
+    command = [ "${cfg.package}/bin/preseed-restore" ];
+    contract = {
+      flag = "--plan";
+      file = planFile name s;
+    };
+    # Not RemainAfterExit: every start of the service checks again (two
+    # zfs calls when the data is there), and a failed run is retried by
+    # the next start, not by a restart loop.
+    timeout = s.preseed.restoreTimeout;
+    # After the dataset is known to be mounted where the service reads it;
+    # before every unit of the service, which cannot start if this fails
+    # (Requires=): never on silently empty data.
+    requires = [ (checkUnit name) ];
+    after = [
+      (checkUnit name)
+      "network-online.target"
+    ];
+    wants = [ "network-online.target" ];
+    before = s.units;
+    requiredBy = s.units;
+    path = zlib.unit.bootedZfs config.boot.zfs.package ++ [
+      pkgs.openssh
+      pkgs.restic
+    ];
+    # Not sandboxed yet: it runs zfs (send/receive, mount), ssh and restic,
+    # as root; what it may be denied is preseed's own question.
+    network = "any";
+    hardening = { };
+    serviceConfig = {
+      StateDirectory = "zpersist/preseed";
+      StateDirectoryMode = "0700";
+    };
+    # It runs at every start of the service (two zfs calls when the data
+    # is there): systemd's default start limit (5 in 10 s) would make a
+    # quickly restarting service fail here instead.
+    extra.unitConfig.StartLimitIntervalSec = 0;
+    notify = {
+      datasets = [ "${toString cfg.pool}/${s.dataset}" ];
+      summary = "restoring ${name}'s data before it starts";
+    };
+  };
+  preseedUnits = lib.mapAttrsToList preseedUnitOf preseeded;
+
   # Checks, per service.
   problemsOf =
     name: s:
@@ -240,48 +287,8 @@ in
   config = lib.mkMerge [
     { zpersist.internal.preseedPlans = lib.mapAttrs planOf preseeded; }
     (mkIf (cfg.enable && cfg.pool != null && preseeded != { }) {
-      systemd.services = mapAttrs' (
-        name: s:
-        nameValuePair (unitName name) {
-          description = "zpersist: restore ${name}'s data if its dataset is empty";
-          # After the dataset is known to be mounted where the service reads
-          # it; before every unit of the service, which cannot start if
-          # this fails (Requires=): never on silently empty data.
-          requires = [ (checkUnit name) ];
-          after = [
-            (checkUnit name)
-            "network-online.target"
-          ];
-          wants = [ "network-online.target" ];
-          before = s.units;
-          requiredBy = s.units;
-          # The booted system's zfs first (see zpersist-datasets.service).
-          path = [
-            "/run/booted-system/sw"
-            config.boot.zfs.package
-            pkgs.openssh
-            pkgs.restic
-          ];
-          serviceConfig = {
-            # Not RemainAfterExit: every start of the service checks again
-            # (two zfs calls when the data is there), and a failed run is
-            # retried by the next start, not by a restart loop.
-            Type = "oneshot";
-            ExecStart = "${cfg.package}/bin/preseed-restore --plan ${planFile name s}";
-            TimeoutStartSec = s.preseed.restoreTimeout;
-            StateDirectory = "zpersist/preseed";
-            StateDirectoryMode = "0700";
-          };
-        }
-      ) preseeded;
-
-      zpersist.notify.units = mapAttrs' (
-        name: s:
-        nameValuePair "${unitName name}.service" {
-          datasets = [ "${toString cfg.pool}/${s.dataset}" ];
-          summary = "restoring ${name}'s data before it starts";
-        }
-      ) preseeded;
+      systemd.services = mkMerge (map (u: { ${u.name} = zlib.unit.definition u; }) preseedUnits);
+      zpersist.notify.units = zlib.unit.notifications preseedUnits;
 
       assertions = concatMap (
         name:

@@ -652,64 +652,54 @@ in
                 })";
             }
           ) knownPairs
-          ++ lib.optional rcfg.lag.enable (
-            nameValuePair "zpersist-replication-lag.service" {
-              datasets = lib.unique (map (p: p.source) knownPairs);
-              summary = "replication lag check on ${config.networking.hostName}";
-            }
-          )
         );
       })
-      (mkIf (cfg.enable && cfg.pool != null && knownPairs != [ ]) {
-        systemd.services.zpersist-syncoid-allow = {
-          description = "zpersist: standing zfs permissions of the syncoid group";
+      (mkIf (cfg.enable && cfg.pool != null && knownPairs != [ ]) (
+        zlib.unit.service {
+          name = "zpersist-syncoid-allow";
+          description = "standing zfs permissions of the syncoid group";
+          # One `zfs allow` per line (as root: "-" lines may fail).
+          execStart = groupAllowLines;
+          remainAfterExit = true;
+          timeout = "5min";
           after = [
             "zfs.target"
             cfg.internal.unitName
           ];
           wants = [ cfg.internal.unitName ];
-          # Re-run on a switch that changes what is granted.
-          restartTriggers = [ (builtins.toJSON groupAllowLines) ];
+          zfs = true;
+          network = "none";
           serviceConfig = {
-            Type = "oneshot";
-            RemainAfterExit = true;
-            ExecStart = groupAllowLines;
-            TimeoutStartSec = "5min";
             CapabilityBoundingSet = [ "CAP_SYS_ADMIN" ];
-            DevicePolicy = "closed";
-            DeviceAllow = [ "/dev/zfs rw" ];
             ProtectSystem = "strict";
             ProtectHome = true;
             PrivateTmp = true;
             PrivateNetwork = true;
-            RestrictAddressFamilies = [
-              "AF_UNIX"
-              "AF_NETLINK"
-            ];
-            IPAddressDeny = "any";
-          }
-          // zlib.hardening.ownCode;
-        };
-      })
-      (mkIf (cfg.enable && cfg.pool != null && knownPairs != [ ] && rcfg.lag.enable) {
-        systemd.services.zpersist-replication-lag = {
-          description = "zpersist: how far each replication target is behind";
+          };
+          # Re-run on a switch that changes what is granted.
+          restartTriggers = [ (builtins.toJSON groupAllowLines) ];
+        }
+      ))
+      (mkIf (cfg.enable && cfg.pool != null && knownPairs != [ ] && rcfg.lag.enable) (
+        zlib.unit.service {
+          name = "zpersist-replication-lag";
+          description = "how far each replication target is behind";
+          command = [ "${cfg.package}/bin/replication-lag" ];
+          contract = {
+            flag = "--config";
+            file = configPath;
+          };
+          # A oneshot has no start timeout by default.
+          timeout = lagTimeoutStartSec;
           after = [
             "network-online.target"
             "zfs.target"
           ];
           wants = [ "network-online.target" ];
-          startAt = rcfg.lag.interval;
-          path = [
-            pkgs.openssh
-            "/run/booted-system/sw"
-            config.boot.zfs.package
-          ];
+          path = [ pkgs.openssh ] ++ zlib.unit.bootedZfs config.boot.zfs.package;
+          zfs = true;
+          network = "ip";
           serviceConfig = {
-            Type = "oneshot";
-            ExecStart = "${cfg.package}/bin/replication-lag --config ${configPath}";
-            # A oneshot has no start timeout by default.
-            TimeoutStartSec = lagTimeoutStartSec;
             # Reads the ssh key, runs `zfs get`; writes only the textfile.
             ProtectSystem = "strict";
             ReadWritePaths = [ (builtins.dirOf rcfg.lag.textfile) ];
@@ -719,22 +709,18 @@ in
             # read-only, not hidden: the ssh key may live under /root.
             ProtectHome = "read-only";
             PrivateTmp = true;
-            DeviceAllow = [ "/dev/zfs rw" ];
-            DevicePolicy = "closed";
             # Reading a key file another user owns is all root needs here.
             CapabilityBoundingSet = [ "CAP_DAC_READ_SEARCH" ];
-            RestrictAddressFamilies = [
-              "AF_UNIX"
-              "AF_INET"
-              "AF_INET6"
-              "AF_NETLINK"
-            ];
             # The textfile is read by a metrics exporter running as another user.
             UMask = "0022";
-          }
-          // zlib.hardening.ownCode;
-        };
-      })
+          };
+          notify = {
+            datasets = lib.unique (map (p: p.source) knownPairs);
+            summary = "replication lag check on ${config.networking.hostName}";
+          };
+          extra.startAt = rcfg.lag.interval;
+        }
+      ))
       (mkIf cfg.enable {
         assertions = [
           {

@@ -14,7 +14,6 @@ let
     attrNames
     concatMap
     concatStringsSep
-    escapeShellArgs
     filter
     filterAttrs
     groupBy
@@ -32,7 +31,6 @@ let
     optional
     optionalAttrs
     removeSuffix
-    replaceStrings
     types
     unique
     ;
@@ -134,7 +132,7 @@ let
         };
 
         mode = mkOption {
-          type = types.nullOr (types.strMatching "[0-7]{3,4}");
+          type = types.nullOr (types.strMatching zlib.rules.modePattern);
           default = profile.mode;
           defaultText = literalExpression "the profile's mode (docs/profiles.md)";
           example = "0750";
@@ -294,40 +292,14 @@ let
 
   checkUnit = name: "zpersist-${name}-mounted";
 
-  # Checks that each dataset is mounted on its mountpoint; the unit fails
-  # (and the service's units do not start) otherwise. POSIX sh and zfs only.
-  checkScript = pkgs.writeShellScript "zpersist-check-mounted" ''
-    # zpersist-check-mounted SERVICE DATASET MOUNTPOINT [DATASET MOUNTPOINT]...
-    service=$1
-    shift
-    status=0
-    nl='
-    '
-    while [ "$#" -ge 2 ]; do
-      dataset=$1
-      mountpoint=$2
-      shift 2
-      if ! state=$(zfs get -H -o value mounted,mountpoint "$dataset" 2>&1); then
-        echo "error: $service keeps its data on $dataset, which zfs cannot read: $state" >&2
-        echo "help: journalctl -u zpersist-datasets.service says why it is missing; once it is fixed, start $service's units again" >&2
-        status=1
-        continue
-      fi
-      mounted=''${state%%"$nl"*}
-      actual=''${state#*"$nl"}
-      if [ "$mounted" != yes ] || [ "$actual" != "$mountpoint" ]; then
-        echo "error: $dataset is not mounted on $mountpoint (mounted: $mounted, mountpoint: $actual); not starting $service, which would write to the directory beneath" >&2
-        echo "help: journalctl -u zpersist-datasets.service says why; fix it, run systemctl restart zpersist-datasets.service and start $service's units again" >&2
-        status=1
-        continue
-      fi
-      echo "$dataset is mounted on $mountpoint"
-    done
-    exit "$status"
-  '';
-
-  # systemd expands % specifiers and $VARIABLES in ExecStart.
-  systemdArgs = args: replaceStrings [ "%" "$" ] [ "%%" "$$" ] (escapeShellArgs args);
+  # The check runs as the current system has it, not as a store path of
+  # zpersist's package: the unit then changes (and, through Requires=,
+  # restarts the service) only when the service's datasets or mountpoints
+  # do, not on every zpersist upgrade. The package is in
+  # environment.systemPackages whenever a service is enabled, and activation
+  # points /run/current-system at the new system before a switch restarts
+  # any unit.
+  checkMounted = "/run/current-system/sw/bin/zpersist-check-mounted";
 
   mountsOf =
     s:
@@ -342,65 +314,66 @@ let
       mountpoint = cfg.datasets.${s.media.dataset}.mountpoint;
     };
 
-  unitsFor =
-    name: s:
-    let
-      mounts = mountsOf s;
-      check = checkUnit name;
-    in
-    {
-      ${check} = {
-        description = "zpersist: the datasets of ${name} are mounted";
-        # Wants, not Requires: a restart of zpersist-datasets.service (every
-        # change of the plan) must not restart this unit and with it the
-        # service. This unit only changes, and restarts the service, when
-        # the service's own dataset or mountpoint does.
-        wants = [ cfg.internal.unitName ];
-        after = [ cfg.internal.unitName ];
-        before = s.units;
-        # The booted system's zfs first (see zpersist-datasets.service).
-        path = [
-          "/run/booted-system/sw"
-          config.boot.zfs.package
-        ];
-        serviceConfig = {
-          Type = "oneshot";
-          RemainAfterExit = true;
-          ExecStart = "${checkScript} ${
-            systemdArgs ([ name ] ++ concatMap (m: [ "${toString cfg.pool}/${m.dataset}" m.mountpoint ]) mounts)
-          }";
-          # A few `zfs get`s: a minute is plenty, and a hung zfs fails the
-          # check (and so keeps the service down) instead of hanging boot.
-          TimeoutStartSec = "1min";
-          # It only reads: no capabilities, nothing writable, no network,
-          # nothing beyond what a shell script running `zfs get` needs.
-          CapabilityBoundingSet = "";
-          ProtectSystem = "strict";
-          ProtectHome = "read-only";
-          PrivateTmp = true;
-          PrivateNetwork = true;
-          UMask = "0077";
-          RestrictAddressFamilies = [
-            "AF_UNIX"
-            "AF_NETLINK"
-          ];
-          IPAddressDeny = "any";
-          DevicePolicy = "closed";
-          DeviceAllow = [ "/dev/zfs rw" ];
-        }
-        // zlib.hardening.ownCode;
+  # zpersist-<name>-mounted.service: succeeds only when each of the
+  # service's datasets is mounted on its mountpoint (zpersist-check-mounted,
+  # one bounded `zfs get`); the service's units require it. The arguments
+  # of nix/lib/unit.nix's builder.
+  checkUnitOf =
+    name: s: {
+      name = checkUnit name;
+      description = "the datasets of ${name} are mounted";
+      command = [
+        checkMounted
+        name
+      ] ++ concatMap (m: [ "${toString cfg.pool}/${m.dataset}" m.mountpoint ]) (mountsOf s);
+      remainAfterExit = true;
+      # A few `zfs get`s: a minute is plenty, and a hung zfs fails the check
+      # (and so keeps the service down) instead of hanging boot; the check
+      # itself kills zfs after 30 s.
+      timeout = "1min";
+      # Wants, not Requires: a restart of zpersist-datasets.service (every
+      # change of the plan) must not restart this unit and with it the
+      # service. This unit only changes, and restarts the service, when the
+      # service's own datasets or mountpoints do.
+      wants = [ cfg.internal.unitName ];
+      after = [ cfg.internal.unitName ];
+      before = s.units;
+      path = zlib.unit.bootedZfs config.boot.zfs.package;
+      zfs = true;
+      network = "none";
+      # It only reads: no capabilities, nothing writable, no network.
+      serviceConfig = {
+        CapabilityBoundingSet = "";
+        ProtectSystem = "strict";
+        ProtectHome = "read-only";
+        PrivateTmp = true;
+        PrivateNetwork = true;
+        UMask = "0077";
       };
-    }
-    // lib.listToAttrs (
+      # A failed check keeps the service down: say so (docs/notify.md).
+      notify = {
+        datasets = map (m: "${toString cfg.pool}/${m.dataset}") (mountsOf s);
+        summary = "mount check of ${name}'s datasets: ${concatStringsSep ", " s.units} ${
+          if length s.units == 1 then "does" else "do"
+        } not start until they are mounted";
+      };
+    };
+  checkUnits = mapAttrsToList checkUnitOf enabled;
+
+  # What each of the service's own units gets: it requires, and is ordered
+  # after, its check unit.
+  guardedUnits =
+    name: s:
+    lib.listToAttrs (
       map (unit: {
         name = removeSuffix ".service" unit;
         value = {
-          requires = [ "${check}.service" ];
+          requires = [ "${checkUnit name}.service" ];
           after = [
-            "${check}.service"
+            "${checkUnit name}.service"
             cfg.internal.unitName
           ];
-          unitConfig.RequiresMountsFor = map (m: m.mountpoint) mounts;
+          unitConfig.RequiresMountsFor = map (m: m.mountpoint) (mountsOf s);
         };
       }) s.units
     );
@@ -524,18 +497,12 @@ in
     }
 
     (mkIf (cfg.enable && anyEnabled) {
-      systemd.services = mkMerge (mapAttrsToList unitsFor enabled);
+      systemd.services = mkMerge (
+        map (u: { ${u.name} = zlib.unit.definition u; }) checkUnits
+        ++ mapAttrsToList guardedUnits enabled
+      );
+      zpersist.notify.units = zlib.unit.notifications checkUnits;
       systemd.tmpfiles.rules = map tmpfilesRule (lib.attrValues enabled);
-      # A failed check keeps the service down: say so (docs/notify.md).
-      zpersist.notify.units = lib.mapAttrs' (
-        name: s:
-        lib.nameValuePair "${checkUnit name}.service" {
-          datasets = map (m: "${toString cfg.pool}/${m.dataset}") (mountsOf s);
-          summary = "mount check of ${name}'s datasets: ${concatStringsSep ", " s.units} ${
-            if length s.units == 1 then "does" else "do"
-          } not start until they are mounted";
-        }
-      ) enabled;
       environment.etc."zpersist/services.json".text = builtins.toJSON servicesPlan;
       # migrate-to-dataset on PATH, and rsync, which it copies with.
       environment.systemPackages = [

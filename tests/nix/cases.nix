@@ -38,9 +38,11 @@ in
     expect = ''"backup" is another pool of this host'';
   };
 
+  # A component may start with any character it may hold ("-sonarr" is a
+  # valid name); "!" is not one of them.
   name-invalid-component = {
-    module = tank { "services/-sonarr" = { }; };
-    expect = ''zpersist.datasets."services/-sonarr" is not a valid ZFS dataset name: it has the component "-sonarr"'';
+    module = tank { "services/sonarr!" = { }; };
+    expect = ''zpersist.datasets."services/sonarr!" is not a valid ZFS dataset name: it has the component "sonarr!"'';
   };
 
   name-snapshot-syntax = {
@@ -64,6 +66,35 @@ in
       "services/sonarr-old".mountpoint = "/var/lib/sonarr";
     };
     expect = ''"tank/services/sonarr", "tank/services/sonarr-old" would all mount on /var/lib/sonarr'';
+  };
+
+  # A canmount=off parent is never mounted: its child may mount on its path.
+  mountpoint-shared-by-canmount-off-parent = {
+    module = tank {
+      "base" = {
+        mountpoint = "/var/lib";
+        canmount = "off";
+      };
+      "base/sonarr".mountpoint = "/var/lib";
+    };
+  };
+
+  property-unknown = {
+    module = tank { "media".properties.backup = "daily"; };
+    expect = ''zpersist.datasets."media".properties."backup" is not a settable ZFS property; a user property needs a colon (e.g. "com.example:backup")'';
+  };
+
+  property-value-invalid = {
+    module = tank { "media".properties.atime = "OFF"; };
+    expect = ''zpersist.datasets."media".properties."atime": "OFF" is not one of on, off'';
+  };
+
+  owner-numeric = {
+    module = {
+      imports = [ (tank { "media".owner = "1000"; }) ];
+      zpersist.allowUndeclaredOwners = true;
+    };
+    expect = ''zpersist.datasets."media".owner = "1000" is not a user or group name'';
   };
 
   mountpoint-duplicate-inherited = {

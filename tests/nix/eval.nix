@@ -71,6 +71,8 @@ in
     tmpfiles = config.systemd.tmpfiles.rules;
     users = lib.mapAttrs (_: u: { group = u.group or null; extraGroups = u.extraGroups or [ ]; isSystemUser = u.isSystemUser or false; }) config.users.users;
     groups = lib.attrNames config.users.groups;
+    # What /run/current-system/sw holds.
+    systemPackages = map toString config.environment.systemPackages;
     plan = config.zpersist.internal.plan;
     failedAssertions = map (a: a.message) (lib.filter (a: !a.assertion) config.assertions);
     inherit (config) warnings;

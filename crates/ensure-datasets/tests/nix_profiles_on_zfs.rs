@@ -3,8 +3,9 @@
 //! plan applied by ensure-datasets to a zfs-fuse pool; each service's
 //! dataset then has the properties, mountpoint, owner and mode that
 //! /etc/zpersist/services.json (what migrate-to-dataset reads) says; and
-//! the check unit's script, run against the pool, passes while the dataset
-//! is mounted and refuses once it is not.
+//! the check unit's command (zpersist-check-mounted with the unit's
+//! arguments), run against the pool, passes while the dataset is mounted
+//! and refuses once it is not.
 //!
 //! zfs-fuse has no lz4 and no records over 128K: the plan goes through
 //! `fit_for_zfs_fuse` (lz4 -> on, 1M -> 128K) and the expectations with it;
@@ -15,6 +16,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use camino::Utf8Path;
 use zpersist_core::property::normalize;
+use zpersist_e2e::binaries;
 use zpersist_e2e::nix::Eval;
 use zpersist_e2e::pool::{get, run_ok, run_recorded, TestPool};
 use zpersist_e2e::zfs_fuse::{ensure_principals, fit_for_zfs_fuse};
@@ -32,15 +34,22 @@ fn gid(group: &str) -> u32 {
         .unwrap()
 }
 
-/// Runs the check unit's ExecStart (its script and arguments, with the
-/// dataset and mountpoint moved onto the test pool) with zfs on PATH.
-fn run_check(script: &str, args: &[String]) -> duct::Expression {
-    let mut argv = vec![script.to_string()];
-    argv.extend(args.iter().cloned());
-    duct::cmd("sh", argv)
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked()
+/// Runs the check unit's ExecStart (`/run/current-system/sw/bin/
+/// zpersist-check-mounted`, here the freshly built binary, and its
+/// arguments, with the dataset and mountpoint moved onto the test pool)
+/// with zfs on PATH.
+fn run_check(program: &str, args: &[String]) -> duct::Expression {
+    assert_eq!(
+        program, "/run/current-system/sw/bin/zpersist-check-mounted",
+        "the check unit runs the check as the current system has it"
+    );
+    duct::cmd(
+        binaries::fresh("zpersist-check-mounted").into_string(),
+        args,
+    )
+    .stdout_capture()
+    .stderr_capture()
+    .unchecked()
 }
 
 #[test]

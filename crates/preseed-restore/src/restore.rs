@@ -362,10 +362,14 @@ impl Run<'_> {
         self.say(format!(
             "aside   {dataset} -> {aside} (empty; kept, never destroyed)"
         ));
+        // Unmounted by its mountpoint going away, so that the rename has
+        // nothing to unmount or remount (zfs-fuse calls a renamed mounted
+        // dataset busy, and OpenZFS would remount it where the service
+        // reads).
         self.zfs(&["set", "canmount=noauto", dataset])?;
+        self.zfs_busy_retry(&["set", "mountpoint=none", dataset])?;
         self.unmount(dataset)?;
         self.zfs_busy_retry(&["rename", dataset, &aside])?;
-        self.zfs(&["set", "mountpoint=none", &aside])?;
         journal.aside = Some(aside);
         Ok(())
     }

@@ -3,6 +3,26 @@
 /// ZFS's limit for a full dataset name (ZFS_MAX_DATASET_NAME_LEN is 256 with the NUL).
 pub const MAX_NAME_LEN: usize = 255;
 
+/// Characters that start a snapshot's or a bookmark's part of a name.
+pub const SNAPSHOT_SEPARATORS: [char; 2] = ['@', '#'];
+
+/// Components that cannot name a dataset (they name directories).
+pub const RESERVED_COMPONENTS: [&str; 2] = [".", ".."];
+
+/// Pool names starting with these are refused: they are vdev keywords.
+pub const RESERVED_POOL_PREFIXES: [&str; 5] = ["mirror", "raidz", "draid", "spare", "log"];
+
+/// A character a name component may hold: ASCII letters and digits, and
+/// `_ - . :` and space.
+pub fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':' | ' ')
+}
+
+/// A character a pool name may start with.
+pub fn is_pool_first_char(c: char) -> bool {
+    c.is_ascii_alphabetic()
+}
+
 /// Why ZFS would refuse a dataset name.
 pub fn name_problem(name: &str) -> Option<String> {
     if name.is_empty() {
@@ -14,30 +34,27 @@ pub fn name_problem(name: &str) -> Option<String> {
             name.len()
         ));
     }
-    if name.contains('@') || name.contains('#') {
+    if name.contains(SNAPSHOT_SEPARATORS) {
         return Some("`@` and `#` belong to snapshot and bookmark names, not datasets".into());
     }
     for component in name.split('/') {
         if component.is_empty() {
             return Some("it has an empty component (a leading, trailing or doubled `/`)".into());
         }
-        if component == "." || component == ".." {
+        if RESERVED_COMPONENTS.contains(&component) {
             return Some(format!("the component `{component}` is reserved"));
         }
-        if let Some(bad) = component
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':' | ' ')))
-        {
+        if let Some(bad) = component.chars().find(|&c| !is_name_char(c)) {
             return Some(format!(
                 "the character {bad:?} is not allowed (only letters, digits, `_ - . :` and space)"
             ));
         }
     }
     let pool = pool_of(name);
-    if !pool.starts_with(|c: char| c.is_ascii_alphabetic()) {
+    if !pool.starts_with(is_pool_first_char) {
         return Some(format!("the pool name `{pool}` must start with a letter"));
     }
-    if ["mirror", "raidz", "draid", "spare", "log"]
+    if RESERVED_POOL_PREFIXES
         .iter()
         .any(|reserved| pool.starts_with(reserved))
     {

@@ -1,12 +1,19 @@
 //! The one rule for declared modes and owners, wherever they are declared
 //! (a plan's datasets, a service's directory).
 
+/// How many octal digits a mode has.
+pub const MODE_DIGITS: std::ops::RangeInclusive<usize> = 3..=4;
+
+/// Characters an owner or group name cannot hold (it would be a path, a
+/// `user:group` pair or two words).
+pub const OWNER_FORBIDDEN_CHARS: [char; 3] = [':', '/', ' '];
+
 /// A mode as NixOS writes one (`mode = "0750"`, systemd's tmpfiles style):
 /// 3 or 4 octal digits and nothing else, so `0750` and `750` are the same
 /// permission bits, and `+755`, ` 755`, `0o755`, `rwx` or `07777 ` are
 /// refused rather than read some way.
 pub fn parse_mode(mode: &str) -> Option<u32> {
-    if !(3..=4).contains(&mode.len()) || !mode.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+    if !MODE_DIGITS.contains(&mode.len()) || !mode.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
         return None;
     }
     u32::from_str_radix(mode, 8).ok()
@@ -19,6 +26,15 @@ pub fn mode_problem(mode: &str) -> Option<String> {
         .then(|| format!("mode `{mode}` must be 3 or 4 octal digits, like `0750`"))
 }
 
+/// Whether `who` can be an owner or group: a name, not a number, a path,
+/// a `user:group` pair, two words or a control character.
+pub fn is_owner_name(who: &str) -> bool {
+    !(who.is_empty()
+        || who.parse::<u32>().is_ok()
+        || who.contains(OWNER_FORBIDDEN_CHARS)
+        || who.chars().any(char::is_control))
+}
+
 /// Why `name`, declared as the owner (`what` is "owner", "user" or
 /// "group"), is refused, if it is.
 ///
@@ -29,11 +45,7 @@ pub fn mode_problem(mode: &str) -> Option<String> {
 /// allocates them), and so are names no account can have (empty, with
 /// `:`, `/`, a space or a control character).
 pub fn owner_problem(what: &str, name: &str) -> Option<String> {
-    if name.is_empty()
-        || name.parse::<u32>().is_ok()
-        || name.contains([':', '/', ' '])
-        || name.chars().any(char::is_control)
-    {
+    if !is_owner_name(name) {
         Some(format!(
             "{what} `{name}` must be a user or group name, not a number or path"
         ))

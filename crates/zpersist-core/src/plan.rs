@@ -13,6 +13,24 @@ use crate::property::{property_name_problem, value_problem};
 
 pub const PLAN_VERSION: u64 = 1;
 
+/// The values of the `canmount` field.
+pub const CANMOUNT_VALUES: [&str; 3] = ["on", "off", "noauto"];
+
+/// The `canmount` of a dataset that is never mounted, and so may share its
+/// path with another dataset (a parent whose child mounts where it would).
+pub const CANMOUNT_NEVER: &str = "off";
+
+/// The mountpoints that are not a path.
+pub const MOUNTPOINT_KEYWORDS: [&str; 2] = [Mountpoint::NONE, Mountpoint::LEGACY];
+
+/// Components a mountpoint may not hold: refused, not resolved.
+pub const MOUNTPOINT_RESERVED_COMPONENTS: [&str; 2] = [".", ".."];
+
+/// Longest mountpoint, in bytes (PATH_MAX is 4096 with the NUL).
+pub const MAX_MOUNTPOINT_LEN: usize = 4095;
+
+pub use crate::ownership::{is_owner_name, MODE_DIGITS, OWNER_FORBIDDEN_CHARS};
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Plan {
@@ -90,10 +108,13 @@ pub enum Mountpoint {
 }
 
 impl Mountpoint {
+    pub const NONE: &'static str = "none";
+    pub const LEGACY: &'static str = "legacy";
+
     pub fn parse(value: &str) -> Option<Mountpoint> {
         match value {
-            "none" => Some(Mountpoint::None),
-            "legacy" => Some(Mountpoint::Legacy),
+            Mountpoint::NONE => Some(Mountpoint::None),
+            Mountpoint::LEGACY => Some(Mountpoint::Legacy),
             path if path.starts_with('/') => Some(Mountpoint::Path(normalize_path(path))),
             _ => None,
         }
@@ -114,14 +135,17 @@ pub fn mountpoint_problem(mountpoint: &str) -> Option<String> {
             "mountpoint `{mountpoint}` must be an absolute path, `none` or `legacy`"
         ));
     }
-    if mountpoint.split('/').any(|c| c == "." || c == "..") {
+    if mountpoint
+        .split('/')
+        .any(|c| MOUNTPOINT_RESERVED_COMPONENTS.contains(&c))
+    {
         return Some(format!(
             "mountpoint `{mountpoint}` has a `.` or `..` component; write the path it means, without them"
         ));
     }
-    if mountpoint.len() >= 4096 {
+    if mountpoint.len() > MAX_MOUNTPOINT_LEN {
         return Some(format!(
-            "mountpoint is {} bytes long; paths are at most 4095",
+            "mountpoint is {} bytes long; paths are at most {MAX_MOUNTPOINT_LEN}",
             mountpoint.len()
         ));
     }
@@ -178,7 +202,7 @@ impl Plan {
                 }
             }
             if let Some(canmount) = &spec.canmount {
-                if !["on", "off", "noauto"].contains(&canmount.as_str()) {
+                if !CANMOUNT_VALUES.contains(&canmount.as_str()) {
                     problems.push(problem(
                         at,
                         format!("canmount `{canmount}` must be `on`, `off` or `noauto`"),
@@ -223,7 +247,7 @@ impl Plan {
     fn mountpoint_collisions(&self) -> Vec<PlanProblem> {
         let mut by_path: BTreeMap<String, Vec<&str>> = BTreeMap::new();
         for spec in &self.datasets {
-            if spec.canmount.as_deref() == Some("off") {
+            if spec.canmount.as_deref() == Some(CANMOUNT_NEVER) {
                 continue;
             }
             if let Some(path) = self.declared_mountpoint(&spec.name) {

@@ -77,6 +77,76 @@ pub enum Shape {
 
 const ON_OFF: &[&str] = &["on", "off"];
 
+/// The smallest block ZFS writes; block sizes are powers of two from here.
+pub const SMALLEST_BLOCK: u64 = 512;
+
+/// Characters no property value may hold: `zfs get` prints one value per
+/// line, tab-separated.
+pub const FORBIDDEN_VALUE_CHARS: [char; 4] = ['\t', '\n', '\r', '\0'];
+
+/// Longest user property name and value ZFS takes, in bytes.
+pub const USER_PROPERTY_MAX_NAME_LEN: usize = 256;
+pub const USER_PROPERTY_MAX_VALUE_LEN: usize = 8192;
+
+/// A character a user property name may hold.
+pub fn is_user_property_char(c: char) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, ':' | '-' | '.' | '_')
+}
+
+/// The `compression` words without a level.
+const COMPRESSION_WORDS: &[&str] = &[
+    "on",
+    "off",
+    "lz4",
+    "lzjb",
+    "zle",
+    "gzip",
+    "zstd",
+    "zstd-fast",
+];
+/// The levels of `gzip-N`, `zstd-N` and `zstd-fast-N`.
+const GZIP_LEVELS: std::ops::RangeInclusive<u32> = 1..=9;
+const ZSTD_LEVELS: std::ops::RangeInclusive<u32> = 1..=19;
+const ZSTD_FAST_LEVELS: &[u32] = &[
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 500, 1000,
+];
+
+/// Every value of `compression` ZFS takes, spelled as ZFS spells it (it
+/// compares the strings: `zstd-01` is refused).
+pub fn compression_values() -> &'static [String] {
+    static VALUES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    VALUES.get_or_init(|| {
+        COMPRESSION_WORDS
+            .iter()
+            .map(|w| w.to_string())
+            .chain(GZIP_LEVELS.map(|n| format!("gzip-{n}")))
+            .chain(ZSTD_LEVELS.map(|n| format!("zstd-{n}")))
+            .chain(ZSTD_FAST_LEVELS.iter().map(|n| format!("zstd-fast-{n}")))
+            .collect()
+    })
+}
+
+/// The unit suffixes of a size, each with its power of two (`K` is 2^10);
+/// they may be written in either case and followed by `B`.
+pub const SIZE_UNITS: &[(&str, u32)] = &[
+    ("", 0),
+    ("K", 10),
+    ("M", 20),
+    ("G", 30),
+    ("T", 40),
+    ("P", 50),
+    ("E", 60),
+];
+
+/// A whole number as ZFS reads one: decimal digits only (no sign, no
+/// spaces), within 64 bits.
+pub fn parse_count(value: &str) -> Option<u64> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    value.parse().ok()
+}
+
 /// Settable native properties of filesystems on OpenZFS 2.x, and their shapes.
 pub const NATIVE: &[(&str, Shape)] = &[
     (
@@ -248,17 +318,15 @@ pub fn property_name_problem(property: &str) -> Option<String> {
         return Some(format!("`{property}` is read-only: ZFS computes it"));
     }
     if is_user_property(property) {
-        if property.len() > 256 {
+        if property.len() > USER_PROPERTY_MAX_NAME_LEN {
             return Some(format!(
-                "user property names are at most 256 bytes; `{property}` is longer"
+                "user property names are at most {USER_PROPERTY_MAX_NAME_LEN} bytes; `{property}` is longer"
             ));
         }
         if property.starts_with(':') {
             return Some(format!("user property `{property}` needs a module before its colon (e.g. `com.example:{}`)", property.trim_start_matches(':')));
         }
-        if let Some(bad) = property.chars().find(|c| {
-            !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, ':' | '-' | '.' | '_'))
-        }) {
+        if let Some(bad) = property.chars().find(|&c| !is_user_property_char(c)) {
             return Some(format!(
                 "user property `{property}` has {bad:?}; ZFS allows lowercase letters, digits and `: - . _`"
             ));
@@ -275,11 +343,13 @@ pub fn property_name_problem(property: &str) -> Option<String> {
 
 /// Why a value does not fit a property, if it does not.
 pub fn value_problem(property: &str, value: &str) -> Option<String> {
-    if value.contains(['\t', '\n', '\r', '\0']) {
+    if value.contains(FORBIDDEN_VALUE_CHARS) {
         return Some("values cannot contain tabs, newlines or NUL".into());
     }
     if is_user_property(property) {
-        return (value.len() > 8192).then(|| "user property values are at most 8192 bytes".into());
+        return (value.len() > USER_PROPERTY_MAX_VALUE_LEN).then(|| {
+            format!("user property values are at most {USER_PROPERTY_MAX_VALUE_LEN} bytes")
+        });
     }
     let shape = native_shape(property)?;
     let ok = match shape {
@@ -289,10 +359,10 @@ pub fn value_problem(property: &str, value: &str) -> Option<String> {
             parse_size(value).is_some_and(|n| n.is_power_of_two() && n >= min && n <= max)
         }
         Shape::BlockSizeOrZero { max } => parse_size(value)
-            .is_some_and(|n| n == 0 || (n.is_power_of_two() && n >= 512 && n <= max)),
-        Shape::CountOrNone => value == "none" || value.parse::<u64>().is_ok(),
-        Shape::Count => value.parse::<u64>().is_ok(),
-        Shape::Compression => is_compression(value),
+            .is_some_and(|n| n == 0 || (n.is_power_of_two() && n >= SMALLEST_BLOCK && n <= max)),
+        Shape::CountOrNone => value == "none" || parse_count(value).is_some(),
+        Shape::Count => parse_count(value).is_some(),
+        Shape::Compression => compression_values().iter().any(|v| v == value),
         Shape::Text => !value.is_empty(),
     };
     if ok {
@@ -307,7 +377,8 @@ pub fn value_problem(property: &str, value: &str) -> Option<String> {
             human_size(max)
         ),
         Shape::BlockSizeOrZero { max } => format!(
-            "`{value}` is not 0 or a power of two from 512 to {}",
+            "`{value}` is not 0 or a power of two from {} to {}",
+            human_size(SMALLEST_BLOCK),
             human_size(max)
         ),
         Shape::CountOrNone => format!("`{value}` is not a whole number or `none`"),
@@ -317,27 +388,6 @@ pub fn value_problem(property: &str, value: &str) -> Option<String> {
         ),
         Shape::Text => "the value is empty".into(),
     })
-}
-
-fn is_compression(value: &str) -> bool {
-    let level = |rest: &str, max: u32| rest.parse::<u32>().is_ok_and(|n| (1..=max).contains(&n));
-    match value {
-        "on" | "off" | "lz4" | "lzjb" | "zle" | "gzip" | "zstd" | "zstd-fast" => true,
-        _ => {
-            if let Some(rest) = value.strip_prefix("gzip-") {
-                level(rest, 9)
-            } else if let Some(rest) = value.strip_prefix("zstd-fast-") {
-                matches!(
-                    rest.parse::<u32>(),
-                    Ok(1..=10 | 20 | 30 | 40 | 50 | 60 | 70 | 80 | 90 | 100 | 500 | 1000)
-                )
-            } else if let Some(rest) = value.strip_prefix("zstd-") {
-                level(rest, 19)
-            } else {
-                false
-            }
-        }
-    }
 }
 
 /// Parses a ZFS size (`512`, `16K`, `1.5G`, `20GB`, `4k`) into bytes, as
@@ -353,16 +403,10 @@ pub fn parse_size(value: &str) -> Option<u64> {
     }
     let suffix = suffix.to_ascii_uppercase();
     let unit = suffix.strip_suffix('B').unwrap_or(&suffix);
-    let shift = match unit {
-        "" => 0,
-        "K" => 10,
-        "M" => 20,
-        "G" => 30,
-        "T" => 40,
-        "P" => 50,
-        "E" => 60,
-        _ => return None,
-    };
+    let shift = SIZE_UNITS
+        .iter()
+        .find(|(suffix, _)| *suffix == unit)
+        .map(|&(_, shift)| shift)?;
     if suffix == "B" || (unit.is_empty() && number.contains('.')) {
         // `12B` is fine for ZFS, `1.5` bytes is not.
         return if number.contains('.') {
@@ -388,7 +432,8 @@ pub fn parse_size(value: &str) -> Option<u64> {
     }
 }
 
-fn human_size(bytes: u64) -> String {
+/// A byte count as people write it: `16384` is `16K`.
+pub fn human_size(bytes: u64) -> String {
     for (shift, unit) in [(40, "T"), (30, "G"), (20, "M"), (10, "K")] {
         if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
             return format!("{}{unit}", bytes >> shift);
@@ -479,6 +524,16 @@ mod tests {
         assert_eq!(value_problem("compression", "zstd-19"), None);
         assert!(value_problem("compression", "zstd-20").is_some());
         assert!(value_problem("compression", "brotli").is_some());
+        // ZFS compares the names as strings.
+        assert!(value_problem("compression", "zstd-01").is_some());
+        assert!(value_problem("compression", "gzip-+1").is_some());
+        assert_eq!(value_problem("compression", "zstd-fast-1000"), None);
+        assert_eq!(value_problem("snapshot_limit", "10"), None);
+        assert_eq!(value_problem("snapshot_limit", "none"), None);
+        // zfs reads numbers with digits only.
+        assert!(value_problem("snapshot_limit", "+5").is_some());
+        assert!(value_problem("snapshot_limit", " 5").is_some());
+        assert!(value_problem("pbkdf2iters", "18446744073709551616").is_some());
         assert_eq!(value_problem("atime", "off"), None);
         assert!(value_problem("atime", "maybe").is_some());
         assert_eq!(value_problem("normalization", "formD"), None);

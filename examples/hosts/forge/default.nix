@@ -30,6 +30,17 @@
     sonarr = {
       enable = true;
       properties.quota = "20G";
+      # An empty dataset (a new disk, a reinstalled host) gets its data back
+      # before Sonarr starts: from the NAS, the USB pool or a local
+      # snapshot, whichever holds the freshest data (docs/preseed.md).
+      preseed = {
+        enable = true;
+        sources = [
+          { replica = "nas"; }
+          { replica = "usb"; }
+          { local = true; }
+        ];
+      };
     };
     radarr = {
       enable = true;

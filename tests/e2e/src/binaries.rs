@@ -14,6 +14,7 @@ pub const ALL: &[&str] = &[
     "zpersist-notify",
     "replication-lag",
     "preseed-restore",
+    "zpersist-check-mounted",
 ];
 
 /// The target directory's profile folder of the running test

@@ -2,6 +2,7 @@
 pub mod binaries;
 pub mod container;
 pub mod delegation;
+pub mod generated;
 pub mod machine;
 pub mod nix;
 pub mod pool;

@@ -16,8 +16,8 @@
 //!   scripts go to [`UNIT_SCRIPTS`].
 //! - **The store, mapped**: the paths the units, scripts and /etc files
 //!   name are made to exist at exactly those paths inside the container.
-//!   Real store files of the evaluation (the plan, the mount check script,
-//!   written by `builtins.toFile`) are copied there, executable when they
+//!   Real store files of the evaluation (the plans, written by
+//!   `builtins.toFile`) are copied there, executable when they
 //!   start with `#!` (as `writeShellScript` makes them on NixOS). The fake
 //!   packages of tests/nix/pkgs.nix (`/nix/store/000…-<name>`) get a
 //!   `bin/` of symlinks to the programs the Debian package standing in for
@@ -29,6 +29,10 @@
 //!   mapping does not know fails the install loudly.
 //! - **/etc**: each `environment.etc` entry as a read-only file;
 //!   `systemd.tmpfiles.rules` as `/etc/tmpfiles.d/00-nixos.conf`.
+//! - **/run/current-system/sw/bin**: the programs of
+//!   `environment.systemPackages` (the mount checks run
+//!   `/run/current-system/sw/bin/zpersist-check-mounted`), and
+//!   /run/booted-system/sw/bin the booted system's zfs.
 //! - **Users and groups**: created with `groupadd`/`useradd --system`, as
 //!   NixOS's activation creates them before any unit starts.
 //!
@@ -79,6 +83,9 @@ pub const STAND_IN_LOG: &str = "stand-in.log";
 
 /// What /run/booted-system points to in the container.
 pub const BOOTED_SYSTEM: &str = "/nix/var/zpersist-test/booted-system";
+
+/// What /run/current-system points to in the container.
+pub const CURRENT_SYSTEM: &str = "/nix/var/zpersist-test/current-system";
 
 /// The unit that runs the container's zfs-fuse daemon.
 pub const ZFS_DAEMON: &str = "zpersist-test-zfs-fuse.service";
@@ -144,6 +151,9 @@ pub struct Machine {
     pub tmpfiles: Vec<String>,
     pub users: BTreeMap<String, User>,
     pub groups: Vec<String>,
+    /// `environment.systemPackages`, as store paths.
+    #[serde(rename = "systemPackages")]
+    pub system_packages: Vec<String>,
     pub plan: Value,
     #[serde(rename = "failedAssertions")]
     pub failed_assertions: Vec<String>,
@@ -332,6 +342,7 @@ impl Machine {
                 store_paths.extend(store_paths_in(text));
             }
         }
+        store_paths.extend(self.system_packages.iter().cloned());
         for path in &store_paths {
             install_store_path(container, path);
         }
@@ -357,6 +368,26 @@ impl Machine {
         container.write(
             "/etc/tmpfiles.d/00-booted-system.conf",
             format!("L+ /run/booted-system - - - - {BOOTED_SYSTEM}\n"),
+            0o444,
+        );
+        // NixOS's /run/current-system/sw: this generation's systemPackages
+        // (activation points it at the new generation before a switch
+        // restarts anything; here it is rewritten in place).
+        let sw_bin = format!("{CURRENT_SYSTEM}/sw/bin");
+        let _ = fs::remove_dir_all(container.host_path(&sw_bin));
+        for package in &self.system_packages {
+            let bin = container.host_path(&format!("{package}/bin"));
+            for entry in fs::read_dir(&bin).into_iter().flatten().flatten() {
+                let name = entry.file_name().into_string().expect("a UTF-8 name");
+                container.symlink(
+                    &format!("{sw_bin}/{name}"),
+                    &format!("{package}/bin/{name}"),
+                );
+            }
+        }
+        container.write(
+            "/etc/tmpfiles.d/00-current-system.conf",
+            format!("L+ /run/current-system - - - - {CURRENT_SYSTEM}\n"),
             0o444,
         );
 
@@ -445,6 +476,15 @@ fn install_store_path(container: &Container, path: &str) {
             let name = Utf8Path::new(&program).file_name().unwrap().to_owned();
             if only.is_none_or(|only| only.contains(&name.as_str())) {
                 container.symlink(&format!("{path}/bin/{name}"), &program);
+            }
+        }
+        // zfs-fuse's zfs runs `umount` from PATH to unmount; NixOS's zfs
+        // finds util-linux itself (and OpenZFS unmounts with umount2), so a
+        // unit's PATH need not hold it: the stand-in brings it along.
+        if package == "zfs-user" {
+            for program in ["/bin/mount", "/bin/umount"] {
+                let name = Utf8Path::new(program).file_name().unwrap();
+                container.symlink(&format!("{path}/bin/{name}"), program);
             }
         }
         return;

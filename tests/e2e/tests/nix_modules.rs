@@ -139,6 +139,18 @@ fn a_mountpoint_that_is_not_absolute_none_or_legacy_is_a_type_error() {
     assert!(err.contains("is not of type"), "{err}");
 }
 
+/// The typed options take what ensure-datasets takes (nix/lib/rules.nix):
+/// `recordsize = "24K"` fails the evaluation, not the unit at switch time.
+#[test]
+fn a_recordsize_that_is_not_a_power_of_two_is_a_type_error() {
+    let err =
+        Eval::module(r#"{ zpersist.pool = "tank"; zpersist.datasets.media.recordsize = "24K"; }"#)
+            .try_attr("plan")
+            .expect_err("recordsize 24K must not evaluate");
+    assert!(err.contains("zpersist.datasets.media.recordsize"), "{err}");
+    assert!(err.contains("a power of two from 512 to 16M"), "{err}");
+}
+
 #[test]
 fn an_unknown_compression_is_a_type_error() {
     let err = Eval::module(
@@ -164,6 +176,10 @@ zpersist_e2e::nix_cases! {
     assertion_name_too_long => "name-too-long",
     assertion_mountpoint_duplicate => "mountpoint-duplicate",
     assertion_mountpoint_duplicate_inherited => "mountpoint-duplicate-inherited",
+    canmount_off_parent_shares_its_childs_mountpoint => "mountpoint-shared-by-canmount-off-parent",
+    assertion_property_unknown => "property-unknown",
+    assertion_property_value_invalid => "property-value-invalid",
+    assertion_owner_numeric => "owner-numeric",
     assertion_create_only_unacknowledged => "create-only-unacknowledged",
     create_only_acknowledged_is_accepted => "create-only-acknowledged",
     assertion_mountpoint_in_properties => "mountpoint-in-properties",
@@ -180,17 +196,11 @@ zpersist_e2e::nix_cases! {
 /// Regenerate with `UPDATE_DOCS=1 cargo test -p zpersist-e2e --test nix_modules`.
 #[test]
 fn options_md_is_up_to_date() {
-    let path = nix::repo_root().join("docs/options.md");
-    let fresh = nix::options_markdown();
-    if std::env::var_os("UPDATE_DOCS").is_some() {
-        std::fs::write(&path, &fresh).expect("write docs/options.md");
-        return;
-    }
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        committed == fresh,
-        "docs/options.md is stale: regenerate it with\n  \
-         UPDATE_DOCS=1 cargo test -p zpersist-e2e --test nix_modules\nand commit the result."
+    zpersist_e2e::generated::assert_up_to_date(
+        "docs/options.md",
+        &nix::options_markdown(),
+        "UPDATE_DOCS",
+        "UPDATE_DOCS=1 cargo test -p zpersist-e2e --test nix_modules",
     );
 }
 

@@ -5,17 +5,16 @@
 use serde_json::{json, Value};
 use zpersist_e2e::nix::Eval;
 
-/// forge with sonarr preseeded from its two replicas, its own snapshots and
-/// restic, in that order.
-const FORGE_PRESEED: &str = r#"{
+/// forge (sonarr preseeded from its two replicas and its own snapshots)
+/// with restic added as a fourth source.
+const FORGE_PRESEED: &str = r#"{ lib, ... }: {
   zpersist.restic.repositories.b2 = {
     repository = "b2:forge-backups:/"; passwordFile = "/run/secrets/restic";
     environmentFile = "/run/secrets/restic-b2";
   };
-  zpersist.services.sonarr.preseed = {
-    enable = true;
-    sources = [ { replica = "nas"; } { replica = "usb"; } { local = true; } { restic = "b2"; } ];
-  };
+  zpersist.services.sonarr.preseed.sources = lib.mkForce [
+    { replica = "nas"; } { replica = "usb"; } { local = true; } { restic = "b2"; }
+  ];
 }"#;
 
 fn forge() -> Eval {
@@ -50,11 +49,17 @@ fn a_preseeded_service_gets_its_plan_and_a_unit_before_its_units() {
 #[test]
 fn services_without_preseed_get_no_unit() {
     let units = Eval::host("forge").attr("config.systemd.services");
-    assert!(units
+    let preseeds: Vec<&String> = units
         .as_object()
         .unwrap()
         .keys()
-        .all(|name| !name.ends_with("-preseed")));
+        .filter(|name| name.ends_with("-preseed"))
+        .collect();
+    assert_eq!(
+        preseeds,
+        ["zpersist-sonarr-preseed"],
+        "forge preseeds sonarr only"
+    );
 }
 
 zpersist_e2e::nix_cases! {

@@ -292,6 +292,32 @@ fn moving_a_service_changes_its_check_unit_so_the_switch_restarts_it() {
     );
 }
 
+/// The check units run zpersist-check-mounted as the current system has it
+/// (/run/current-system/sw/bin), not as a store path of the package: a new
+/// zpersist build changes zpersist-datasets.service, which names the
+/// package, but no check unit, so upgrading zpersist restarts no service.
+#[test]
+fn a_new_zpersist_package_changes_no_check_unit() {
+    let rebuilt = r#"{
+      zpersist.package = {
+        type = "derivation";
+        name = "zpersist-next";
+        outPath = "/nix/store/11111111111111111111111111111111-zpersist-next";
+      };
+    }"#;
+    let before = services_view(Some("forge"), "{ }");
+    let after = services_view(Some("forge"), rebuilt);
+    assert_clean(&after);
+    for (name, unit) in before["units"].as_object().unwrap() {
+        assert_eq!(&after["units"][name], unit, "{name} changed");
+    }
+    assert_ne!(
+        nix::host_unit("forge")["serviceConfig"]["ExecStart"],
+        Eval::host("forge").with_module(rebuilt).attr("unit")["serviceConfig"]["ExecStart"],
+        "zpersist-datasets.service does run the new package"
+    );
+}
+
 #[test]
 fn tmpfiles_give_each_mountpoint_its_owner_and_mode() {
     let view = services_view(Some("forge"), "{ }");

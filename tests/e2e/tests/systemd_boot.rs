@@ -16,10 +16,13 @@ use zpersist_e2e::stand_in::Daemon;
 /// forge with a notification command that writes each event to the
 /// journal (tag `zpersist-event`), where the tests read it back, instead of
 /// its ntfy server (the container has no network).
+/// Sonarr's preseed keeps only its local source: the NAS and the USB pool
+/// are out of reach in the container (a test that wants them adds them).
 const NOTIFY_TO_JOURNAL: &str = r#"{ lib, ... }: {
   zpersist.notify.command = "/usr/bin/systemd-cat";
   zpersist.notify.commandArgs = [ "-t" "zpersist-event" ];
   zpersist.notify.ntfy.url = lib.mkForce null;
+  zpersist.services.sonarr.preseed.sources = lib.mkForce [ { local = true; } ];
 }"#;
 
 fn forge() -> Host {
@@ -561,7 +564,11 @@ fn stop_start_and_reboot_recreate_nothing_and_leak_nothing() {
     for round in 1..=3 {
         // systemd's start limit (5 in 10 s) is for crash loops, not for this.
         c.exec_ok(&["systemctl", "reset-failed", "sonarr.service"]);
-        c.systemctl("restart", &["sonarr.service"], &[]);
+        c.systemctl(
+            "restart",
+            &["sonarr.service"],
+            &["zpersist-sonarr-preseed.service"],
+        );
         c.systemctl("restart", &["zpersist-datasets.service"], &[]);
         // Stopping the check stops Sonarr (Requires=); starting Sonarr
         // runs the check again.
@@ -647,4 +654,96 @@ fn stop_start_and_reboot_recreate_nothing_and_leak_nothing() {
     c.systemctl("start", &["sonarr.service"], &[]);
     wait_for_lines(&c, &dir, 1, "a fresh, empty dataset");
     assert_on_dataset(&c, &dir, &dataset);
+}
+
+/// forge with Sonarr preseeded from its USB replica only (a second pool in
+/// the container; the NAS is out of reach there).
+const PRESEED_FROM_USB: &str = r#"{ lib, ... }: {
+  zpersist.services.sonarr.preseed.sources = lib.mkOverride 40 [ { replica = "usb"; } ];
+}"#;
+
+/// Preseed under systemd: a new service starts fresh; a lost dataset is
+/// restored by zpersist-sonarr-preseed.service before Sonarr starts; with
+/// the replica out of reach the preseed fails, Sonarr stays down and the
+/// failure is notified; the next start, once the replica is back, restores.
+#[test]
+fn a_lost_dataset_is_restored_before_its_service_starts_and_a_failed_preseed_keeps_it_down() {
+    let machine = forge().with_module(PRESEED_FROM_USB).evaluate();
+    let mut c = Container::new("preseed");
+    machine::install_zfs(&c, &[machine.pool(), "usbpool"]);
+    machine.install(&c, None);
+    c.boot();
+    c.wait_for_jobs(SETTLE);
+    let (dataset, dir) = service_dataset(&machine, "sonarr");
+    wait_for_lines(&c, &dir, 1, "the first start");
+    // Nothing anywhere yet (the USB pool holds no copy): a new service.
+    let provenance = |c: &Container| {
+        c.exec_ok(&[
+            "zfs",
+            "get",
+            "-H",
+            "-o",
+            "value",
+            "com.zpersist:preseed,com.zpersist:preseed-source",
+            &dataset,
+        ])
+    };
+    assert!(provenance(&c).starts_with("fresh"), "{}", provenance(&c));
+
+    // A copy on the USB pool, then the dataset is lost.
+    c.sh_ok(&format!(
+        "zfs create -p usbpool/backup/forge/services && zfs snapshot {dataset}@before && \
+         zfs send {dataset}@before | zfs receive -u usbpool/backup/forge/services/sonarr"
+    ));
+    machine::wipe_dataset(&c, &dataset, &["sonarr.service"]);
+    c.systemctl(
+        "start",
+        &["sonarr.service"],
+        &["zpersist-sonarr-preseed.service"],
+    );
+    // The line written before the copy is back, and the new start's.
+    wait_for_lines(&c, &dir, 2, "the restored data and one more start");
+    assert_on_dataset(&c, &dir, &dataset);
+    let restored = provenance(&c);
+    assert!(
+        restored.starts_with("restored\nreplica:usb:usbpool/backup/forge/services/sonarr@before"),
+        "{restored}"
+    );
+    let started = |unit: &str| {
+        c.unit_property(unit, "ExecMainStartTimestampMonotonic")
+            .parse::<u64>()
+            .unwrap()
+    };
+    assert!(
+        started("sonarr.service") > started("zpersist-sonarr-preseed.service"),
+        "sonarr started before its preseed"
+    );
+
+    // The replica out of reach (the disk unplugged) and the data lost
+    // again: the preseed fails, Sonarr stays down, the failure is notified.
+    c.exec_ok(&["zpool", "export", "usbpool"]);
+    machine::wipe_dataset(&c, &dataset, &["sonarr.service"]);
+    let _ = c.exec(&["systemctl", "start", "sonarr.service"]);
+    c.assert_state("zpersist-sonarr-preseed.service", "failed", &[]);
+    assert_ne!(c.active_state("sonarr.service"), "active");
+    let event = wait_for_event(&c, "zpersist-sonarr-preseed.service");
+    assert_eq!(event["datasets"], serde_json::json!([dataset]));
+    assert!(
+        event["journal"].to_string().contains("usbpool"),
+        "{event:#}"
+    );
+    assert!(
+        stand_in_lines(&c, &dir).is_empty(),
+        "sonarr wrote onto the empty dataset"
+    );
+
+    // Plugged back in, the next start restores (no restart loop in between).
+    c.exec_ok(&["zpool", "import", "-d", machine::POOL_DIR, "usbpool"]);
+    c.systemctl(
+        "start",
+        &["sonarr.service"],
+        &["zpersist-sonarr-preseed.service"],
+    );
+    wait_for_lines(&c, &dir, 2, "restored on the next start");
+    assert!(provenance(&c).starts_with("restored"), "{}", provenance(&c));
 }

@@ -23,7 +23,8 @@
 //!
 //! Store paths of the stub pkgs (tests/nix/pkgs.nix) do not exist; each
 //! `Exec*=` program is mapped to this machine's real one (STORE_PATHS):
-//! zpersist's binaries to the cargo-built ones, ssh/zfs/curl to Debian's.
+//! zpersist's binaries (in the package, or in /run/current-system/sw/bin)
+//! to the cargo-built ones, ssh/zfs/curl to Debian's.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -88,6 +89,10 @@ const STORE_PATHS: &[(&str, &str)] = &[
 /// for each.
 const BOOTED_SYSTEM_PATHS: &[(&str, &str)] = &[("/run/booted-system/sw/bin/zfs", "/usr/sbin/zfs")];
 
+/// Where the current system has zpersist's binaries (the mount checks run
+/// `/run/current-system/sw/bin/zpersist-check-mounted`): the cargo-built ones.
+const CURRENT_SYSTEM_BIN: &str = "/run/current-system/sw/bin/";
+
 /// Where the freshly built zpersist binaries are (target/debug).
 fn zpersist_binary_dir() -> Utf8PathBuf {
     binaries::fresh(binaries::ALL[0])
@@ -102,8 +107,8 @@ fn stand_in(daemons: &[&str]) -> String {
 }
 
 /// `systemd.services` of a host with `extras` and the nixpkgs stand-in.
-/// Read-write: the store files the modules write (plan, check script) must
-/// exist for the units that name them.
+/// Read-write: the store files the modules write (the plans) must exist
+/// for the units that name them.
 fn services(host: &str, extras: &str, daemons: &[&str]) -> BTreeMap<String, Value> {
     let module = format!("{{ imports = [ {extras} ({}) ]; }}", stand_in(daemons));
     let eval = Eval::host(host).with_module(&module).read_write();
@@ -142,11 +147,12 @@ fn unit_dir(services: &BTreeMap<String, Value>, bin_dir: &Utf8Path) -> UnitDir {
 
     let mut substitutions: Vec<(String, String)> = binaries::ALL
         .iter()
-        .map(|bin| {
-            (
+        .flat_map(|bin| {
+            [
                 format!("{STUB_STORE}zpersist/bin/{bin}"),
-                bin_dir.join(bin).to_string(),
-            )
+                format!("{CURRENT_SYSTEM_BIN}{bin}"),
+            ]
+            .map(|path| (path, bin_dir.join(bin).to_string()))
         })
         .chain(
             STORE_PATHS
