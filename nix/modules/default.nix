@@ -13,5 +13,6 @@
     ./replication.nix
     ./notify.nix
     ./preseed.nix
+    ./pitr.nix
   ];
 }

@@ -34,6 +34,11 @@ let
         example = "nas";
         description = "A `zpersist.replication.targets` name: restore from that target's copy of the dataset (over the pinned ssh, or a local pool).";
       };
+      pitr = mkOption {
+        type = types.bool;
+        default = false;
+        description = "PostgreSQL only, with `zpersist.postgresql.pitr.enable`: restore from the PITR archive, the newest base backup rolled forward through every archived WAL segment (the last archived transaction).";
+      };
       local = mkOption {
         type = types.bool;
         default = false;
@@ -152,6 +157,14 @@ let
             knownHosts = "/etc/zpersist/known_hosts/${src.replica}";
           };
       }
+    else if src.pitr then
+      {
+        pitr = {
+          contract = "/etc/zpersist/pitr.json";
+          # services.postgresql.dataDir below the dataset's mountpoint.
+          dataDir = lib.removePrefix "/" (lib.removePrefix d.mountpoint (config.services.postgresql.dataDir or d.mountpoint));
+        };
+      }
     else if src.local then
       { local = { }; }
     else
@@ -241,13 +254,16 @@ let
     let
       opt = ''zpersist.services."${name}".preseed'';
       d = cfg.datasets.${s.dataset} or { mountpoint = null; };
-      kinds = src: lib.count (x: x) [ (src.replica != null) src.local (src.restic != null) ];
+      kinds = src: lib.count (x: x) [ (src.replica != null) src.local (src.restic != null) src.pitr ];
       children = filter (k: hasPrefix "${s.dataset}/" k) (attrNames cfg.datasets);
     in
     optional (s.preseed.sources == [ ]) "${opt}.sources is empty: list where data may come from, e.g. [ { replica = \"nas\"; } { local = true; } ]."
     ++ concatMap (
       src:
-      optional (kinds src != 1) "${opt}.sources: each entry sets exactly one of replica, local, restic; one sets ${toString (kinds src)}."
+      optional (kinds src != 1) "${opt}.sources: each entry sets exactly one of replica, local, restic, pitr; one sets ${toString (kinds src)}."
+      ++ optional (
+        src.pitr && !(config.zpersist.postgresql.pitr.enable or false && name == "postgresql")
+      ) "${opt}.sources has { pitr = true; }, which restores PostgreSQL from zpersist.postgresql.pitr's archive: only zpersist.services.postgresql can use it, with zpersist.postgresql.pitr.enable = true."
       ++ optional (
         src.replica != null && !(cfg.replication.targets ? ${src.replica})
       ) "${opt}.sources names the replica \"${src.replica}\", which zpersist.replication.targets does not define (defined: ${if cfg.replication.targets == { } then "none" else lib.concatStringsSep ", " (attrNames cfg.replication.targets)})."
@@ -256,7 +272,7 @@ let
       ) "${opt}.sources names the restic repository \"${src.restic}\", which zpersist.restic.repositories does not define."
       ++ optional (
         src.restic == null && (src.host != null || src.path != null)
-      ) "${opt}.sources: host and path filter restic backups; they mean nothing for a ${if src.local then "local" else "replica"} source."
+      ) "${opt}.sources: host and path filter restic backups; they mean nothing for a ${if src.local then "local" else if src.pitr then "pitr" else "replica"} source."
     ) s.preseed.sources
     ++ optional (
       d.mountpoint == null || !(hasPrefix "/" d.mountpoint)

@@ -22,10 +22,26 @@ command -v systemd-nspawn >/dev/null || need+=(systemd-container)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 # PostgreSQL 15 ships with the machine; naming it here would upgrade it.
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
+# PITR's object-storage backend (barman-cloud-*), and a venv for the S3
+# server its tests run on loopback (moto, from PyPI; Debian packages none).
+command -v barman-cloud-wal-archive >/dev/null || need+=(barman-cli-cloud)
+[ -x /usr/bin/python3 ] || need+=(python3)
+/usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 
 if [ "${#need[@]}" -gt 0 ]; then
     echo "installing: ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# moto's S3 server (tests/env/start-moto.sh), in a venv of Debian's python3
+# under a cache directory, created when missing. pip reaches PyPI only.
+moto_venv=${ZPERSIST_MOTO_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/zpersist-test/moto-venv}
+if [ ! -x "$moto_venv/bin/moto_server" ]; then
+    echo "installing moto into $moto_venv"
+    rm -rf "$moto_venv"
+    mkdir -p "$(dirname "$moto_venv")"
+    /usr/bin/python3 -m venv "$moto_venv"
+    "$moto_venv/bin/pip" install --quiet --disable-pip-version-check 'moto[s3]==5.*' flask flask-cors
 fi

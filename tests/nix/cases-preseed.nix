@@ -47,7 +47,7 @@ in
         }
       ];
     } { zpersist.restic.repositories.b2 = { repository = "/srv/restic"; passwordFile = "/run/secrets/restic"; }; };
-    expect = "each entry sets exactly one of replica, local, restic; one sets 2";
+    expect = "each entry sets exactly one of replica, local, restic, pitr; one sets 2";
   };
 
   preseed-no-mountpoint = {
@@ -64,5 +64,13 @@ in
       sources = [ { local = true; } ];
     } { zpersist.datasets."services/jellyfin/cache" = { }; };
     expect = "would take its child datasets (services/jellyfin/cache) along";
+  };
+
+  preseed-pitr-without-pitr = {
+    module = jellyfin {
+      enable = true;
+      sources = [ { pitr = true; } ];
+    } { };
+    expect = "only zpersist.services.postgresql can use it, with zpersist.postgresql.pitr.enable = true";
   };
 }

@@ -16,6 +16,7 @@ in
   restic = stub "restic";
   rsync = stub "rsync";
   getent = stub "getent";
+  barman = stub "barman";
   # builtins.toFile gives a real, content-addressed store path; it refuses
   # names containing '/', which the modules never use.
   writeText = name: text: builtins.toFile name text;

@@ -41,5 +41,5 @@ in
     group = "plex";
   };
   home-assistant = service { configDir = "/var/lib/hass"; };
-  postgresql = service { dataDir = "/var/lib/postgresql/16"; };
+  # postgresql: model-postgresql.nix, with its unit.
 }

@@ -88,8 +88,15 @@ let
     };
   serviceOptions = unitLists // {
     serviceConfig = mkOption {
+      # As nixos/lib/systemd-lib.nix's checkUnitConfig: checked per
+      # definition, with mkForce/mkIf wrappers of a value looked through.
       type = types.addCheck (types.attrsOf unitOption) (
-        c: !(c ? Type) || builtins.elem c.Type serviceTypes
+        c:
+        let
+          type = c.Type or null;
+          value = if builtins.elem (type._type or "") [ "override" "if" ] then type.content else type;
+        in
+        type == null || builtins.elem value serviceTypes
       );
       default = { };
     };
@@ -109,6 +116,7 @@ in
   imports = [
     ./model-syncoid.nix
     ./model-nixos-checks.nix
+    ./model-postgresql.nix
   ];
 
   options = {
@@ -193,7 +201,7 @@ in
     services.radarr = (import ./stubs-services.nix { inherit lib; }).radarr;
     services.plex = (import ./stubs-services.nix { inherit lib; }).plex;
     services.home-assistant = (import ./stubs-services.nix { inherit lib; }).home-assistant;
-    services.postgresql = (import ./stubs-services.nix { inherit lib; }).postgresql;
+    # services.postgresql: model-postgresql.nix (imported above).
   };
 
   # What the nixpkgs services of stubs-services.nix do that zpersist's

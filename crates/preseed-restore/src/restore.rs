@@ -27,6 +27,8 @@ use crate::sources;
 
 /// Marks a filled sibling with the point it holds (its completeness).
 const PROP_FILLED: &str = "com.zpersist:preseed-filled";
+/// What a PITR restore replayed (`base backup X + last WAL replayed Y`).
+const PROP_PROVENANCE: &str = "com.zpersist:preseed-provenance";
 
 #[derive(Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -300,7 +302,16 @@ impl Run<'_> {
                 self.zfs(&["set", &format!("mountpoint={private}"), &sibling])?;
             }
             None => {
-                self.say(format!("fill    {sibling} from {} (restic)", point.label));
+                let is_pitr = matches!(self.plan.sources[point.source], SourceSpec::Pitr(_));
+                self.say(format!(
+                    "fill    {sibling} from {} ({})",
+                    point.label,
+                    if is_pitr {
+                        "PITR: the base backup and every archived WAL segment"
+                    } else {
+                        "restic"
+                    }
+                ));
                 self.zfs(&[
                     "create",
                     "-o",
@@ -312,9 +323,17 @@ impl Run<'_> {
                     &sibling,
                 ])?;
                 self.mount(&sibling)?;
-                sources::restic_into(self.plan, point, Path::new(&private)).map_err(|e| {
-                    fail(e, "check the repository, its password and credential files, then start the service again")
-                })?;
+                if is_pitr {
+                    let provenance = sources::pitr_into(self.plan, point, Path::new(&private)).map_err(|e| {
+                        fail(e, "check the PITR repository (docs/postgresql-pitr.md), then start the service again")
+                    })?;
+                    self.say(format!("        recovered: {provenance}"));
+                    self.zfs(&["set", &format!("{PROP_PROVENANCE}={provenance}"), &sibling])?;
+                } else {
+                    sources::restic_into(self.plan, point, Path::new(&private)).map_err(|e| {
+                        fail(e, "check the repository, its password and credential files, then start the service again")
+                    })?;
+                }
                 self.unmount(&sibling)?;
             }
         }
@@ -393,7 +412,11 @@ impl Run<'_> {
                 self.report.warnings.push(format!("{dataset}: could not set {property}={value}: {e} (ensure-datasets reports it too)"));
             }
         }
-        for property in [PROP_FILLED, PROP_SIBLING] {
+        let provenance = self
+            .props(&dataset, &[PROP_PROVENANCE])?
+            .and_then(|p| p.get(PROP_PROVENANCE).cloned())
+            .filter(|v| v != "-");
+        for property in [PROP_FILLED, PROP_SIBLING, PROP_PROVENANCE] {
             self.zfs(&["inherit", property, &dataset])?;
         }
         self.zfs(&[
@@ -417,11 +440,11 @@ impl Run<'_> {
         }
         self.ownership()?;
         self.zfs(&["set", &format!("{PROP_PRESEED}=restored"), &dataset])?;
-        self.zfs(&[
-            "set",
-            &format!("{PROP_SOURCE}={}", journal.point.label),
-            &dataset,
-        ])?;
+        let source = match provenance {
+            Some(provenance) => format!("pitr:{provenance}"),
+            None => journal.point.label.clone(),
+        };
+        self.zfs(&["set", &format!("{PROP_SOURCE}={source}"), &dataset])?;
         self.zfs(&["set", &format!("{PROP_AT}={}", rfc3339(now())), &dataset])?;
         Ok(())
     }

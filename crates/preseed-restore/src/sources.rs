@@ -94,6 +94,7 @@ pub fn ask_all(plan: &PreseedPlan, zfs: &Zfs) -> Vec<SourceAnswer> {
                         .collect()
                 }),
                 SourceSpec::Local(_) => local_points(plan, zfs, index),
+                SourceSpec::Pitr(p) => pitr_points(p, index),
                 SourceSpec::Restic(r) => restic(r, plan)
                     .snapshots()
                     .map(|snapshots| {
@@ -137,6 +138,75 @@ fn local_points(plan: &PreseedPlan, zfs: &Zfs, index: usize) -> Result<Vec<Resto
         .collect())
 }
 
+/// The PITR archive's one restore point: its newest base backup, rolled
+/// forward through every archived segment, so it is as fresh as the last
+/// archived transaction (dated now: the archive follows the cluster).
+fn pitr_points(
+    source: &zpersist_core::preseed::PitrSource,
+    index: usize,
+) -> Result<Vec<RestorePoint>, String> {
+    let contract = pitr_contract(source)?;
+    let backups = match zpersist_pitr::backend(&contract) {
+        zpersist_pitr::Backend::Local(repo) => {
+            if !repo.dir.is_dir() {
+                return Err(format!(
+                    "the PITR repository {} is not there: mount its dataset",
+                    repo.dir.display()
+                ));
+            }
+            repo.list_backups()
+        }
+        zpersist_pitr::Backend::S3(barman) => barman.list(),
+    }
+    .map_err(|e| e.to_string())?;
+    Ok(backups
+        .iter()
+        .max_by_key(|b| b.end_time)
+        .map(|newest| RestorePoint {
+            source: index,
+            label: format!("pitr:{}", newest.id),
+            created: zpersist_pitr::now(),
+            reference: newest.id.clone(),
+        })
+        .into_iter()
+        .collect())
+}
+
+fn pitr_contract(
+    source: &zpersist_core::preseed::PitrSource,
+) -> Result<zpersist_core::pitr::PitrContract, String> {
+    let text = std::fs::read_to_string(&source.contract)
+        .map_err(|e| format!("cannot read the PITR contract {}: {e}", source.contract))?;
+    zpersist_core::pitr::PitrContract::parse(&text).map_err(|problems| {
+        format!(
+            "the PITR contract {} is not valid: {}",
+            source.contract,
+            problems.join("; ")
+        )
+    })
+}
+
+/// Restores the archive's latest into `root/<dataDir>` (the sibling's
+/// private mount), recovered and cleanly stopped: the provenance.
+pub fn pitr_into(plan: &PreseedPlan, point: &RestorePoint, root: &Path) -> Result<String, String> {
+    let SourceSpec::Pitr(p) = &plan.sources[point.source] else {
+        unreachable!("pitr_into is only called for pitr points");
+    };
+    let contract = pitr_contract(p)?;
+    let mut options = zpersist_pitr::restore::Options::new(&contract, Path::new(&p.contract));
+    options.start = true;
+    options.archive = true;
+    let into = root.join(&p.data_dir);
+    zpersist_pitr::restore::restore(
+        &contract,
+        &zpersist_core::pitr::Target::Latest,
+        &into,
+        &options,
+    )
+    .map(|report| report.provenance)
+    .map_err(|failure| failure.error.to_string())
+}
+
 pub fn restic<'a>(
     source: &'a zpersist_core::preseed::ResticSource,
     plan: &PreseedPlan,
@@ -159,7 +229,7 @@ pub fn send_command(plan: &PreseedPlan, point: &RestorePoint, here: &Zfs) -> Opt
                 .send(&point.reference, &[]),
         ),
         SourceSpec::Local(_) => Some(here.send(&point.reference, &[])),
-        SourceSpec::Restic(_) => None,
+        SourceSpec::Restic(_) | SourceSpec::Pitr(_) => None,
     }
 }
 
@@ -170,7 +240,7 @@ pub fn send_argv(plan: &PreseedPlan, point: &RestorePoint) -> Option<Vec<String>
             Replica::of(r, Duration::from_secs(plan.timeout_seconds)).send_argv(&point.reference),
         ),
         SourceSpec::Local(_) => Some(vec!["zfs".into(), "send".into(), point.reference.clone()]),
-        SourceSpec::Restic(_) => None,
+        SourceSpec::Restic(_) | SourceSpec::Pitr(_) => None,
     }
 }
 

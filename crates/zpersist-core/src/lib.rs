@@ -13,6 +13,7 @@ pub mod mounted;
 pub mod name;
 pub mod observed;
 pub mod ownership;
+pub mod pitr;
 pub mod plan;
 pub mod planner;
 pub mod preseed;

@@ -38,6 +38,21 @@ pub enum SourceSpec {
     Local(LocalSource),
     /// A restic repository holding backups of the service's data directory.
     Restic(ResticSource),
+    /// PostgreSQL's point-in-time recovery archive: the newest base backup
+    /// and every archived WAL segment after it (recovery to the last
+    /// archived transaction).
+    Pitr(PitrSource),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PitrSource {
+    /// The PITR contract (`/etc/zpersist/pitr.json`).
+    pub contract: String,
+    /// Where the cluster's data directory lies below the dataset's root
+    /// (`16` for /var/lib/postgresql/16 on a dataset mounted on
+    /// /var/lib/postgresql).
+    pub data_dir: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +102,7 @@ impl SourceSpec {
             SourceSpec::Replica(r) => format!("replica:{}", r.target),
             SourceSpec::Local(_) => "local".into(),
             SourceSpec::Restic(r) => format!("restic:{}", r.name),
+            SourceSpec::Pitr(_) => "pitr".into(),
         }
     }
 }
@@ -219,6 +235,22 @@ impl PreseedPlan {
                     }
                 }
                 SourceSpec::Local(_) => {}
+                SourceSpec::Pitr(p) => {
+                    if !p.contract.starts_with('/') {
+                        problems.push(format!(
+                            "pitr: contract `{}` must be an absolute path",
+                            p.contract
+                        ));
+                    }
+                    if p.data_dir.starts_with('/')
+                        || p.data_dir.split('/').any(|c| c == ".." || c.is_empty())
+                    {
+                        problems.push(format!(
+                            "pitr: dataDir `{}` must be a relative path below the dataset's root, like `16`",
+                            p.data_dir
+                        ));
+                    }
+                }
                 SourceSpec::Restic(r) => {
                     if !r.path.starts_with('/') {
                         problems.push(format!(

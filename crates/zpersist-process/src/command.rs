@@ -47,6 +47,8 @@ pub struct Command {
     stdin: Option<Vec<u8>>,
     timeout: Option<Duration>,
     env: Vec<(OsString, OsString)>,
+    dir: Option<PathBuf>,
+    inherit_stderr: bool,
 }
 
 impl Command {
@@ -68,6 +70,8 @@ impl Command {
             stdin: None,
             timeout: None,
             env: Vec::new(),
+            dir: None,
+            inherit_stderr: false,
         }
     }
 
@@ -113,6 +117,20 @@ impl Command {
     pub fn env(mut self, name: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Command {
         self.env
             .push((name.as_ref().to_owned(), value.as_ref().to_owned()));
+        self
+    }
+
+    /// Runs in `dir` (here only).
+    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Command {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    /// Lets its stderr through to this process's stderr (a unit's journal:
+    /// progress of a long call) instead of capturing it; an error then has
+    /// no stderr tail to quote.
+    pub fn stderr_to_parent(mut self) -> Command {
+        self.inherit_stderr = true;
         self
     }
 
@@ -210,7 +228,7 @@ impl Command {
     }
 
     /// The process to start: the program itself here, ssh there.
-    pub(crate) fn std_command(&self) -> std::process::Command {
+    pub(crate) fn std_command(&self) -> (std::process::Command, bool) {
         let full = self.location.argv_for(&self.argv);
         let mut command = match (&self.location, &self.program) {
             (Location::Local, Some(path)) => std::process::Command::new(path),
@@ -219,8 +237,11 @@ impl Command {
         command.args(&full[1..]);
         if self.location.is_local() {
             command.envs(self.env.iter().map(|(k, v)| (k, v)));
+            if let Some(dir) = &self.dir {
+                command.current_dir(dir);
+            }
         }
-        command
+        (command, self.inherit_stderr)
     }
 
     /// Why it could not start, as an error of this command.
@@ -365,11 +386,17 @@ mod tests {
     }
 
     #[test]
-    fn environment_variables_reach_a_local_command() {
-        let out = Command::from_argv(&["sh", "-c", "printf %s \"$ZP_X\""])
+    fn environment_variables_and_the_directory_reach_a_local_command() {
+        let out = Command::from_argv(&["sh", "-c", "printf %s \"$ZP_X\"; pwd"])
             .env("ZP_X", "y z")
+            .current_dir("/tmp")
             .read()
             .unwrap();
-        assert_eq!(out, "y z");
+        assert_eq!(out, "y z/tmp\n");
+        let e = Command::from_argv(&["sh", "-c", "echo to-the-journal >&2; exit 2"])
+            .stderr_to_parent()
+            .run()
+            .unwrap_err();
+        assert_eq!(e.stderr(), "");
     }
 }

@@ -57,13 +57,13 @@ enum Source {
 }
 
 /// Runs `commands` (one, or two with the first's stdout piped into the
-/// second's stdin), `stdin` going to the first. With `pumped`, the bytes
+/// second's stdin; each with `true` to let its stderr through to ours), `stdin` going to the first. With `pumped`, the bytes
 /// between the two go through this process (a pump thread) instead of a
 /// kernel pipe, and `pumped` hears the running total after each chunk.
 /// `Err((index, error))` when one cannot be started (any started before it
 /// is killed and reaped).
 pub(crate) fn run(
-    commands: Vec<std::process::Command>,
+    commands: Vec<(std::process::Command, bool)>,
     stdin: Option<Vec<u8>>,
     limit: Option<Duration>,
     mut sink: Sink<'_>,
@@ -74,13 +74,17 @@ pub(crate) fn run(
     let mut group: Option<i32> = None;
     let mut children: Vec<Child> = Vec::new();
     let mut between: Option<ChildStdout> = None;
-    for (index, mut command) in commands.into_iter().enumerate() {
+    for (index, (mut command, inherit_stderr)) in commands.into_iter().enumerate() {
         match between.take() {
             Some(pipe) => command.stdin(Stdio::from(pipe)),
             None if index > 0 || stdin.is_some() => command.stdin(Stdio::piped()),
             None => command.stdin(Stdio::null()),
         };
-        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        command.stdout(Stdio::piped()).stderr(if inherit_stderr {
+            Stdio::inherit()
+        } else {
+            Stdio::piped()
+        });
         if limit.is_some() {
             // The first child leads a new group, the second joins it.
             command.process_group(group.unwrap_or(0));

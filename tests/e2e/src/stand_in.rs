@@ -43,9 +43,11 @@ let
     description = "stand-in for the ${d.name} service nixpkgs defines";
     after = [ "network.target" ];
     wantedBy = [ "multi-user.target" ];
-    serviceConfig = { ExecStart = d.exec; }
-      // lib.optionalAttrs (d.user != null) { User = d.user; }
-      // lib.optionalAttrs (d.group != null) { Group = d.group; };
+    # Over what a model of the nixpkgs module (tests/nix/model-*.nix)
+    # defines for the same unit: the stand-in's program runs instead.
+    serviceConfig = { ExecStart = lib.mkForce d.exec; Type = lib.mkForce "simple"; }
+      // lib.optionalAttrs (d.user != null) { User = lib.mkForce d.user; }
+      // lib.optionalAttrs (d.group != null) { Group = lib.mkForce d.group; };
   };
   daemons = builtins.fromJSON @DAEMONS@;
 in

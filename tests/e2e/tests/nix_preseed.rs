@@ -70,4 +70,26 @@ zpersist_e2e::nix_cases! {
     assertion_source_ambiguous => "preseed-source-ambiguous",
     assertion_no_mountpoint => "preseed-no-mountpoint",
     assertion_with_children => "preseed-with-children",
+    assertion_pitr_without_pitr => "preseed-pitr-without-pitr",
+}
+
+/// PostgreSQL preseeded from its PITR archive: the plan names the contract
+/// and where the data directory lies below the dataset's root.
+#[test]
+fn postgresql_can_be_preseeded_from_its_pitr_archive() {
+    let eval = Eval::host("forge").with_module(
+        r#"{
+  zpersist.postgresql.pitr = { enable = true; repository.local.dataset = "backup/pitr"; };
+  zpersist.services.postgresql.preseed = { enable = true; sources = [ { pitr = true; } { local = true; } ]; };
+}"#,
+    );
+    assert_eq!(eval.attr("failedAssertions"), json!([]));
+    let plan = eval.attr("config.zpersist.internal.preseedPlans.postgresql");
+    assert_eq!(
+        plan["sources"][0],
+        json!({ "pitr": { "contract": "/etc/zpersist/pitr.json", "dataDir": "16" } })
+    );
+    assert_eq!(plan["mountpoint"], "/var/lib/postgresql");
+    zpersist_core::preseed::PreseedPlan::parse(&plan.to_string())
+        .expect("preseed-restore accepts the plan the module writes");
 }

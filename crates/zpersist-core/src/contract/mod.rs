@@ -15,8 +15,10 @@
 //! | `/etc/zpersist/replication.json` | [`replication::ReplicationConfig`] | replication-lag |
 //! | `/etc/zpersist/notify-context.json` | [`notify::NotifyContext`] | zpersist-notify |
 //! | a service's preseed plan | [`crate::preseed::PreseedPlan`] | preseed-restore |
+//! | `/etc/zpersist/pitr.json` | [`crate::pitr::contract::PitrContract`] | the `pitr-*` binaries |
 //!
-//! A new contract (PITR's recovery target, say) is a module here: its structs with `deny_unknown_fields`, a `version` field,
+//! A new contract is a module here (or beside the decisions it feeds, as
+//! preseed's and PITR's are): its structs with `deny_unknown_fields`, a `version` field,
 //! `impl Contract` naming its kind, version and reader, and the rules
 //! serde cannot say in [`Contract::problems`], each with where it is and
 //! what to do. Its binary reads it with `zpersist_host::read_contract`

@@ -1,0 +1,212 @@
+//! `pitr-base-backup`: a verified base backup, published atomically, then
+//! retention.
+
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use zpersist_core::pitr::label::{end_segment, manifest_wal_end, parse_backup_label};
+use zpersist_core::pitr::retention::prunable_wal;
+use zpersist_core::pitr::target::backup_id;
+use zpersist_core::pitr::{retention, BaseBackup, PitrContract};
+use zpersist_postgres::cluster::Pg;
+use zpersist_postgres::local::LocalRepository;
+use zpersist_postgres::PgError;
+
+use crate::{backend, cluster, now, Backend, Failure};
+
+/// What a run did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupReport {
+    pub id: String,
+    pub seconds: f64,
+    /// What was checked before the backup was published.
+    pub verified: String,
+    pub kept: Vec<String>,
+    pub removed: Vec<String>,
+    pub wal_removed: usize,
+}
+
+pub fn run(contract: &PitrContract) -> Result<BackupReport, Failure> {
+    let pg = cluster(contract);
+    let limit = Duration::from_secs(contract.timeouts.base_backup_seconds);
+    let started = Instant::now();
+    match backend(contract) {
+        Backend::Local(repo) => {
+            repo.open().map_err(Failure::failed)?;
+            let mut progress = std::io::stderr();
+            let lock_path =
+                camino::Utf8PathBuf::from(format!("{}/.zpersist-lock", repo.dir.display()));
+            let _lock = zpersist_host::lock_within(
+                lock_path.clone(),
+                &mut progress,
+                Duration::from_secs(contract.timeouts.command_seconds),
+            )
+            .map_err(|e| {
+                PgError::new(
+                    "locking the repository",
+                    lock_path.to_string(),
+                    e.to_string(),
+                    "another pitr-base-backup runs; wait for it",
+                )
+            })?;
+            let leftovers = repo.remove_temporaries()?;
+            if leftovers > 0 {
+                eprintln!("removed {leftovers} leftover(s) of an interrupted run");
+            }
+            let backup = take_local(
+                &pg,
+                &repo,
+                limit,
+                Duration::from_secs(contract.timeouts.command_seconds),
+            )?;
+            let plan = retention(&repo.list_backups()?, contract.retention.policy(), now());
+            for id in &plan.remove {
+                repo.remove_backup(id)?;
+            }
+            let mut wal_removed = 0;
+            if let Some(horizon) = &plan.wal_horizon {
+                let names = repo.list_wal()?;
+                let prunable = prunable_wal(&names, horizon);
+                wal_removed = prunable.len();
+                repo.remove_wal(&prunable)?;
+            }
+            Ok(BackupReport {
+                id: backup.id,
+                seconds: started.elapsed().as_secs_f64(),
+                verified: "pg_verifybackup: every file against the manifest's SHA-256 checksums, and the WAL from its start to its end parsed from the archive".into(),
+                kept: plan.keep,
+                removed: plan.remove,
+                wal_removed,
+            })
+        }
+        Backend::S3(barman) => {
+            let before: Vec<String> = barman.list()?.into_iter().map(|b| b.id).collect();
+            barman.backup(&pg, limit)?;
+            let after = barman.list()?;
+            let new = after
+                .iter()
+                .filter(|b| !before.contains(&b.id))
+                .max_by_key(|b| b.end_time)
+                .ok_or_else(|| PgError::new("checking the new base backup", contract.repository_label(), "barman-cloud-backup succeeded but barman-cloud-backup-list shows no new completed backup", "look at the bucket; run pitr-base-backup again"))?
+                .id
+                .clone();
+            let policy = contract.retention.policy().barman();
+            barman.delete_by_policy(&policy)?;
+            let kept: Vec<String> = barman.list()?.into_iter().map(|b| b.id).collect();
+            let removed = after
+                .iter()
+                .map(|b| b.id.clone())
+                .filter(|id| !kept.contains(id))
+                .collect();
+            Ok(BackupReport {
+                id: new,
+                seconds: started.elapsed().as_secs_f64(),
+                verified: "barman-cloud-backup-list: the backup completed (status DONE)".into(),
+                kept,
+                removed,
+                wal_removed: 0,
+            })
+        }
+    }
+}
+
+fn take_local(
+    pg: &Pg,
+    repo: &LocalRepository,
+    limit: Duration,
+    wait: Duration,
+) -> Result<BaseBackup, PgError> {
+    let start_time = now();
+    let id = backup_id(start_time);
+    if repo.base_dir().join(&id).exists() {
+        return Err(PgError::new(
+            "taking a base backup",
+            repo.base_dir().join(&id).display().to_string(),
+            "a backup with this id (the start second) exists",
+            "run it again in a second",
+        ));
+    }
+    let staging = repo.staging(&id);
+    let result = (|| {
+        let data = repo.create_staging(&id)?;
+        pg.base_backup(&data, limit)?;
+        let end_micros = crate::now_micros();
+        let end_time = end_micros.div_euclid(1_000_000) + 1;
+        let read = |name: &str| {
+            let path = data.join(name);
+            fs::read_to_string(&path).map_err(|e| {
+                PgError::io(
+                    "reading the new backup",
+                    &path,
+                    &e,
+                    "pg_basebackup wrote an incomplete backup; run it again",
+                )
+            })
+        };
+        let bad = |what: &str, e: String| {
+            PgError::new(
+                "reading the new backup",
+                data.join(what).display().to_string(),
+                e,
+                "pg_basebackup wrote an unexpected file; is this PostgreSQL 13 or newer?",
+            )
+        };
+        let (start_wal, timeline) =
+            parse_backup_label(&read("backup_label")?).map_err(|e| bad("backup_label", e))?;
+        let (end_timeline, end_lsn) =
+            manifest_wal_end(&read("backup_manifest")?).map_err(|e| bad("backup_manifest", e))?;
+        let segment_size: u64 = pg
+            .query("select setting from pg_settings where name = 'wal_segment_size'")?
+            .trim()
+            .parse()
+            .map_err(|_| {
+                PgError::new(
+                    "reading wal_segment_size",
+                    pg.label(),
+                    "not a number",
+                    "is this PostgreSQL 11 or newer?",
+                )
+            })?;
+        let end_wal = end_segment(end_timeline, end_lsn, segment_size);
+        wait_archived(repo, &end_wal, wait)?;
+        pg.verify_backup(&data, &repo.wal_dir(), limit)?;
+        let backup = BaseBackup {
+            id: id.clone(),
+            start_time,
+            end_time,
+            start_wal,
+            end_wal,
+            timeline,
+            end_micros: Some(end_micros),
+            segment_size,
+        };
+        repo.publish(&backup)?;
+        Ok(backup)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_dir_all(&staging);
+    }
+    result
+}
+
+/// pg_basebackup returns once the backup's last segment is handed to the
+/// archiver; wait (bounded) until it is in the repository.
+fn wait_archived(repo: &LocalRepository, segment: &str, wait: Duration) -> Result<(), PgError> {
+    let path = repo.wal_dir().join(segment);
+    let deadline = Instant::now() + wait;
+    while !Path::new(&path).exists() {
+        if Instant::now() >= deadline {
+            return Err(PgError::new(
+                "waiting for the backup's last WAL segment to be archived",
+                path.display().to_string(),
+                format!("not archived within {} s", wait.as_secs()),
+                "archiving is failing or stuck: pg_stat_archiver and the server log say why (pitr-heartbeat reports it too)",
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}

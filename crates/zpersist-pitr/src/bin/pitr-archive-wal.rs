@@ -1,0 +1,40 @@
+//! `pitr-archive-wal --contract FILE %p %f`: PostgreSQL's archive_command.
+//! Exit 0 once the file is durably in the repository (or an identical copy
+//! already was); non-zero otherwise, and PostgreSQL retries.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use zpersist_postgres::local::Archived;
+
+/// Archive one WAL file (PostgreSQL's archive_command).
+#[derive(Parser)]
+#[command(version, about)]
+struct Args {
+    #[arg(long, default_value = zpersist_pitr::DEFAULT_CONTRACT)]
+    contract: PathBuf,
+    /// %p: the file's path, relative to the data directory.
+    path: PathBuf,
+    /// %f: the file's name.
+    name: String,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let contract = match zpersist_pitr::load_contract(&args.contract) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match zpersist_pitr::wal::archive(&contract, &args.path, &args.name) {
+        Ok(Archived::Stored) => ExitCode::SUCCESS,
+        Ok(Archived::AlreadyArchived) => {
+            eprintln!("{} is archived already, with the same contents", args.name);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            zpersist_pitr::report(&e);
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! The flows of PostgreSQL point-in-time recovery, shared by the `pitr-*`
+//! binaries and by `preseed-restore` (which calls [`restore::restore`] to
+//! bring an empty dataset back to the newest archived transaction). Each
+//! flow gathers facts through `zpersist-postgres`, asks
+//! `zpersist_core::pitr`, and acts through `zpersist-postgres` again.
+
+pub mod backup;
+pub mod drill;
+pub mod heartbeat;
+pub mod restore;
+pub mod wal;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use zpersist_core::pitr::{PitrContract, Repository};
+use zpersist_postgres::barman::Barman;
+use zpersist_postgres::cluster::Pg;
+use zpersist_postgres::local::LocalRepository;
+use zpersist_postgres::PgError;
+
+/// Where the NixOS module installs the contract.
+pub const DEFAULT_CONTRACT: &str = "/etc/zpersist/pitr.json";
+
+/// Reads the contract; a problem is printed and is exit 2 (nothing touched).
+pub fn load_contract(path: &std::path::Path) -> Result<PitrContract, ExitCode> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        eprintln!("error: cannot read the PITR contract {}: {e}", path.display());
+        eprintln!("  help: pass --contract FILE, the file zpersist's NixOS module writes ({DEFAULT_CONTRACT}); nothing was touched");
+        ExitCode::from(2)
+    })?;
+    PitrContract::parse(&text).map_err(|problems| {
+        for problem in problems {
+            eprintln!("error: {}: {}", path.display(), zpersist_core::shown(&problem));
+        }
+        eprintln!("  help: the contract is written by zpersist's NixOS module (docs/postgresql-pitr.md); nothing was touched");
+        ExitCode::from(2)
+    })
+}
+
+/// Prints an adapter error the way every zpersist binary does.
+pub fn report(e: &PgError) {
+    eprintln!("error: {}", zpersist_core::shown(&e.to_string()));
+    eprintln!("  help: {}", e.help);
+}
+
+/// Seconds since the epoch.
+pub fn now() -> i64 {
+    now_micros().div_euclid(1_000_000)
+}
+
+pub fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// The running cluster of the contract.
+pub fn cluster(contract: &PitrContract) -> Pg {
+    Pg {
+        bin: PathBuf::from(&contract.cluster.pg_bin),
+        socket_dir: contract.cluster.socket_dir.clone(),
+        port: contract.cluster.port,
+        user: contract.cluster.user.clone(),
+        database: contract.cluster.database.clone(),
+        timeout: Duration::from_secs(contract.timeouts.command_seconds),
+    }
+}
+
+/// The repository of the contract.
+pub enum Backend<'a> {
+    Local(LocalRepository),
+    S3(Barman<'a>),
+}
+
+pub fn backend(contract: &PitrContract) -> Backend<'_> {
+    match &contract.repository {
+        Repository::Local { dir } => Backend::Local(LocalRepository::new(dir)),
+        Repository::S3(s3) => Backend::S3(Barman {
+            s3,
+            run_as: contract.cluster.user.clone(),
+            timeout: Duration::from_secs(contract.timeouts.command_seconds),
+        }),
+    }
+}
+
+/// A restore or backup that failed: its exit code (1 failed, 2 bad input
+/// and nothing touched) and the error.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub error: PgError,
+}
+
+impl Failure {
+    pub fn failed(error: PgError) -> Failure {
+        Failure { code: 1, error }
+    }
+    pub fn bad_input(error: PgError) -> Failure {
+        Failure { code: 2, error }
+    }
+    pub fn exit(&self) -> ExitCode {
+        report(&self.error);
+        if self.code == 2 {
+            eprintln!("  (nothing was touched)");
+        }
+        ExitCode::from(self.code)
+    }
+}
+
+impl From<PgError> for Failure {
+    fn from(error: PgError) -> Failure {
+        Failure::failed(error)
+    }
+}

@@ -1,0 +1,440 @@
+//! `pitr-restore`: a cluster at a chosen moment, from the newest base
+//! backup before it and the archived WAL after it; optionally recovered
+//! right away and checked.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use zpersist_core::pitr::recovery::{recovery_block, RecoveryLog, BLOCK_END, BLOCK_START};
+use zpersist_core::pitr::target::{choose_base_backup, format_micros, Target};
+use zpersist_core::pitr::wal::{classify, segment_key, timeline_of, WalKind};
+use zpersist_core::pitr::{provenance, BaseBackup, PitrContract};
+use zpersist_postgres::cluster::Pg;
+use zpersist_postgres::files::{copy_tree, inspect_target, owner, prepare_target, TargetDir};
+use zpersist_postgres::run::is_root;
+use zpersist_postgres::PgError;
+
+use crate::{backend, cluster, now, Backend, Failure};
+
+/// How to restore.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Run recovery now (a throwaway server on a private socket), check the
+    /// target was reached, stop it cleanly.
+    pub start: bool,
+    /// Keep archiving on in the restored cluster: it replaces the host's
+    /// cluster (preseed). Otherwise `archive_mode = off` is written, so a
+    /// scratch copy never pushes a new timeline into the production archive.
+    pub archive: bool,
+    /// The throwaway server's port (`--start`).
+    pub port: u16,
+    /// The contract file, named in the restored cluster's restore_command.
+    pub contract_path: PathBuf,
+    /// `pitr-restore-wal`; by default beside the running binary.
+    pub restore_wal: PathBuf,
+}
+
+impl Options {
+    pub fn new(contract: &PitrContract, contract_path: &Path) -> Options {
+        let restore_wal = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(|d| d.join("pitr-restore-wal")))
+            .unwrap_or_else(|| PathBuf::from("pitr-restore-wal"));
+        Options {
+            start: false,
+            archive: false,
+            port: contract.drill.port,
+            contract_path: contract_path.to_path_buf(),
+            restore_wal,
+        }
+    }
+}
+
+/// What a restore did: what `preseed-restore` records as provenance.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreReport {
+    pub into: String,
+    pub target: Target,
+    pub backup: BaseBackup,
+    /// Whether recovery ran (`--start`).
+    pub recovered: bool,
+    /// The newest archived segment replayed (`--start` only).
+    pub last_wal: Option<String>,
+    /// The commit time of the last transaction replayed (PostgreSQL's words).
+    pub last_transaction: Option<String>,
+    /// Why recovery stopped where it did (a time target).
+    pub stopped: Option<String>,
+    /// `base backup X + last WAL replayed Y`.
+    pub provenance: String,
+    pub seconds: f64,
+}
+
+/// A server that a restore left running (the drill reads from it).
+pub struct Running {
+    pub pg: Pg,
+    pub data_dir: PathBuf,
+    pub socket_dir: PathBuf,
+    limit: Duration,
+}
+
+impl Running {
+    /// Stops it and removes its socket directory.
+    pub fn stop(self) -> Result<(), PgError> {
+        let result = self.pg.stop(&self.data_dir, self.limit);
+        let _ = fs::remove_dir_all(&self.socket_dir);
+        result
+    }
+}
+
+/// Restores, and with `options.start` leaves the recovered server running
+/// for the caller (who must [`Running::stop`] it).
+pub fn restore_running(
+    contract: &PitrContract,
+    target: &Target,
+    into: &Path,
+    options: &Options,
+) -> Result<(RestoreReport, Option<Running>), Failure> {
+    let started = Instant::now();
+    // Refusals first: nothing is touched until the backup is chosen.
+    match inspect_target(into)? {
+        TargetDir::Missing | TargetDir::Empty => {}
+        TargetDir::NotEmpty { postmaster: true } => {
+            return Err(Failure::bad_input(PgError::new(
+                "restoring",
+                into.display().to_string(),
+                "it is a cluster's data directory (postmaster.pid is there)",
+                "restore into an empty directory; never over a cluster, running or not",
+            )));
+        }
+        TargetDir::NotEmpty { postmaster: false } => {
+            return Err(Failure::bad_input(PgError::new(
+                "restoring",
+                into.display().to_string(),
+                "the directory is not empty",
+                "restore into an empty or new directory (move the old one aside first)",
+            )));
+        }
+    }
+    let pg = cluster(contract);
+    if same_path(into, Path::new(&contract.cluster.data_dir)) && pg.running(into).unwrap_or(true) {
+        return Err(Failure::bad_input(PgError::new(
+            "restoring",
+            into.display().to_string(),
+            "it is the data directory of the configured cluster, which may be running",
+            "stop PostgreSQL and move its directory aside, or restore elsewhere",
+        )));
+    }
+    let backend = backend(contract);
+    let backups = match &backend {
+        Backend::Local(repo) => {
+            if !repo.dir.is_dir() {
+                return Err(Failure::bad_input(PgError::new(
+                    "reading the repository",
+                    repo.dir.display().to_string(),
+                    "it does not exist",
+                    "mount the repository's dataset (or fix the contract's repository.local.dir)",
+                )));
+            }
+            repo.list_backups()?
+        }
+        Backend::S3(barman) => barman.list()?,
+    };
+    let backup = choose_base_backup(&backups, target, now()).map_err(|no| {
+        Failure::bad_input(PgError::new(
+            "choosing a base backup",
+            contract.repository_label(),
+            no.error,
+            no.help,
+        ))
+    })?;
+    eprintln!(
+        "restoring base backup {} into {}",
+        backup.id,
+        into.display()
+    );
+
+    // Fill the directory.
+    let limit = Duration::from_secs(contract.timeouts.restore_seconds);
+    match &backend {
+        Backend::Local(repo) => {
+            let data = repo.backup_data(&backup.id);
+            prepare_target(into, Some(owner(&data)?))?;
+            copy_tree(&data, into)?;
+        }
+        Backend::S3(barman) => {
+            let ids = user_ids(&contract.cluster.user)?;
+            prepare_target(into, ids)?;
+            barman.restore(&backup.id, into, limit)?;
+        }
+    }
+    let (uid, gid) = owner(into)?;
+    for stale in [
+        "postmaster.pid",
+        "postmaster.opts",
+        "recovery.signal",
+        "standby.signal",
+    ] {
+        let _ = fs::remove_file(into.join(stale));
+    }
+    let pg_wal = into.join("pg_wal");
+    if !pg_wal.exists() {
+        prepare_target(&pg_wal, Some((uid, gid)))?;
+    }
+    let restore_command = format!(
+        "{} --contract {} %f %p",
+        shell_quote(&options.restore_wal.display().to_string()),
+        shell_quote(&options.contract_path.display().to_string())
+    );
+    append_owned(
+        &into.join("postgresql.auto.conf"),
+        &recovery_block(target, &restore_command, options.archive),
+        uid,
+        gid,
+    )?;
+    append_owned(&into.join("recovery.signal"), "", uid, gid)?;
+
+    let mut report = RestoreReport {
+        into: into.display().to_string(),
+        target: target.clone(),
+        backup: backup.clone(),
+        recovered: false,
+        last_wal: None,
+        last_transaction: None,
+        stopped: None,
+        provenance: provenance(&backup.id, None),
+        seconds: 0.0,
+    };
+    if !options.start {
+        report.provenance = format!(
+            "base backup {} + the archived WAL PostgreSQL replays when it starts",
+            backup.id
+        );
+        report.seconds = started.elapsed().as_secs_f64();
+        return Ok((report, None));
+    }
+
+    // Recover now, on a private socket.
+    let socket_dir = std::env::temp_dir().join(format!("zpersist-pitr-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&socket_dir);
+    prepare_target(&socket_dir, Some((uid, gid)))?;
+    let private = Pg {
+        socket_dir: socket_dir.display().to_string(),
+        port: options.port,
+        ..pg.clone()
+    };
+    let log = socket_dir.join("recovery.log");
+    let running = Running {
+        pg: private.clone(),
+        data_dir: into.to_path_buf(),
+        socket_dir: socket_dir.clone(),
+        limit: Duration::from_secs(contract.timeouts.command_seconds),
+    };
+    let started_ok = private.start_private(into, &log, limit);
+    let promoted = match started_ok {
+        Ok(()) => private.wait_promoted(into, limit),
+        Err(e) => Err(e),
+    };
+    let log_text = fs::read_to_string(&log).unwrap_or_default();
+    let parsed = RecoveryLog::parse(&log_text);
+    let failure = match promoted {
+        Ok(true) => None,
+        Ok(false) | Err(_) if parsed.target_not_reached => {
+            Some(not_reached(target, &parsed, &backup, into))
+        }
+        Ok(false) => Some(PgError::new(
+            "recovering",
+            into.display().to_string(),
+            parsed
+                .fatal
+                .clone()
+                .unwrap_or_else(|| "the server ended during recovery".into()),
+            format!("its log {} says why", log.display()),
+        )),
+        Err(e) => Some(e),
+    };
+    if let Some(e) = failure {
+        let _ = running.stop();
+        eprintln!("{}", tail(&log_text, 15));
+        return Err(Failure::failed(e));
+    }
+    report.recovered = true;
+    report.last_wal = parsed.last_segment().map(str::to_string);
+    report.last_transaction = parsed.last_transaction.clone();
+    report.stopped = parsed.stopped_at.clone();
+    report.provenance = provenance(&backup.id, report.last_wal.as_deref());
+
+    // `latest` must mean everything the archive holds: a segment archived
+    // beyond the last one replayed (on that timeline) means a gap.
+    if let (Target::Latest, Backend::Local(repo)) = (target, &backend) {
+        if let Some(last) = &report.last_wal {
+            let names = repo.list_wal()?;
+            let beyond = names
+                .iter()
+                .filter(|n| {
+                    classify(n) == Some(WalKind::Segment)
+                        && timeline_of(n) == timeline_of(last)
+                        && segment_key(n) > segment_key(last)
+                })
+                .max();
+            if let Some(beyond) = beyond {
+                let _ = running.stop();
+                return Err(Failure::failed(PgError::new("recovering to latest", into.display().to_string(), format!("recovery stopped after {last}, but the archive holds {beyond}: a segment in between is missing or unreadable"), "check the archive; restore to a time before the gap, or repair the archive and restore again")));
+            }
+        }
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok((report, Some(running)))
+}
+
+/// Restores; with `options.start` the recovered server is stopped again
+/// and the recovery settings are removed (`archive_mode = off` stays
+/// unless `options.archive`). What `preseed-restore` calls:
+/// `restore(contract, &Target::Latest, sibling_data_dir, &Options { start: true, archive: true, .. })`.
+pub fn restore(
+    contract: &PitrContract,
+    target: &Target,
+    into: &Path,
+    options: &Options,
+) -> Result<RestoreReport, Failure> {
+    let (report, running) = restore_running(contract, target, into, options)?;
+    if let Some(running) = running {
+        running.stop()?;
+        finish_settings(into, options.archive)?;
+    }
+    Ok(report)
+}
+
+/// After recovery: the recovery settings go, `archive_mode = off` stays for
+/// a copy that must never archive.
+pub fn finish_settings(data_dir: &Path, archive: bool) -> Result<(), PgError> {
+    let path = data_dir.join("postgresql.auto.conf");
+    let text = fs::read_to_string(&path).map_err(|e| {
+        PgError::io(
+            "removing the recovery settings",
+            &path,
+            &e,
+            "edit the file by hand: remove zpersist's block",
+        )
+    })?;
+    let (before, rest) = text.split_once(BLOCK_START).unwrap_or((&text, ""));
+    let after = rest
+        .split_once(BLOCK_END)
+        .map(|(_, after)| after.trim_start_matches('\n'))
+        .unwrap_or("");
+    let mut out = format!("{before}{after}");
+    if !archive {
+        out.push_str("# zpersist pitr-restore: a restored copy never archives into the production repository\narchive_mode = off\n");
+    }
+    fs::write(&path, out).map_err(|e| {
+        PgError::io(
+            "removing the recovery settings",
+            &path,
+            &e,
+            "edit the file by hand",
+        )
+    })
+}
+
+fn not_reached(target: &Target, log: &RecoveryLog, backup: &BaseBackup, into: &Path) -> PgError {
+    let what = match target {
+        Target::Time(micros) => format!("the target {}", format_micros(*micros)),
+        Target::Backup(id) => format!("the end of backup {id}"),
+        Target::Latest => "the end of the archive".into(),
+    };
+    let (last, missing) = match log.last_segment() {
+        Some(last) => (
+            last.to_string(),
+            zpersist_core::pitr::wal::next_segment(last, backup.segment_size).unwrap_or_default(),
+        ),
+        None => ("none".to_string(), backup.start_wal.clone()),
+    };
+    PgError::new(
+        "recovering",
+        into.display().to_string(),
+        format!("recovery target not reached: {what} lies beyond the archived WAL; the last segment replayed is {last}, and the next one, {missing}, is not in the archive"),
+        "the archive has a gap, or the target is later than anything archived yet: restore to an earlier time, `--to latest`, or find the missing segment",
+    )
+}
+
+fn same_path(a: &Path, b: &Path) -> bool {
+    let canon = |p: &Path| fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    canon(a) == canon(b)
+}
+
+fn append_owned(path: &Path, text: &str, uid: u32, gid: u32) -> Result<(), PgError> {
+    let mut file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| {
+            PgError::io(
+                "writing the recovery settings",
+                path,
+                &e,
+                "check the restore target",
+            )
+        })?;
+    file.write_all(text.as_bytes()).map_err(|e| {
+        PgError::io(
+            "writing the recovery settings",
+            path,
+            &e,
+            "check the restore target",
+        )
+    })?;
+    file.sync_all().map_err(|e| {
+        PgError::io(
+            "writing the recovery settings",
+            path,
+            &e,
+            "check the restore target",
+        )
+    })?;
+    if is_root() {
+        std::os::unix::fs::chown(path, Some(uid), Some(gid)).map_err(|e| {
+            PgError::io(
+                "writing the recovery settings",
+                path,
+                &e,
+                "check the restore target",
+            )
+        })?;
+    }
+    Ok(())
+}
+
+fn user_ids(user: &str) -> Result<Option<(u32, u32)>, PgError> {
+    use zpersist_core::observed::HostFacts;
+    let host = zpersist_host::RealHost::new();
+    let uid = host.user_id(user).ok_or_else(|| {
+        PgError::new(
+            "looking up the cluster's user",
+            user,
+            "no such user",
+            "fix cluster.user in the contract",
+        )
+    })?;
+    let gid = host.group_id(user).unwrap_or(uid);
+    Ok(Some((uid, gid)))
+}
+
+/// A word for `sh -c`.
+fn shell_quote(text: &str) -> String {
+    if text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+=:@".contains(c))
+    {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

@@ -1,0 +1,238 @@
+//! A PostgreSQL cluster through its own programs: `psql`, `pg_basebackup`,
+//! `pg_verifybackup`, `pg_ctl`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::run::{Call, PgError};
+
+/// How to reach a cluster and run its programs.
+#[derive(Debug, Clone)]
+pub struct Pg {
+    /// The directory of PostgreSQL's programs.
+    pub bin: PathBuf,
+    pub socket_dir: String,
+    pub port: u16,
+    /// The cluster's operating-system user and superuser role.
+    pub user: String,
+    pub database: String,
+    /// Bound of a query or a status call.
+    pub timeout: Duration,
+}
+
+impl Pg {
+    fn program(&self, name: &str) -> String {
+        self.bin.join(name).display().to_string()
+    }
+
+    fn call(&self, argv: Vec<String>, limit: Duration) -> Call {
+        let mut call = Call::new(argv, limit);
+        call.run_as = Some(self.user.clone());
+        // psql and pg_basebackup read these; the contract decides, not the caller's environment.
+        call.env.insert("PGAPPNAME".into(), "zpersist-pitr".into());
+        call
+    }
+
+    /// The cluster as messages name it.
+    pub fn label(&self) -> String {
+        format!("the cluster on {} port {}", self.socket_dir, self.port)
+    }
+
+    fn connection(&self) -> Vec<String> {
+        vec![
+            "-h".into(),
+            self.socket_dir.clone(),
+            "-p".into(),
+            self.port.to_string(),
+            "-U".into(),
+            self.user.clone(),
+        ]
+    }
+
+    /// Runs SQL and gives its unaligned, tuples-only output (`|` between columns).
+    pub fn query(&self, sql: &str) -> Result<String, PgError> {
+        let mut argv = vec![
+            self.program("psql"),
+            "-X".into(),
+            "-A".into(),
+            "-t".into(),
+            "-q".into(),
+            "-v".into(),
+            "ON_ERROR_STOP=1".into(),
+        ];
+        argv.extend(self.connection());
+        argv.extend(["-d".into(), self.database.clone(), "-c".into(), sql.into()]);
+        self.call(argv, self.timeout).run(
+            "a query",
+            &self.label(),
+            "is the cluster running, and does the contract name its socket directory, port and user?",
+        )
+        .map(|out| out.trim_end_matches('\n').to_string())
+    }
+
+    /// `pg_basebackup` into `dest` (plain format, with a SHA-256 manifest,
+    /// WAL left to the archive, a fast checkpoint), its progress on stderr.
+    pub fn base_backup(&self, dest: &Path, limit: Duration) -> Result<(), PgError> {
+        let mut argv = vec![self.program("pg_basebackup")];
+        argv.extend(self.connection());
+        argv.extend(base_backup_options(dest));
+        let mut call = self.call(argv, limit);
+        call.stream_stderr = true;
+        call.run(
+            "taking a base backup",
+            &self.label(),
+            "check that the cluster runs and that its user may connect for replication (pg_hba.conf: local replication)",
+        )
+        .map(|_| ())
+    }
+
+    /// `pg_verifybackup`: every file against the manifest's checksums, and
+    /// the WAL the backup needs, parsed from `wal_dir`.
+    pub fn verify_backup(
+        &self,
+        dir: &Path,
+        wal_dir: &Path,
+        limit: Duration,
+    ) -> Result<(), PgError> {
+        let argv = vec![
+            self.program("pg_verifybackup"),
+            "--quiet".into(),
+            "-w".into(),
+            wal_dir.display().to_string(),
+            dir.display().to_string(),
+        ];
+        // It runs pg_waldump from its own directory.
+        self.call(argv, limit).run(
+            "verifying a base backup",
+            &dir.display().to_string(),
+            "the backup does not match its manifest or its WAL is not archived; it was not published. Take a new one, and check the archive (pitr-heartbeat reports its health)",
+        )
+        .map(|_| ())
+    }
+
+    /// Is a postmaster running on `data_dir` (`pg_ctl status`)?
+    pub fn running(&self, data_dir: &Path) -> Result<bool, PgError> {
+        let argv = vec![
+            self.program("pg_ctl"),
+            "status".into(),
+            "-D".into(),
+            data_dir.display().to_string(),
+        ];
+        let (status, _, stderr) = self.call(argv, self.timeout).run_unchecked(
+            "checking for a running server",
+            &data_dir.display().to_string(),
+            "check the directory's permissions",
+        )?;
+        match status {
+            Some(0) => Ok(true),
+            Some(3) | Some(4) => Ok(false),
+            _ => Err(PgError::new(
+                "checking for a running server",
+                data_dir.display().to_string(),
+                format!("pg_ctl status failed: {}", stderr.trim()),
+                "check the directory's permissions",
+            )),
+        }
+    }
+
+    /// Starts a throwaway server on `data_dir`: no TCP, a private socket
+    /// directory and port, its log in `log`. Returns when it accepts
+    /// connections or has ended.
+    pub fn start_private(
+        &self,
+        data_dir: &Path,
+        log: &Path,
+        limit: Duration,
+    ) -> Result<(), PgError> {
+        let options = format!(
+            "-c listen_addresses='' -c unix_socket_directories='{}' -c port={}",
+            self.socket_dir, self.port
+        );
+        let argv = vec![
+            self.program("pg_ctl"),
+            "start".into(),
+            "-w".into(),
+            "-t".into(),
+            limit.as_secs().max(1).to_string(),
+            "-D".into(),
+            data_dir.display().to_string(),
+            "-l".into(),
+            log.display().to_string(),
+            "-o".into(),
+            options,
+        ];
+        self.call(argv, limit + Duration::from_secs(10))
+            .run(
+                "starting the restored cluster",
+                &data_dir.display().to_string(),
+                &format!("its log {} says why", log.display()),
+            )
+            .map(|_| ())
+    }
+
+    /// Stops the server on `data_dir` (fast: clients are disconnected, a
+    /// shutdown checkpoint is written).
+    pub fn stop(&self, data_dir: &Path, limit: Duration) -> Result<(), PgError> {
+        let argv = vec![
+            self.program("pg_ctl"),
+            "stop".into(),
+            "-m".into(),
+            "fast".into(),
+            "-w".into(),
+            "-t".into(),
+            limit.as_secs().max(1).to_string(),
+            "-D".into(),
+            data_dir.display().to_string(),
+        ];
+        self.call(argv, limit + Duration::from_secs(10))
+            .run(
+                "stopping the restored cluster",
+                &data_dir.display().to_string(),
+                "stop it by hand: pg_ctl stop -D DIR -m immediate",
+            )
+            .map(|_| ())
+    }
+
+    /// Waits until recovery has ended (`pg_is_in_recovery()` is false) or
+    /// `limit` passes; `Ok(false)` when the server went away meanwhile.
+    pub fn wait_promoted(&self, data_dir: &Path, limit: Duration) -> Result<bool, PgError> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if !data_dir.join("postmaster.pid").exists() {
+                return Ok(false);
+            }
+            match self.query("select pg_is_in_recovery()") {
+                Ok(answer) if answer.trim() == "f" => return Ok(true),
+                Ok(_) => {}
+                Err(e) if Instant::now() >= deadline => return Err(e),
+                Err(_) => {}
+            }
+            if Instant::now() >= deadline {
+                return Err(PgError::new(
+                    "waiting for recovery to end",
+                    self.label(),
+                    format!("still recovering after {} s", limit.as_secs()),
+                    "the archive may be large; raise timeouts.restoreSeconds, or look at the server log",
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// pg_basebackup's options after the connection (the benchmark runs the
+/// same ones raw).
+pub fn base_backup_options(dest: &Path) -> Vec<String> {
+    vec![
+        "-D".into(),
+        dest.display().to_string(),
+        "-Fp".into(),
+        "-X".into(),
+        "none".into(),
+        "-c".into(),
+        "fast".into(),
+        "--manifest-checksums=SHA256".into(),
+        "--no-password".into(),
+        "--progress".into(),
+    ]
+}
