@@ -6,12 +6,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use camino::Utf8Path;
-use zpersist_core::plan::parse_mode;
+use zpersist_core::ownership::parse_mode;
 use zpersist_core::planner::{
     blocked_by, plan_actions_knowing, properties_to_observe, ALWAYS_OBSERVED,
 };
+use zpersist_core::Diagnostic;
 use zpersist_core::{Action, Outcome, Plan};
 use zpersist_host::RealHost;
+use zpersist_report::{render, render_error};
 use zpersist_zfs::{Zfs, ZfsError};
 
 use crate::report::{ActionReport, ProblemReport, Report, Status};
@@ -39,7 +41,7 @@ pub fn run(
         }
     };
     let fail = |report: &mut Report, say: &mut dyn FnMut(String), message: String, help: &str| {
-        say(format!("error: {message}\n  help: {help}"));
+        say(render_error(&message, help));
         report.errors.push(format!("{message} ({help})"));
     };
 
@@ -49,7 +51,7 @@ pub fn run(
             fail(
                 &mut report,
                 &mut say,
-                e.message,
+                e.message(),
                 "put the `zfs` command on PATH",
             );
             say(report.summary());
@@ -129,7 +131,7 @@ pub fn run(
                 error: None,
             }),
             Err(message) => {
-                say(format!("error: {message}"));
+                say(render(&Diagnostic::new(&message)));
                 failed.push(action.clone());
                 report.actions.push(ActionReport {
                     action,
@@ -141,10 +143,7 @@ pub fn run(
     }
     for problem in outcome.problems {
         let problem = ProblemReport::from(problem);
-        say(format!(
-            "error: {}\n  help: {}",
-            problem.message, problem.help
-        ));
+        say(render_error(&problem.message, &problem.help));
         report.problems.push(problem);
     }
     say(report.summary());
@@ -156,18 +155,19 @@ pub fn run(
 /// snapshots, no other datasets); anything to do is decided again with the
 /// whole pool in view, so a new mountpoint is checked against every
 /// dataset, declared or not.
-fn observe_and_plan(zfs: &Zfs, plan: &Plan) -> Result<Outcome, ZfsError> {
+fn observe_and_plan(zfs: &Zfs, plan: &Plan) -> Result<Outcome, String> {
     let mut properties = properties_to_observe(plan);
     let mut unknown = BTreeSet::new();
     let host = RealHost::new();
     let (named, missing) = read_known(&mut properties, &mut unknown, |props| {
         zfs.observe_named(&plan.datasets_and_ancestors(), props)
-    })?;
+    })
+    .map_err(|e| e.to_string())?;
     if missing.contains(&plan.pool) {
-        return Err(ZfsError {
-            argv: vec!["zfs".into(), "get".into()],
-            message: format!("cannot open '{}': dataset does not exist", plan.pool),
-        });
+        return Err(format!(
+            "cannot open '{}': dataset does not exist",
+            plan.pool
+        ));
     }
     let outcome = plan_actions_knowing(plan, &named, &host, &unknown);
     if outcome.actions.is_empty() && outcome.problems.is_empty() {
@@ -175,7 +175,8 @@ fn observe_and_plan(zfs: &Zfs, plan: &Plan) -> Result<Outcome, ZfsError> {
     }
     let whole = read_known(&mut properties, &mut unknown, |props| {
         zfs.observe(&plan.pool, props)
-    })?;
+    })
+    .map_err(|e| e.to_string())?;
     Ok(plan_actions_knowing(plan, &whole, &host, &unknown))
 }
 
@@ -191,7 +192,7 @@ fn read_known<T>(
     loop {
         match read(properties) {
             Err(e) => {
-                let Some(property) = zpersist_zfs::unknown_property(&e.message)
+                let Some(property) = zpersist_zfs::unknown_property(e.stderr())
                     .filter(|p| !ALWAYS_OBSERVED.contains(p))
                     .filter(|p| properties.iter().any(|q| q == p))
                     .map(str::to_string)
@@ -247,10 +248,10 @@ fn carry_out(zfs: &Zfs, action: &Action) -> Result<(), String> {
     }
 }
 
-fn observe_help(pool: &str, e: &ZfsError) -> String {
-    if e.message.contains("does not exist") || e.message.contains("no such pool") {
+fn observe_help(pool: &str, e: &str) -> String {
+    if e.contains("does not exist") || e.contains("no such pool") {
         format!("import the pool first (`zpool import {pool}`), or fix `pool` in the plan")
-    } else if e.message.contains("invalid property") || e.message.contains("bad property list") {
+    } else if e.contains("invalid property") || e.contains("bad property list") {
         "this ZFS does not know a property the plan declares; remove it or upgrade ZFS".into()
     } else {
         "check that ZFS is running (`zpool status`) and try again".into()

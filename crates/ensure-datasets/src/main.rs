@@ -6,12 +6,12 @@
 mod apply;
 mod report;
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use camino::Utf8PathBuf;
 use clap::Parser;
 use zpersist_core::Plan;
+use zpersist_report::{JsonFlag, Reporter};
 
 /// Make a pool's datasets match a declared plan (docs/plan-format.md).
 #[derive(Debug, Parser)]
@@ -23,9 +23,9 @@ struct Args {
     /// Print the actions a run would take, and change nothing.
     #[arg(long)]
     dry_run: bool,
-    /// Print a machine-readable report (actions, drift, problems) instead of text.
-    #[arg(long)]
-    json: bool,
+    // --json: the report (actions, drift, problems) as JSON instead of text.
+    #[command(flatten)]
+    output: JsonFlag,
     /// The lock that keeps two runs on one pool apart
     /// [default: /run/zpersist/ensure-datasets-POOL.lock].
     #[arg(long)]
@@ -36,31 +36,22 @@ struct Args {
     lock_timeout: u64,
 }
 
-const EXIT_FAILED: u8 = 1;
-const EXIT_BAD_INPUT: u8 = 2;
-
 fn main() -> ExitCode {
     let args = Args::parse();
-    let text = match std::fs::read_to_string(&args.plan) {
-        Ok(text) => text,
-        Err(e) => {
-            eprintln!("error: cannot read the plan {}: {e}", args.plan);
-            eprintln!("  help: pass the path of a plan file (docs/plan-format.md) with --plan");
-            return ExitCode::from(EXIT_BAD_INPUT);
-        }
-    };
-    let plan = match Plan::parse(&text) {
+    let json = args.output.json;
+    let mut reporter = Reporter::new("ensure-datasets", json);
+    let plan = match zpersist_host::read_contract::<Plan>(args.plan.as_std_path()) {
         Ok(plan) => plan,
-        Err(invalid) => {
-            for problem in &invalid.problems {
-                eprintln!("error: {}: {problem}", args.plan);
-            }
-            eprintln!(
-                "ensure-datasets: {} has {} problem(s); nothing was changed (docs/plan-format.md describes the format)",
-                args.plan,
-                invalid.problems.len()
-            );
-            return ExitCode::from(EXIT_BAD_INPUT);
+        Err(problems) => {
+            return reporter.bad_input(
+                &problems,
+                "docs/plan-format.md describes the plan; the NixOS module writes it (zpersist.datasets), or pass another with --plan",
+                &format!(
+                    "{} has {} problem(s); nothing was changed",
+                    args.plan,
+                    problems.len()
+                ),
+            )
         }
     };
     let lock_file = args.lock_file.clone().unwrap_or_else(|| {
@@ -72,14 +63,14 @@ fn main() -> ExitCode {
         args.dry_run,
         &lock_file,
         std::time::Duration::from_secs(args.lock_timeout),
-        if args.json { None } else { Some(&mut out) },
+        if json { None } else { Some(&mut out) },
     );
-    if args.json {
-        let _ = writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&report).expect("report serialises")
-        );
+    drop(out);
+    if json {
+        reporter.document(&report);
     }
-    ExitCode::from(if report.succeeded() { 0 } else { EXIT_FAILED })
+    if !report.succeeded() {
+        reporter.mark_failed();
+    }
+    reporter.exit_code()
 }

@@ -69,7 +69,7 @@ pub fn migrate(target: &MigrationTarget, options: &Options) -> Report {
     let report = Report::new(target, options.dry_run);
     let zfs = match Zfs::from_path() {
         Ok(zfs) => zfs,
-        Err(e) => return report.fail(e.message, "install ZFS and run again"),
+        Err(e) => return report.fail(e.message(), "install ZFS and run again"),
     };
     if copy::rsync_program().is_err() {
         return report.fail(
@@ -331,7 +331,7 @@ pub fn cleanup(target: &MigrationTarget, options: &Options) -> Report {
     let mut report = Report::new(target, options.dry_run);
     let zfs = match Zfs::from_path() {
         Ok(zfs) => zfs,
-        Err(e) => return report.fail(e.message, "install ZFS and run again"),
+        Err(e) => return report.fail(e.message(), "install ZFS and run again"),
     };
     let _lock = match lock_unless_dry_run(target, options) {
         Ok(lock) => lock,

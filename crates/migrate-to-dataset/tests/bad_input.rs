@@ -52,7 +52,7 @@ fn a_bad_services_file_is_refused_before_zfs_runs() {
         (
             "version.json",
             GOOD.replace("\"version\":1", "\"version\":2"),
-            "unknown version 2",
+            "version 2 is not supported",
         ),
         (
             "field.json",

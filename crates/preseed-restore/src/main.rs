@@ -15,6 +15,7 @@ use std::time::Duration;
 use camino::Utf8PathBuf;
 use clap::Parser;
 use zpersist_core::preseed::PreseedPlan;
+use zpersist_report::{JsonFlag, Reporter};
 
 /// Restore a service's empty dataset before it starts (docs/preseed.md).
 #[derive(Debug, Parser)]
@@ -26,9 +27,9 @@ struct Args {
     /// Say what would be done (and the same restore by hand), change nothing.
     #[arg(long)]
     dry_run: bool,
-    /// Print the report as JSON instead of text.
-    #[arg(long)]
-    json: bool,
+    // --json: the report as JSON instead of text.
+    #[command(flatten)]
+    output: JsonFlag,
     /// How long to wait for another run of this service's preseed.
     #[arg(long, value_name = "SECONDS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     lock_timeout: u64,
@@ -36,35 +37,26 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let text = match std::fs::read_to_string(&args.plan) {
-        Ok(text) => text,
-        Err(e) => {
-            eprintln!("error: cannot read the preseed plan {}: {e}", args.plan);
-            eprintln!("  help: pass the plan the NixOS module writes (zpersist-<service>-preseed.service names it)");
-            return ExitCode::from(2);
-        }
-    };
-    let plan = match PreseedPlan::parse(&text) {
+    let json = args.output.json;
+    let mut reporter = Reporter::new("preseed-restore", json);
+    let plan = match zpersist_host::read_contract::<PreseedPlan>(args.plan.as_std_path()) {
         Ok(plan) => plan,
         Err(problems) => {
-            for problem in &problems {
-                eprintln!("error: {}: {}", args.plan, zpersist_core::shown(problem));
-            }
-            eprintln!("  help: the plan is written by zpersist's NixOS module (docs/preseed.md); nothing was touched");
-            return ExitCode::from(2);
+            return reporter.bad_input(
+                &problems,
+                "the plan is written by zpersist's NixOS module (docs/preseed.md; zpersist-<service>-preseed.service names it)",
+                "nothing was touched",
+            )
         }
     };
     let options = restore::Options {
         dry_run: args.dry_run,
         lock_timeout: Duration::from_secs(args.lock_timeout),
-        text: !args.json,
+        text: !json,
     };
     let report = restore::run(&plan, &options);
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("a report serialises")
-        );
+    if json {
+        reporter.document(&report);
     } else {
         for source in &report.sources {
             match (&source.error, &source.newest) {
@@ -83,11 +75,10 @@ fn main() -> ExitCode {
         }
     }
     if let (Some(error), Some(help)) = (&report.error, &report.help) {
-        eprintln!("error: {error}");
-        eprintln!("  help: {help}");
-        return ExitCode::from(1);
+        reporter.fail(error, help);
+        return reporter.exit_code();
     }
-    if !args.json {
+    if !json {
         println!(
             "preseed-restore: {}: {}{}",
             report.service,

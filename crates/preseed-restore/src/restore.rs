@@ -2,10 +2,9 @@
 //! steps zpersist_core::preseed gives, journaling each.
 
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use camino::Utf8PathBuf;
@@ -20,6 +19,7 @@ use zpersist_core::property::is_create_only;
 use zpersist_core::time::rfc3339;
 use zpersist_host::failpoint::Failpoints;
 use zpersist_host::manifest::holds_data;
+use zpersist_process::Command;
 use zpersist_zfs::dataset::{is_busy, mount_retrying, unmount_retrying};
 use zpersist_zfs::Zfs;
 
@@ -260,21 +260,39 @@ impl Run<'_> {
         let sibling = self.plan.sibling();
         let point = &journal.point;
         let private = self.private_mount();
-        match sources::send_argv(self.plan, point) {
+        match sources::send_command(self.plan, point, &self.zfs) {
             Some(send) => {
                 self.say(format!("fill    {sibling} from {}", point.label));
-                let receive = vec![
-                    "zfs".to_string(),
-                    "receive".into(),
-                    "-u".into(),
-                    sibling.clone(),
-                ];
-                pipe(&send, &receive, self.options.text).map_err(|e| {
-                    fail(
-                        format!("receiving {} into {sibling}: {e}", point.label),
-                        "the source or this pool failed mid-stream; fix it and start the service again: the restore starts this stream over",
-                    )
-                })?;
+                let receive = self.zfs.receive(&sibling, &["-u"]);
+                // The stream is copied through here, so that progress can
+                // be shown in bytes (and a test can crash mid-stream); both
+                // exit statuses are checked, the error names the side.
+                let progress = self.options.text;
+                let started = Instant::now();
+                let mut last = Instant::now();
+                let mut failpoint_pending = true;
+                send.pipe(receive)
+                    .pump(&mut |total| {
+                        if failpoint_pending {
+                            failpoint_pending = false;
+                            failpoint("during", "fill");
+                        }
+                        if progress && last.elapsed() >= Duration::from_secs(5) {
+                            last = Instant::now();
+                            let secs = started.elapsed().as_secs_f64().max(0.001);
+                            println!(
+                                "        {} received ({}/s)",
+                                human(total),
+                                human((total as f64 / secs) as u64)
+                            );
+                        }
+                    })
+                    .map_err(|e| {
+                        fail(
+                            format!("receiving {} into {sibling}: {e}", point.label),
+                            "the source or this pool failed mid-stream; fix it and start the service again: the restore starts this stream over",
+                        )
+                    })?;
                 self.zfs(&[
                     "set",
                     &format!("{PROP_SIBLING}={}", self.plan.service),
@@ -746,7 +764,7 @@ fn source_reports(
 
 /// The same restore as commands a person runs (docs/runbooks/restore-service.md).
 fn by_hand(plan: &PreseedPlan, point: &RestorePoint) -> Vec<String> {
-    let q = |argv: &[String]| zpersist_ssh::remote_command(argv);
+    let q = |argv: &[String]| zpersist_process::display_argv(argv);
     let sibling = plan.sibling();
     let mut lines = vec![format!(
         "systemctl stop {} units (they are not running before their preseed)",
@@ -756,17 +774,17 @@ fn by_hand(plan: &PreseedPlan, point: &RestorePoint) -> Vec<String> {
         Some(send) => lines.push(format!(
             "{} | zfs receive -u {}",
             q(&send),
-            zpersist_ssh::shell_quote(&sibling)
+            zpersist_process::shell_quote(&sibling)
         )),
         None => {
             if let SourceSpec::Restic(r) = &plan.sources[point.source] {
                 lines.push(format!("zfs create -o canmount=noauto -o mountpoint=/mnt/restore {sibling} && zfs mount {sibling}"));
                 lines.push(format!(
                     "restic -r {} --password-file {} restore {} --target /mnt/restore/.staging --include {}",
-                    zpersist_ssh::shell_quote(&r.repository),
-                    zpersist_ssh::shell_quote(&r.password_file),
+                    zpersist_process::shell_quote(&r.repository),
+                    zpersist_process::shell_quote(&r.password_file),
                     point.reference,
-                    zpersist_ssh::shell_quote(&r.path)
+                    zpersist_process::shell_quote(&r.path)
                 ));
                 lines.push(format!("mv /mnt/restore/.staging{}/* /mnt/restore/ && rmdir -p --ignore-fail-on-non-empty /mnt/restore/.staging{} ; zfs unmount {sibling}", r.path, r.path));
             }
@@ -814,13 +832,9 @@ pub fn run(plan: &PreseedPlan, options: &Options) -> Report {
 }
 
 fn pool_health(pool: &str) -> Result<String, Failure> {
-    let out = duct::cmd("zpool", ["list", "-H", "-o", "health", pool])
-        .stdin_null()
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .run()
-        .map_err(|e| fail(format!("cannot run zpool: {e}"), "install ZFS"))?;
+    let out = Command::from_argv(&["zpool", "list", "-H", "-o", "health", pool])
+        .output()
+        .map_err(|e| fail(format!("cannot run zpool: {}", e.message()), "install ZFS"))?;
     if !out.status.success() {
         return Err(fail(
             format!(
@@ -885,7 +899,7 @@ fn stop_receives_into(sibling: &str) {
         }
     }
     for pid in &pids {
-        let _ = Command::new("kill").arg(pid.to_string()).status();
+        let _ = Command::from_argv(&["kill", &pid.to_string()]).output();
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     while pids
@@ -895,101 +909,6 @@ fn stop_receives_into(sibling: &str) {
     {
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// `send | receive`, the bytes pumped through here so that progress can be
-/// shown and each side's failure named. Both exit statuses are checked.
-fn pipe(send: &[String], receive: &[String], progress: bool) -> Result<u64, String> {
-    let mut sender = Command::new(&send[0])
-        .args(&send[1..])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", send[0]))?;
-    let mut receiver = Command::new(&receive[0])
-        .args(&receive[1..])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", receive[0]))?;
-    let mut from = sender.stdout.take().expect("piped");
-    let mut to = receiver.stdin.take().expect("piped");
-    let mut send_err = sender.stderr.take().expect("piped");
-    let mut recv_err = receiver.stderr.take().expect("piped");
-    let send_errors = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = send_err.read_to_string(&mut s);
-        s
-    });
-    let recv_errors = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = recv_err.read_to_string(&mut s);
-        s
-    });
-    let started = Instant::now();
-    let mut last = Instant::now();
-    let mut total: u64 = 0;
-    let mut buffer = vec![0u8; 1 << 20];
-    let mut pump_error = None;
-    let mut failpoint_pending = true;
-    loop {
-        match from.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => {
-                if let Err(e) = to.write_all(&buffer[..n]) {
-                    pump_error = Some(format!("the receiving side stopped reading: {e}"));
-                    break;
-                }
-                total += n as u64;
-                if failpoint_pending {
-                    failpoint_pending = false;
-                    failpoint("during", "fill");
-                }
-                if progress && last.elapsed() >= Duration::from_secs(5) {
-                    last = Instant::now();
-                    let secs = started.elapsed().as_secs_f64().max(0.001);
-                    println!(
-                        "        {} received ({}/s)",
-                        human(total),
-                        human((total as f64 / secs) as u64)
-                    );
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                pump_error = Some(format!("reading the stream: {e}"));
-                break;
-            }
-        }
-    }
-    drop(to);
-    if pump_error.is_some() {
-        let _ = sender.kill();
-    }
-    let send_status = sender.wait().map_err(|e| e.to_string())?;
-    let recv_status = receiver.wait().map_err(|e| e.to_string())?;
-    let send_stderr = send_errors.join().unwrap_or_default();
-    let recv_stderr = recv_errors.join().unwrap_or_default();
-    if !send_status.success() {
-        return Err(format!(
-            "the sending side ({}) failed, {send_status}: {}",
-            zpersist_ssh::remote_command(send),
-            send_stderr.trim()
-        ));
-    }
-    if !recv_status.success() {
-        return Err(format!(
-            "the receiving side ({}) failed, {recv_status}: {}",
-            zpersist_ssh::remote_command(receive),
-            recv_stderr.trim()
-        ));
-    }
-    if let Some(e) = pump_error {
-        return Err(e);
-    }
-    Ok(total)
 }
 
 fn human(bytes: u64) -> String {

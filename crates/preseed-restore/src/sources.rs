@@ -6,93 +6,71 @@ use std::time::Duration;
 
 use zpersist_core::preseed::{PreseedPlan, ReplicaSource, RestorePoint, SourceAnswer, SourceSpec};
 use zpersist_core::replication::Snapshot;
+use zpersist_process::{Command, Location, SshTarget};
 use zpersist_restic::Repository;
-use zpersist_ssh::SshTarget;
-use zpersist_zfs::{parse_snapshots, says_dataset_missing, snapshots_argv, Zfs};
+use zpersist_zfs::Zfs;
 
-/// Where a replica's copy lives: this host's zfs, or a pinned ssh target.
-pub enum Replica<'a> {
-    Local(&'a ReplicaSource),
-    Remote(&'a ReplicaSource, SshTarget),
+/// Where a replica's copy lives: this host, or a pinned ssh target.
+pub struct Replica<'a> {
+    source: &'a ReplicaSource,
+    location: Location,
 }
 
 impl<'a> Replica<'a> {
     pub fn of(source: &'a ReplicaSource, timeout: Duration) -> Replica<'a> {
-        match &source.host {
-            None => Replica::Local(source),
-            Some(host) => Replica::Remote(
-                source,
-                SshTarget {
-                    host: host.clone(),
-                    port: source.port.unwrap_or(22),
-                    user: source.user.clone().unwrap_or_default(),
-                    identity_file: source.ssh_key.clone().unwrap_or_default(),
-                    known_hosts: source.known_hosts.clone().unwrap_or_default(),
-                    timeout,
-                },
-            ),
-        }
+        let location = match &source.host {
+            None => Location::Local,
+            Some(host) => Location::Ssh(SshTarget {
+                host: host.clone(),
+                port: source.port.unwrap_or(22),
+                user: source.user.clone().unwrap_or_default(),
+                identity_file: source.ssh_key.clone().unwrap_or_default(),
+                known_hosts: source.known_hosts.clone().unwrap_or_default(),
+                timeout,
+            }),
+        };
+        Replica { source, location }
     }
 
-    fn source(&self) -> &ReplicaSource {
-        match self {
-            Replica::Local(s) | Replica::Remote(s, _) => s,
-        }
-    }
-
-    /// `zfs ARGS` where the replica is: stdout, or the error as one line.
-    fn zfs(&self, zfs: &Zfs, args: &[String]) -> Result<String, String> {
-        match self {
-            Replica::Local(_) => zfs.run(args).map_err(|e| e.to_string()),
-            Replica::Remote(_, ssh) => {
-                let mut remote = vec!["zfs".to_string()];
-                remote.extend(args.iter().cloned());
-                ssh.run(&remote).map_err(|e| e.to_string())
-            }
+    /// The zfs where the replica is: this host's, or the one over ssh.
+    fn zfs(&self, here: &Zfs) -> Zfs {
+        match &self.location {
+            Location::Local => here.clone(),
+            remote => Zfs::at(remote.clone()).unwrap_or_else(|_| here.clone()),
         }
     }
 
     /// The copy's snapshots; an empty list when the copy does not exist but
     /// its pool does (never replicated), an error when the pool is missing
     /// or the host cannot be asked (that is not "no data").
-    fn snapshots(&self, zfs: &Zfs) -> Result<Vec<Snapshot>, String> {
-        let dataset = &self.source().dataset;
-        let argv = snapshots_argv(dataset);
-        match self.zfs(zfs, &argv[1..]) {
-            Ok(out) => parse_snapshots(dataset, &out),
-            Err(e) if says_dataset_missing(&e) => {
+    fn snapshots(&self, here: &Zfs) -> Result<Vec<Snapshot>, String> {
+        let dataset = &self.source.dataset;
+        let zfs = self.zfs(here);
+        match zfs.snapshots(dataset).map_err(|e| e.to_string())? {
+            Some(snapshots) => Ok(snapshots),
+            None => {
                 let pool = zpersist_core::name::pool_of(dataset).to_string();
-                match self.zfs(
-                    zfs,
-                    &[
-                        "list".into(),
-                        "-H".into(),
-                        "-o".into(),
-                        "name".into(),
-                        pool.clone(),
-                    ],
-                ) {
-                    Ok(_) => Ok(Vec::new()),
+                match zfs.exists(&pool) {
+                    Ok(true) => Ok(Vec::new()),
+                    Ok(false) => Err(format!(
+                        "its pool {pool} is not there (on {}): import it, or fix the target",
+                        self.location
+                    )),
                     Err(e) => Err(format!(
                         "its pool {pool} is not there ({e}): import it, or fix the target"
                     )),
                 }
             }
-            Err(e) => Err(e),
         }
     }
 
     /// `zfs send SNAPSHOT` as argv, where the replica is.
     pub fn send_argv(&self, snapshot: &str) -> Vec<String> {
-        let send = ["zfs".to_string(), "send".into(), snapshot.to_string()];
-        match self {
-            Replica::Local(_) => send.to_vec(),
-            Replica::Remote(_, ssh) => {
-                let mut argv = vec!["ssh".to_string()];
-                argv.extend(ssh.argv(&send));
-                argv
-            }
-        }
+        self.location
+            .argv_for(&["zfs", "send", snapshot])
+            .into_iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
     }
 }
 
@@ -238,6 +216,20 @@ pub fn restic<'a>(
         timeout: Duration::from_secs(plan.timeout_seconds),
         // The unit's TimeoutStartSec bounds a whole restore.
         restore_timeout: Duration::from_secs(86_400),
+    }
+}
+
+/// The sending side for a snapshot point (replica or local), not run yet:
+/// `zfs send` where the snapshot is (`here` is this host's zfs).
+pub fn send_command(plan: &PreseedPlan, point: &RestorePoint, here: &Zfs) -> Option<Command> {
+    match &plan.sources[point.source] {
+        SourceSpec::Replica(r) => Some(
+            Replica::of(r, Duration::from_secs(plan.timeout_seconds))
+                .zfs(here)
+                .send(&point.reference, &[]),
+        ),
+        SourceSpec::Local(_) => Some(here.send(&point.reference, &[])),
+        SourceSpec::Restic(_) | SourceSpec::Pitr(_) => None,
     }
 }
 

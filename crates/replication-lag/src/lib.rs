@@ -2,8 +2,8 @@
 //! the newest snapshot it holds against the newest local one.
 //!
 //! - [`config`]: /etc/zpersist/replication.json as the NixOS module renders it;
-//! - [`listing`]: the snapshots here and on a target (zpersist-zfs's listing,
-//!   over zpersist-ssh for a remote target);
+//! - [`listing`]: the snapshots here and on a target (zpersist-zfs's typed
+//!   listing at the target's `Location`: here, or over the pinned ssh);
 //! - [`report`]: the measurements and the Prometheus textfile (pure).
 //!
 //! The comparison itself is zpersist-core's `replication::measure`.

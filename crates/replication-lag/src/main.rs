@@ -8,15 +8,17 @@
 //! 2: bad arguments or config (nothing ran).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use replication_lag::config::{Config, DEFAULT_TIMEOUT_SECONDS};
+use replication_lag::config::{Config, TargetLocation, DEFAULT_TIMEOUT_SECONDS};
 use replication_lag::listing;
 use replication_lag::report::{self, Measurement};
 use zpersist_core::replication::{self, SnapshotRef};
-use zpersist_host::seconds;
+use zpersist_process::seconds;
+use zpersist_report::{Diagnostic, JsonFlag, Reporter};
 use zpersist_zfs::Zfs;
 
 #[derive(Parser)]
@@ -38,9 +40,9 @@ struct Args {
     /// (overrides the config's timeoutSeconds; default 60).
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     timeout: Option<u64>,
-    /// Print the measurements as JSON instead of lines.
-    #[arg(long)]
-    json: bool,
+    // --json: the measurements as JSON instead of lines.
+    #[command(flatten)]
+    output: JsonFlag,
 }
 
 fn describe(m: &Measurement) -> String {
@@ -66,17 +68,15 @@ fn describe(m: &Measurement) -> String {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let config = match std::fs::read_to_string(&args.config)
-        .map_err(|e| format!("cannot read {}: {e}", args.config))
-        .and_then(|t| {
-            Config::parse(&t)
-                .map_err(|e| format!("{} is not a valid replication config: {e}", args.config))
-        }) {
+    let mut reporter = Reporter::new("replication-lag", args.output.json);
+    let config = match zpersist_host::read_contract::<Config>(Path::new(&args.config)) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            eprintln!("help: the file is rendered by the zpersist NixOS module (zpersist.replication); rebuild the system or pass --config FILE");
-            return ExitCode::from(2);
+        Err(problems) => {
+            return reporter.bad_input(
+                &problems,
+                "the file is rendered by the zpersist NixOS module (zpersist.replication); rebuild the system or pass --config FILE",
+                "nothing was checked",
+            )
         }
     };
     let identifiers: Vec<String> = config
@@ -101,7 +101,12 @@ fn main() -> ExitCode {
     let mut measurements = Vec::new();
     for (i, pair) in config.datasets.iter().enumerate() {
         let target = &config.targets[&pair.target];
-        eprintln!("[{}/{total}] {} on {} ...", i + 1, pair.source, pair.target);
+        reporter.note(format!(
+            "[{}/{total}] {} on {} ...",
+            i + 1,
+            pair.source,
+            pair.target
+        ));
         let mut m = Measurement {
             source: pair.source.clone(),
             target: pair.target.clone(),
@@ -115,7 +120,7 @@ fn main() -> ExitCode {
         };
         let location = target
             .location(timeout)
-            .expect("Config::parse refuses a target that is neither local nor remote");
+            .expect("the contract refuses a target that is neither local nor remote");
         if let Some((source, dataset)) = hung.get(&pair.target) {
             m.error = Some(format!(
                 "not checked: a call for {dataset} on {location} did not finish within {} earlier in this run",
@@ -172,53 +177,45 @@ fn main() -> ExitCode {
         measurements.push(m);
     }
 
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&measurements).expect("serialises")
-        );
+    if reporter.json() {
+        reporter.document(&measurements);
     } else {
         for m in &measurements {
             println!("{}", describe(m));
         }
     }
 
-    let mut failed = false;
     let textfile = args.textfile.or(config.textfile.clone());
     if let Some(path) = textfile.filter(|p| p != "-") {
         if let Err(e) = zpersist_host::write_atomically(
-            std::path::Path::new(&path),
+            Path::new(&path),
             report::textfile(&config.host, &measurements).as_bytes(),
         ) {
-            eprintln!("error: cannot write the textfile {path}: {e}");
-            eprintln!("help: its directory must exist and be writable (zpersist.replication.lag.textfile)");
-            failed = true;
+            reporter.error(
+                &Diagnostic::new(format!("cannot write the textfile: {e}"))
+                    .in_file(&path)
+                    .with_help("its directory must exist and be writable (zpersist.replication.lag.textfile)"),
+            );
         }
     }
     for m in &measurements {
         let problem = m.error.as_ref().or(m.no_common_snapshot.as_ref());
         if let Some(problem) = problem {
-            failed = true;
-            eprintln!("error: {} -> {}: {problem}", m.source, m.target);
-            if let Some(help) = &m.help {
-                eprintln!("help: {help}");
-            }
+            let mut diagnostic =
+                Diagnostic::new(format!("{} -> {}: {problem}", m.source, m.target));
+            diagnostic.help = m.help.clone();
+            reporter.error(&diagnostic);
         } else if let (Some(max), Some(lag)) = (max_lag, m.lag_seconds) {
             if lag as u64 > max {
-                failed = true;
-                eprintln!(
-                    "error: {} is {lag} s behind on {} (limit {max} s)",
-                    m.source, m.target
-                );
-                eprintln!(
-                    "help: see `systemctl status syncoid-*` and the journal of the syncoid units"
+                reporter.fail(
+                    format!(
+                        "{} is {lag} s behind on {} (limit {max} s)",
+                        m.source, m.target
+                    ),
+                    "see `systemctl status syncoid-*` and the journal of the syncoid units",
                 );
             }
         }
     }
-    if failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    }
+    reporter.exit_code()
 }

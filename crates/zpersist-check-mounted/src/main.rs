@@ -17,6 +17,7 @@ use zpersist_core::mounted::{
     argument_problem, message_and_help, mount_state, MountState, Observed, PROPERTIES,
 };
 use zpersist_core::shown;
+use zpersist_report::{Diagnostic, JsonFlag, Reporter};
 use zpersist_zfs::Zfs;
 
 #[derive(Parser)]
@@ -33,9 +34,9 @@ struct Args {
     /// Kill `zfs get` when it takes longer than this many seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
-    /// Print the outcome as JSON instead of lines.
-    #[arg(long)]
-    json: bool,
+    // --json: the outcome as JSON instead of lines.
+    #[command(flatten)]
+    output: JsonFlag,
 }
 
 #[derive(Serialize)]
@@ -53,42 +54,46 @@ struct Checked {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    let mut reporter = Reporter::new("zpersist-check-mounted", args.output.json);
     if args.pairs.len() % 2 != 0 {
-        eprintln!(
-            "error: `{}` has no mountpoint: give each dataset with its mountpoint",
-            shown(args.pairs.last().unwrap())
+        return reporter.bad_input(
+            &[Diagnostic::new(format!(
+                "`{}` has no mountpoint: give each dataset with its mountpoint",
+                args.pairs.last().unwrap()
+            ))],
+            "zpersist-check-mounted SERVICE DATASET MOUNTPOINT [DATASET MOUNTPOINT]...",
+            "nothing was checked",
         );
-        eprintln!(
-            "  help: zpersist-check-mounted SERVICE DATASET MOUNTPOINT [DATASET MOUNTPOINT]..."
-        );
-        return ExitCode::from(2);
     }
     let pairs: Vec<(String, String)> = args
         .pairs
         .chunks(2)
         .map(|pair| (pair[0].clone(), pair[1].clone()))
         .collect();
-    let problems: Vec<String> = pairs
+    let problems: Vec<Diagnostic> = pairs
         .iter()
         .filter_map(|(dataset, mountpoint)| argument_problem(dataset, mountpoint))
+        .map(Diagnostic::new)
         .collect();
     if !problems.is_empty() {
-        for problem in problems {
-            eprintln!("error: {problem}");
-        }
-        eprintln!("  help: the arguments come from the zpersist NixOS module (zpersist.services); rebuild the system, or pass full dataset names and absolute paths");
-        return ExitCode::from(2);
+        return reporter.bad_input(
+            &problems,
+            "the arguments come from the zpersist NixOS module (zpersist.services); rebuild the system, or pass full dataset names and absolute paths",
+            "nothing was checked",
+        );
     }
 
     let service = shown(&args.service).into_owned();
     let zfs = match Zfs::from_path() {
         Ok(zfs) => zfs.with_timeout(Duration::from_secs(args.timeout)),
         Err(e) => {
-            eprintln!("error: {e}");
-            eprintln!(
-                "  help: not starting {service}: without zfs nothing says its datasets are mounted"
+            reporter.fail(
+                e.to_string(),
+                format!(
+                    "not starting {service}: without zfs nothing says its datasets are mounted"
+                ),
             );
-            return ExitCode::from(1);
+            return reporter.exit_code();
         }
     };
     let datasets: Vec<String> = pairs.iter().map(|(d, _)| d.clone()).collect();
@@ -96,9 +101,8 @@ fn main() -> ExitCode {
     let (observed, _missing) = match zfs.observe_named(&datasets, &properties) {
         Ok(found) => found,
         Err(e) => {
-            eprintln!("error: {e}");
-            eprintln!("  help: not starting {service}: zfs could not say whether its datasets are mounted; see whether the pool is imported and healthy (zpool status), then start {service}'s units again");
-            return ExitCode::from(1);
+            reporter.fail(e.to_string(), format!("not starting {service}: zfs could not say whether its datasets are mounted; see whether the pool is imported and healthy (zpool status), then start {service}'s units again"));
+            return reporter.exit_code();
         }
     };
 
@@ -125,23 +129,18 @@ fn main() -> ExitCode {
         .collect();
     let all_mounted = checked.iter().all(|c| c.state == MountState::Mounted);
 
-    if args.json {
-        let report = serde_json::json!({ "service": args.service, "datasets": checked });
-        println!("{report:#}");
+    if reporter.json() {
+        reporter.document(&serde_json::json!({ "service": args.service, "datasets": checked }));
     } else {
         for c in &checked {
             match (&c.message, &c.help) {
-                (Some(message), Some(help)) => {
-                    eprintln!("error: {message}");
-                    eprintln!("  help: {help}");
-                }
+                (Some(message), Some(help)) => reporter.fail(message, help),
                 _ => println!("{} is mounted on {}", shown(&c.dataset), shown(&c.expected)),
             }
         }
     }
-    if all_mounted {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
+    if !all_mounted {
+        reporter.mark_failed();
     }
+    reporter.exit_code()
 }

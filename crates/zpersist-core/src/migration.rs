@@ -7,94 +7,16 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::contract::services::{ServiceEntry, ServicesFile, SERVICES_VERSION};
 pub use crate::facts::{DatasetState, PathState, TreeSummary};
 use crate::facts::{Mount, ProcessUse, UnitState};
-use crate::name::{depth_of, name_problem, pool_of};
+use crate::name::{depth_of, name_problem};
+pub use crate::ownership::parse_mode;
+use crate::ownership::{mode_problem, owner_problem};
 use crate::property::{property_name_problem, value_problem};
 use crate::steps::StepJournal;
 
-pub const SERVICES_VERSION: u64 = 1;
 pub const JOURNAL_VERSION: u64 = 1;
-
-/// `/etc/zpersist/services.json`, rendered by the NixOS module.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServicesFile {
-    pub version: u64,
-    pub pool: String,
-    pub services: BTreeMap<String, ServiceEntry>,
-}
-
-/// One service's dataset, as declared in the services file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServiceEntry {
-    pub dataset: String,
-    pub mountpoint: String,
-    #[serde(default)]
-    pub units: Vec<String>,
-    #[serde(default)]
-    pub user: Option<String>,
-    #[serde(default)]
-    pub group: Option<String>,
-    #[serde(default)]
-    pub mode: Option<String>,
-    #[serde(default)]
-    pub properties: BTreeMap<String, String>,
-}
-
-impl ServicesFile {
-    /// Parses and validates the whole file; every problem is reported.
-    pub fn parse(text: &str) -> Result<ServicesFile, Vec<String>> {
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| vec![format!("not valid JSON: {e}")])?;
-        match value.get("version") {
-            Some(v) if v.as_u64() == Some(SERVICES_VERSION) => {}
-            Some(v) => {
-                return Err(vec![format!(
-                    "unknown version {v}; this migrate-to-dataset reads version {SERVICES_VERSION}"
-                )])
-            }
-            None => return Err(vec!["the `version` field is missing".into()]),
-        }
-        let file: ServicesFile = serde_json::from_value(value).map_err(|e| vec![format!("{e}")])?;
-        let mut problems = Vec::new();
-        if let Some(problem) = name_problem(&file.pool) {
-            problems.push(format!("pool `{}`: {problem}", file.pool));
-        }
-        for (name, entry) in &file.services {
-            let target = entry.target();
-            for problem in target.problems() {
-                problems.push(format!("service `{name}`: {problem}"));
-            }
-            if pool_of(&entry.dataset) != file.pool {
-                problems.push(format!(
-                    "service `{name}`: dataset `{}` is not in the pool `{}`",
-                    entry.dataset, file.pool
-                ));
-            }
-        }
-        if problems.is_empty() {
-            Ok(file)
-        } else {
-            Err(problems)
-        }
-    }
-}
-
-impl ServiceEntry {
-    pub fn target(&self) -> MigrationTarget {
-        MigrationTarget {
-            dataset: self.dataset.clone(),
-            path: self.mountpoint.clone(),
-            units: self.units.clone(),
-            user: self.user.clone(),
-            group: self.group.clone(),
-            mode: self.mode.clone(),
-            properties: self.properties.clone(),
-        }
-    }
-}
 
 /// What one migration moves where.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -165,30 +87,12 @@ impl MigrationTarget {
                 problems.push(format!("property `{property}={value}`: {problem}"));
             }
         }
-        if let Some(mode) = &self.mode {
-            if parse_mode(mode).is_none() {
-                problems.push(format!(
-                    "mode `{mode}` is not octal permissions like `0750`"
-                ));
-            }
-        }
+        problems.extend(self.mode.as_deref().and_then(mode_problem));
         for (what, name) in [("user", &self.user), ("group", &self.group)] {
-            if let Some(name) = name {
-                if name.is_empty() || name.contains([':', '/', '\n', ' ']) {
-                    problems.push(format!("{what} `{name}` is not a valid name"));
-                }
-            }
+            problems.extend(name.as_deref().and_then(|name| owner_problem(what, name)));
         }
         problems
     }
-}
-
-/// Octal permissions (`0750`, `750`), at most `07777`.
-pub fn parse_mode(mode: &str) -> Option<u32> {
-    if !(3..=4).contains(&mode.len()) {
-        return None;
-    }
-    u32::from_str_radix(mode, 8).ok().filter(|m| *m <= 0o7777)
 }
 
 /// Why a directory path cannot be migrated, if it cannot.
@@ -832,24 +736,6 @@ mod tests {
             &facts(Some((NEW, true)), NonEmptyDir, NonEmptyDir),
         );
         assert!(matches!(d, Decision::Refuse { .. }), "{d:?}");
-    }
-
-    #[test]
-    fn services_files_are_validated_strictly() {
-        let ok = r#"{"version":1,"pool":"tank","services":{"sonarr":{"dataset":"tank/services/sonarr","mountpoint":"/var/lib/sonarr","units":["sonarr.service"],"user":"sonarr","group":null,"mode":"0750","properties":{"recordsize":"16K"}}}}"#;
-        let file = ServicesFile::parse(ok).unwrap();
-        assert_eq!(file.services["sonarr"].target().path, "/var/lib/sonarr");
-        for bad in [
-            r#"{"version":2,"pool":"tank","services":{}}"#,
-            r#"{"version":1,"pool":"tank","services":{},"extra":1}"#,
-            r#"{"version":1,"pool":"tank","services":{"a":{"dataset":"tank/a","mountpoint":"/a","colour":"red"}}}"#,
-            r#"{"version":1,"pool":"tank","services":{"a":{"dataset":"other/a","mountpoint":"/a"}}}"#,
-            r#"{"version":1,"pool":"tank","services":{"a":{"dataset":"tank/a","mountpoint":"a/b"}}}"#,
-            r#"{"version":1,"pool":"tank","services":{"a":{"dataset":"tank/a","mountpoint":"/a","properties":{"recordsize":"3K"}}}}"#,
-            r#"{"version":1,"pool":"tank","services":{"a":{"dataset":"tank/a","mountpoint":"/a","mode":"999"}}}"#,
-        ] {
-            assert!(ServicesFile::parse(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

@@ -5,9 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::contract::{self, Contract, Diagnostic};
 use crate::name::{depth_of, is_within, name_problem, parent_of};
+pub use crate::ownership::parse_mode;
+use crate::ownership::{mode_problem, owner_problem};
 use crate::property::{property_name_problem, value_problem};
-use crate::text::shown;
 
 pub const PLAN_VERSION: u64 = 1;
 
@@ -27,12 +29,7 @@ pub const MOUNTPOINT_RESERVED_COMPONENTS: [&str; 2] = [".", ".."];
 /// Longest mountpoint, in bytes (PATH_MAX is 4096 with the NUL).
 pub const MAX_MOUNTPOINT_LEN: usize = 4095;
 
-/// How many octal digits a mode has.
-pub const MODE_DIGITS: std::ops::RangeInclusive<usize> = 3..=4;
-
-/// Characters an owner or group name cannot hold (it would be a path, a
-/// `user:group` pair or two words).
-pub const OWNER_FORBIDDEN_CHARS: [char; 3] = [':', '/', ' '];
+pub use crate::ownership::{is_owner_name, MODE_DIGITS, OWNER_FORBIDDEN_CHARS};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -67,22 +64,9 @@ pub struct DatasetSpec {
     pub allow_mountpoint_change: bool,
 }
 
-/// One thing wrong with a plan, located as precisely as possible.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PlanProblem {
-    /// The dataset the problem is on, if it is on one.
-    pub dataset: Option<String>,
-    pub message: String,
-}
-
-impl std::fmt::Display for PlanProblem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.dataset {
-            Some(dataset) => write!(f, "{}: {}", shown(dataset), shown(&self.message)),
-            None => f.write_str(&shown(&self.message)),
-        }
-    }
-}
+/// One thing wrong with a plan: a [`Diagnostic`] on the dataset it is on,
+/// if it is on one (Display: `DATASET: MESSAGE`).
+pub type PlanProblem = Diagnostic;
 
 /// A plan ZFS would refuse, with every reason found.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -92,9 +76,26 @@ pub struct InvalidPlan {
 }
 
 fn problem(dataset: Option<&str>, message: impl Into<String>) -> PlanProblem {
-    PlanProblem {
-        dataset: dataset.map(str::to_string),
-        message: message.into(),
+    let diagnostic = Diagnostic::new(message);
+    match dataset {
+        Some(dataset) => diagnostic.on_dataset(dataset),
+        None => diagnostic,
+    }
+}
+
+impl Contract for Plan {
+    const KIND: &'static str = "plan";
+    const VERSION: u64 = PLAN_VERSION;
+    const READER: &'static str = "ensure-datasets";
+
+    fn loaded(&mut self) {
+        for (position, spec) in self.datasets.iter().enumerate() {
+            self.index.entry(spec.name.clone()).or_insert(position);
+        }
+    }
+
+    fn problems(&self) -> Vec<Diagnostic> {
+        self.validate().err().map_or_else(Vec::new, |e| e.problems)
     }
 }
 
@@ -151,15 +152,6 @@ pub fn mountpoint_problem(mountpoint: &str) -> Option<String> {
     None
 }
 
-/// Whether `who` can be an owner or group of the plan: a name, not a
-/// number, a path, a `user:group` pair or two words.
-pub fn is_owner_name(who: &str) -> bool {
-    !(who.is_empty()
-        || who.parse::<u32>().is_ok()
-        || who.contains(OWNER_FORBIDDEN_CHARS)
-        || who.chars().any(char::is_control))
-}
-
 /// `/srv//a/` and `/srv/a` are one mountpoint.
 pub fn normalize_path(path: &str) -> String {
     let joined: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
@@ -167,35 +159,10 @@ pub fn normalize_path(path: &str) -> String {
 }
 
 impl Plan {
-    /// Parses and validates a plan file's text.
+    /// Parses and validates a plan file's text (the one contract loader,
+    /// [`crate::contract::parse`]).
     pub fn parse(text: &str) -> Result<Plan, InvalidPlan> {
-        let value = crate::json::parse_strict(text).map_err(|e| InvalidPlan {
-            problems: vec![problem(None, format!("not valid JSON: {e}"))],
-        })?;
-        match value.get("version") {
-            Some(v) if v.as_u64() == Some(PLAN_VERSION) => {}
-            Some(v) => {
-                return Err(InvalidPlan {
-                    problems: vec![problem(
-                        None,
-                        format!("plan version {v} is not supported; this ensure-datasets reads version {PLAN_VERSION}"),
-                    )],
-                })
-            }
-            None => {
-                return Err(InvalidPlan {
-                    problems: vec![problem(None, "missing field `version` (this ensure-datasets reads version 1)")],
-                })
-            }
-        }
-        let mut plan: Plan = serde_json::from_value(value).map_err(|e| InvalidPlan {
-            problems: vec![problem(None, format!("{e}"))],
-        })?;
-        for (position, spec) in plan.datasets.iter().enumerate() {
-            plan.index.entry(spec.name.clone()).or_insert(position);
-        }
-        plan.validate()?;
-        Ok(plan)
+        contract::parse::<Plan>(text).map_err(|problems| InvalidPlan { problems })
     }
 
     /// Every reason ZFS would refuse this plan.
@@ -250,13 +217,8 @@ impl Plan {
                 }
             }
             for (field, who) in [("owner", &spec.owner), ("group", &spec.group)] {
-                if let Some(who) = who.as_deref().filter(|who| !is_owner_name(who)) {
-                    problems.push(problem(
-                        at,
-                        format!(
-                            "{field} `{who}` must be a user or group name, not a number or path"
-                        ),
-                    ));
+                if let Some(why) = who.as_deref().and_then(|who| owner_problem(field, who)) {
+                    problems.push(problem(at, why));
                 }
             }
             let unmounted = matches!(spec.mountpoint.as_deref(), Some("none" | "legacy"));
@@ -266,13 +228,8 @@ impl Plan {
                     "owner/group/mode need a mounted directory, but mountpoint is none or legacy; set them on the datasets that mount",
                 ));
             }
-            if let Some(mode) = &spec.mode {
-                if parse_mode(mode).is_none() {
-                    problems.push(problem(
-                        at,
-                        format!("mode `{mode}` must be 3 or 4 octal digits, like `0750`"),
-                    ));
-                }
+            if let Some(why) = spec.mode.as_deref().and_then(mode_problem) {
+                problems.push(problem(at, why));
             }
         }
         if problems.is_empty() {
@@ -381,14 +338,6 @@ pub fn join_mountpoint(base: &str, suffix: &[&str]) -> String {
         return base.to_string();
     }
     normalize_path(&format!("{base}/{}", suffix.join("/")))
-}
-
-/// `0750` or `750` as permission bits.
-pub fn parse_mode(mode: &str) -> Option<u32> {
-    if !MODE_DIGITS.contains(&mode.len()) || !mode.chars().all(|c| c.is_digit(8)) {
-        return None;
-    }
-    u32::from_str_radix(mode, 8).ok()
 }
 
 #[cfg(test)]

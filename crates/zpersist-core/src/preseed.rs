@@ -19,8 +19,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::contract::{Contract, Diagnostic};
 use crate::name::{is_within, name_problem};
-use crate::plan::{mountpoint_problem, parse_mode};
+use crate::ownership::{mode_problem, owner_problem};
+use crate::plan::mountpoint_problem;
 
 pub const PRESEED_VERSION: u64 = 1;
 
@@ -138,30 +140,28 @@ fn default_timeout() -> u64 {
     60
 }
 
+impl Contract for PreseedPlan {
+    const KIND: &'static str = "plan";
+    const VERSION: u64 = PRESEED_VERSION;
+    const READER: &'static str = "preseed-restore";
+
+    fn problems(&self) -> Vec<Diagnostic> {
+        self.rule_problems()
+            .into_iter()
+            .map(Diagnostic::new)
+            .collect()
+    }
+}
+
 impl PreseedPlan {
-    /// Parses and validates the plan's text; every problem, located.
+    /// Parses and validates the plan's text (the one contract loader,
+    /// [`crate::contract::parse`]); every problem, located, as text.
     pub fn parse(text: &str) -> Result<PreseedPlan, Vec<String>> {
-        let value =
-            crate::json::parse_strict(text).map_err(|e| vec![format!("not valid JSON: {e}")])?;
-        match value.get("version").and_then(|v| v.as_u64()) {
-            Some(PRESEED_VERSION) => {}
-            Some(other) => {
-                return Err(vec![format!(
-                    "plan version {other} is not supported; this preseed-restore reads version {PRESEED_VERSION}"
-                )])
-            }
-            None => return Err(vec![format!("missing field `version` (this preseed-restore reads version {PRESEED_VERSION})")]),
-        }
-        let plan: PreseedPlan = serde_json::from_value(value).map_err(|e| vec![e.to_string()])?;
-        let problems = plan.problems();
-        if problems.is_empty() {
-            Ok(plan)
-        } else {
-            Err(problems)
-        }
+        crate::contract::parse::<PreseedPlan>(text)
+            .map_err(|problems| problems.iter().map(ToString::to_string).collect())
     }
 
-    fn problems(&self) -> Vec<String> {
+    fn rule_problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if let Some(why) = name_problem(&self.dataset) {
             problems.push(format!("dataset `{}`: {why}", crate::shown(&self.dataset)));
@@ -179,12 +179,9 @@ impl PreseedPlan {
                 self.mountpoint
             ));
         }
-        if let Some(mode) = &self.mode {
-            if parse_mode(mode).is_none() {
-                problems.push(format!(
-                    "mode `{mode}` must be 3 or 4 octal digits, like `0750`"
-                ));
-            }
+        problems.extend(self.mode.as_deref().and_then(mode_problem));
+        for (field, who) in [("owner", &self.owner), ("group", &self.group)] {
+            problems.extend(who.as_deref().and_then(|who| owner_problem(field, who)));
         }
         if self.service.is_empty()
             || !self

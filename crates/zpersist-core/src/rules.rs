@@ -92,7 +92,7 @@ pub struct CanmountRules {
     pub may_share_mountpoint: &'static str,
 }
 
-/// [`crate::plan::parse_mode`]: this many octal digits.
+/// [`crate::ownership::parse_mode`]: this many octal digits.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ModeRules {

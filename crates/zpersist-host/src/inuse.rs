@@ -17,12 +17,9 @@ pub fn unit_state(unit: &str) -> UnitState {
     let Ok(systemctl) = which::which("systemctl") else {
         return UnitState::Unknown("systemctl is not installed".into());
     };
-    let output = duct::cmd(systemctl, ["is-active", "--", unit])
-        .stdin_null()
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .run();
+    let output = zpersist_process::Command::from_argv(&["systemctl", "is-active", "--", unit])
+        .program_path(systemctl)
+        .output();
     let Ok(output) = output else {
         return UnitState::Unknown("systemctl could not be run".into());
     };

@@ -1,10 +1,11 @@
-//! Host facts and effects besides ZFS: user and group lookup, directory
-//! ownership, the lock that keeps two runs from interleaving ([`dirlock`]
-//! for one per directory), atomic writes and fsync ([`fsync`]), running a
-//! child with a wall-clock limit ([`run_with_timeout`]), what is at a path
-//! ([`path`]), whether a directory is in use ([`inuse`]: units, processes,
-//! mounts), tree manifests ([`manifest`]), journaled steps ([`steps`]) and
-//! the failpoints tests crash them with ([`failpoint`]).
+//! Host facts and effects besides ZFS: user and group lookup (NSS),
+//! directory ownership, the lock that keeps two runs from interleaving
+//! ([`dirlock`] for one per directory), atomic writes and fsync
+//! ([`fsync`]), reading a contract file ([`read_contract`]), what is at a
+//! path ([`path`]), whether a directory is in use ([`inuse`]: units,
+//! processes, mounts), tree manifests ([`manifest`]), journaled steps
+//! ([`steps`]) and the failpoints tests crash them with ([`failpoint`]).
+//! Running programs is zpersist-process's.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -15,10 +16,8 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use camino::Utf8PathBuf;
+use zpersist_core::contract::{Contract, Diagnostic};
 use zpersist_core::observed::{DirState, HostFacts};
-
-mod timeout;
-pub use timeout::{run_with_timeout, seconds, Bounded};
 
 pub mod dirlock;
 pub mod failpoint;
@@ -30,9 +29,10 @@ pub mod path;
 pub mod steps;
 pub use failure::Failure;
 
-/// Answers the planner's questions from the real host. Users and groups come
-/// from /etc/passwd and /etc/group, then from `getent` (NSS: LDAP, sssd...),
-/// each name looked up once.
+/// Answers the planner's questions from the real host. Users and groups are
+/// looked up through NSS (getpwnam_r/getgrnam_r: /etc/passwd and
+/// /etc/group, and LDAP, sssd, systemd's dynamic users... as the host's
+/// nsswitch.conf says), each name once.
 #[derive(Default)]
 pub struct RealHost {
     users: RefCell<HashMap<String, Option<u32>>>,
@@ -47,51 +47,41 @@ impl RealHost {
 
 fn lookup(
     cache: &RefCell<HashMap<String, Option<u32>>>,
-    database: &str,
     name: &str,
+    find: impl Fn(&str) -> Option<u32>,
 ) -> Option<u32> {
     if let Some(id) = cache.borrow().get(name) {
         return *id;
     }
-    let id =
-        id_in_file(&format!("/etc/{database}"), name).or_else(|| id_from_getent(database, name));
+    let id = find(name);
     cache.borrow_mut().insert(name.to_string(), id);
     id
 }
 
-/// The id (third field) of `name` in a passwd- or group-format file.
-fn id_in_file(path: &str, name: &str) -> Option<u32> {
-    let text = fs::read_to_string(path).ok()?;
-    id_in_entries(&text, name)
+/// The uid of the user `name` (NSS); `None` when there is none (or NSS
+/// cannot answer).
+pub fn user_id(name: &str) -> Option<u32> {
+    nix::unistd::User::from_name(name)
+        .ok()
+        .flatten()
+        .map(|user| user.uid.as_raw())
 }
 
-pub fn id_in_entries(text: &str, name: &str) -> Option<u32> {
-    text.lines()
-        .map(|line| line.split(':').collect::<Vec<_>>())
-        .find(|fields| fields.len() > 2 && fields[0] == name)
-        .and_then(|fields| fields[2].parse().ok())
-}
-
-fn id_from_getent(database: &str, name: &str) -> Option<u32> {
-    let output = duct::cmd("getent", [database, name])
-        .stdout_capture()
-        .stderr_null()
-        .unchecked()
-        .run()
-        .ok()?;
-    if !output.status.success() {
-        return None;
-    }
-    id_in_entries(&String::from_utf8_lossy(&output.stdout), name)
+/// The gid of the group `name` (NSS); `None` when there is none.
+pub fn group_id(name: &str) -> Option<u32> {
+    nix::unistd::Group::from_name(name)
+        .ok()
+        .flatten()
+        .map(|group| group.gid.as_raw())
 }
 
 impl HostFacts for RealHost {
     fn user_id(&self, name: &str) -> Option<u32> {
-        lookup(&self.users, "passwd", name)
+        lookup(&self.users, name, user_id)
     }
 
     fn group_id(&self, name: &str) -> Option<u32> {
-        lookup(&self.groups, "group", name)
+        lookup(&self.groups, name, group_id)
     }
 
     fn directory(&self, path: &str) -> Option<DirState> {
@@ -110,6 +100,22 @@ impl HostFacts for RealHost {
             Err(_) => None,
         }
     }
+}
+
+/// Reads and checks the contract at `path` (zpersist-core's one loader,
+/// `contract::parse`); every problem, an unreadable file included, names
+/// the file.
+pub fn read_contract<C: Contract>(path: &Path) -> Result<C, Vec<Diagnostic>> {
+    let file = path.display().to_string();
+    let text = fs::read_to_string(path).map_err(|e| {
+        vec![Diagnostic::new(format!("cannot read the {}: {e}", C::KIND)).in_file(&file)]
+    })?;
+    zpersist_core::contract::parse::<C>(&text).map_err(|problems| {
+        problems
+            .into_iter()
+            .map(|problem| problem.in_file(&file))
+            .collect()
+    })
 }
 
 /// Makes `path` exist as a directory and gives it the owner, group and mode
@@ -294,11 +300,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_come_from_the_third_field() {
-        let passwd =
-            "root:x:0:0:root:/root:/bin/sh\nsonarr:x:274:274::/var/lib/sonarr:/sbin/nologin\n";
-        assert_eq!(id_in_entries(passwd, "sonarr"), Some(274));
-        assert_eq!(id_in_entries(passwd, "sonar"), None);
+    fn users_and_groups_are_looked_up_through_nss() {
+        // Debian's base system: root 0, daemon 1, nobody:nogroup 65534.
+        assert_eq!(user_id("root"), Some(0));
+        assert_eq!(user_id("daemon"), Some(1));
+        assert_eq!(group_id("nogroup"), Some(65534));
+        assert_eq!(user_id("no-such-user-zp"), None);
+        assert_eq!(group_id("no-such-group-zp"), None);
+        let host = RealHost::new();
+        assert_eq!(host.user_id("nobody"), Some(65534));
+        assert_eq!(host.user_id("nobody"), Some(65534), "cached");
+    }
+
+    #[test]
+    fn a_contract_is_read_naming_its_file_in_every_problem() {
+        use zpersist_core::contract::services::ServicesFile;
+        let dir = std::env::temp_dir().join(format!("zpersist-contract-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("services.json");
+        let missing = read_contract::<ServicesFile>(&path).unwrap_err();
+        assert!(
+            missing[0].to_string().starts_with(&format!(
+                "{}: cannot read the services file: ",
+                path.display()
+            )),
+            "{}",
+            missing[0]
+        );
+        fs::write(&path, r#"{"version":1,"pool":"tank","services":{}}"#).unwrap();
+        assert_eq!(read_contract::<ServicesFile>(&path).unwrap().pool, "tank");
+        fs::write(&path, r#"{"version":9,"pool":"tank","services":{}}"#).unwrap();
+        let problems = read_contract::<ServicesFile>(&path).unwrap_err();
+        assert_eq!(problems[0].at.file.as_deref(), path.to_str());
+        fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -3,12 +3,12 @@
 //! each bounded by its own limit, so that one that fails or hangs never
 //! keeps the event from the others.
 
-use std::io::{ErrorKind, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::Path;
 use std::time::Duration;
 
-use zpersist_host::{run_with_timeout, seconds, Bounded};
+use zpersist_core::Diagnostic;
+use zpersist_process::{seconds, Command, Failure};
 
 use crate::context::{Context, Email, Ntfy, Webhook};
 use crate::event::Event;
@@ -31,14 +31,6 @@ pub struct Planned {
     pub limit: Duration,
     /// The configured limit, as messages name it.
     pub timeout: Duration,
-}
-
-/// A delivery that cannot even be planned (e.g. an unreadable token file).
-#[derive(Debug, Clone, PartialEq)]
-pub struct PlanError {
-    pub name: &'static str,
-    pub error: String,
-    pub help: String,
 }
 
 /// The curl flags every HTTP delivery uses: fail on HTTP errors, quiet but
@@ -147,46 +139,52 @@ pub fn command(argv: &[String], event: &Event, timeout: Duration) -> Planned {
     }
 }
 
-/// A private file holding the ntfy Authorization header, removed on drop.
+/// A private file holding the ntfy Authorization header (mode 0600, a
+/// name no one can guess or take first: created with O_EXCL by the
+/// `tempfile` crate), removed on drop.
 pub struct TokenHeader {
-    pub path: PathBuf,
+    file: tempfile::NamedTempFile,
 }
 
-impl Drop for TokenHeader {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+impl TokenHeader {
+    pub fn path(&self) -> &Path {
+        self.file.path()
     }
 }
 
-fn token_header(token_file: &str) -> Result<TokenHeader, PlanError> {
-    let token = std::fs::read_to_string(token_file).map_err(|e| PlanError {
-        name: "ntfy",
-        error: format!("cannot read the ntfy token file {token_file}: {e}"),
-        help: "check zpersist.notify.ntfy.tokenFile and that the file exists when the unit runs"
-            .into(),
+fn token_header(token_file: &str) -> Result<TokenHeader, Diagnostic> {
+    let token = std::fs::read_to_string(token_file).map_err(|e| {
+        Diagnostic::new(format!(
+            "ntfy delivery: cannot read the ntfy token file {token_file}: {e}"
+        ))
+        .with_help(
+            "check zpersist.notify.ntfy.tokenFile and that the file exists when the unit runs",
+        )
     })?;
-    let path = std::env::temp_dir().join(format!("zpersist-notify-{}.header", std::process::id()));
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&path)
-        .and_then(|mut f| writeln!(f, "Authorization: Bearer {}", token.trim()));
-    written.map_err(|e| PlanError {
-        name: "ntfy",
-        error: format!("cannot write {}: {e}", path.display()),
-        help: "the notification unit needs a writable /tmp".into(),
-    })?;
-    Ok(TokenHeader { path })
+    let unwritable = |e: std::io::Error| {
+        Diagnostic::new(format!(
+            "ntfy delivery: cannot write the ntfy header file in {}: {e}",
+            std::env::temp_dir().display()
+        ))
+        .with_help("the notification unit needs a writable /tmp")
+    };
+    let mut file = tempfile::Builder::new()
+        .prefix("zpersist-notify-")
+        .suffix(".header")
+        .tempfile()
+        .map_err(unwritable)?;
+    writeln!(file, "Authorization: Bearer {}", token.trim()).map_err(unwritable)?;
+    file.flush().map_err(unwritable)?;
+    Ok(TokenHeader { file })
 }
 
-/// Every configured delivery for `event`. The returned guard keeps the ntfy
-/// header file until the deliveries ran.
+/// Every configured delivery for `event`, and why any could not be
+/// planned (e.g. an unreadable token file). The returned guard keeps the
+/// ntfy header file until the deliveries ran.
 pub fn plan_all(
     context: &Context,
     event: &Event,
-) -> (Vec<Planned>, Vec<PlanError>, Option<TokenHeader>) {
+) -> (Vec<Planned>, Vec<Diagnostic>, Option<TokenHeader>) {
     let d = &context.delivery;
     let timeout = context.timeout();
     let mut planned = Vec::new();
@@ -201,7 +199,7 @@ pub fn plan_all(
                 planned.push(ntfy(
                     n,
                     event,
-                    header.as_ref().and_then(|h| h.path.to_str()),
+                    header.as_ref().and_then(|h| h.path().to_str()),
                     timeout,
                 ));
                 guard = header;
@@ -220,30 +218,24 @@ pub fn plan_all(
 
 /// Runs one delivery, killing it (and what it started) at its limit;
 /// `Err` says what failed and what to do.
-pub fn run(planned: &Planned) -> Result<(), (String, String)> {
-    let expression = duct::cmd(&planned.argv[0], &planned.argv[1..])
-        .stdin_bytes(planned.stdin.clone())
-        .stdout_capture()
-        .stderr_capture();
+pub fn run(planned: &Planned) -> Result<(), Diagnostic> {
     let help = match planned.name {
         "command" => "check zpersist.notify.command: it must be executable and exit 0 after reading the event from stdin",
         "ntfy" => "check zpersist.notify.ntfy (url, topic, token) and that the host reaches the server",
         "webhook" => "check zpersist.notify.webhook.url and that the host reaches it",
         _ => "check zpersist.notify.email.sendmail and the mail system's log",
     };
-    match run_with_timeout(&expression, planned.limit) {
-        Err(e) if e.kind() == ErrorKind::NotFound => Err((
-            format!("{} delivery: {} not found", planned.name, planned.argv[0]),
+    let result = Command::from_argv(&planned.argv)
+        .stdin_bytes(planned.stdin.clone())
+        .timeout(planned.limit)
+        .run();
+    let Err(e) = result else { return Ok(()) };
+    let (what, help) = match &e.failure {
+        Failure::NotStarted(reason) => (
+            format!("{} delivery: {reason}", planned.name),
             help.into(),
-        )),
-        Err(e) => Err((
-            format!(
-                "{} delivery: cannot run {}: {e}",
-                planned.name, planned.argv[0]
-            ),
-            help.into(),
-        )),
-        Ok(Bounded::TimedOut) => Err((
+        ),
+        Failure::TimedOut { .. } => (
             format!(
                 "{} delivery to {} did not finish within {}; it was killed",
                 planned.name,
@@ -251,28 +243,24 @@ pub fn run(planned: &Planned) -> Result<(), (String, String)> {
                 seconds(planned.timeout)
             ),
             format!("{help}; each delivery must end within zpersist.notify.timeoutSeconds (raise it if it needs longer)"),
-        )),
-        Ok(Bounded::Finished(out)) if !out.status.success() => Err((
+        ),
+        Failure::Exited { .. } => (
             format!(
-                "{} delivery to {} failed ({}): {}",
+                "{} delivery to {} {}",
                 planned.name,
                 planned.destination,
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
+                e.outcome()
             ),
             help.into(),
-        )),
-        Ok(Bounded::Finished(_)) => Ok(()),
-    }
+        ),
+    };
+    Err(Diagnostic::new(what).with_help(help))
 }
 
 /// Runs every delivery at once, each with its own limit, and hands each
 /// result to `report` as soon as that delivery ends: a slow or hung one
 /// delays no other.
-pub fn run_all(
-    planned: &[Planned],
-    mut report: impl FnMut(&Planned, Result<(), (String, String)>),
-) {
+pub fn run_all(planned: &[Planned], mut report: impl FnMut(&Planned, Result<(), Diagnostic>)) {
     std::thread::scope(|scope| {
         let (done, finished) = std::sync::mpsc::channel();
         for p in planned {

@@ -5,11 +5,13 @@
 //! failed or timed out (the others still ran); 2: bad arguments or context
 //! file (nothing was delivered).
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
 use zpersist_notify::context::Context;
 use zpersist_notify::{deliver, event, journal, time};
+use zpersist_report::Reporter;
 
 #[derive(Parser)]
 #[command(
@@ -33,26 +35,15 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let text = match std::fs::read_to_string(&args.context) {
-        Ok(text) => text,
-        Err(e) => {
-            eprintln!(
-                "error: cannot read the notification context {}: {e}",
-                args.context
-            );
-            eprintln!("help: it is rendered by the zpersist NixOS module (zpersist.notify); rebuild the system, or pass --context FILE");
-            return ExitCode::from(2);
-        }
-    };
-    let context = match Context::parse(&text) {
+    let mut reporter = Reporter::new("zpersist-notify", false);
+    let context = match zpersist_host::read_contract::<Context>(Path::new(&args.context)) {
         Ok(context) => context,
-        Err(e) => {
-            eprintln!(
-                "error: {} is not a valid notification context: {e}",
-                args.context
-            );
-            eprintln!("help: the file comes from the zpersist NixOS module; a zpersist-notify of the same version reads it");
-            return ExitCode::from(2);
+        Err(problems) => {
+            return reporter.bad_input(
+                &problems,
+                "it is rendered by the zpersist NixOS module (zpersist.notify); rebuild the system (a zpersist-notify of the same version reads it), or pass --context FILE",
+                "nothing was delivered",
+            )
         }
     };
     let tail = journal::tail(
@@ -69,13 +60,15 @@ fn main() -> ExitCode {
     );
 
     if !context.delivers() {
-        eprintln!(
-            "error: no delivery is configured; the failure of {} is only in the journal",
-            args.failed_unit
+        reporter.fail(
+            format!(
+                "no delivery is configured; the failure of {} is only in the journal",
+                args.failed_unit
+            ),
+            "set zpersist.notify.command, .ntfy.url, .webhook.url or .email.to",
         );
-        eprintln!("help: set zpersist.notify.command, .ntfy.url, .webhook.url or .email.to");
         println!("{}", event.json());
-        return ExitCode::from(1);
+        return reporter.exit_code();
     }
     let (planned, plan_errors, _token_header) = deliver::plan_all(&context, &event);
     if args.dry_run {
@@ -85,26 +78,15 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    let mut failed = false;
     for e in &plan_errors {
-        failed = true;
-        eprintln!("error: {} delivery: {}", e.name, e.error);
-        eprintln!("help: {}", e.help);
+        reporter.error(e);
     }
     deliver::run_all(&planned, |p, result| match result {
-        Ok(()) => eprintln!(
+        Ok(()) => reporter.note(format!(
             "notified {} of the failure of {} ({})",
             p.name, event.unit, p.destination
-        ),
-        Err((error, help)) => {
-            failed = true;
-            eprintln!("error: {error}");
-            eprintln!("help: {help}");
-        }
+        )),
+        Err(e) => reporter.error(&e),
     });
-    if failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    }
+    reporter.exit_code()
 }

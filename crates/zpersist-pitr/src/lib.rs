@@ -19,33 +19,28 @@ use zpersist_postgres::barman::Barman;
 use zpersist_postgres::cluster::Pg;
 use zpersist_postgres::local::LocalRepository;
 use zpersist_postgres::PgError;
+use zpersist_report::Reporter;
 
 /// Where the NixOS module installs the contract.
 pub const DEFAULT_CONTRACT: &str = "/etc/zpersist/pitr.json";
 
-/// Reads the contract; a problem is printed and is exit 2 (nothing touched).
+/// Reads the contract (zpersist_host::read_contract, the one loader); a
+/// problem is printed by zpersist-report and is exit 2 (nothing touched).
 pub fn load_contract(path: &std::path::Path) -> Result<PitrContract, ExitCode> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        eprintln!("error: cannot read the PITR contract {}: {e}", path.display());
-        eprintln!("  help: pass --contract FILE, the file zpersist's NixOS module writes ({DEFAULT_CONTRACT}); nothing was touched");
-        ExitCode::from(2)
-    })?;
-    PitrContract::parse(&text).map_err(|problems| {
-        for problem in problems {
-            eprintln!("error: {}: {}", path.display(), zpersist_core::shown(&problem));
-        }
-        eprintln!("  help: the contract is written by zpersist's NixOS module (docs/postgresql-pitr.md); nothing was touched");
-        ExitCode::from(2)
+    zpersist_host::read_contract::<PitrContract>(path).map_err(|problems| {
+        Reporter::new("zpersist-pitr", false).bad_input(
+            &problems,
+            &format!("the contract is written by zpersist's NixOS module (docs/postgresql-pitr.md; {DEFAULT_CONTRACT}), or pass --contract FILE"),
+            "nothing was touched",
+        )
     })
 }
 
 /// Prints an adapter error the way every zpersist binary does.
 pub fn report(e: &PgError) {
-    eprintln!("error: {}", zpersist_core::shown(&e.to_string()));
-    eprintln!("  help: {}", e.help);
+    eprintln!("{}", zpersist_report::render_error(&e.to_string(), &e.help));
 }
 
-/// Seconds since the epoch.
 pub fn now() -> i64 {
     now_micros().div_euclid(1_000_000)
 }

@@ -1,13 +1,14 @@
-//! Running one program: argv, environment, a wall-clock limit, optionally
-//! as another user (`runuser -u USER --` when running as root), and an
-//! error that says what failed, on what, and what to do.
+//! Running one program (through zpersist-process): argv, environment, a
+//! wall-clock limit, optionally as another user (`runuser -u USER --` when
+//! running as root), and an error that says what failed, on what, and what
+//! to do.
 
 use std::collections::BTreeMap;
 use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use zpersist_host::{run_with_timeout, seconds, Bounded};
+use zpersist_process::{seconds, Command, Failure};
 
 /// A call that failed: `error: WHAT (on ON): MESSAGE` / `help: HELP`.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -107,37 +108,41 @@ impl Call {
         help: &str,
     ) -> Result<(Option<i32>, String, String), PgError> {
         let argv = self.full_argv();
-        let mut expression = duct::cmd(&argv[0], &argv[1..])
-            .stdin_null()
-            .stdout_capture();
-        if !self.stream_stderr {
-            expression = expression.stderr_capture();
+        let mut command = Command::from_argv(&argv).timeout(self.limit);
+        if self.stream_stderr {
+            command = command.stderr_to_parent();
         }
         if let Some(dir) = &self.dir {
-            expression = expression.dir(dir);
+            command = command.current_dir(dir);
         }
         for (name, value) in &self.env {
-            expression = expression.env(name, value);
+            command = command.env(name, value);
         }
-        match run_with_timeout(&expression, self.limit) {
-            Ok(Bounded::Finished(out)) => Ok((
-                out.status.code(),
-                String::from_utf8_lossy(&out.stdout).into_owned(),
-                String::from_utf8_lossy(&out.stderr).into_owned(),
-            )),
-            Ok(Bounded::TimedOut) => Err(PgError::new(
-                what,
-                on,
-                format!("{} did not finish within {}; it was killed", self.argv[0], seconds(self.limit)),
-                format!("{help}; if it is only slow, raise the timeout (the contract's timeouts)"),
-            )),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(PgError::new(
-                what,
-                on,
-                format!("{} is not installed (not found)", argv[0]),
-                "install it, or fix the program directory in the contract (cluster.pgBin, repository.s3.barmanBin)",
-            )),
-            Err(e) => Err(PgError::new(what, on, format!("cannot start {}: {e}", argv[0]), help)),
+        match command.output() {
+            Ok(out) => Ok((out.status.code(), out.stdout_text(), out.stderr_text())),
+            Err(e) => Err(match &e.failure {
+                Failure::TimedOut { .. } => PgError::new(
+                    what,
+                    on,
+                    format!(
+                        "{} did not finish within {}; it was killed",
+                        self.argv[0],
+                        seconds(self.limit)
+                    ),
+                    format!("{help}; if it is only slow, raise the timeout (the contract's timeouts)"),
+                ),
+                Failure::NotStarted(reason)
+                    if reason.contains("not on PATH") || reason.contains("does not exist") =>
+                {
+                    PgError::new(
+                        what,
+                        on,
+                        format!("{} is not installed (not found)", argv[0]),
+                        "install it, or fix the program directory in the contract (cluster.pgBin, repository.s3.barmanBin)",
+                    )
+                }
+                _ => PgError::new(what, on, format!("cannot start {}: {}", argv[0], e.message()), help),
+            }),
         }
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use zpersist_core::preseed::ResticSource;
-use zpersist_host::{run_with_timeout, Bounded};
+use zpersist_process::{Command, Failure};
 
 /// A restic call that failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -89,38 +89,36 @@ impl Repository<'_> {
             "--no-lock".into(),
         ];
         argv.extend(args.iter().cloned());
-        let mut expression = duct::cmd("restic", &argv)
-            .stdin_null()
-            .stdout_capture()
-            .stderr_capture()
-            .unchecked();
+        let mut restic = Command::new("restic").args(&argv).timeout(limit);
         for (name, value) in self.environment()? {
-            expression = expression.env(name, value);
+            restic = restic.env(name, value);
         }
-        match run_with_timeout(&expression, limit) {
-            Ok(Bounded::Finished(out)) if out.status.success() => Ok(out.stdout),
-            Ok(Bounded::Finished(out)) => {
-                let stderr = String::from_utf8_lossy(&out.stderr);
+        let e = match restic.run() {
+            Ok(out) => return Ok(out.stdout),
+            Err(e) => e,
+        };
+        Err(match &e.failure {
+            Failure::Exited { status, stderr } => {
                 let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
                 let tail: Vec<&str> = tail.into_iter().rev().collect();
-                Err(self.error(
+                self.error(
                     what,
                     format!(
                         "exit status {}: {}",
-                        out.status.code().unwrap_or(-1),
+                        status.code().unwrap_or(-1),
                         tail.join(" / ")
                     ),
-                ))
+                )
             }
-            Ok(Bounded::TimedOut) => Err(self.error(
+            Failure::TimedOut { .. } => self.error(
                 what,
                 format!("did not finish within {} s; it was killed", limit.as_secs()),
-            )),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                Err(self.error(what, "restic is not on PATH; install restic"))
+            ),
+            Failure::NotStarted(reason) if reason.contains("not on PATH") => {
+                self.error(what, "restic is not on PATH; install restic")
             }
-            Err(e) => Err(self.error(what, format!("cannot run restic: {e}"))),
-        }
+            Failure::NotStarted(reason) => self.error(what, reason.clone()),
+        })
     }
 
     /// The snapshots holding the source's path (made by its host, when one

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
-use replication_lag::config::{Config as Replication, DEFAULT_TIMEOUT_SECONDS};
+use replication_lag::config::{Config as Replication, TargetLocation, DEFAULT_TIMEOUT_SECONDS};
 use replication_lag::{listing, report};
 use zpersist_core::migration::ServicesFile;
 use zpersist_core::preseed::{PROP_AT, PROP_PRESEED, PROP_SOURCE};
@@ -90,8 +90,14 @@ fn main() -> ExitCode {
     };
     let replication = match optional("replication.json").and_then(|t| {
         t.map(|t| {
-            Replication::parse(&t)
-                .map_err(|e| format!("{}/replication.json is not valid: {e}", args.config))
+            zpersist_core::contract::parse::<Replication>(&t).map_err(|problems| {
+                let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                format!(
+                    "{}/replication.json is not valid: {}",
+                    args.config,
+                    problems.join("; ")
+                )
+            })
         })
         .transpose()
     }) {
@@ -163,7 +169,7 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!(
                 "error: reading the properties of {pool} failed: {}",
-                e.message
+                e.message()
             );
             eprintln!(
                 "  help: run `{}` and see what zfs says; `zpool status {pool}`",
@@ -178,7 +184,7 @@ fn main() -> ExitCode {
         .as_ref()
         .map_err(Clone::clone)
         .and_then(|z| z.run(&argv[1..]))
-        .map_err(|e| (e.message, e.argv.join(" ")))
+        .map_err(|e| (e.message(), e.argv.join(" ")))
         .and_then(|out| parse_all_snapshots(&out).map_err(|e| (e, argv.join(" "))))
     {
         Ok(s) => s,
@@ -327,7 +333,7 @@ impl<'a> Targets<'a> {
                 // imported), a timeout, zfs missing.
                 Err(_) => Err(listing::on_target(
                     self.zfs,
-                    &replication_lag::config::Location::Local,
+                    &zpersist_process::Location::Local,
                     root,
                     target_dataset,
                 )
@@ -358,7 +364,7 @@ impl<'a> Targets<'a> {
                 .expect("Config::parse refuses a target that is neither local nor remote");
             let held: Result<Option<Vec<replication::Snapshot>>, listing::Failure> = match &location
             {
-                replication_lag::config::Location::Local => self
+                zpersist_process::Location::Local => self
                     .local_tree(&pair.target, &target.dataset, &pair.target_dataset)
                     .map(|tree| {
                         tree.datasets.contains(&pair.target_dataset).then(|| {
@@ -368,7 +374,7 @@ impl<'a> Targets<'a> {
                                 .unwrap_or_default()
                         })
                     }),
-                replication_lag::config::Location::Ssh(_) => match self.failed.get(&pair.target) {
+                zpersist_process::Location::Ssh(_) => match self.failed.get(&pair.target) {
                     Some(failure) => Err(failure.clone()),
                     None => listing::on_target(
                         self.zfs,

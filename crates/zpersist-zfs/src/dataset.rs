@@ -25,7 +25,7 @@ pub enum MountError {
 
 /// Whether zfs refused because the filesystem is busy.
 pub fn is_busy(e: &ZfsError) -> bool {
-    e.message.contains("busy")
+    e.message().contains("busy")
 }
 
 /// Its mountpoint and whether it is mounted, `None` if it does not exist.

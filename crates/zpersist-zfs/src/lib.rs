@@ -1,6 +1,8 @@
-//! Runs `zfs` as argv vectors (never through a shell) and parses its output
-//! into zpersist-core's observed state. Works with OpenZFS 2.x and zfs-fuse:
-//! only the forms both understand are used, or the difference is handled here.
+//! The typed ZFS API: `zfs` as argv vectors (never through a shell) at a
+//! [`Location`] (this host, or another over the pinned ssh), run through
+//! zpersist-process, and its output parsed into zpersist-core's observed
+//! state. Works with OpenZFS 2.x and zfs-fuse: only the forms both
+//! understand are used, or the difference is handled here.
 //! [`dataset`]: a dataset's mount state, mounting and moving it with
 //! retries while busy; [`space`]: the quotas and free space that limit it.
 
@@ -8,10 +10,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use zpersist_host::{run_with_timeout, seconds, Bounded};
-
 use zpersist_core::observed::{ObservedPool, Source};
 use zpersist_core::replication::Snapshot;
+use zpersist_process::{Command, Failure, Location, Output, Pipeline, ProcessError};
 
 mod snapshots;
 pub use snapshots::{all_snapshots_argv, parse_all_snapshots, parse_snapshots, snapshots_argv};
@@ -19,57 +20,56 @@ pub use snapshots::{all_snapshots_argv, parse_all_snapshots, parse_snapshots, sn
 pub mod dataset;
 pub mod space;
 
-/// A `zfs` invocation that failed, with what zfs said.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("`{}` failed: {message}", display_argv(.argv))]
-pub struct ZfsError {
-    pub argv: Vec<String>,
-    /// zfs's own message (its stderr), or why it could not be started.
-    pub message: String,
-}
+/// A `zfs` invocation that failed: zpersist-process's one error, whose
+/// stderr is zfs's own message (without the usage text zfs adds to some).
+pub type ZfsError = ProcessError;
 
-/// How a run killed at the limit of [`Zfs::with_timeout`] begins its message.
-const TIMED_OUT: &str = "did not finish within ";
-
-impl ZfsError {
-    /// Whether zfs was killed at the limit of [`Zfs::with_timeout`].
-    pub fn timed_out(&self) -> bool {
-        self.message.starts_with(TIMED_OUT)
-    }
-}
-
-fn display_argv(argv: &[String]) -> String {
-    argv.iter()
-        .map(|a| {
-            if a.is_empty() || a.contains([' ', '\'', '"']) {
-                format!("'{}'", a.replace('\'', r"'\''"))
-            } else {
-                a.clone()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// The `zfs` command found on PATH.
+/// `zfs` at one location.
 #[derive(Debug, Clone)]
 pub struct Zfs {
-    program: PathBuf,
+    /// The `zfs` found on PATH here; `None` over ssh (the remote PATH's).
+    program: Option<PathBuf>,
+    location: Location,
     /// A wall-clock limit on each run, if any (see [`Zfs::with_timeout`]).
     timeout: Option<Duration>,
 }
 
 impl Zfs {
-    /// Finds `zfs` on PATH.
+    /// Finds `zfs` on this host's PATH.
     pub fn from_path() -> Result<Zfs, ZfsError> {
-        which::which("zfs").map(|program| Zfs { program, timeout: None }).map_err(|e| ZfsError {
-            argv: vec!["zfs".into()],
-            message: format!("cannot find `zfs` on PATH ({e}); install ZFS (or start zfs-fuse) and try again"),
+        Zfs::at(Location::Local)
+    }
+
+    /// `zfs` at `location`: here, the one on PATH (an error when there is
+    /// none); over ssh, the remote user's, each call bounded by the
+    /// target's timeout unless [`Zfs::with_timeout`] says otherwise.
+    pub fn at(location: Location) -> Result<Zfs, ZfsError> {
+        let program = match &location {
+            Location::Local => Some(which::which("zfs").map_err(|e| ProcessError {
+                argv: vec!["zfs".into()],
+                place: None,
+                failure: Failure::NotStarted(format!(
+                    "cannot find `zfs` on PATH ({e}); install ZFS (or start zfs-fuse) and try again"
+                )),
+                help: "install ZFS (or start zfs-fuse) and make sure `zfs` is on PATH".into(),
+                pipeline: None,
+            })?),
+            Location::Ssh(_) => None,
+        };
+        Ok(Zfs {
+            program,
+            location,
+            timeout: None,
         })
     }
 
-    pub fn program(&self) -> &std::path::Path {
-        &self.program
+    /// The `zfs` this host runs (`None` over ssh).
+    pub fn program(&self) -> Option<&std::path::Path> {
+        self.program.as_deref()
+    }
+
+    pub fn location(&self) -> &Location {
+        &self.location
     }
 
     /// This zfs with every run killed after `limit` (an error saying so),
@@ -81,57 +81,37 @@ impl Zfs {
         }
     }
 
-    /// Runs `zfs ARGS` to its end: `Err` only when it cannot be started or
-    /// was killed at the timeout.
-    fn execute<S: AsRef<str>>(&self, args: &[S]) -> Result<Finished, ZfsError> {
-        let args: Vec<String> = args.iter().map(|a| a.as_ref().to_string()).collect();
-        let mut argv = vec!["zfs".to_string()];
-        argv.extend(args.iter().cloned());
-        let zfs = duct::cmd(&self.program, &args)
-            .stdin_null()
-            .stdout_capture()
-            .stderr_capture()
-            .unchecked();
-        let output = match self.timeout {
-            None => zfs.run(),
-            Some(limit) => match run_with_timeout(&zfs, limit) {
-                Ok(Bounded::Finished(output)) => Ok(output),
-                Ok(Bounded::TimedOut) => {
-                    return Err(ZfsError {
-                        argv,
-                        message: format!("{TIMED_OUT}{}; it was killed", seconds(limit)),
-                    })
-                }
-                Err(e) => Err(e),
-            },
+    /// The command `zfs ARGS` at this location (not run yet): for
+    /// pipelines, and for what the typed calls below do not cover.
+    pub fn command<S: AsRef<str>>(&self, args: &[S]) -> Command {
+        let mut command = Command::new("zfs")
+            .args(args.iter().map(AsRef::as_ref))
+            .at(self.location.clone());
+        if let Some(program) = &self.program {
+            command = command.program_path(program);
         }
-        .map_err(|e| ZfsError {
-            argv: argv.clone(),
-            message: format!("could not run {}: {e}", self.program.display()),
-        })?;
-        let stderr = without_usage(&String::from_utf8_lossy(&output.stderr));
-        Ok(Finished {
-            message: if stderr.is_empty() {
-                format!("exit status {}", output.status)
-            } else {
-                stderr
-            },
-            succeeded: output.status.success(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            argv,
-        })
+        if let Some(limit) = self.timeout {
+            command = command.timeout(limit);
+        }
+        command
     }
 
-    /// Runs `zfs ARGS`, returning its stdout, or its stderr as the error.
+    /// Runs `zfs ARGS` to its end: `Err` only when it cannot be started or
+    /// was killed at the timeout.
+    fn execute<S: AsRef<str>>(&self, args: &[S]) -> Result<(Command, Output), ZfsError> {
+        let command = self.command(args);
+        let output = command.output()?;
+        Ok((command, output))
+    }
+
+    /// Runs `zfs ARGS`, returning its stdout, or an error whose stderr is
+    /// zfs's message.
     pub fn run<S: AsRef<str>>(&self, args: &[S]) -> Result<String, ZfsError> {
-        let finished = self.execute(args)?;
-        if finished.succeeded {
-            Ok(finished.stdout)
+        let (command, output) = self.execute(args)?;
+        if output.status.success() {
+            Ok(output.stdout_text())
         } else {
-            Err(ZfsError {
-                argv: finished.argv,
-                message: finished.message,
-            })
+            Err(failed(&command, &output))
         }
     }
 
@@ -148,24 +128,19 @@ impl Zfs {
         let list = properties.join(",");
         let mut args = vec!["get", "-H", "-p", "-o", "name,property,value,source", &list];
         args.extend(datasets.iter().map(String::as_str));
-        let finished = self.execute(&args)?;
+        let (command, output) = self.execute(&args)?;
         let mut missing = Vec::new();
-        if !finished.succeeded {
-            for line in finished.message.lines().filter(|l| !l.trim().is_empty()) {
+        if !output.status.success() {
+            let stderr = output.stderr_text();
+            for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
                 match missing_dataset(line).filter(|name| datasets.iter().any(|d| d == name)) {
                     Some(name) => missing.push(name.to_string()),
-                    None => {
-                        return Err(ZfsError {
-                            argv: finished.argv,
-                            message: finished.message,
-                        })
-                    }
+                    None => return Err(failed(&command, &output)),
                 }
             }
         }
-        Ok((parse_get(&finished.stdout), missing))
+        Ok((parse_get(&output.stdout_text()), missing))
     }
-
     /// Reads `properties` of every filesystem and volume under `root` in one
     /// `zfs get`. OpenZFS (the kernel module, with `/dev/zfs`) takes
     /// `-t filesystem,volume`, so snapshots are not listed at all; zfs-fuse
@@ -201,7 +176,7 @@ impl Zfs {
         ];
         let output = match self.run(&typed) {
             Ok(output) => output,
-            Err(e) if is_usage_error(&e.message) => self.run(&untyped)?,
+            Err(e) if is_usage_error(e.stderr()) => self.run(&untyped)?,
             Err(e) => return Err(e),
         };
         Ok(parse_get(&output))
@@ -260,32 +235,92 @@ impl Zfs {
                     })
                     .unwrap_or_default(),
             )),
-            Err(e) if says_dataset_missing(&e.message) => Ok(None),
+            Err(e) if says_dataset_missing(e.stderr()) => Ok(None),
             Err(e) => Err(e),
         }
     }
 
     /// The snapshots of `dataset` (not of its children), oldest first, or
-    /// `None` if the dataset does not exist.
+    /// `None` if the dataset does not exist (here or on the remote host).
     pub fn snapshots(&self, dataset: &str) -> Result<Option<Vec<Snapshot>>, ZfsError> {
-        let argv = snapshots_argv(dataset);
-        match self.run(&argv[1..]) {
-            Ok(output) => parse_snapshots(dataset, &output)
-                .map(Some)
-                .map_err(|message| ZfsError { argv, message }),
-            Err(e) if says_dataset_missing(&e.message) => Ok(None),
+        let (command, output) = self.execute(&snapshots::listing_args(dataset))?;
+        if !output.status.success() {
+            let e = failed(&command, &output);
+            return if says_dataset_missing(e.stderr()) {
+                Ok(None)
+            } else {
+                Err(e)
+            };
+        }
+        parse_snapshots(dataset, &output.stdout_text())
+            .map(Some)
+            .map_err(|message| {
+                command
+                    .failed(output.status, message.as_bytes())
+                    .with_help(format!(
+                        "zfs on {} printed what zpersist does not understand; run `{}` there",
+                        self.location,
+                        command.display()
+                    ))
+            })
+    }
+
+    /// Whether `dataset` exists (here or on the remote host).
+    pub fn exists(&self, dataset: &str) -> Result<bool, ZfsError> {
+        match self.run(&["list", "-H", "-o", "name", dataset]) {
+            Ok(_) => Ok(true),
+            Err(e) if says_dataset_missing(e.stderr()) => Ok(false),
             Err(e) => Err(e),
         }
     }
+
+    /// `zfs send OPTIONS SNAPSHOT` at this location, not run yet: its
+    /// stdout is the stream.
+    pub fn send(&self, snapshot: &str, options: &[&str]) -> Command {
+        let mut args = vec!["send"];
+        args.extend(options);
+        args.push(snapshot);
+        self.command(&args)
+    }
+
+    /// `zfs receive OPTIONS DATASET` at this location, not run yet: it
+    /// reads the stream on stdin.
+    pub fn receive(&self, dataset: &str, options: &[&str]) -> Command {
+        let mut args = vec!["receive"];
+        args.extend(options);
+        args.push(dataset);
+        self.command(&args)
+    }
+
+    /// `zfs send SNAPSHOT` here (or on the host this zfs is at) piped into
+    /// `zfs receive DATASET` at `destination`: the stream goes through a
+    /// kernel pipe (over ssh: ssh's stdout) and is never held in memory;
+    /// both exit statuses are checked and an error names the side that
+    /// failed. Run it with [`Pipeline::run`] or, for progress (`-v`),
+    /// [`Pipeline::stream`]; give it a limit with [`Pipeline::timeout`]
+    /// (the per-call limit of an ssh target does not apply to a transfer).
+    pub fn send_to(
+        &self,
+        snapshot: &str,
+        send_options: &[&str],
+        destination: &Zfs,
+        dataset: &str,
+        receive_options: &[&str],
+    ) -> Pipeline {
+        self.send(snapshot, send_options)
+            .pipe(destination.receive(dataset, receive_options))
+    }
 }
 
-/// How a `zfs` run that was started ended.
-struct Finished {
-    argv: Vec<String>,
-    succeeded: bool,
-    stdout: String,
-    /// Its stderr, or its exit status when it said nothing.
-    message: String,
+/// The error of `command` having failed with `output`: zfs's message
+/// without its usage text.
+fn failed(command: &Command, output: &Output) -> ZfsError {
+    // Cut before the error keeps its tail: the usage text is longer than
+    // the tail and comes after the line that matters.
+    command.failed(
+        output.status,
+        without_usage(&output.stderr_text()).as_bytes(),
+    )
 }
 
 /// The dataset named by zfs's "cannot open 'NAME': dataset does not exist"
@@ -393,14 +428,5 @@ mod tests {
             Some("dnodesize")
         );
         assert_eq!(unknown_property("permission denied"), None);
-    }
-
-    #[test]
-    fn errors_name_the_command() {
-        let e = ZfsError {
-            argv: vec!["zfs".into(), "set".into(), "a b=c".into(), "tank/x".into()],
-            message: "boom".into(),
-        };
-        assert_eq!(e.to_string(), "`zfs set 'a b=c' tank/x` failed: boom");
     }
 }

@@ -1,22 +1,32 @@
 //! The snapshots of one dataset from
 //! `zfs get -H -p -o name,property,value -d 1 creation,guid DATASET`, the
 //! form OpenZFS and zfs-fuse both understand (zfs-fuse has no `list -p` and
-//! no `get -t`, so snapshot rows are told apart by their '@'). The argv and
-//! the parser are public so the same listing can run on another host (over
-//! zpersist-ssh) and be read the same way.
+//! no `get -t`, so snapshot rows are told apart by their '@'). The same
+//! listing runs here or on another host: `Zfs::at(location).snapshots()`.
 
 use std::collections::BTreeMap;
 
 use zpersist_core::replication::Snapshot;
 
-/// The argv, `zfs` first, listing the snapshots of `dataset`.
-pub fn snapshots_argv(dataset: &str) -> Vec<String> {
-    creation_and_guid_argv(&["-d", "1"], dataset)
+/// The arguments of `zfs` listing the snapshots of `dataset`: what
+/// [`Zfs::snapshots`](crate::Zfs::snapshots) runs, here or over ssh.
+pub(crate) fn listing_args(dataset: &str) -> Vec<String> {
+    creation_and_guid_args(&["-d", "1"], dataset)
 }
 
-/// `zfs get -H -p -o name,property,value SCOPE creation,guid DATASET`.
-fn creation_and_guid_argv(scope: &[&str], dataset: &str) -> Vec<String> {
-    ["zfs", "get", "-H", "-p", "-o", "name,property,value"]
+/// The argv, `zfs` first, listing the snapshots of `dataset`, for messages
+/// that tell a person what to run.
+pub fn snapshots_argv(dataset: &str) -> Vec<String> {
+    with_zfs(listing_args(dataset))
+}
+
+fn with_zfs(args: Vec<String>) -> Vec<String> {
+    std::iter::once("zfs".to_string()).chain(args).collect()
+}
+
+/// `get -H -p -o name,property,value SCOPE creation,guid DATASET`.
+fn creation_and_guid_args(scope: &[&str], dataset: &str) -> Vec<String> {
+    ["get", "-H", "-p", "-o", "name,property,value"]
         .iter()
         .chain(scope)
         .chain(&["creation,guid", dataset])
@@ -102,7 +112,7 @@ mod tests {
 /// The argv, `zfs` first, listing every snapshot under `root` (all
 /// datasets at once: one call however many datasets there are).
 pub fn all_snapshots_argv(root: &str) -> Vec<String> {
-    creation_and_guid_argv(&["-r"], root)
+    with_zfs(creation_and_guid_args(&["-r"], root))
 }
 
 /// The snapshots in `output` of [`all_snapshots_argv`], by dataset, each

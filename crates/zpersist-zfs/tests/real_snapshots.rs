@@ -1,24 +1,18 @@
-//! Listing a dataset's snapshots on real ZFS (zfs-fuse), here through
-//! `Zfs` and on "another host" by running the same argv through
-//! zpersist-ssh on the loopback sshd that tests/env/start-sshd.sh starts.
-//! The dataset name has a space, so the remote run also proves the quoting
-//! for the remote shell.
+//! Listing a dataset's snapshots on real ZFS (zfs-fuse), here and on
+//! "another host": the same `Zfs::snapshots` at `Location::Ssh`, over the
+//! loopback sshd that tests/env/start-sshd.sh starts. The dataset name has
+//! a space, so the remote run also proves the quoting for the remote shell.
+
+use std::time::Duration;
 
 use zpersist_e2e::pool::{zfs, TestPool};
 use zpersist_e2e::sshd;
-use zpersist_ssh::SshTarget;
-use zpersist_zfs::{parse_snapshots, says_dataset_missing, snapshots_argv, Zfs};
+use zpersist_process::Location;
+use zpersist_zfs::Zfs;
 
-fn test_sshd() -> SshTarget {
+fn test_sshd() -> Location {
     sshd::require();
-    SshTarget {
-        host: sshd::HOST.into(),
-        port: sshd::PORT,
-        user: sshd::USER.into(),
-        identity_file: sshd::client_key(),
-        known_hosts: sshd::known_hosts(),
-        timeout: std::time::Duration::from_secs(30),
-    }
+    Location::Ssh(sshd::target(Duration::from_secs(30)))
 }
 
 #[test]
@@ -50,22 +44,25 @@ fn snapshots_are_listed_oldest_first_here_and_over_ssh_alike() {
         local[0].guid
     );
 
-    let output = test_sshd()
-        .run(&snapshots_argv(&dataset))
+    let remote = Zfs::at(test_sshd())
+        .unwrap()
+        .snapshots(&dataset)
         .unwrap_or_else(|e| {
             panic!(
                 "{e}\nhelp: {} (tests/env/start-sshd.sh starts the test sshd)",
                 e.help
             )
         });
-    assert_eq!(parse_snapshots(&dataset, &output).unwrap(), local);
+    assert_eq!(remote, Some(local));
 }
 
 #[test]
-fn a_missing_dataset_is_none_here_and_recognisable_over_ssh() {
+fn a_missing_dataset_is_none_here_and_over_ssh() {
     let pool = TestPool::new("nosnaps");
     let missing = pool.ds("never replicated");
     assert_eq!(Zfs::from_path().unwrap().snapshots(&missing).unwrap(), None);
-    let e = test_sshd().run(&snapshots_argv(&missing)).unwrap_err();
-    assert!(says_dataset_missing(e.stderr()), "{e}");
+    let remote = Zfs::at(test_sshd()).unwrap();
+    assert_eq!(remote.snapshots(&missing).unwrap(), None);
+    assert!(!remote.exists(&missing).unwrap());
+    assert!(remote.exists(&pool.name).unwrap());
 }

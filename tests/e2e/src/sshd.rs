@@ -18,6 +18,19 @@ pub fn known_hosts() -> String {
     format!("{DIR}/known_hosts")
 }
 
+/// The test sshd as a pinned ssh target, each call bounded by `timeout`
+/// (`zpersist_process::Location::Ssh(sshd::target(...))` runs there).
+pub fn target(timeout: std::time::Duration) -> zpersist_ssh::SshTarget {
+    zpersist_ssh::SshTarget {
+        host: HOST.into(),
+        port: PORT,
+        user: USER.into(),
+        identity_file: client_key(),
+        known_hosts: known_hosts(),
+        timeout,
+    }
+}
+
 /// Checks that the test sshd answers with the pinned key and returns its
 /// host key as a `hostKey` option takes it (`ssh-ed25519 AAAA...`).
 pub fn require() -> String {

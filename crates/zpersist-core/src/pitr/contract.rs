@@ -4,8 +4,22 @@
 use serde::{Deserialize, Serialize};
 
 use super::retention::RetentionPolicy;
+use crate::contract::{Contract, Diagnostic};
 
 pub const PITR_VERSION: u64 = 1;
+
+impl Contract for PitrContract {
+    const KIND: &'static str = "contract";
+    const VERSION: u64 = PITR_VERSION;
+    const READER: &'static str = "zpersist";
+
+    fn problems(&self) -> Vec<Diagnostic> {
+        self.rule_problems()
+            .into_iter()
+            .map(Diagnostic::new)
+            .collect()
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -144,34 +158,14 @@ fn default_max_archive_age() -> i64 {
 }
 
 impl PitrContract {
-    /// Parses and validates the contract; every problem, located.
+    /// Parses and validates the contract (the one contract loader,
+    /// [`crate::contract::parse`]); every problem, located, as text.
     pub fn parse(text: &str) -> Result<PitrContract, Vec<String>> {
-        let value =
-            crate::json::parse_strict(text).map_err(|e| vec![format!("not valid JSON: {e}")])?;
-        match value.get("version").and_then(|v| v.as_u64()) {
-            Some(PITR_VERSION) => {}
-            Some(other) => {
-                return Err(vec![format!(
-                    "contract version {other} is not supported; this zpersist reads version {PITR_VERSION}"
-                )])
-            }
-            None => {
-                return Err(vec![format!(
-                    "missing field `version` (this zpersist reads version {PITR_VERSION})"
-                )])
-            }
-        }
-        let contract: PitrContract =
-            serde_json::from_value(value).map_err(|e| vec![e.to_string()])?;
-        let problems = contract.problems();
-        if problems.is_empty() {
-            Ok(contract)
-        } else {
-            Err(problems)
-        }
+        crate::contract::parse::<PitrContract>(text)
+            .map_err(|problems| problems.iter().map(ToString::to_string).collect())
     }
 
-    fn problems(&self) -> Vec<String> {
+    fn rule_problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         let mut absolute = |what: &str, path: &str| {
             if !path.starts_with('/') {
