@@ -790,7 +790,11 @@ fn by_hand(plan: &PreseedPlan, point: &RestorePoint) -> Vec<String> {
             }
         }
     }
-    lines.push(format!("zfs set canmount=noauto {0} && zfs set mountpoint=none {0} && zfs rename {0} {1}", plan.dataset, plan.aside(0).replace("-0", "-$(date +%s)")));
+    lines.push(format!(
+        "zfs set canmount=noauto {0} && zfs set mountpoint=none {0} && zfs rename {0} {1}",
+        plan.dataset,
+        plan.aside(0).replace("-0", "-$(date +%s)")
+    ));
     lines.push(format!("zfs rename {sibling} {}", plan.dataset));
     lines.push(format!("zfs set mountpoint={} canmount=on {}  # and the declared properties; then chown/chmod the root", plan.mountpoint, plan.dataset));
     lines.push(format!(
