@@ -11,17 +11,32 @@ pub use zpersist_core::facts::{Mount, ProcessUse, UnitState};
 
 use crate::path::within;
 
+/// How long `systemctl is-active` may take.
+pub const SYSTEMCTL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// `systemctl is-active UNIT`, read as running, stopped or unknown (no
-/// systemctl, or an answer that is not a state).
+/// systemctl, no answer in time, or an answer that is not a state).
 pub fn unit_state(unit: &str) -> UnitState {
     let Ok(systemctl) = which::which("systemctl") else {
         return UnitState::Unknown("systemctl is not installed".into());
     };
+    // Bounded: a systemd that does not answer (a hung D-Bus) is an unknown
+    // state, never a wait without end.
     let output = zpersist_process::Command::from_argv(&["systemctl", "is-active", "--", unit])
         .program_path(systemctl)
+        .timeout(SYSTEMCTL_TIMEOUT)
         .output();
-    let Ok(output) = output else {
-        return UnitState::Unknown("systemctl could not be run".into());
+    let output = match output {
+        Ok(output) => output,
+        Err(e) if e.timed_out() => {
+            return UnitState::Unknown(format!(
+                "systemctl did not answer within {} s",
+                SYSTEMCTL_TIMEOUT.as_secs()
+            ))
+        }
+        Err(e) => {
+            return UnitState::Unknown(format!("systemctl could not be run: {}", e.message()))
+        }
     };
     let state = String::from_utf8_lossy(&output.stdout).trim().to_string();
     match state.as_str() {
