@@ -16,6 +16,7 @@ use zpersist_core::preseed::{
     SwapFacts, PROP_AT, PROP_PRESEED, PROP_SIBLING, PROP_SOURCE,
 };
 use zpersist_core::property::is_create_only;
+use zpersist_core::text::human_bytes;
 use zpersist_core::time::rfc3339;
 use zpersist_host::failpoint::Failpoints;
 use zpersist_host::manifest::holds_data;
@@ -282,8 +283,8 @@ impl Run<'_> {
                             let secs = started.elapsed().as_secs_f64().max(0.001);
                             println!(
                                 "        {} received ({}/s)",
-                                human(total),
-                                human((total as f64 / secs) as u64)
+                                human_bytes(total),
+                                human_bytes((total as f64 / secs) as u64)
                             );
                         }
                     })
@@ -913,15 +914,4 @@ fn stop_receives_into(sibling: &str) {
     {
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn human(bytes: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < units.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", units[unit])
 }

@@ -172,17 +172,13 @@ fn pitr_points(
         .collect())
 }
 
+/// The PITR contract through the one contract loader (strict, versioned).
 fn pitr_contract(
     source: &zpersist_core::preseed::PitrSource,
 ) -> Result<zpersist_core::pitr::PitrContract, String> {
-    let text = std::fs::read_to_string(&source.contract)
-        .map_err(|e| format!("cannot read the PITR contract {}: {e}", source.contract))?;
-    zpersist_core::pitr::PitrContract::parse(&text).map_err(|problems| {
-        format!(
-            "the PITR contract {} is not valid: {}",
-            source.contract,
-            problems.join("; ")
-        )
+    zpersist_host::read_contract(Path::new(&source.contract)).map_err(|problems| {
+        let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        problems.join("; ")
     })
 }
 
