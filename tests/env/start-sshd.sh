@@ -10,7 +10,9 @@ set -euo pipefail
 port=58222
 dir=/run/zpersist-test-sshd
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-wrapper_dir="$repo/tests/env/sanoid-zfs"
+# The wrapper is copied into $dir so that the config names no checkout: two
+# clones running tests at once then share one sshd instead of restarting it.
+wrapper_dir="$dir/sanoid-zfs"
 sshd=$(command -v sshd || echo /usr/sbin/sshd)
 
 mkdir -p "$dir"
@@ -18,6 +20,11 @@ chmod 700 "$dir"
 [ -f "$dir/host_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C zpersist-test-host -f "$dir/host_ed25519"
 [ -f "$dir/client_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C zpersist-test-client -f "$dir/client_ed25519"
 cp "$dir/client_ed25519.pub" "$dir/authorized_keys"
+mkdir -p "$wrapper_dir"
+if ! cmp -s "$repo/tests/env/sanoid-zfs/zfs" "$wrapper_dir/zfs"; then
+    install -m 755 "$repo/tests/env/sanoid-zfs/zfs" "$wrapper_dir/zfs.new"
+    mv -f "$wrapper_dir/zfs.new" "$wrapper_dir/zfs"
+fi
 # The pinned host key, exactly as zpersist renders /etc/zpersist/known_hosts/<target>.
 echo "[127.0.0.1]:$port $(cut -d' ' -f1,2 "$dir/host_ed25519.pub")" >"$dir/known_hosts"
 
