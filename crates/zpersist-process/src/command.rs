@@ -385,6 +385,38 @@ mod tests {
         assert_eq!(e.status().and_then(|s| s.code()), Some(4));
     }
 
+    /// What a copy engine (rsync --info=progress2) relies on: every stderr
+    /// line reaches the callback, however many, while the error keeps only
+    /// their tail; and a stdout line is never mixed with stderr's.
+    #[test]
+    fn a_streamed_command_hands_over_every_stderr_line_and_its_error_keeps_the_tail() {
+        let mut stderr_lines = 0;
+        let mut first = None;
+        let mut stdout = Vec::new();
+        let e = Command::from_argv(&[
+            "sh",
+            "-c",
+            "printf '  1,024  50%%'; echo 'disk full (28)' >&2; \
+             i=0; while [ $i -lt 5000 ]; do echo \"write failed $i\" >&2; i=$((i+1)); done; \
+             printf '\r  2,048 100%%\n'; exit 11",
+        ])
+        .timeout(Duration::from_secs(30))
+        .stream(&mut |stream, line| match stream {
+            Stream::Stdout => stdout.push(line.to_string()),
+            Stream::Stderr => {
+                stderr_lines += 1;
+                first.get_or_insert_with(|| line.to_string());
+            }
+        })
+        .unwrap_err();
+        assert_eq!(stdout, ["  1,024  50%", "  2,048 100%"]);
+        assert_eq!(stderr_lines, 5001);
+        assert_eq!(first.as_deref(), Some("disk full (28)"));
+        assert!(e.stderr().ends_with("write failed 4999"), "{}", e.stderr());
+        assert!(!e.stderr().contains("disk full"), "the tail kept it all");
+        assert_eq!(e.status().and_then(|s| s.code()), Some(11));
+    }
+
     #[test]
     fn environment_variables_and_the_directory_reach_a_local_command() {
         let out = Command::from_argv(&["sh", "-c", "printf %s \"$ZP_X\"; pwd"])
