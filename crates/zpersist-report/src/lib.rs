@@ -66,6 +66,12 @@ pub fn render_error(what: &str, help: &str) -> String {
     render(&Diagnostic::new(what).with_help(help))
 }
 
+/// `{"errors": [DIAGNOSTIC...]}`: the `--json` document of a run that
+/// stopped on errors before it had a report.
+pub fn errors_document(problems: &[Diagnostic]) -> serde_json::Value {
+    serde_json::json!({ "errors": problems })
+}
+
 /// A binary's reporter: diagnostics as text on stderr, the `--json`
 /// document on stdout, and the exit code they add up to.
 pub struct Reporter {
@@ -99,6 +105,17 @@ impl Reporter {
     /// Reports a failure that has no place: `error: WHAT` / `  help: HELP`.
     pub fn fail(&mut self, what: impl Into<String>, help: impl Into<String>) {
         self.error(&Diagnostic::new(what).with_help(help));
+    }
+
+    /// A failure that ends the run before it has a report of its own: the
+    /// diagnostic on stderr and, with `--json`, `{"errors": [DIAGNOSTIC]}`
+    /// as the one document on stdout (the shape [`Reporter::bad_input`]
+    /// prints), so that a `--json` run always leaves a document to read.
+    pub fn abort(&mut self, diagnostic: &Diagnostic) {
+        self.error(diagnostic);
+        if self.json {
+            self.document(&errors_document(std::slice::from_ref(diagnostic)));
+        }
     }
 
     /// A line of progress or outcome for people, on stderr (never in the
@@ -136,7 +153,7 @@ impl Reporter {
         let _ = writeln!(err, "{}: {}", self.binary, shown(closing));
         drop(err);
         if self.json {
-            self.document(&serde_json::json!({ "errors": problems }));
+            self.document(&errors_document(problems));
         }
         i32::from(EXIT_BAD_INPUT)
     }
@@ -191,6 +208,29 @@ mod tests {
         }
         assert!(Args::parse_from(["x", "--json"]).output.json);
         assert!(!Args::parse_from(["x"]).output.json);
+    }
+
+    #[test]
+    fn the_errors_document_holds_each_diagnostic_with_its_place_and_help() {
+        let document = errors_document(&[Diagnostic::new("archiving fails")
+            .in_file("/etc/zpersist/pitr.json")
+            .with_help("see the server log")]);
+        assert_eq!(
+            document,
+            serde_json::json!({"errors": [{
+                "what": "archiving fails",
+                "where": {"file": "/etc/zpersist/pitr.json"},
+                "help": "see the server log",
+            }]})
+        );
+    }
+
+    #[test]
+    fn an_abort_fails_the_run() {
+        let mut reporter = Reporter::new("test", false);
+        reporter.abort(&Diagnostic::new("the repository is gone"));
+        assert!(reporter.failed());
+        assert_eq!(reporter.exit_code(), ExitCode::from(EXIT_FAILED));
     }
 
     #[test]
