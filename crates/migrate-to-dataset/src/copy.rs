@@ -1,8 +1,9 @@
-//! The copy engine: rsync as a child process (argv, no shell), and what a
-//! copy that ran out of space says. Verification does not trust it: see
+//! The copy engine: rsync as a child process (an argv run by
+//! zpersist-process, progress streamed line by line), and what a copy that
+//! ran out of space says. Verification does not trust it: see
 //! zpersist_host::manifest.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,7 @@ use zpersist_core::human_bytes;
 use zpersist_core::migration::MigrationTarget;
 use zpersist_core::name::pool_of;
 use zpersist_host::manifest::Tree;
+use zpersist_process::{Command, Failure, ProcessError, Stream};
 use zpersist_zfs::space::tightest_limit;
 use zpersist_zfs::Zfs;
 
@@ -34,7 +36,7 @@ pub fn copy_into_dataset(
     )
     .map_err(|e| match &e.out_of_space {
         Some(says) => out_of_space(zfs, target, source, says),
-        None => e.message.into(),
+        None => e.into(),
     })
 }
 
@@ -65,7 +67,7 @@ fn out_of_space(
         ),
     };
     StepError {
-        error: format!("{dataset} is out of space: {what}{takes}\n    {rsync_says}"),
+        error: format!("{dataset} is out of space: {what}{takes}; rsync said: {rsync_says}"),
         help: Some(format!(
             "{help}, then run again (what was copied so far stays)"
         )),
@@ -104,17 +106,24 @@ pub fn rsync_argv(source: &str, destination: &str, by_checksum: bool) -> Vec<Str
 /// Why rsync failed.
 #[derive(Debug)]
 pub struct CopyError {
-    /// The command, its exit status and its last messages.
-    pub message: String,
+    /// The command, how it ended and the tail of its stderr; or why it
+    /// could not start.
+    pub error: ProcessError,
     /// rsync's message saying the destination is full or over its quota.
     pub out_of_space: Option<String>,
 }
 
-impl From<String> for CopyError {
-    fn from(message: String) -> CopyError {
-        CopyError {
-            message,
-            out_of_space: None,
+impl From<CopyError> for StepError {
+    /// A plain failure keeps the general help ("fix the cause and run
+    /// again"); rsync missing or killed says what to do itself.
+    fn from(e: CopyError) -> StepError {
+        let help = match e.error.failure {
+            Failure::Exited { .. } => None,
+            Failure::NotStarted(_) | Failure::TimedOut { .. } => Some(e.error.help.clone()),
+        };
+        StepError {
+            error: e.error.to_string(),
+            help,
         }
     }
 }
@@ -125,7 +134,8 @@ pub fn says_out_of_space(message: &str) -> bool {
         || message.contains("Disk quota exceeded (122)")
 }
 
-/// Runs rsync, printing its progress to `progress` at most every `every`.
+/// Runs rsync (through zpersist-process), printing its progress to
+/// `progress` at most every `every`.
 pub fn rsync(
     source: &str,
     destination: &str,
@@ -133,110 +143,51 @@ pub fn rsync(
     every: Duration,
     progress: &mut dyn Write,
 ) -> Result<(), CopyError> {
-    let program = rsync_program()?;
-    let argv = rsync_argv(source, destination, by_checksum);
-    // Progress comes on stdout, errors on stderr: read apart, an error
+    let command = Command::new("rsync").args(rsync_argv(source, destination, by_checksum));
+    // Progress comes on stdout (progress2 rewrites its line with `\r`,
+    // which ends a line here too), errors on stderr: read apart, an error
     // written in the middle of a progress line cannot pass for progress.
-    let reader = duct::cmd(&program, &argv)
-        .stdin_null()
-        .stderr_capture()
-        .unchecked()
-        .reader()
-        .map_err(|e| format!("could not start {}: {e}", program.display()))?;
-    let mut messages = Vec::new();
     let mut last_print = Instant::now();
     let mut last_progress = String::new();
-    let mut buffered = BufReader::new(&reader);
-    let mut chunk = Vec::new();
-    loop {
-        chunk.clear();
-        // progress2 rewrites its line with `\r`.
-        let n = read_until_either(&mut buffered, &mut chunk)
-            .map_err(|e| format!("reading rsync's output: {e}"))?;
-        if n == 0 {
-            break;
-        }
-        let line = String::from_utf8_lossy(&chunk).trim().to_string();
+    let mut out_of_space: Option<String> = None;
+    let ran = command.stream(&mut |stream, line| {
+        let line = line.trim();
         if line.is_empty() {
-            continue;
+            return;
         }
-        if line.contains("to-chk=") || line.contains("ir-chk=") || is_progress(&line) {
-            last_progress = line;
-            if last_print.elapsed() >= every {
-                let _ = writeln!(progress, "copy: {last_progress}");
-                last_print = Instant::now();
+        match stream {
+            Stream::Stdout if is_progress(line) => {
+                last_progress = line.to_string();
+                if last_print.elapsed() >= every {
+                    let _ = writeln!(progress, "copy: {last_progress}");
+                    last_print = Instant::now();
+                }
             }
-        } else {
-            messages.push(line);
+            // The first line naming a full disk, wherever it is among
+            // rsync's messages (the error keeps only their tail).
+            _ if out_of_space.is_none() && says_out_of_space(line) => {
+                out_of_space = Some(line.to_string());
+            }
+            _ => {}
         }
-    }
-    let output = reader
-        .try_wait()
-        .map_err(|e| format!("rsync: {e}"))?
-        .ok_or("rsync did not finish".to_string())?;
+    });
     if !last_progress.is_empty() {
         let _ = writeln!(progress, "copy: {last_progress}");
     }
-    if output.status.success() {
-        return Ok(());
-    }
-    messages.extend(
-        String::from_utf8_lossy(&output.stderr)
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(str::to_string),
-    );
-    let out_of_space = messages.iter().find(|m| says_out_of_space(m)).cloned();
-    // The last messages, and the one naming a full disk wherever it is.
-    let mut tail: Vec<&str> = messages.iter().rev().take(15).map(String::as_str).collect();
-    tail.reverse();
-    if let Some(line) = out_of_space.as_deref().filter(|l| !tail.contains(l)) {
-        tail.insert(0, line);
-    }
-    Err(CopyError {
-        message: format!(
-            "`rsync {}` failed ({}):\n    {}",
-            argv.join(" "),
-            output.status,
-            tail.join("\n    ")
-        ),
+    ran.map_err(|error| CopyError {
+        error,
         out_of_space,
     })
 }
 
 fn is_progress(line: &str) -> bool {
-    // "   1,234,567  45%   10.00MB/s    0:00:01"
-    line.split_whitespace()
-        .nth(1)
-        .is_some_and(|field| field.ends_with('%'))
-}
-
-fn read_until_either(reader: &mut impl BufRead, out: &mut Vec<u8>) -> std::io::Result<usize> {
-    let mut read = 0;
-    loop {
-        let available = match reader.fill_buf() {
-            Ok(buf) => buf,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if available.is_empty() {
-            return Ok(read);
-        }
-        match available.iter().position(|b| *b == b'\n' || *b == b'\r') {
-            Some(at) => {
-                out.extend_from_slice(&available[..=at]);
-                reader.consume(at + 1);
-                return Ok(read + at + 1);
-            }
-            None => {
-                let len = available.len();
-                out.extend_from_slice(available);
-                reader.consume(len);
-                read += len;
-            }
-        }
-    }
+    // "   1,234,567  45%   10.00MB/s    0:00:01 (xfr#3, to-chk=0/7)"
+    line.contains("to-chk=")
+        || line.contains("ir-chk=")
+        || line
+            .split_whitespace()
+            .nth(1)
+            .is_some_and(|field| field.ends_with('%'))
 }
 
 #[cfg(test)]

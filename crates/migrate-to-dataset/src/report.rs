@@ -1,11 +1,12 @@
 //! What a run reports: its outcome, the steps it completed, notes and
-//! problems, as text or JSON.
+//! problems, as text or JSON (printed through zpersist-report).
 
 use std::io::{self, Write};
 
 use serde::Serialize;
 use zpersist_core::migration::{MigrationTarget, Refusal, Stage};
 use zpersist_host::Failure;
+use zpersist_report::{Diagnostic, Reporter};
 
 use crate::migrate::Options;
 
@@ -147,22 +148,25 @@ impl Report {
         }
     }
 
-    pub fn print(&self, json: bool) {
-        if json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(self).expect("the report serialises")
-            );
+    /// Prints the run's outcome through `reporter`: with `--json` the
+    /// report as the one document on stdout, else its notes and the closing
+    /// line; every problem as `error:` / `  help:` on stderr either way.
+    /// A refused or failed run makes the exit code 1.
+    pub fn print(&self, reporter: &mut Reporter) {
+        if reporter.json() {
+            reporter.document(self);
         } else {
             for note in &self.notes {
                 println!("note: {note}");
             }
         }
         for problem in &self.problems {
-            eprintln!("error: {}", problem.error);
-            eprintln!("  help: {}", problem.help);
+            reporter.error(&Diagnostic::new(&problem.error).with_help(&problem.help));
         }
-        if json {
+        if !self.succeeded() {
+            reporter.mark_failed();
+        }
+        if reporter.json() {
             return;
         }
         let (path, dataset, aside) = (&self.path, &self.dataset, &self.aside);
@@ -178,12 +182,12 @@ impl Report {
             Outcome::CleanedUp => println!("cleaned up: {aside} removed"),
             Outcome::NothingToCleanUp => println!("nothing to clean up for {path}"),
             Outcome::Refused => {
-                eprintln!("migrate-to-dataset: refused; nothing was changed by this run")
+                reporter.note("migrate-to-dataset: refused; nothing was changed by this run")
             }
-            Outcome::Failed => eprintln!(
+            Outcome::Failed => reporter.note(format!(
                 "migrate-to-dataset: failed; the original data is untouched (at {path} or {aside}). \
                  Fix the problem and run again: it resumes where it stopped."
-            ),
+            )),
         }
     }
 }

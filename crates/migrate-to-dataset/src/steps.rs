@@ -153,7 +153,7 @@ impl Migration<'_> {
         let mut repaired = false;
         if !differences.is_empty() {
             eprintln!(
-                "verify: {} difference(s) after the copy; copying again comparing contents:\n    {}",
+                "verify: {} difference(s) after the copy; copying again comparing contents: {}",
                 differences.len(),
                 list_differences(&differences)
             );
@@ -166,7 +166,7 @@ impl Migration<'_> {
             // The next run copies again.
             journal.stage = Stage::Created;
             return Err(format!(
-                "the copy in {} differs from {}:\n    {}",
+                "the copy in {} differs from {}: {}",
                 temporary,
                 target.path,
                 list_differences(&differences)
@@ -219,7 +219,7 @@ impl Migration<'_> {
         let aside = target.aside();
         let original = hash_trees(&[&aside], every, "verify-mounted")?;
         Err(format!(
-            "the data mounted at {} differs from what was verified (the original is at {aside}):\n    {}",
+            "the data mounted at {} differs from what was verified (the original is at {aside}): {}",
             target.path,
             list_differences(&differences(&original[0], &trees[0]))
         ))

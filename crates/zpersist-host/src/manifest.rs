@@ -257,14 +257,14 @@ pub fn hash_trees(roots: &[&str], every: Duration, label: &str) -> Result<Vec<Tr
     })
 }
 
-/// Up to 20 differences, one a line (indented to follow an error line),
-/// and how many more there are.
+/// Up to 20 differences, separated by `; ` (an error is one line: see
+/// zpersist-report), and how many more there are.
 pub fn list_differences(differences: &[String]) -> String {
     let mut shown: Vec<String> = differences.iter().take(20).cloned().collect();
     if differences.len() > 20 {
         shown.push(format!("... and {} more", differences.len() - 20));
     }
-    shown.join("\n    ")
+    shown.join("; ")
 }
 
 fn kind_of(file_type: &fs::FileType) -> Kind {
