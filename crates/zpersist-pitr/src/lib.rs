@@ -19,16 +19,20 @@ use zpersist_postgres::barman::Barman;
 use zpersist_postgres::cluster::Pg;
 use zpersist_postgres::local::LocalRepository;
 use zpersist_postgres::PgError;
-use zpersist_report::Reporter;
+use zpersist_report::{Diagnostic, Reporter};
 
 /// Where the NixOS module installs the contract.
 pub const DEFAULT_CONTRACT: &str = "/etc/zpersist/pitr.json";
 
 /// Reads the contract (zpersist_host::read_contract, the one loader); a
-/// problem is printed by zpersist-report and is exit 2 (nothing touched).
-pub fn load_contract(path: &std::path::Path) -> Result<PitrContract, ExitCode> {
+/// problem is printed by the binary's `reporter` and is exit 2 (nothing
+/// touched).
+pub fn load_contract(
+    path: &std::path::Path,
+    reporter: &mut Reporter,
+) -> Result<PitrContract, ExitCode> {
     zpersist_host::read_contract::<PitrContract>(path).map_err(|problems| {
-        Reporter::new("zpersist-pitr", false).bad_input(
+        reporter.bad_input(
             &problems,
             &format!("the contract is written by zpersist's NixOS module (docs/postgresql-pitr.md; {DEFAULT_CONTRACT}), or pass --contract FILE"),
             "nothing was touched",
@@ -36,9 +40,16 @@ pub fn load_contract(path: &std::path::Path) -> Result<PitrContract, ExitCode> {
     })
 }
 
-/// Prints an adapter error the way every zpersist binary does.
-pub fn report(e: &PgError) {
-    eprintln!("{}", zpersist_report::render_error(&e.to_string(), &e.help));
+/// An adapter error as zpersist-report prints it: `error: WHAT (on ON):
+/// MESSAGE` / `  help: HELP`.
+pub fn diagnostic(e: &PgError) -> Diagnostic {
+    Diagnostic::new(e.to_string()).with_help(&e.help)
+}
+
+/// Reports an adapter error that ends the run (exit 1): on stderr, and
+/// with `--json` as the `{"errors": [...]}` document.
+pub fn report(reporter: &mut Reporter, e: &PgError) {
+    reporter.abort(&diagnostic(e));
 }
 
 pub fn now() -> i64 {
@@ -96,11 +107,18 @@ impl Failure {
     pub fn bad_input(error: PgError) -> Failure {
         Failure { code: 2, error }
     }
-    pub fn exit(&self) -> ExitCode {
-        report(&self.error);
+    /// Reports it through the binary's `reporter`: bad input as
+    /// [`Reporter::bad_input`] does (the error, its help, `BINARY: nothing
+    /// was touched`), a failure as [`report`]; its exit code.
+    pub fn exit(&self, reporter: &mut Reporter) -> ExitCode {
         if self.code == 2 {
-            eprintln!("  (nothing was touched)");
+            return reporter.bad_input(
+                &[Diagnostic::new(self.error.to_string())],
+                &self.error.help,
+                "nothing was touched",
+            );
         }
+        report(reporter, &self.error);
         ExitCode::from(self.code)
     }
 }

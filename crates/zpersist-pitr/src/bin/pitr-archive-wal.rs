@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use zpersist_postgres::local::Archived;
+use zpersist_report::Reporter;
 
 /// Archive one WAL file (PostgreSQL's archive_command).
 #[derive(Parser)]
@@ -22,19 +23,24 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let contract = match zpersist_pitr::load_contract(&args.contract) {
+    // No --json: PostgreSQL runs it and reads only its exit status.
+    let mut reporter = Reporter::new("pitr-archive-wal", false);
+    let contract = match zpersist_pitr::load_contract(&args.contract, &mut reporter) {
         Ok(c) => c,
         Err(code) => return code,
     };
     match zpersist_pitr::wal::archive(&contract, &args.path, &args.name) {
         Ok(Archived::Stored) => ExitCode::SUCCESS,
         Ok(Archived::AlreadyArchived) => {
-            eprintln!("{} is archived already, with the same contents", args.name);
+            reporter.note(format!(
+                "{} is archived already, with the same contents",
+                args.name
+            ));
             ExitCode::SUCCESS
         }
         Err(e) => {
-            zpersist_pitr::report(&e);
-            ExitCode::FAILURE
+            zpersist_pitr::report(&mut reporter, &e);
+            reporter.exit_code()
         }
     }
 }

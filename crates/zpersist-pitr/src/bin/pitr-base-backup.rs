@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use zpersist_report::{JsonFlag, Reporter};
 
 /// Take a verified base backup and prune what retention no longer needs.
 #[derive(Parser)]
@@ -12,24 +13,22 @@ use clap::Parser;
 struct Args {
     #[arg(long, default_value = zpersist_pitr::DEFAULT_CONTRACT)]
     contract: PathBuf,
-    /// Print the report as JSON.
-    #[arg(long)]
-    json: bool,
+    // --json: the report as JSON on stdout instead of text.
+    #[command(flatten)]
+    output: JsonFlag,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let contract = match zpersist_pitr::load_contract(&args.contract) {
+    let mut reporter = Reporter::new("pitr-base-backup", args.output.json);
+    let contract = match zpersist_pitr::load_contract(&args.contract, &mut reporter) {
         Ok(c) => c,
         Err(code) => return code,
     };
     match zpersist_pitr::backup::run(&contract) {
         Ok(report) => {
-            if args.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).expect("a report serialises")
-                );
+            if reporter.json() {
+                reporter.document(&report);
             } else {
                 println!(
                     "base backup {} taken in {:.1} s and published",
@@ -48,6 +47,6 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(failure) => failure.exit(),
+        Err(failure) => failure.exit(&mut reporter),
     }
 }

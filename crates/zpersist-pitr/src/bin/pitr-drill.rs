@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use zpersist_report::{JsonFlag, Reporter};
 
 /// Prove the archive restores: restore latest, read the heartbeat, report the RPO.
 #[derive(Parser)]
@@ -12,24 +13,22 @@ use clap::Parser;
 struct Args {
     #[arg(long, default_value = zpersist_pitr::DEFAULT_CONTRACT)]
     contract: PathBuf,
-    /// Print the report as JSON.
-    #[arg(long)]
-    json: bool,
+    // --json: the report as JSON on stdout instead of text.
+    #[command(flatten)]
+    output: JsonFlag,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let contract = match zpersist_pitr::load_contract(&args.contract) {
+    let mut reporter = Reporter::new("pitr-drill", args.output.json);
+    let contract = match zpersist_pitr::load_contract(&args.contract, &mut reporter) {
         Ok(c) => c,
         Err(code) => return code,
     };
     match zpersist_pitr::drill::run(&contract, &args.contract) {
         Ok(report) => {
-            if args.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).expect("a report serialises")
-                );
+            if reporter.json() {
+                reporter.document(&report);
             } else {
                 println!(
                     "drill: {} in {:.1} s",
@@ -41,6 +40,6 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(failure) => failure.exit(),
+        Err(failure) => failure.exit(&mut reporter),
     }
 }

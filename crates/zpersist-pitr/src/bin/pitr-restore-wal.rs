@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use zpersist_postgres::local::Fetched;
+use zpersist_report::Reporter;
 
 /// Fetch one WAL file for recovery (PostgreSQL's restore_command).
 #[derive(Parser)]
@@ -27,7 +28,9 @@ const ABORT_RECOVERY: u8 = 126;
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let contract = match zpersist_pitr::load_contract(&args.contract) {
+    // No --json: PostgreSQL runs it and reads only its exit status.
+    let mut reporter = Reporter::new("pitr-restore-wal", false);
+    let contract = match zpersist_pitr::load_contract(&args.contract, &mut reporter) {
         Ok(c) => c,
         Err(_) => return ExitCode::from(ABORT_RECOVERY),
     };
@@ -35,7 +38,7 @@ fn main() -> ExitCode {
         Ok(Fetched::Restored) => ExitCode::SUCCESS,
         Ok(Fetched::Missing) => ExitCode::FAILURE,
         Err(e) => {
-            zpersist_pitr::report(&e);
+            zpersist_pitr::report(&mut reporter, &e);
             ExitCode::from(ABORT_RECOVERY)
         }
     }

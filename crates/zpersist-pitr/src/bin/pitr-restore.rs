@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use zpersist_core::pitr::target::{parse_target, TARGET_FORMS};
 use zpersist_core::pitr::Target;
+use zpersist_report::{JsonFlag, Reporter};
 
 /// Restore PostgreSQL to a moment from base backups and archived WAL.
 #[derive(Parser)]
@@ -31,14 +32,15 @@ struct Args {
     /// The throwaway server's port (default: the contract's drill port).
     #[arg(long)]
     port: Option<u16>,
-    /// Print the report as JSON.
-    #[arg(long)]
-    json: bool,
+    // --json: the report as JSON on stdout instead of text.
+    #[command(flatten)]
+    output: JsonFlag,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let contract = match zpersist_pitr::load_contract(&args.contract) {
+    let mut reporter = Reporter::new("pitr-restore", args.output.json);
+    let contract = match zpersist_pitr::load_contract(&args.contract, &mut reporter) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -50,11 +52,8 @@ fn main() -> ExitCode {
     }
     match zpersist_pitr::restore::restore(&contract, &args.to, &args.into, &options) {
         Ok(report) => {
-            if args.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).expect("a report serialises")
-                );
+            if reporter.json() {
+                reporter.document(&report);
             } else {
                 println!("restored into {}: {}", report.into, report.provenance);
                 if let Some(t) = &report.last_transaction {
@@ -69,6 +68,6 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(failure) => failure.exit(),
+        Err(failure) => failure.exit(&mut reporter),
     }
 }
