@@ -194,6 +194,57 @@ fn is_progress(line: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// The real rsync: progress lines come from its stdout (`copy: `,
+    /// never one of its errors), the copy is whole, and a failure names the
+    /// command, its status and rsync's own message.
+    #[test]
+    fn rsync_copies_with_progress_and_a_failure_names_the_command_and_its_message() {
+        if rsync_program().is_err() {
+            panic!("rsync is not installed: the copy engine cannot be tested");
+        }
+        let base = std::env::temp_dir().join(format!("zpersist-copy-{}", std::process::id()));
+        let (from, to) = (base.join("from"), base.join("to"));
+        std::fs::create_dir_all(from.join("sub")).unwrap();
+        std::fs::create_dir_all(&to).unwrap();
+        std::fs::write(from.join("sub/a b.bin"), vec![7u8; 300_000]).unwrap();
+        let mut progress = Vec::new();
+        let (source, destination) = (from.to_str().unwrap(), to.to_str().unwrap());
+        rsync(source, destination, false, Duration::ZERO, &mut progress).unwrap();
+        let progress = String::from_utf8(progress).unwrap();
+        assert!(
+            progress.lines().count() >= 1
+                && progress
+                    .lines()
+                    .all(|l| l.strip_prefix("copy: ").is_some_and(is_progress)),
+            "{progress}"
+        );
+        assert!(progress.contains("100%"), "{progress}");
+        assert_eq!(
+            std::fs::read(to.join("sub/a b.bin")).unwrap().len(),
+            300_000
+        );
+
+        let missing = base.join("missing");
+        let e = rsync(
+            missing.to_str().unwrap(),
+            destination,
+            false,
+            Duration::ZERO,
+            &mut Vec::new(),
+        )
+        .unwrap_err();
+        let shown = StepError::from(e);
+        assert!(shown.error.starts_with("`rsync -aHAXS "), "{}", shown.error);
+        assert!(shown.error.contains("(exit status: 23)"), "{}", shown.error);
+        assert!(
+            shown.error.contains("No such file or directory"),
+            "{}",
+            shown.error
+        );
+        assert!(shown.help.is_none(), "the step's general help applies");
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
     #[test]
     fn a_full_disk_or_a_quota_is_recognised_in_rsyncs_messages() {
         for line in [
