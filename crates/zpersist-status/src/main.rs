@@ -21,6 +21,7 @@ use zpersist_core::status::{
     evaluate, DatasetFacts, Inputs, Objectives, ServiceStatus, StatusFile, TargetFacts,
 };
 use zpersist_core::ObservedPool;
+use zpersist_report::{Diagnostic, JsonFlag, Reporter};
 use zpersist_zfs::{all_snapshots_argv, parse_all_snapshots, Zfs};
 
 #[derive(Parser)]
@@ -34,9 +35,9 @@ struct Args {
     /// Where services.json, replication.json and status.json are.
     #[arg(long, default_value = "/etc/zpersist")]
     config: String,
-    /// Print the report as JSON.
-    #[arg(long)]
-    json: bool,
+    // --json: the report as JSON on stdout instead of text.
+    #[command(flatten)]
+    output: JsonFlag,
     /// Also write the report as a Prometheus textfile here (atomically).
     #[arg(long, value_name = "PATH")]
     textfile: Option<String>,
@@ -46,10 +47,10 @@ struct Args {
     timeout: Option<u64>,
 }
 
-fn bad_input(error: String, help: &str) -> ExitCode {
-    eprintln!("error: {error}");
-    eprintln!("  help: {help}");
-    ExitCode::from(2)
+/// Bad arguments or contracts: the error and its help (zpersist-report),
+/// exit 2; nothing was read from ZFS.
+fn bad_input(reporter: &mut Reporter, error: String, help: &str) -> ExitCode {
+    reporter.bad_input(&[Diagnostic::new(error)], help, "nothing was read from ZFS")
 }
 
 const REBUILD: &str =
@@ -57,6 +58,7 @@ const REBUILD: &str =
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    let mut reporter = Reporter::new("zpersist status", args.output.json);
     let dir = std::path::Path::new(&args.config);
     let services_path = dir.join("services.json");
     let services = match std::fs::read_to_string(&services_path) {
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
             Ok(s) => s,
             Err(problems) => {
                 return bad_input(
+                    &mut reporter,
                     format!(
                         "{} is not a valid services file: {}",
                         services_path.display(),
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         },
         Err(e) => {
             return bad_input(
+                &mut reporter,
                 format!("cannot read {}: {e}", services_path.display()),
                 REBUILD,
             )
@@ -102,7 +106,7 @@ fn main() -> ExitCode {
         .transpose()
     }) {
         Ok(r) => r,
-        Err(e) => return bad_input(e, REBUILD),
+        Err(e) => return bad_input(&mut reporter, e, REBUILD),
     };
     let objectives = match optional("status.json").and_then(|t| {
         t.map(|t| {
@@ -112,13 +116,14 @@ fn main() -> ExitCode {
         .transpose()
     }) {
         Ok(s) => s.unwrap_or_default(),
-        Err(e) => return bad_input(e, REBUILD),
+        Err(e) => return bad_input(&mut reporter, e, REBUILD),
     };
     let selected: Vec<(&String, _)> = match &args.service {
         Some(name) => match services.services.get_key_value(name) {
             Some(entry) => vec![entry],
             None => {
                 return bad_input(
+                    &mut reporter,
                     format!("no service \"{name}\" in {}", services_path.display()),
                     &format!(
                         "the declared services are: {}",
@@ -167,15 +172,14 @@ fn main() -> ExitCode {
     {
         Ok(o) => o,
         Err(e) => {
-            eprintln!(
-                "error: reading the properties of {pool} failed: {}",
-                e.message()
+            reporter.fail(
+                format!("reading the properties of {pool} failed: {}", e.message()),
+                format!(
+                    "run `{}` and see what zfs says; `zpool status {pool}`",
+                    e.argv.join(" ")
+                ),
             );
-            eprintln!(
-                "  help: run `{}` and see what zfs says; `zpool status {pool}`",
-                e.argv.join(" ")
-            );
-            return ExitCode::from(1);
+            return reporter.exit_code();
         }
     };
     // Call 2: every snapshot in the pool.
@@ -189,9 +193,11 @@ fn main() -> ExitCode {
     {
         Ok(s) => s,
         Err((message, command)) => {
-            eprintln!("error: listing the snapshots of {pool} failed: {message}");
-            eprintln!("  help: run `{command}` and see what zfs says");
-            return ExitCode::from(1);
+            reporter.fail(
+                format!("listing the snapshots of {pool} failed: {message}"),
+                format!("run `{command}` and see what zfs says"),
+            );
+            return reporter.exit_code();
         }
     };
 
@@ -227,12 +233,8 @@ fn main() -> ExitCode {
         }));
     }
 
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "now": now, "services": statuses }))
-                .expect("serialises")
-        );
+    if reporter.json() {
+        reporter.document(&serde_json::json!({ "now": now, "services": statuses }));
     } else {
         let colour = std::io::stdout().is_terminal();
         for s in &statuses {
@@ -244,18 +246,20 @@ fn main() -> ExitCode {
             std::path::Path::new(path),
             zpersist_core::status::textfile(&statuses).as_bytes(),
         ) {
-            eprintln!("error: cannot write the textfile {path}: {e}");
-            eprintln!(
-                "  help: its directory must exist and be writable (zpersist.status.textfile)"
+            reporter.error(
+                &Diagnostic::new(format!("cannot write the textfile: {e}"))
+                    .in_file(path)
+                    .with_help(
+                        "its directory must exist and be writable (zpersist.status.textfile)",
+                    ),
             );
-            return ExitCode::from(1);
+            return reporter.exit_code();
         }
     }
-    if statuses.iter().all(ServiceStatus::in_shape) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
+    if !statuses.iter().all(ServiceStatus::in_shape) {
+        reporter.mark_failed();
     }
+    reporter.exit_code()
 }
 
 /// What the targets hold, gathered once per target: a local target's whole
