@@ -141,6 +141,21 @@ fn bad_explicit_arguments_are_refused_before_zfs_runs() {
     }
 }
 
+/// With --json, bad input is also the one document on stdout:
+/// `{"errors": [...]}`, each with its message (zpersist-report's shape).
+#[test]
+fn with_json_bad_input_is_also_the_errors_document() {
+    let recorded = run(&["--json", "--dataset", "tank", "--path", "/var/lib/x"]);
+    assert_refused(&recorded, "root dataset");
+    let document: serde_json::Value = serde_json::from_str(&recorded.stdout).unwrap();
+    let errors = document["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{document}");
+    assert!(
+        errors[0]["what"].as_str().unwrap().contains("root dataset"),
+        "{document}"
+    );
+}
+
 /// Every value that is not a number of seconds in the accepted range (NaN,
 /// infinities, overflow, negative, zero, too small, too large, not a
 /// number) is exit 2 with one line naming the option and the range, before

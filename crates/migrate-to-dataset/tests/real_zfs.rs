@@ -425,6 +425,32 @@ fn a_dry_run_only_reads() {
         run.stdout
     );
     assert!(run.stdout.contains("would rename"), "{}", run.stdout);
+    // With --json: the report is the one document on stdout.
+    let json = setup.run(&["--dry-run", "--json"], &no_env());
+    assert_eq!(json.code, 0, "{json:#?}");
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(report["outcome"], "dry-run", "{report}");
+    assert_eq!(report["dataset"], setup.dataset.as_str(), "{report}");
+    assert_eq!(report["problems"], json!([]), "{report}");
+    let steps: Vec<&str> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "create",
+            "copy",
+            "verify",
+            "move-aside",
+            "mount",
+            "verify-mounted"
+        ],
+        "{report}"
+    );
+    assert!(json.mutating_calls().is_empty(), "{:?}", json.zfs_calls);
     assert!(!exists(&setup.dataset));
     assert!(!setup.journal().exists());
     assert!(!setup.aside().exists());

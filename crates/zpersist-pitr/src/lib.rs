@@ -108,13 +108,14 @@ impl Failure {
         Failure { code: 2, error }
     }
     /// Reports it through the binary's `reporter`: bad input as
-    /// [`Reporter::bad_input`] does (the error, its help, `BINARY: nothing
-    /// was touched`), a failure as [`report`]; its exit code.
+    /// [`Reporter::bad_input`] does (the error with its help, where the
+    /// input is described, `BINARY: nothing was touched`; with `--json` the
+    /// errors document), a failure as [`report`]; its exit code.
     pub fn exit(&self, reporter: &mut Reporter) -> ExitCode {
         if self.code == 2 {
             return reporter.bad_input(
-                &[Diagnostic::new(self.error.to_string())],
-                &self.error.help,
+                &[diagnostic(&self.error)],
+                "docs/postgresql-pitr.md describes what each pitr-* binary accepts",
                 "nothing was touched",
             );
         }

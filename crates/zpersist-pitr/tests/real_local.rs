@@ -143,6 +143,28 @@ fn bad_input_is_exit_2_and_touches_nothing() {
     let out = c.pitr("pitr-restore", &["--into", into]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("pitr-base-backup"));
+    // The same through zpersist-report: `error:` / `help:`, the binary's
+    // closing line, and with --json the errors as the one document.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.lines().any(|l| l.starts_with("error: "))
+            && stderr.lines().any(|l| l.starts_with("  help: "))
+            && stderr.contains("pitr-restore: nothing was touched"),
+        "{stderr}"
+    );
+    let out = c.pitr("pitr-restore", &["--into", into, "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let document: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let errors = document["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{document}");
+    assert!(
+        errors[0]["what"]
+            .as_str()
+            .unwrap()
+            .contains("choosing a base backup")
+            && errors[0]["help"].as_str().is_some(),
+        "{document}"
+    );
     // A non-empty directory, and a cluster's directory.
     let full = c.dir.join("full");
     fs::create_dir_all(&full).unwrap();
