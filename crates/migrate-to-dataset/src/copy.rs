@@ -108,7 +108,7 @@ pub fn rsync_argv(source: &str, destination: &str, by_checksum: bool) -> Vec<Str
 pub struct CopyError {
     /// The command, how it ended and the tail of its stderr; or why it
     /// could not start.
-    pub error: ProcessError,
+    pub error: Box<ProcessError>,
     /// rsync's message saying the destination is full or over its quota.
     pub out_of_space: Option<String>,
 }
@@ -175,7 +175,7 @@ pub fn rsync(
         let _ = writeln!(progress, "copy: {last_progress}");
     }
     ran.map_err(|error| CopyError {
-        error,
+        error: Box::new(error),
         out_of_space,
     })
 }
