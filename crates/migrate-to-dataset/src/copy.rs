@@ -79,6 +79,8 @@ fn out_of_space(
 /// owners (the ids are the data's, not names to map), one filesystem (-x),
 /// and `--delete` so a rerun after a crash also removes rsync's half-written
 /// temporary files from the destination (the new, empty dataset).
+/// `--timeout` bounds a stall, not the copy: rsync gives up (exit 30) after
+/// 15 minutes without a byte moving, and the rerun resumes.
 pub const RSYNC_FLAGS: &[&str] = &[
     "-aHAXS",
     "--numeric-ids",
@@ -86,6 +88,7 @@ pub const RSYNC_FLAGS: &[&str] = &[
     "--delete",
     "--info=progress2",
     "--no-inc-recursive",
+    "--timeout=900",
 ];
 
 pub fn rsync_program() -> Result<PathBuf, String> {

@@ -131,8 +131,17 @@ impl Migration<'_> {
         let started = Instant::now();
         let every = self.options.progress_every;
         copy_into_dataset(zfs, target, self.source.as_ref(), false, every)?;
-        // The copy must be on disk before the original is moved aside.
-        let _ = sync_filesystem(Path::new(&temporary));
+        // The copy must be on disk before the original is moved aside: a
+        // failed sync stops here, the next run copies again.
+        sync_filesystem(Path::new(&temporary)).map_err(|e| StepError {
+            error: format!(
+                "cannot flush the copy in {temporary} (dataset {}) to disk: {e}",
+                target.dataset
+            ),
+            help: Some(
+                "nothing was moved aside; check the pool (zpool status) and run again: the copy resumes".into(),
+            ),
+        })?;
         let seconds = started.elapsed().as_secs_f64();
         Ok(match &self.source {
             Some(source) => format!(
