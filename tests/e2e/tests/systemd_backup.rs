@@ -10,6 +10,7 @@
 //! on the snapshot unit, is not in the backup, and the live dataset keeps
 //! it); StopWhenUnneeded= releases the clone and the snapshot after the
 //! job, after a success and after kill -9, and the failure is notified;
+//! zpersist-status.service reads the repository from inside its sandbox;
 //! and zpersist-sonarr-preseed.service restores the backup into a lost
 //! dataset before Sonarr starts.
 //!
@@ -133,6 +134,25 @@ fn the_backup_unit_reads_the_snapshot_at_the_mountpoint_and_preseed_restores_it(
         c.exec_ok(&["cat", &format!("{MOUNTPOINT}/written-after-snapshot")]),
         "late\n",
         "the live dataset keeps what was written"
+    );
+
+    // zpersist-status.service, in its sandbox, reads the repository: the
+    // textfile has sonarr's backup age. (The unit fails: forge's other
+    // objectives, sanoid's snapshots and the NAS, are not met here.)
+    let _ = c.exec(&["systemctl", "start", "zpersist-status.service"]);
+    let text = c.exec_ok(&["cat", "/var/lib/zpersist/status.prom"]);
+    let labels = format!(
+        "service=\"sonarr\",dataset=\"{}/services/sonarr\",repository=\"b2\"",
+        machine.pool()
+    );
+    assert!(
+        text.contains(&format!("zpersist_status_backup_reachable{{{labels}}} 1")),
+        "{text}\n{}",
+        c.diagnostics(&["zpersist-status.service"])
+    );
+    assert!(
+        text.contains(&format!("zpersist_status_backup_age_seconds{{{labels}}} ")),
+        "{text}"
     );
 
     // kill -9 in the middle of a run: the job fails, the view is released
