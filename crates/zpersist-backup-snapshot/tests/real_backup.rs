@@ -436,13 +436,11 @@ fn status_shows_the_backup_age_and_goes_red_when_stale_or_unreachable() {
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
         let mut held = Vec::new();
-        for conn in listener.incoming() {
-            // Read the request, never answer.
-            if let Ok(mut c) = conn {
-                let mut buf = [0u8; 512];
-                let _ = c.read(&mut buf);
-                held.push(c);
-            }
+        // Read each request, never answer.
+        for mut c in listener.incoming().flatten() {
+            let mut buf = [0u8; 512];
+            let _ = c.read(&mut buf);
+            held.push(c);
         }
     });
     let hung = status_config(&f, "hung", 3600, &format!("rest:http://127.0.0.1:{port}/"));
