@@ -401,10 +401,6 @@ in
           message = "zpersist.postgresql.pitr.drill.port is PostgreSQL's own port (${toString pg.settings.port}); the drill's throwaway server needs another.";
         }
         {
-          assertion = !(config.zpersist.services ? postgresql) || !config.zpersist.services.postgresql.backup.enable;
-          message = "zpersist.services.postgresql.backup.enable: with PITR, PostgreSQL's data directory is never backed up at file level (a copy of a running cluster's files is not consistent); the WAL archive and base backups are its backup. Leave backup.enable off.";
-        }
-        {
           assertion = !isLocal || !pg.enable || !(lib.hasPrefix "${pg.dataDir}/" "${local.mountpoint}/" || lib.hasPrefix "${local.mountpoint}/" "${pg.dataDir}/");
           message = "zpersist.postgresql.pitr.repository.local.mountpoint (${local.mountpoint}) and PostgreSQL's dataDir overlap: the archive must survive the loss of the data directory.";
         }

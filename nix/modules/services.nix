@@ -202,16 +202,6 @@ let
             `zpersist.datasets.<dataset>.replicateTo`. `null` sets nothing.
           '';
         };
-
-        backup.enable = mkOption {
-          type = types.bool;
-          default = false;
-          description = ''
-            Reserved for file-level backups of the dataset; filled by a later
-            release. It has no effect yet, and setting it gives a warning
-            saying so.
-          '';
-        };
       };
     };
 
@@ -417,8 +407,7 @@ let
         optional (!nixpkgsOn)
           "${opt name} is enabled but ${concatStringsSep "." nixpkgsPath}.enable is not: the dataset is declared, but ${concatStringsSep ", " s.units} ${
             if length s.units == 1 then "is" else "are"
-          } not defined by NixOS, so the ordering zpersist adds goes to a unit without a command. Enable ${concatStringsSep "." nixpkgsPath}, or use profile = \"generic\" with the units you run."
-        ++ optional s.backup.enable "${opt name}.backup.enable has no effect yet: backups come in a later release of zpersist.";
+          } not defined by NixOS, so the ordering zpersist adds goes to a unit without a command. Enable ${concatStringsSep "." nixpkgsPath}, or use profile = \"generic\" with the units you run.";
     };
 
   checks = map (s: perService s.name s) enabledList;

@@ -63,6 +63,20 @@ let
     in
     if first == null then null else first.seconds * 2;
 
+  # Services with backup.restic (nix/modules/backup.nix): where their
+  # backups are, as preseed reads them.
+  backups = cfg.internal.resticBackups;
+  # Twice the timer's period plus its randomized delay (daily → 2 days);
+  # null when the period cannot be told (backup.nix then asks for an
+  # explicit objective) or there is no timer.
+  defaultBackupAge =
+    timerConfig:
+    let
+      period = if timerConfig == null then null else zlib.systemd.timerPeriodSeconds timerConfig;
+      delay = if timerConfig == null then null else zlib.systemd.spanSeconds (timerConfig.RandomizedDelaySec or 0);
+    in
+    if period == null then null else period * 2 + (if delay == null then 0 else delay);
+
   statusFile = {
     version = 1;
     services = mapAttrs (name: entry: {
@@ -72,6 +86,14 @@ let
         in
         if own != null then own else defaultSnapshotAge entry.dataset;
       maxReplicationLagSeconds = cfg.services.${name}.objectives.maxReplicationLag or null;
+    }
+    // lib.optionalAttrs (backups ? ${name}) {
+      maxBackupAgeSeconds =
+        let
+          own = cfg.services.${name}.objectives.maxBackupAge;
+        in
+        if own != null then own else defaultBackupAge cfg.services.${name}.backup.restic.timerConfig;
+      resticBackup = backups.${name};
     }) (plan.services or { });
   };
 in
@@ -99,6 +121,19 @@ in
               Seconds each replication target may be behind the newest
               local snapshot before `zpersist-status` reports it. `null`:
               `zpersist.replication`'s lag limit, when set.
+            '';
+          };
+          maxBackupAge = mkOption {
+            type = types.nullOr types.ints.positive;
+            default = null;
+            example = 172800;
+            description = ''
+              Seconds the newest restic backup of the service
+              (`backup.restic`) may be old before `zpersist-status`
+              reports it. `null`: twice the period of
+              `backup.restic.timerConfig` plus its `RandomizedDelaySec`
+              (daily → 172800); a calendar zpersist cannot read needs an
+              explicit value.
             '';
           };
         };
@@ -159,7 +194,10 @@ in
           "zfs.target"
         ];
         wants = [ "network-online.target" ];
-        path = [ pkgs.openssh ] ++ zlib.unit.bootedZfs config.boot.zfs.package;
+        path = [
+          pkgs.openssh
+          pkgs.restic
+        ] ++ zlib.unit.bootedZfs config.boot.zfs.package;
         zfs = true;
         network = "ip";
         serviceConfig = {
@@ -172,6 +210,10 @@ in
           PrivateTmp = true;
           CapabilityBoundingSet = [ "CAP_DAC_READ_SEARCH" ];
           UMask = "0022";
+          # restic's cache for the repository listings (backup.restic).
+          CacheDirectory = "zpersist-status";
+          CacheDirectoryMode = "0700";
+          Environment = [ "RESTIC_CACHE_DIR=/var/cache/zpersist-status" ];
         };
         notify = {
           datasets = lib.mapAttrsToList (_: e: e.dataset) (plan.services or { });

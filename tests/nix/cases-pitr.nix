@@ -65,9 +65,13 @@ in
   };
   pitr-file-level-backup = {
     module = host { repository.local.dataset = "backup/pitr"; } {
+      zpersist.restic.repositories.b2 = {
+        repository = "/srv/restic";
+        passwordFile = "/run/secrets/restic";
+      };
       zpersist.services.postgresql = {
         enable = true;
-        backup.enable = true;
+        backup.restic.repository = "b2";
       };
     };
     expect = "PostgreSQL's data directory is never backed up at file level";

@@ -94,16 +94,6 @@ in
     expect = ''zpersist.datasets."services/jellyfin".owner is "jellyfin", which is not declared in users.users'';
   };
 
-  services-backup-not-yet = {
-    module = tank {
-      jellyfin = {
-        enable = true;
-        backup.enable = true;
-      };
-    };
-    expectWarning = ''zpersist.services."jellyfin".backup.enable has no effect yet'';
-  };
-
   # The nixpkgs service on, its users declared: nothing to say.
   services-sonarr-clean = {
     module = tank { sonarr.enable = true; } // {

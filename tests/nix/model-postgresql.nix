@@ -3,9 +3,8 @@
 # the options with nixpkgs' names, types and defaults, and the unit's
 # sandbox, so that the archive directory zpersist adds to ReadWritePaths is
 # checked against ProtectSystem = "strict" as on NixOS. "16" stands in for
-# the package's psqlSchema. Also services.restic.backups
-# (nixos/modules/services/backup/restic.nix), whose jobs zpersist makes skip
-# the PostgreSQL data directory.
+# the package's psqlSchema. services.restic.backups, whose jobs zpersist
+# makes skip the PostgreSQL data directory: model-restic.nix.
 { config, lib, ... }:
 let
   inherit (lib) mkOption types mkIf;
@@ -44,26 +43,6 @@ in
       };
       default = { };
     };
-  };
-
-  options.services.restic.backups = mkOption {
-    type = types.attrsOf (types.submodule {
-      options = {
-        paths = mkOption {
-          type = types.listOf types.str;
-          default = [ ];
-        };
-        exclude = mkOption {
-          type = types.listOf types.str;
-          default = [ ];
-        };
-        repository = mkOption {
-          type = types.nullOr types.str;
-          default = null;
-        };
-      };
-    });
-    default = { };
   };
 
   config = mkIf cfg.enable {

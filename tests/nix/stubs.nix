@@ -9,28 +9,8 @@ let
   inherit (lib) mkOption types genAttrs;
   # nixos/lib/systemd-lib.nix's unitNameType: the same pattern.
   unitName = types.strMatching "[a-zA-Z0-9@%:_.\\-]+[.](service|socket|device|mount|automount|swap|target|path|timer|scope|slice)";
-  # nixos/lib/systemd-unit-options.nix's unitOption: definitions that are
-  # lists are concatenated (repeatable keys such as ExecStartPre), any other
-  # value must be defined once or identically (two modules giving
-  # TimeoutStartSec different values is an error, as on NixOS).
-  unitOption = lib.mkOptionType {
-    name = "systemd option";
-    merge =
-      loc: defs:
-      let
-        defs' = lib.filterOverrides defs;
-      in
-      if builtins.isList (builtins.head defs').value then
-        lib.concatMap (
-          def:
-          if builtins.isList def.value then
-            def.value
-          else
-            throw "The definitions for systemd unit options should be either all lists or all non-lists, but for ${lib.showOption loc} they are mixed"
-        ) defs'
-      else
-        lib.mergeEqualOption loc defs';
-  };
+  # nixos/lib/systemd-unit-options.nix's unitOption (./unit-option.nix).
+  unitOption = import ./unit-option.nix { inherit lib; };
   serviceTypes = [
     "exec"
     "simple"
@@ -117,6 +97,7 @@ in
     ./model-syncoid.nix
     ./model-nixos-checks.nix
     ./model-postgresql.nix
+    ./model-restic.nix
   ];
 
   options = {

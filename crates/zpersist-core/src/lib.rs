@@ -5,6 +5,7 @@
 //! I/O and no processes: adapters feed it facts, binaries carry out what
 //! it decides.
 
+pub mod backup;
 pub mod contract;
 pub mod facts;
 pub mod json;

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::preseed::ResticSource;
 use crate::replication::SnapshotRef;
 
 pub const STATUS_VERSION: u64 = 1;
@@ -33,6 +34,14 @@ pub struct Objectives {
     /// the newest local one.
     #[serde(default)]
     pub max_replication_lag_seconds: Option<u64>,
+    /// The newest restic backup of the service's data is at most this old.
+    #[serde(default)]
+    pub max_backup_age_seconds: Option<u64>,
+    /// Where the service's restic backups go (`backup.restic`), as preseed
+    /// reads them: the repository, and the host and path they are
+    /// recorded under.
+    #[serde(default)]
+    pub restic_backup: Option<ResticSource>,
 }
 
 impl StatusFile {
@@ -85,6 +94,38 @@ pub enum TargetFacts {
     Unreachable { error: String, help: String },
 }
 
+/// The newest restic backup of a service's path by its host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupRef {
+    pub id: String,
+    /// Seconds since the epoch.
+    pub time: i64,
+}
+
+/// What the service's restic repository was found to hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    tag = "state"
+)]
+pub enum BackupFacts {
+    /// The repository answered: its newest snapshot of the path by the
+    /// host, if any.
+    Reached {
+        repository: String,
+        newest: Option<BackupRef>,
+    },
+    /// The repository could not be read (unreachable, wrong password,
+    /// timed out): never "fine".
+    Unreachable {
+        repository: String,
+        error: String,
+        help: String,
+    },
+}
+
 /// One broken promise: what, and the command that fixes or explains it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
@@ -106,6 +147,9 @@ pub struct ServiceStatus {
     pub snapshot_age_seconds: Option<i64>,
     pub objectives: Objectives,
     pub targets: BTreeMap<String, TargetFacts>,
+    /// The restic repository's answer, when the service has `backup.restic`.
+    pub backup: Option<BackupFacts>,
+    pub backup_age_seconds: Option<i64>,
     pub problems: Vec<Problem>,
 }
 
@@ -124,6 +168,7 @@ pub struct Inputs<'a> {
     pub newest_snapshot: Option<SnapshotRef>,
     pub objectives: Objectives,
     pub targets: BTreeMap<String, TargetFacts>,
+    pub backup: Option<BackupFacts>,
     pub now: i64,
 }
 
@@ -137,6 +182,7 @@ pub fn evaluate(inputs: Inputs<'_>) -> ServiceStatus {
         newest_snapshot,
         objectives,
         targets,
+        backup,
         now,
     } = inputs;
     let mut problems = Vec::new();
@@ -213,6 +259,62 @@ pub fn evaluate(inputs: Inputs<'_>) -> ServiceStatus {
             TargetFacts::Reached { .. } => {}
         }
     }
+    let backup_age_seconds = match &backup {
+        Some(BackupFacts::Reached {
+            newest: Some(b), ..
+        }) => Some((now - b.time).max(0)),
+        _ => None,
+    };
+    let unit = format!("restic-backups-zpersist-{service}");
+    match &backup {
+        Some(BackupFacts::Unreachable {
+            repository,
+            error,
+            help,
+        }) => problems.push(Problem {
+            error: format!(
+                "the restic repository {repository} (backups of {service}) cannot be read: {error}"
+            ),
+            help: help.clone(),
+        }),
+        Some(BackupFacts::Reached {
+            repository,
+            newest: None,
+        }) => problems.push(Problem {
+            error: format!(
+                "the restic repository {repository} holds no backup of {service}'s data{}",
+                objectives
+                    .restic_backup
+                    .as_ref()
+                    .map(|r| format!(
+                        " ({} by host {})",
+                        r.path,
+                        r.host.as_deref().unwrap_or("any")
+                    ))
+                    .unwrap_or_default()
+            ),
+            help: format!("`systemctl start {unit}` makes one; `journalctl -u {unit}` says why the timer's runs did not"),
+        }),
+        Some(BackupFacts::Reached {
+            repository,
+            newest: Some(b),
+        }) => {
+            let age = backup_age_seconds.unwrap_or(0);
+            if let Some(max) = objectives.max_backup_age_seconds {
+                if age as u64 > max {
+                    problems.push(Problem {
+                        error: format!(
+                            "the newest restic backup of {service} in {repository} ({}, {}) is {age} s old (objective: at most {max} s)",
+                            b.id,
+                            crate::time::rfc3339(b.time)
+                        ),
+                        help: format!("`systemctl list-timers {unit}` and `journalctl -u {unit}`: the backup timer's runs fail or do not run; `systemctl start {unit}` runs one now"),
+                    });
+                }
+            }
+        }
+        None => {}
+    }
     ServiceStatus {
         service: service.into(),
         dataset: dataset.into(),
@@ -223,6 +325,8 @@ pub fn evaluate(inputs: Inputs<'_>) -> ServiceStatus {
         snapshot_age_seconds,
         objectives,
         targets,
+        backup,
+        backup_age_seconds,
         problems,
     }
 }
@@ -327,6 +431,49 @@ pub fn textfile(statuses: &[ServiceStatus]) -> String {
             })
             .collect(),
     );
+    let with_repository = |s: &ServiceStatus| {
+        let repository = match &s.backup {
+            Some(BackupFacts::Reached { repository, .. })
+            | Some(BackupFacts::Unreachable { repository, .. }) => repository.as_str(),
+            None => "",
+        };
+        format!("{},repository=\"{}\"", base(s), label(repository))
+    };
+    metric(
+        "zpersist_status_backup_age_seconds",
+        "Age of the newest restic backup of the service's data (backup.restic).",
+        statuses
+            .iter()
+            .filter_map(|s| s.backup_age_seconds.map(|a| (with_repository(s), a)))
+            .collect(),
+    );
+    metric(
+        "zpersist_status_backup_reachable",
+        "1 when the service's restic repository could be read (0: unreachable, never fine).",
+        statuses
+            .iter()
+            .filter_map(|s| {
+                s.backup.as_ref().map(|b| {
+                    (
+                        with_repository(s),
+                        i64::from(matches!(b, BackupFacts::Reached { .. })),
+                    )
+                })
+            })
+            .collect(),
+    );
+    metric(
+        "zpersist_status_backup_age_objective_seconds",
+        "The most the newest restic backup may be old (status.json).",
+        statuses
+            .iter()
+            .filter_map(|s| {
+                s.objectives
+                    .max_backup_age_seconds
+                    .map(|a| (base(s), a as i64))
+            })
+            .collect(),
+    );
     metric(
         "zpersist_status_preseed_info",
         "1 when the dataset was preseeded; the labels say how, from where and when (com.zpersist:preseed*).",
@@ -368,8 +515,10 @@ mod tests {
             objectives: Objectives {
                 max_snapshot_age_seconds: Some(50),
                 max_replication_lag_seconds: Some(10),
+                ..Default::default()
             },
             targets: BTreeMap::new(),
+            backup: None,
             now: 120,
         }
     }
@@ -430,5 +579,59 @@ mod tests {
         assert!(s.problems[1]
             .error
             .contains("usb of tank/services/sonarr is unreachable"));
+    }
+
+    #[test]
+    fn restic_backups_are_judged_and_unreachable_is_never_fine() {
+        let with = |backup: BackupFacts, max: Option<u64>| {
+            let mut i = inputs(Some(mounted()));
+            i.objectives.max_backup_age_seconds = max;
+            i.backup = Some(backup);
+            evaluate(i)
+        };
+        let fresh = BackupFacts::Reached {
+            repository: "b2".into(),
+            newest: Some(BackupRef {
+                id: "abc".into(),
+                time: 100,
+            }),
+        };
+        let s = with(fresh.clone(), Some(30));
+        assert!(s.in_shape(), "{s:?}");
+        assert_eq!(s.backup_age_seconds, Some(20));
+        let s = with(fresh.clone(), Some(10));
+        assert!(
+            s.problems[0]
+                .error
+                .contains("is 20 s old (objective: at most 10 s)"),
+            "{s:?}"
+        );
+        assert!(s.problems[0]
+            .help
+            .contains("restic-backups-zpersist-sonarr"));
+        assert!(with(fresh, None).in_shape(), "no objective, no judgement");
+        let none = with(
+            BackupFacts::Reached {
+                repository: "b2".into(),
+                newest: None,
+            },
+            None,
+        );
+        assert!(none.problems[0].error.contains("holds no backup of sonarr"));
+        let down = with(
+            BackupFacts::Unreachable {
+                repository: "b2".into(),
+                error: "timed out".into(),
+                help: "h".into(),
+            },
+            None,
+        );
+        assert!(down.problems[0].error.contains("cannot be read: timed out"));
+        assert_eq!(down.backup_age_seconds, None);
+        let text = textfile(&[down]);
+        assert!(text.contains(
+            "zpersist_status_backup_reachable{service=\"sonarr\",dataset=\"tank/services/sonarr\",repository=\"b2\"} 0"
+        ), "{text}");
+        assert!(!text.contains("zpersist_status_backup_age_seconds{"));
     }
 }

@@ -124,12 +124,22 @@ impl Repository<'_> {
     /// The snapshots holding the source's path (made by its host, when one
     /// is set), oldest first.
     pub fn snapshots(&self) -> Result<Vec<Snapshot>, ResticError> {
-        let mut args = vec![
-            "snapshots".to_string(),
-            "--json".into(),
-            "--path".into(),
-            self.source.path.clone(),
-        ];
+        self.list(Some(&self.source.path))
+    }
+
+    /// The snapshots made by the source's host (every host when it sets
+    /// none), whatever their paths, oldest first: one call answers for
+    /// every path a host backs up to the repository.
+    pub fn host_snapshots(&self) -> Result<Vec<Snapshot>, ResticError> {
+        self.list(None)
+    }
+
+    fn list(&self, path: Option<&str>) -> Result<Vec<Snapshot>, ResticError> {
+        let mut args = vec!["snapshots".to_string(), "--json".into()];
+        if let Some(path) = path {
+            args.push("--path".into());
+            args.push(path.to_string());
+        }
         if let Some(host) = &self.source.host {
             args.push("--host".into());
             args.push(host.clone());

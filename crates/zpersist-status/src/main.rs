@@ -14,11 +14,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::Parser;
 use replication_lag::config::{Config as Replication, TargetLocation, DEFAULT_TIMEOUT_SECONDS};
 use replication_lag::{listing, report};
+use zpersist_core::backup::SNAPSHOT_PREFIX;
 use zpersist_core::migration::ServicesFile;
 use zpersist_core::preseed::{PROP_AT, PROP_PRESEED, PROP_SOURCE};
 use zpersist_core::replication::{self, SnapshotRef};
 use zpersist_core::status::{
-    evaluate, DatasetFacts, Inputs, Objectives, ServiceStatus, StatusFile, TargetFacts,
+    evaluate, BackupFacts, BackupRef, DatasetFacts, Inputs, Objectives, ServiceStatus, StatusFile,
+    TargetFacts,
 };
 use zpersist_core::ObservedPool;
 use zpersist_report::{Diagnostic, JsonFlag, Reporter};
@@ -202,6 +204,7 @@ fn main() -> ExitCode {
     };
 
     let mut targets_of = replication.as_ref().map(|r| Targets::new(r, &zfs, timeout));
+    let mut backups = Backups::new(timeout);
     let mut statuses = Vec::new();
     for (name, entry) in selected {
         let local = snapshots.get(&entry.dataset).cloned().unwrap_or_default();
@@ -217,10 +220,14 @@ fn main() -> ExitCode {
             }
             targets = t.facts(&entry.dataset, &local);
         }
+        // The backups' own snapshots live only while a backup runs: they
+        // say nothing about sanoid's.
         let newest = local
             .iter()
+            .filter(|s| !s.name.starts_with(SNAPSHOT_PREFIX))
             .max_by_key(|s| s.creation)
             .map(SnapshotRef::from);
+        let backup = declared.restic_backup.as_ref().map(|r| backups.facts(r));
         statuses.push(evaluate(Inputs {
             service: name,
             dataset: &entry.dataset,
@@ -229,6 +236,7 @@ fn main() -> ExitCode {
             newest_snapshot: newest,
             objectives: declared,
             targets,
+            backup,
             now,
         }));
     }
@@ -430,6 +438,65 @@ impl<'a> Targets<'a> {
     }
 }
 
+/// What the restic repositories hold, read once per repository and host
+/// (`restic snapshots --json --host H`, bounded by the timeout): every
+/// service backed up there is answered from that one listing, and a
+/// repository that cannot be read is unreachable for each of them.
+struct Backups {
+    timeout: Duration,
+    listings: BTreeMap<(String, Option<String>), Result<Vec<zpersist_restic::Snapshot>, String>>,
+}
+
+impl Backups {
+    fn new(timeout: Duration) -> Self {
+        Backups {
+            timeout,
+            listings: BTreeMap::new(),
+        }
+    }
+
+    fn facts(&mut self, source: &zpersist_core::preseed::ResticSource) -> BackupFacts {
+        let key = (source.repository.clone(), source.host.clone());
+        let timeout = self.timeout;
+        let listing = self.listings.entry(key).or_insert_with(|| {
+            zpersist_restic::Repository {
+                source,
+                timeout,
+                restore_timeout: timeout,
+            }
+            .host_snapshots()
+            .map_err(|e| e.to_string())
+        });
+        match listing {
+            Ok(snapshots) => BackupFacts::Reached {
+                repository: source.name.clone(),
+                newest: snapshots
+                    .iter()
+                    .filter(|s| s.paths.iter().any(|p| p == &source.path))
+                    .max_by_key(|s| s.time)
+                    .map(|s| BackupRef {
+                        id: s.short_id.clone(),
+                        time: s.time,
+                    }),
+            },
+            Err(error) => BackupFacts::Unreachable {
+                repository: source.name.clone(),
+                error: error.clone(),
+                help: format!(
+                    "check the repository by hand: `restic -r {} --password-file {} snapshots`{}; until it answers, nothing says the backups exist",
+                    source.repository,
+                    source.password_file,
+                    source
+                        .environment_file
+                        .as_ref()
+                        .map(|f| format!(" with the credentials of {f}"))
+                        .unwrap_or_default()
+                ),
+            },
+        }
+    }
+}
+
 fn dataset_facts(observed: &ObservedPool, dataset: &str) -> Option<DatasetFacts> {
     if !observed.exists(dataset) {
         return None;
@@ -509,6 +576,29 @@ fn describe(s: &ServiceStatus, colour: bool) -> String {
                 "  target {target}: holds none of this host's snapshots\n"
             )),
         }
+    }
+    match (&s.backup, s.backup_age_seconds) {
+        (
+            Some(BackupFacts::Reached {
+                repository,
+                newest: Some(b),
+            }),
+            Some(age),
+        ) => out.push_str(&format!(
+            "  restic backup: {} in {repository} ({age} s old{})\n",
+            b.id,
+            s.objectives
+                .max_backup_age_seconds
+                .map(|m| format!(", objective {m} s"))
+                .unwrap_or_default()
+        )),
+        (Some(BackupFacts::Reached { repository, .. }), _) => {
+            out.push_str(&format!("  restic backup: none in {repository}\n"))
+        }
+        (Some(BackupFacts::Unreachable { repository, .. }), _) => {
+            out.push_str(&format!("  restic backup: {repository} unreachable\n"))
+        }
+        (None, _) => {}
     }
     for p in &s.problems {
         if colour {

@@ -91,3 +91,20 @@ pub fn move_mountpoint(zfs: &Zfs, dataset: &str, mountpoint: &str) -> Result<(),
     }
     mount_retrying(zfs, dataset)
 }
+
+/// Unmounts and destroys a filesystem or a snapshot (no `-r`: children,
+/// snapshots and dependent clones make zfs refuse, and nothing else is
+/// destroyed), retrying while busy. Gone already is done.
+pub fn destroy_retrying(zfs: &Zfs, name: &str) -> Result<(), MountError> {
+    if !name.contains('@') {
+        match unmount_retrying(zfs, name) {
+            Err(MountError::Missing(_)) => return Ok(()),
+            other => other?,
+        }
+    }
+    retrying_while_busy(|| match zfs.run(&["destroy", name]) {
+        Ok(_) => Ok(Some(())),
+        Err(e) if crate::says_dataset_missing(e.stderr()) => Ok(Some(())),
+        Err(e) => Err(MountError::from(e)),
+    })
+}

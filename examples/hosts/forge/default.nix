@@ -31,14 +31,32 @@
       enable = true;
       properties.quota = "20G";
       # An empty dataset (a new disk, a reinstalled host) gets its data back
-      # before Sonarr starts: from the NAS, the USB pool or a local
-      # snapshot, whichever holds the freshest data (docs/preseed.md).
+      # before Sonarr starts: from the NAS, the USB pool, a local snapshot
+      # or the restic backup, whichever holds the freshest data
+      # (docs/preseed.md).
       preseed = {
         enable = true;
         sources = [
           { replica = "nas"; }
           { replica = "usb"; }
           { local = true; }
+          { restic = "b2"; }
+        ];
+      };
+      # Every night, off-site with restic, from a fresh snapshot (never the
+      # live files), recorded at Sonarr's data directory: the backups the
+      # `restic = "b2"` source above restores (docs/backup.md).
+      backup.restic = {
+        repository = "b2";
+        timerConfig = {
+          OnCalendar = "03:15";
+          RandomizedDelaySec = "30min";
+          Persistent = true;
+        };
+        pruneOpts = [
+          "--keep-daily 7"
+          "--keep-weekly 5"
+          "--keep-monthly 12"
         ];
       };
     };
@@ -114,6 +132,12 @@
       hostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIH0stKeyOfNas1ForTheExample0000000000000";
     };
     usb.dataset = "usbpool/backup/forge";
+  };
+  # The restic repository: backups go there, preseed restores from it.
+  zpersist.restic.repositories.b2 = {
+    repository = "b2:forge-backups:/";
+    passwordFile = "/run/secrets/restic";
+    environmentFile = "/run/secrets/restic-b2";
   };
   zpersist.notify.ntfy = {
     url = "https://ntfy.sh";

@@ -16,6 +16,7 @@ pub const ALL: &[&str] = &[
     "preseed-restore",
     "zpersist-check-mounted",
     "zpersist-status",
+    "zpersist-backup-snapshot",
 ];
 
 /// The target directory's profile folder of the running test

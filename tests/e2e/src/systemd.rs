@@ -118,6 +118,7 @@ pub fn render_service_with_path(
             "requiredBy",
             "script",
             "preStart",
+            "postStop",
             "startAt",
         ])
         .collect();
@@ -199,6 +200,7 @@ pub fn render_service_with_path(
     for (field, key, suffix) in [
         ("script", "ExecStart", "start"),
         ("preStart", "ExecStartPre", "pre-start"),
+        ("postStop", "ExecStopPost", "post-stop"),
     ] {
         if let Some(script) = fields.get(field).and_then(Value::as_str) {
             if script.is_empty() {

@@ -535,7 +535,6 @@ zpersist_e2e::nix_cases! {
     warning_nixpkgs_service_disabled => "services-nixpkgs-service-disabled",
     assertion_user_undeclared => "services-user-undeclared",
     assertion_mode_fights_tmpfiles => "services-mode-fights-tmpfiles",
-    warning_backup_not_yet => "services-backup-not-yet",
     sonarr_with_its_nixpkgs_service_is_clean => "services-sonarr-clean",
 }
 

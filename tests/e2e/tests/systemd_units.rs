@@ -24,7 +24,7 @@
 //! Store paths of the stub pkgs (tests/nix/pkgs.nix) do not exist; each
 //! `Exec*=` program is mapped to this machine's real one (STORE_PATHS):
 //! zpersist's binaries (in the package, or in /run/current-system/sw/bin)
-//! to the cargo-built ones, ssh/zfs/curl to Debian's.
+//! to the cargo-built ones, ssh/zfs/curl/restic to Debian's.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -83,6 +83,8 @@ const STORE_PATHS: &[(&str, &str)] = &[
     ("curl/bin/curl", "/usr/bin/curl"),
     // Debian's sanoid package has syncoid.
     ("sanoid/bin/syncoid", "/usr/sbin/syncoid"),
+    // nixpkgs' restic jobs (backup.restic).
+    ("restic/bin/restic", "/usr/bin/restic"),
 ];
 
 /// Paths of a booted NixOS system the units name, and this machine's program

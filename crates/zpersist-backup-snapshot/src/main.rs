@@ -1,0 +1,225 @@
+//! zpersist-backup-snapshot take DATASET VIEW | release DATASET
+//!
+//! Around a service's restic backup (`restic-backups-zpersist-<service>`,
+//! nix/modules/backup.nix): `take` gives the backup a consistent point, a
+//! fresh snapshot `DATASET@zpersist-restic-<time>` and a read-only clone
+//! of it, `DATASET-zpersist-restic`, mounted on VIEW. The backup unit binds
+//! VIEW read-only over the dataset's mountpoint in its own mount namespace,
+//! so restic reads the snapshot and records the mountpoint's path (which
+//! preseed restores from). `release` destroys the clone and the snapshot.
+//! `take` first releases what an interrupted run left (kill -9, a crash),
+//! and both destroy only what zpersist made (zpersist_core::backup).
+//!
+//! Clones, not `.zfs/snapshot`: zfs-fuse has no snapshot directory, and
+//! OpenZFS mounts a snapshot directory on demand in the host's namespace,
+//! which a bind into another namespace does not reliably trigger. A clone
+//! is an ordinary mount on both.
+//!
+//! Exit 0: done; 1: a zfs step failed (the message says which); 2: bad
+//! arguments (zfs was not run).
+
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::{Parser, Subcommand};
+use zpersist_core::backup::{
+    is_ours, judge_view, snapshot_name, view_dataset, ViewFacts, ViewVerdict, PROP_VIEW,
+};
+use zpersist_core::mounted::argument_problem;
+use zpersist_core::shown;
+use zpersist_report::{Diagnostic, JsonFlag, Reporter};
+use zpersist_zfs::dataset::{destroy_retrying, mount_retrying, MountError};
+use zpersist_zfs::Zfs;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "A fresh snapshot of a service's dataset for its restic backup, and its cleanup"
+)]
+struct Args {
+    #[command(subcommand)]
+    step: Step,
+    /// Kill a zfs call that takes longer than this many seconds.
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    timeout: u64,
+    #[command(flatten)]
+    output: JsonFlag,
+}
+
+#[derive(Subcommand)]
+enum Step {
+    /// Release stale views, then snapshot DATASET and mount a read-only
+    /// clone of the snapshot on VIEW.
+    Take {
+        /// The service's dataset (full name, with the pool).
+        dataset: String,
+        /// Where the clone mounts (the backup unit binds it over the
+        /// dataset's mountpoint).
+        view: String,
+    },
+    /// Destroy the clone and every `DATASET@zpersist-restic-*` snapshot.
+    Release {
+        /// The service's dataset (full name, with the pool).
+        dataset: String,
+    },
+}
+
+const HELP_ARGS: &str = "the arguments come from the zpersist NixOS module (zpersist.services.<name>.backup.restic); rebuild the system, or pass a full dataset name and an absolute path";
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let mut reporter = Reporter::new("zpersist-backup-snapshot", args.output.json);
+    let (dataset, view) = match &args.step {
+        Step::Take { dataset, view } => (dataset.clone(), view.clone()),
+        // The view is not used by release; "/" passes the path check.
+        Step::Release { dataset } => (dataset.clone(), "/".to_string()),
+    };
+    if let Some(problem) = argument_problem(&dataset, &view) {
+        return reporter.bad_input(
+            &[Diagnostic::new(problem)],
+            HELP_ARGS,
+            "nothing was touched",
+        );
+    }
+    if dataset.contains('@') || !dataset.contains('/') {
+        return reporter.bad_input(
+            &[Diagnostic::new(format!(
+                "`{}` is not a service's dataset: give a filesystem below the pool, like tank/services/sonarr",
+                shown(&dataset)
+            ))],
+            HELP_ARGS,
+            "nothing was touched",
+        );
+    }
+    let zfs = match Zfs::from_path() {
+        Ok(zfs) => zfs.with_timeout(Duration::from_secs(args.timeout)),
+        Err(e) => {
+            reporter.fail(
+                e.to_string(),
+                "the backup runs only from a snapshot; install zfs (boot.zfs.package)",
+            );
+            return reporter.exit_code();
+        }
+    };
+    let done = match args.step {
+        Step::Take { .. } => release(&zfs, &dataset).and_then(|released| {
+            take(&zfs, &dataset, &view).map(|(snapshot, clone)| {
+                serde_json::json!({
+                    "dataset": dataset, "released": released,
+                    "snapshot": snapshot, "view": clone, "mountpoint": view,
+                })
+            })
+        }),
+        Step::Release { .. } => release(&zfs, &dataset)
+            .map(|released| serde_json::json!({ "dataset": dataset, "released": released })),
+    };
+    match done {
+        Ok(document) => {
+            if reporter.json() {
+                reporter.document(&document);
+            } else {
+                for name in document["released"].as_array().into_iter().flatten() {
+                    println!("destroyed {}", shown(name.as_str().unwrap_or_default()));
+                }
+                if let Some(snapshot) = document["snapshot"].as_str() {
+                    println!(
+                        "took {}; its read-only clone {} is mounted on {}",
+                        shown(snapshot),
+                        shown(document["view"].as_str().unwrap_or_default()),
+                        shown(&view)
+                    );
+                }
+            }
+        }
+        Err((what, help)) => reporter.fail(what, help),
+    }
+    reporter.exit_code()
+}
+
+type Failure = (String, String);
+
+fn zfs_failure(step: &str, e: MountError) -> Failure {
+    let help = match &e {
+        MountError::Zfs(z) if z.message().contains("busy") => {
+            "something still uses the backup's view (a restic run started by hand?); wait for it, or see `fuser -vm` on the view's mountpoint".to_string()
+        }
+        _ => "see what zfs says; `zpool status` for the pool's health".to_string(),
+    };
+    (format!("{step}: {e}"), help)
+}
+
+/// Destroys the view clone (when it is ours) and every snapshot of ours on
+/// `dataset`; returns what it destroyed.
+fn release(zfs: &Zfs, dataset: &str) -> Result<Vec<String>, Failure> {
+    let mut destroyed = Vec::new();
+    let view = view_dataset(dataset);
+    let found = zfs
+        .get(&view, &[PROP_VIEW, "origin"])
+        .map_err(|e| zfs_failure(&format!("reading {view}"), e.into()))?;
+    if let Some(props) = found {
+        let present = |p: &str| props.get(p).filter(|v| v.as_str() != "-").cloned();
+        let facts = ViewFacts {
+            view_of: present(PROP_VIEW),
+            origin: present("origin"),
+        };
+        match judge_view(dataset, &view, &facts) {
+            ViewVerdict::Destroy => {
+                destroy_retrying(zfs, &view)
+                    .map_err(|e| zfs_failure(&format!("destroying the stale view {view}"), e))?;
+                destroyed.push(view.clone());
+            }
+            ViewVerdict::Foreign(why) => {
+                return Err((
+                    why,
+                    format!("rename or destroy {view} yourself if it is not needed; zpersist leaves it alone"),
+                ))
+            }
+        }
+    }
+    let snapshots = zfs
+        .snapshots(dataset)
+        .map_err(|e| zfs_failure(&format!("listing the snapshots of {dataset}"), e.into()))?
+        .ok_or_else(|| {
+            (
+                format!("dataset {dataset} does not exist"),
+                "zpersist-datasets.service creates it; `systemctl status zpersist-datasets`"
+                    .to_string(),
+            )
+        })?;
+    for s in snapshots {
+        let full = format!("{dataset}@{}", s.name);
+        if is_ours(dataset, &full) {
+            destroy_retrying(zfs, &full)
+                .map_err(|e| zfs_failure(&format!("destroying the stale snapshot {full}"), e))?;
+            destroyed.push(full);
+        }
+    }
+    Ok(destroyed)
+}
+
+/// Snapshots `dataset` and mounts a read-only clone of it on `mountpoint`.
+fn take(zfs: &Zfs, dataset: &str, mountpoint: &str) -> Result<(String, String), Failure> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let snapshot = snapshot_name(dataset, now);
+    zfs.run(&["snapshot", &snapshot])
+        .map_err(|e| zfs_failure(&format!("taking {snapshot}"), e.into()))?;
+    let view = view_dataset(dataset);
+    zfs.run(&[
+        "clone",
+        "-o",
+        &format!("mountpoint={mountpoint}"),
+        "-o",
+        "readonly=on",
+        "-o",
+        &format!("{PROP_VIEW}={dataset}"),
+        &snapshot,
+        &view,
+    ])
+    .map_err(|e| zfs_failure(&format!("cloning {snapshot} to {view}"), e.into()))?;
+    mount_retrying(zfs, &view)
+        .map_err(|e| zfs_failure(&format!("mounting {view} on {mountpoint}"), e))?;
+    Ok((snapshot, view))
+}
