@@ -111,6 +111,9 @@ let
     // (if isS3 || jit then zlib.hardening.common // { NoNewPrivileges = true; } else zlib.hardening.ownCode);
 
   repoWritable = optional isLocal local.mountpoint;
+  # A base backup locks its repository: the local one in itself, an S3 one
+  # (whose bucket has no lock) in the metrics directory.
+  baseBackupWritable = repoWritable ++ optional isS3 metricsDir;
 
   unit = description: exec: writable: jit: timeout: {
     inherit description;
@@ -332,7 +335,7 @@ in
       };
 
       systemd.services.zpersist-pitr-base-backup =
-        unit "zpersist: a verified PostgreSQL base backup, then retention" (bin "pitr-base-backup") repoWritable false
+        unit "zpersist: a verified PostgreSQL base backup, then retention" (bin "pitr-base-backup") baseBackupWritable false
           (cfg.baseBackup.timeoutSeconds + 60);
       systemd.timers.zpersist-pitr-base-backup = {
         wantedBy = [ "timers.target" ];

@@ -9,7 +9,7 @@ use serde::Serialize;
 use zpersist_core::pitr::label::{end_segment, manifest_wal_end, parse_backup_label};
 use zpersist_core::pitr::retention::prunable_wal;
 use zpersist_core::pitr::target::backup_id;
-use zpersist_core::pitr::{retention, BaseBackup, PitrContract};
+use zpersist_core::pitr::{retention, BaseBackup, PitrContract, Repository};
 use zpersist_postgres::cluster::Pg;
 use zpersist_postgres::local::LocalRepository;
 use zpersist_postgres::PgError;
@@ -29,6 +29,34 @@ pub struct BackupReport {
     pub wal_removed: usize,
 }
 
+/// The lock every pitr-base-backup of one repository takes first, so that
+/// the timer's run and a manual one never overlap: in the local
+/// repository itself, or for S3 (barman-cloud's bucket has no lock of its
+/// own) in the metrics directory, which every run of this host writes.
+pub fn lock_path(contract: &PitrContract) -> camino::Utf8PathBuf {
+    match &contract.repository {
+        Repository::Local { dir } => camino::Utf8PathBuf::from(format!("{dir}/.zpersist-lock")),
+        Repository::S3(_) => {
+            camino::Utf8PathBuf::from(format!("{}/base-backup.lock", contract.metrics_dir))
+        }
+    }
+}
+
+/// Takes [`lock_path`], waiting up to the contract's command timeout for a
+/// run holding it; then fails naming the holder (pid, command, since).
+fn lock(contract: &PitrContract) -> Result<zpersist_host::RunLock, PgError> {
+    let path = lock_path(contract);
+    let wait = Duration::from_secs(contract.timeouts.command_seconds);
+    zpersist_host::lock_within(path.clone(), &mut std::io::stderr(), wait).map_err(|e| {
+        PgError::new(
+            "locking the repository for a base backup",
+            path.to_string(),
+            e.to_string(),
+            "another pitr-base-backup of this repository runs (the timer's or a manual one); wait for it, or stop it if it is stuck",
+        )
+    })
+}
+
 pub fn run(contract: &PitrContract) -> Result<BackupReport, Failure> {
     let pg = cluster(contract);
     let limit = Duration::from_secs(contract.timeouts.base_backup_seconds);
@@ -36,22 +64,7 @@ pub fn run(contract: &PitrContract) -> Result<BackupReport, Failure> {
     match backend(contract) {
         Backend::Local(repo) => {
             repo.open().map_err(Failure::failed)?;
-            let mut progress = std::io::stderr();
-            let lock_path =
-                camino::Utf8PathBuf::from(format!("{}/.zpersist-lock", repo.dir.display()));
-            let _lock = zpersist_host::lock_within(
-                lock_path.clone(),
-                &mut progress,
-                Duration::from_secs(contract.timeouts.command_seconds),
-            )
-            .map_err(|e| {
-                PgError::new(
-                    "locking the repository",
-                    lock_path.to_string(),
-                    e.to_string(),
-                    "another pitr-base-backup runs; wait for it",
-                )
-            })?;
+            let _lock = lock(contract)?;
             let leftovers = repo.remove_temporaries()?;
             if leftovers > 0 {
                 eprintln!("removed {leftovers} leftover(s) of an interrupted run");
@@ -83,6 +96,7 @@ pub fn run(contract: &PitrContract) -> Result<BackupReport, Failure> {
             })
         }
         Backend::S3(barman) => {
+            let _lock = lock(contract)?;
             let before: Vec<String> = barman.list()?.into_iter().map(|b| b.id).collect();
             barman.backup(&pg, limit)?;
             let after = barman.list()?;
