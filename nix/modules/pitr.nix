@@ -313,6 +313,14 @@ in
         archive_command = "${bin "pitr-archive-wal"} --contract ${contractPath} %p %f";
         archive_timeout = cfg.archiveTimeout;
       };
+      # pg_basebackup connects for replication over the socket, as the
+      # cluster's user. nixpkgs' default authentication (`local all all
+      # peer`) does not let it: `all` does not match replication
+      # connections, and nixpkgs replaces initdb's pg_hba.conf, which had a
+      # replication line.
+      services.postgresql.authentication = ''
+        local replication postgres peer
+      '';
       # The archive is written from inside nixpkgs' sandbox (ProtectSystem = "strict").
       systemd.services.postgresql = lib.mkMerge [
         (mkIf isLocal {

@@ -168,6 +168,18 @@ impl Pg {
                 &format!("its log {} says why", log.display()),
             )
             .map(|_| ())
+            .map_err(|mut e| {
+                // The log may be gone with the unit (PrivateTmp): its end
+                // goes into the error, and so into the journal.
+                if let Ok(text) = std::fs::read_to_string(log) {
+                    let lines: Vec<&str> = text.lines().collect();
+                    let tail = lines[lines.len().saturating_sub(10)..].join(" / ");
+                    if !tail.is_empty() {
+                        e.message = format!("{}; the server's log ends: {tail}", e.message);
+                    }
+                }
+                e
+            })
     }
 
     /// Stops the server on `data_dir` (fast: clients are disconnected, a
