@@ -89,7 +89,7 @@ pub fn run(contract: &PitrContract) -> Result<BackupReport, Failure> {
             Ok(BackupReport {
                 id: backup.id,
                 seconds: started.elapsed().as_secs_f64(),
-                verified: "pg_verifybackup: every file against the manifest's SHA-256 checksums, and the WAL from its start to its end parsed from the archive".into(),
+                verified: "pg_verifybackup: every file against the manifest's CRC-32C checksums, and the WAL from its start to its end parsed from the archive".into(),
                 kept: plan.keep,
                 removed: plan.remove,
                 wal_removed,

@@ -40,7 +40,7 @@ pub fn nix_string(text: &str) -> String {
 const MODULE: &str = r#"{ config, lib, ... }:
 let
   daemon = d: {
-    description = "stand-in for the ${d.name} service nixpkgs defines";
+    description = lib.mkForce "stand-in for the ${d.name} service nixpkgs defines";
     after = [ "network.target" ];
     wantedBy = [ "multi-user.target" ];
     # Over what a model of the nixpkgs module (tests/nix/model-*.nix)
