@@ -170,23 +170,31 @@ fn take_local(
         };
         let (start_wal, timeline) =
             parse_backup_label(&read("backup_label")?).map_err(|e| bad("backup_label", e))?;
-        let (end_timeline, end_lsn) =
-            manifest_wal_end(&read("backup_manifest")?).map_err(|e| bad("backup_manifest", e))?;
-        let segment_size: u64 = pg
-            .query("select setting from pg_settings where name = 'wal_segment_size'")?
-            .trim()
-            .parse()
-            .map_err(|_| {
-                PgError::new(
-                    "reading wal_segment_size",
-                    pg.label(),
-                    "not a number",
-                    "is this PostgreSQL 11 or newer?",
-                )
-            })?;
-        let end_wal = end_segment(end_timeline, end_lsn, segment_size);
-        wait_archived(repo, &end_wal, wait)?;
-        pg.verify_backup(&data, &repo.wal_dir(), limit)?;
+        // Overlapped, as it is safe: the checksums of every file need only
+        // the finished backup, so they are checked while the backup's last
+        // segment is archived; the WAL is parsed from the archive once it
+        // is there. Nothing is published unless both pass.
+        let (end_wal, segment_size) = std::thread::scope(|scope| {
+            let files = scope.spawn(|| pg.verify_backup_files(&data, limit));
+            let archived = (|| {
+                let (end_timeline, end_lsn) = manifest_wal_end(&read("backup_manifest")?)
+                    .map_err(|e| bad("backup_manifest", e))?;
+                let segment_size = wal_segment_size(pg)?;
+                let end_wal = end_segment(end_timeline, end_lsn, segment_size);
+                wait_archived(repo, &end_wal, wait)?;
+                Ok::<_, PgError>((end_wal, segment_size))
+            })();
+            let files = files.join().unwrap_or_else(|_| {
+                Err(PgError::new(
+                    "verifying a base backup",
+                    data.display().to_string(),
+                    "the verification thread panicked",
+                    "report this as a bug; the backup was not published",
+                ))
+            });
+            files.and(archived)
+        })?;
+        pg.verify_backup_wal(&data, &repo.wal_dir(), limit)?;
         let backup = BaseBackup {
             id: id.clone(),
             start_time,
@@ -206,6 +214,21 @@ fn take_local(
     result
 }
 
+/// The cluster's WAL segment size (bytes).
+fn wal_segment_size(pg: &Pg) -> Result<u64, PgError> {
+    pg.query("select setting from pg_settings where name = 'wal_segment_size'")?
+        .trim()
+        .parse()
+        .map_err(|_| {
+            PgError::new(
+                "reading wal_segment_size",
+                pg.label(),
+                "not a number",
+                "is this PostgreSQL 11 or newer?",
+            )
+        })
+}
+
 /// pg_basebackup returns once the backup's last segment is handed to the
 /// archiver; wait (bounded) until it is in the repository.
 fn wait_archived(repo: &LocalRepository, segment: &str, wait: Duration) -> Result<(), PgError> {
@@ -220,7 +243,9 @@ fn wait_archived(repo: &LocalRepository, segment: &str, wait: Duration) -> Resul
                 "archiving is failing or stuck: pg_stat_archiver and the server log say why (pitr-heartbeat reports it too)",
             ));
         }
-        std::thread::sleep(Duration::from_millis(100));
+        // The archiver copies a segment in tens of milliseconds: a short
+        // poll keeps the backup from waiting longer than it.
+        std::thread::sleep(Duration::from_millis(10));
     }
     Ok(())
 }

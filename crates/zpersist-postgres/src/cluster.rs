@@ -86,21 +86,32 @@ impl Pg {
         .map(|_| ())
     }
 
-    /// `pg_verifybackup`: every file against the manifest's checksums, and
-    /// the WAL the backup needs, parsed from `wal_dir`.
-    pub fn verify_backup(
+    /// `pg_verifybackup --no-parse-wal`: every file of the backup against
+    /// the manifest's checksums (sizes, presence, and the manifest's own
+    /// checksum too). Needs nothing but the finished backup, so it can run
+    /// while the backup's last WAL segment is still being archived.
+    pub fn verify_backup_files(&self, dir: &Path, limit: Duration) -> Result<(), PgError> {
+        self.verify_backup(dir, &["--no-parse-wal"], limit)
+    }
+
+    /// `pg_verifybackup --skip-checksums -w WAL_DIR`: every file is there
+    /// with its size, and the WAL from the backup's start to its end parses
+    /// from the archive. With [`Pg::verify_backup_files`], what one plain
+    /// `pg_verifybackup -w` checks.
+    pub fn verify_backup_wal(
         &self,
         dir: &Path,
         wal_dir: &Path,
         limit: Duration,
     ) -> Result<(), PgError> {
-        let argv = vec![
-            self.program("pg_verifybackup"),
-            "--quiet".into(),
-            "-w".into(),
-            wal_dir.display().to_string(),
-            dir.display().to_string(),
-        ];
+        let wal = wal_dir.display().to_string();
+        self.verify_backup(dir, &["--skip-checksums", "-w", &wal], limit)
+    }
+
+    fn verify_backup(&self, dir: &Path, options: &[&str], limit: Duration) -> Result<(), PgError> {
+        let mut argv = vec![self.program("pg_verifybackup"), "--quiet".into()];
+        argv.extend(options.iter().map(|o| o.to_string()));
+        argv.push(dir.display().to_string());
         // It runs pg_waldump from its own directory.
         self.call(argv, limit).run(
             "verifying a base backup",
