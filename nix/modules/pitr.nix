@@ -111,6 +111,9 @@ let
     // (if isS3 || jit then zlib.hardening.common // { NoNewPrivileges = true; } else zlib.hardening.ownCode);
 
   repoWritable = optional isLocal local.mountpoint;
+  # A base backup locks its repository: the local one in itself, an S3 one
+  # (whose bucket has no lock) in the metrics directory.
+  baseBackupWritable = repoWritable ++ optional isS3 metricsDir;
 
   unit = description: exec: writable: jit: timeout: {
     inherit description;
@@ -310,6 +313,14 @@ in
         archive_command = "${bin "pitr-archive-wal"} --contract ${contractPath} %p %f";
         archive_timeout = cfg.archiveTimeout;
       };
+      # pg_basebackup connects for replication over the socket, as the
+      # cluster's user. nixpkgs' default authentication (`local all all
+      # peer`) does not let it: `all` does not match replication
+      # connections, and nixpkgs replaces initdb's pg_hba.conf, which had a
+      # replication line.
+      services.postgresql.authentication = ''
+        local replication postgres peer
+      '';
       # The archive is written from inside nixpkgs' sandbox (ProtectSystem = "strict").
       systemd.services.postgresql = lib.mkMerge [
         (mkIf isLocal {
@@ -332,7 +343,7 @@ in
       };
 
       systemd.services.zpersist-pitr-base-backup =
-        unit "zpersist: a verified PostgreSQL base backup, then retention" (bin "pitr-base-backup") repoWritable false
+        unit "zpersist: a verified PostgreSQL base backup, then retention" (bin "pitr-base-backup") baseBackupWritable false
           (cfg.baseBackup.timeoutSeconds + 60);
       systemd.timers.zpersist-pitr-base-backup = {
         wantedBy = [ "timers.target" ];

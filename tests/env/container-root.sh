@@ -5,8 +5,10 @@
 # The root is a minimal Debian 12 with systemd as init, zfs-fuse (real ZFS
 # in user space, started by the tests' own unit: Debian's zfs-fuse.service
 # cannot run in a container), rsync (migrate-to-dataset copies with it) and
-# sanoid (its syncoid is what the replication units run). Containers never
-# write to it: each boots an overlay of it.
+# sanoid (its syncoid is what the replication units run), and PostgreSQL 15
+# (Debian's postgresql-15: the PITR test runs the real server as
+# postgresql.service; Debian's own cluster and unit are removed/disabled).
+# Containers never write to it: each boots an overlay of it.
 #
 # Cached in $ZPERSIST_TEST_ROOT_CACHE (default /var/cache/zpersist-test-root)
 # under the SHA-256 of this file: the recipe is this file, so changing it
@@ -18,7 +20,7 @@
 set -euo pipefail
 
 suite=bookworm
-packages=systemd,systemd-sysv,dbus,zfs-fuse,rsync,sanoid
+packages=systemd,systemd-sysv,dbus,zfs-fuse,rsync,sanoid,postgresql-15
 
 script=$(readlink -f "${BASH_SOURCE[0]}")
 cache=${ZPERSIST_TEST_ROOT_CACHE:-/var/cache/zpersist-test-root}
@@ -90,15 +92,30 @@ fi
 # The tests start zfs-fuse with a unit of their own.
 chroot "$build" systemctl disable zfs-fuse.service >/dev/null 2>&1 || true
 chroot "$build" systemctl mask zfs-fuse.service >/dev/null
+# PostgreSQL: only the binaries (/usr/lib/postgresql/15/bin). The cluster
+# postgresql-common creates at install and Debian's units go: the tests run
+# PostgreSQL through NixOS's postgresql.service.
+if [ -d "$build/etc/postgresql/15/main" ]; then
+    chroot "$build" pg_dropcluster 15 main >/dev/null
+fi
+chroot "$build" systemctl disable postgresql.service >/dev/null 2>&1 || true
+chroot "$build" systemctl mask postgresql@.service >/dev/null
 echo zpersist-test >"$build/etc/hostname"
 # Debootstrap's package cache is not needed to boot.
 rm -rf "$build"/var/cache/apt/archives/*.deb "$build"/var/lib/apt/lists/*
 
 # Roots of earlier recipes go (and what a killed build left); this one
-# takes their place.
+# takes their place. A root a running container boots from (the lower
+# directory of a mounted overlay: another checkout testing with another
+# recipe) stays; a later build removes it.
 for old in "$cache"/*/; do
     old=${old%/}
-    [ "$old" = "$build" ] || rm -rf "$old"
+    [ "$old" = "$build" ] && continue
+    if grep -q "lowerdir=$old[,:]" /proc/mounts; then
+        echo "keeping $old: a running test container boots from it" >&2
+        continue
+    fi
+    rm -rf "$old"
 done
 touch "$build/$done_marker"
 mv "$build" "$root"

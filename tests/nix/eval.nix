@@ -67,6 +67,7 @@ in
   # the plan file needs --read-write-mode).
   machine = {
     services = config.systemd.services;
+    inherit (config.systemd) timers;
     etc = lib.mapAttrs (_: e: { text = e.text or null; source = if e ? source then toString e.source else null; }) config.environment.etc;
     tmpfiles = config.systemd.tmpfiles.rules;
     users = lib.mapAttrs (_: u: { group = u.group or null; extraGroups = u.extraGroups or [ ]; isSystemUser = u.isSystemUser or false; }) config.users.users;

@@ -9,7 +9,7 @@ use serde::Serialize;
 use zpersist_core::pitr::label::{end_segment, manifest_wal_end, parse_backup_label};
 use zpersist_core::pitr::retention::prunable_wal;
 use zpersist_core::pitr::target::backup_id;
-use zpersist_core::pitr::{retention, BaseBackup, PitrContract};
+use zpersist_core::pitr::{retention, BaseBackup, PitrContract, Repository};
 use zpersist_postgres::cluster::Pg;
 use zpersist_postgres::local::LocalRepository;
 use zpersist_postgres::PgError;
@@ -29,6 +29,34 @@ pub struct BackupReport {
     pub wal_removed: usize,
 }
 
+/// The lock every pitr-base-backup of one repository takes first, so that
+/// the timer's run and a manual one never overlap: in the local
+/// repository itself, or for S3 (barman-cloud's bucket has no lock of its
+/// own) in the metrics directory, which every run of this host writes.
+pub fn lock_path(contract: &PitrContract) -> camino::Utf8PathBuf {
+    match &contract.repository {
+        Repository::Local { dir } => camino::Utf8PathBuf::from(format!("{dir}/.zpersist-lock")),
+        Repository::S3(_) => {
+            camino::Utf8PathBuf::from(format!("{}/base-backup.lock", contract.metrics_dir))
+        }
+    }
+}
+
+/// Takes [`lock_path`], waiting up to the contract's command timeout for a
+/// run holding it; then fails naming the holder (pid, command, since).
+fn lock(contract: &PitrContract) -> Result<zpersist_host::RunLock, PgError> {
+    let path = lock_path(contract);
+    let wait = Duration::from_secs(contract.timeouts.command_seconds);
+    zpersist_host::lock_within(path.clone(), &mut std::io::stderr(), wait).map_err(|e| {
+        PgError::new(
+            "locking the repository for a base backup",
+            path.to_string(),
+            e.to_string(),
+            "another pitr-base-backup of this repository runs (the timer's or a manual one); wait for it, or stop it if it is stuck",
+        )
+    })
+}
+
 pub fn run(contract: &PitrContract) -> Result<BackupReport, Failure> {
     let pg = cluster(contract);
     let limit = Duration::from_secs(contract.timeouts.base_backup_seconds);
@@ -36,22 +64,7 @@ pub fn run(contract: &PitrContract) -> Result<BackupReport, Failure> {
     match backend(contract) {
         Backend::Local(repo) => {
             repo.open().map_err(Failure::failed)?;
-            let mut progress = std::io::stderr();
-            let lock_path =
-                camino::Utf8PathBuf::from(format!("{}/.zpersist-lock", repo.dir.display()));
-            let _lock = zpersist_host::lock_within(
-                lock_path.clone(),
-                &mut progress,
-                Duration::from_secs(contract.timeouts.command_seconds),
-            )
-            .map_err(|e| {
-                PgError::new(
-                    "locking the repository",
-                    lock_path.to_string(),
-                    e.to_string(),
-                    "another pitr-base-backup runs; wait for it",
-                )
-            })?;
+            let _lock = lock(contract)?;
             let leftovers = repo.remove_temporaries()?;
             if leftovers > 0 {
                 eprintln!("removed {leftovers} leftover(s) of an interrupted run");
@@ -76,13 +89,14 @@ pub fn run(contract: &PitrContract) -> Result<BackupReport, Failure> {
             Ok(BackupReport {
                 id: backup.id,
                 seconds: started.elapsed().as_secs_f64(),
-                verified: "pg_verifybackup: every file against the manifest's SHA-256 checksums, and the WAL from its start to its end parsed from the archive".into(),
+                verified: "pg_verifybackup: every file against the manifest's CRC-32C checksums, and the WAL from its start to its end parsed from the archive".into(),
                 kept: plan.keep,
                 removed: plan.remove,
                 wal_removed,
             })
         }
         Backend::S3(barman) => {
+            let _lock = lock(contract)?;
             let before: Vec<String> = barman.list()?.into_iter().map(|b| b.id).collect();
             barman.backup(&pg, limit)?;
             let after = barman.list()?;
@@ -156,23 +170,31 @@ fn take_local(
         };
         let (start_wal, timeline) =
             parse_backup_label(&read("backup_label")?).map_err(|e| bad("backup_label", e))?;
-        let (end_timeline, end_lsn) =
-            manifest_wal_end(&read("backup_manifest")?).map_err(|e| bad("backup_manifest", e))?;
-        let segment_size: u64 = pg
-            .query("select setting from pg_settings where name = 'wal_segment_size'")?
-            .trim()
-            .parse()
-            .map_err(|_| {
-                PgError::new(
-                    "reading wal_segment_size",
-                    pg.label(),
-                    "not a number",
-                    "is this PostgreSQL 11 or newer?",
-                )
-            })?;
-        let end_wal = end_segment(end_timeline, end_lsn, segment_size);
-        wait_archived(repo, &end_wal, wait)?;
-        pg.verify_backup(&data, &repo.wal_dir(), limit)?;
+        // Overlapped, as it is safe: the checksums of every file need only
+        // the finished backup, so they are checked while the backup's last
+        // segment is archived; the WAL is parsed from the archive once it
+        // is there. Nothing is published unless both pass.
+        let (end_wal, segment_size) = std::thread::scope(|scope| {
+            let files = scope.spawn(|| pg.verify_backup_files(&data, limit));
+            let archived = (|| {
+                let (end_timeline, end_lsn) = manifest_wal_end(&read("backup_manifest")?)
+                    .map_err(|e| bad("backup_manifest", e))?;
+                let segment_size = wal_segment_size(pg)?;
+                let end_wal = end_segment(end_timeline, end_lsn, segment_size);
+                wait_archived(repo, &end_wal, wait)?;
+                Ok::<_, PgError>((end_wal, segment_size))
+            })();
+            let files = files.join().unwrap_or_else(|_| {
+                Err(PgError::new(
+                    "verifying a base backup",
+                    data.display().to_string(),
+                    "the verification thread panicked",
+                    "report this as a bug; the backup was not published",
+                ))
+            });
+            files.and(archived)
+        })?;
+        pg.verify_backup_wal(&data, &repo.wal_dir(), limit)?;
         let backup = BaseBackup {
             id: id.clone(),
             start_time,
@@ -192,6 +214,21 @@ fn take_local(
     result
 }
 
+/// The cluster's WAL segment size (bytes).
+fn wal_segment_size(pg: &Pg) -> Result<u64, PgError> {
+    pg.query("select setting from pg_settings where name = 'wal_segment_size'")?
+        .trim()
+        .parse()
+        .map_err(|_| {
+            PgError::new(
+                "reading wal_segment_size",
+                pg.label(),
+                "not a number",
+                "is this PostgreSQL 11 or newer?",
+            )
+        })
+}
+
 /// pg_basebackup returns once the backup's last segment is handed to the
 /// archiver; wait (bounded) until it is in the repository.
 fn wait_archived(repo: &LocalRepository, segment: &str, wait: Duration) -> Result<(), PgError> {
@@ -206,7 +243,9 @@ fn wait_archived(repo: &LocalRepository, segment: &str, wait: Duration) -> Resul
                 "archiving is failing or stuck: pg_stat_archiver and the server log say why (pitr-heartbeat reports it too)",
             ));
         }
-        std::thread::sleep(Duration::from_millis(100));
+        // The archiver copies a segment in tens of milliseconds: a short
+        // poll keeps the backup from waiting longer than it.
+        std::thread::sleep(Duration::from_millis(10));
     }
     Ok(())
 }

@@ -180,6 +180,7 @@ pub fn restore_running(
     ] {
         let _ = fs::remove_file(into.join(stale));
     }
+    configuration_file(contract, into, uid, gid)?;
     let pg_wal = into.join("pg_wal");
     if !pg_wal.exists() {
         prepare_target(&pg_wal, Some((uid, gid)))?;
@@ -358,6 +359,39 @@ fn not_reached(target: &Target, log: &RecoveryLog, backup: &BaseBackup, into: &P
         format!("recovery target not reached: {what} lies beyond the archived WAL; the last segment replayed is {last}, and the next one, {missing}, is not in the archive"),
         "the archive has a gap, or the target is later than anything archived yet: restore to an earlier time, `--to latest`, or find the missing segment",
     )
+}
+
+/// A restored directory without `postgresql.conf` gets one. NixOS links
+/// the cluster's postgresql.conf from the store (nixpkgs' preStart:
+/// `ln -sfn`), and pg_basebackup skips symlinks ("skipping special file"),
+/// so no base backup of a NixOS cluster holds it, and PostgreSQL does not
+/// start without it. Restored beside the cluster (a drill, a restore by
+/// hand), the copy is of the cluster's configuration as it is now;
+/// restored into the cluster's own directory (preseed), a placeholder:
+/// the unit's preStart links the configuration again before it starts.
+/// What the restore writes to postgresql.auto.conf wins over both.
+fn configuration_file(
+    contract: &PitrContract,
+    into: &Path,
+    uid: u32,
+    gid: u32,
+) -> Result<(), PgError> {
+    let path = into.join("postgresql.conf");
+    if fs::symlink_metadata(&path).is_ok() {
+        return Ok(());
+    }
+    let live = Path::new(&contract.cluster.data_dir).join("postgresql.conf");
+    let text = match fs::read_to_string(&live) {
+        Ok(text) if !same_path(into, Path::new(&contract.cluster.data_dir)) => format!(
+            "# zpersist pitr-restore: the base backup has no postgresql.conf (a symlink, which\n\
+             # pg_basebackup skips); this is a copy of {} as it was at restore time.\n{text}",
+            live.display()
+        ),
+        _ => "# zpersist pitr-restore: the base backup has no postgresql.conf (a symlink, which\n\
+              # pg_basebackup skips). NixOS's postgresql.service links its own before it starts.\n"
+            .to_owned(),
+    };
+    append_owned(&path, &text, uid, gid)
 }
 
 fn same_path(a: &Path, b: &Path) -> bool {

@@ -129,6 +129,55 @@ fn local_repository_restores_to_any_time_latest_and_each_kept_backup() {
     );
 }
 
+/// NixOS links postgresql.conf from the store (nixpkgs' preStart: `ln
+/// -sfn`), and pg_basebackup skips symlinks ("skipping special file"): the
+/// base backups of a NixOS cluster hold no postgresql.conf, and a server
+/// restored from one would not start. The restore writes one: beside the
+/// cluster, a copy of the cluster's configuration (the drill and a restore
+/// by hand start and answer).
+#[test]
+fn a_cluster_whose_postgresql_conf_is_a_symlink_restores_and_drills() {
+    let c = Cluster::new(
+        "symlinkconf",
+        Repo::Local,
+        serde_json::json!({ "count": 2 }),
+    );
+    let conf = c.data.join("postgresql.conf");
+    let store = c.dir.join("store-postgresql.conf");
+    fs::rename(&conf, &store).unwrap();
+    std::os::unix::fs::symlink(&store, &conf).unwrap();
+    c.sql("create table rows (n int primary key, at timestamptz)");
+    c.commit_row(1);
+    c.pitr_ok("pitr-base-backup", &[]);
+    let backup = c.backup_ids().pop().expect("a backup");
+    assert!(
+        !c.repo
+            .join(format!("base/{backup}/data/postgresql.conf"))
+            .exists(),
+        "pg_basebackup skipped the symlink, as it does on NixOS"
+    );
+    c.commit_row(2);
+    c.pitr_ok("pitr-heartbeat", &[]);
+    c.switch_and_wait_archived();
+
+    let into = c.dir.join("restored");
+    restore(&c, "latest", &into);
+    assert_eq!(c.rows_in(&into), rows(1..=2));
+    let written = fs::read_to_string(into.join("postgresql.conf")).unwrap();
+    assert!(
+        written.contains(&format!("a copy of {}", conf.display())),
+        "{written}"
+    );
+    assert!(
+        written.contains("archive_command"),
+        "the cluster's settings: {written}"
+    );
+
+    let drill = c.pitr_ok("pitr-drill", &["--json"]);
+    let drill: serde_json::Value = serde_json::from_str(&drill).unwrap();
+    assert!(drill["rpoSeconds"].as_f64().is_some(), "{drill}");
+}
+
 #[test]
 fn bad_input_is_exit_2_and_touches_nothing() {
     let c = Cluster::new("badinput", Repo::Local, serde_json::json!({ "count": 2 }));

@@ -17,7 +17,23 @@ pub const ALL: &[&str] = &[
     "zpersist-check-mounted",
     "zpersist-status",
     "zpersist-backup-snapshot",
+    "pitr-archive-wal",
+    "pitr-restore-wal",
+    "pitr-base-backup",
+    "pitr-restore",
+    "pitr-drill",
+    "pitr-heartbeat",
 ];
+
+/// The package a binary is built from: its own name, but for the PITR
+/// binaries, which zpersist-pitr ships together.
+fn package_of(bin: &str) -> &str {
+    if bin.starts_with("pitr-") {
+        "zpersist-pitr"
+    } else {
+        bin
+    }
+}
 
 /// The target directory's profile folder of the running test
 /// (`<target>/debug`), where cargo puts the binaries.
@@ -43,8 +59,10 @@ pub fn fresh(name: &str) -> Utf8PathBuf {
     let dir = BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut args = vec!["build", "--quiet", "--bins"];
-        for bin in ALL {
-            args.extend(["-p", bin]);
+        let mut packages: Vec<&str> = ALL.iter().map(|bin| package_of(bin)).collect();
+        packages.dedup();
+        for package in packages {
+            args.extend(["-p", package]);
         }
         let output = duct::cmd(&cargo, &args)
             .dir(repo_root())

@@ -684,8 +684,21 @@ impl Container {
         let failed = self
             .exec(&["systemctl", "--failed", "--no-legend", "--plain"])
             .stdout;
+        // And the units whose start or stop is under way (what a stuck
+        // boot or switch waits for).
+        let jobs = self
+            .exec(&["systemctl", "list-jobs", "--no-legend", "--plain"])
+            .stdout;
+        let running = jobs.lines().filter_map(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            (fields.get(3) == Some(&"running")).then(|| fields[1])
+        });
         let mut units: Vec<&str> = units.to_vec();
-        for unit in failed.lines().filter_map(|l| l.split_whitespace().next()) {
+        for unit in failed
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .chain(running)
+        {
             if !units.contains(&unit) {
                 units.push(unit);
             }

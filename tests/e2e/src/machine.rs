@@ -91,24 +91,36 @@ pub const CURRENT_SYSTEM: &str = "/nix/var/zpersist-test/current-system";
 pub const ZFS_DAEMON: &str = "zpersist-test-zfs-fuse.service";
 
 /// Each fake package of tests/nix/pkgs.nix and of NixOS's default path,
-/// the Debian package standing in for it, and the programs taken from it
+/// the Debian packages standing in for it, and the programs taken from them
 /// (`None`: all it ships in bin and sbin). `zpersist` is the workspace's
 /// own binaries. A Debian package the root lacks (openssh-client, curl)
 /// gives an empty `bin/`: a unit running it fails, as it would without it.
-pub const PACKAGES: &[(&str, &str, Option<&[&str]>)] = &[
-    ("zfs-user", "zfs-fuse", None),
-    ("getent", "libc-bin", Some(&["getent"])),
-    ("rsync", "rsync", None),
-    ("openssh", "openssh-client", None),
-    ("sanoid", "sanoid", Some(&["syncoid"])),
-    ("restic", "restic", None),
-    ("curl", "curl", None),
-    ("coreutils", "coreutils", None),
-    ("findutils", "findutils", None),
-    ("gnugrep", "grep", None),
-    ("gnused", "sed", None),
-    ("systemd", "systemd", None),
+pub const PACKAGES: &[(&str, &[&str], Option<&[&str]>)] = &[
+    ("zfs-user", &["zfs-fuse"], None),
+    ("getent", &["libc-bin"], Some(&["getent"])),
+    ("rsync", &["rsync"], None),
+    ("openssh", &["openssh-client"], None),
+    ("sanoid", &["sanoid"], Some(&["syncoid"])),
+    ("restic", &["restic"], None),
+    ("curl", &["curl"], None),
+    ("coreutils", &["coreutils"], None),
+    ("findutils", &["findutils"], None),
+    ("gnugrep", &["grep"], None),
+    ("gnused", &["sed"], None),
+    ("systemd", &["systemd"], None),
+    // What a PITR test sets services.postgresql.package to (the model's
+    // stub, named for Debian's PostgreSQL 15).
+    (
+        "postgresql-15",
+        &["postgresql-15", "postgresql-client-15"],
+        None,
+    ),
 ];
+
+/// Where Debian keeps a PostgreSQL's programs (its /usr/bin has only
+/// postgresql-common's wrappers): programs of a package are taken from
+/// here too.
+const POSTGRESQL_BIN: &str = "/usr/lib/postgresql/15/bin";
 
 /// The store paths of NixOS's default service path (fake, like the others).
 pub fn default_path() -> Vec<String> {
@@ -126,6 +138,9 @@ pub struct Host {
     /// Daemons for services zpersist does not manage (a stand-in is made
     /// for every unit of every enabled `zpersist.services` entry anyway).
     pub extra_daemons: Vec<Daemon>,
+    /// Units (without `.service`) that get no stand-in: their nixpkgs
+    /// model's definition runs as it is (the real program in the root).
+    pub real_units: Vec<String>,
 }
 
 /// One `users.users` entry.
@@ -147,6 +162,9 @@ pub struct EtcEntry {
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct Machine {
     pub services: BTreeMap<String, Value>,
+    /// `systemd.timers` (timers of `startAt` come with their services).
+    #[serde(default)]
+    pub timers: BTreeMap<String, Value>,
     pub etc: BTreeMap<String, EtcEntry>,
     pub tmpfiles: Vec<String>,
     pub users: BTreeMap<String, User>,
@@ -166,12 +184,20 @@ impl Host {
             name: name.to_owned(),
             modules: Vec::new(),
             extra_daemons: Vec::new(),
+            real_units: Vec::new(),
         }
     }
 
     /// A further module (a Nix expression).
     pub fn with_module(mut self, module: &str) -> Host {
         self.modules.push(module.to_owned());
+        self
+    }
+
+    /// A unit that runs as its nixpkgs model defines it, with no stand-in
+    /// (postgresql: Debian's PostgreSQL 15 is in the root).
+    pub fn with_real_unit(mut self, unit: &str) -> Host {
+        self.real_units.push(unit.to_owned());
         self
     }
 
@@ -200,6 +226,7 @@ impl Host {
         let fit = zfs_fuse_module(&first.attr("plan"));
         let services: Value = first.attr("config.zpersist.internal.servicesPlan");
         let mut daemons = stand_ins(&services);
+        daemons.retain(|d| !self.real_units.contains(&d.name));
         daemons.extend(self.extra_daemons.iter().cloned());
         let machine: Machine = serde_json::from_value(
             self.eval(&[fit, stand_in::nixpkgs_module(&daemons)])
@@ -300,6 +327,11 @@ impl Machine {
                     &default_path,
                 )
             })
+            .chain(
+                self.timers
+                    .iter()
+                    .filter_map(|(name, def)| systemd::render_timer(name, def)),
+            )
             .collect()
     }
 
@@ -343,6 +375,17 @@ impl Machine {
             }
         }
         store_paths.extend(self.system_packages.iter().cloned());
+        // A store file may name others (postgresql.conf its pg_hba.conf).
+        let mut todo: Vec<String> = store_paths.iter().cloned().collect();
+        while let Some(path) = todo.pop() {
+            if let Ok(text) = fs::read_to_string(&path) {
+                for named in store_paths_in(&text) {
+                    if store_paths.insert(named.clone()) {
+                        todo.push(named);
+                    }
+                }
+            }
+        }
         for path in &store_paths {
             install_store_path(container, path);
         }
@@ -465,14 +508,17 @@ fn install_store_path(container: &Container, path: &str) {
             }
             return;
         }
-        let Some((_, debian, only)) = PACKAGES.iter().find(|(name, _, _)| *name == package) else {
+        let Some((_, debians, only)) = PACKAGES.iter().find(|(name, _, _)| *name == package) else {
             panic!(
                 "a unit names {path}, a package of tests/nix/pkgs.nix that has no stand-in in the \
                  test container; add it to zpersist_e2e::machine::PACKAGES"
             );
         };
         fs::create_dir_all(container.host_path(&format!("{path}/bin"))).unwrap();
-        for program in debian_programs(container, debian) {
+        for program in debians
+            .iter()
+            .flat_map(|debian| debian_programs(container, debian))
+        {
             let name = Utf8Path::new(&program).file_name().unwrap().to_owned();
             if only.is_none_or(|only| only.contains(&name.as_str())) {
                 container.symlink(&format!("{path}/bin/{name}"), &program);
@@ -520,7 +566,10 @@ fn debian_programs(container: &Container, package: &str) -> Vec<String> {
         .lines()
         .filter(|line| {
             let dir = Utf8Path::new(line).parent().map(Utf8Path::as_str);
-            matches!(dir, Some("/bin" | "/sbin" | "/usr/bin" | "/usr/sbin"))
+            matches!(
+                dir,
+                Some("/bin" | "/sbin" | "/usr/bin" | "/usr/sbin" | POSTGRESQL_BIN)
+            )
         })
         .filter(|line| !container.host_path(line).is_dir())
         .map(str::to_owned)
@@ -867,4 +916,47 @@ pub fn wipe_dataset(container: &Container, dataset: &str, units: &[&str]) {
     container.systemctl("restart", &["zpersist-datasets.service"], &[]);
     let mountpoint = container.exec_ok(&["zfs", "get", "-H", "-o", "value", "mountpoint", dataset]);
     container.wait_for_mount(mountpoint.trim(), Duration::from_secs(60));
+}
+
+// ---------------------------------------------------------------- notifications
+
+/// A module sending zpersist's notifications to the journal (tag
+/// `zpersist-event`, read back by [`notify_events`]) instead of forge's
+/// ntfy server (the container has no network), and keeping Sonarr's
+/// preseed to its local source (the NAS and the USB pool are out of reach;
+/// a test that wants them adds them).
+pub const NOTIFY_TO_JOURNAL: &str = r#"{ lib, ... }: {
+  zpersist.notify.command = "/usr/bin/systemd-cat";
+  zpersist.notify.commandArgs = [ "-t" "zpersist-event" ];
+  zpersist.notify.ntfy.url = lib.mkForce null;
+  zpersist.services.sonarr.preseed.sources = lib.mkForce [ { local = true; } ];
+}"#;
+
+/// The notification events in the journal (see [`NOTIFY_TO_JOURNAL`]), by
+/// failed unit.
+pub fn notify_events(c: &Container) -> BTreeMap<String, Value> {
+    c.exec_ok(&[
+        "journalctl",
+        "--no-pager",
+        "-o",
+        "cat",
+        "-t",
+        "zpersist-event",
+    ])
+    .lines()
+    .filter(|l| l.starts_with('{'))
+    .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+    .map(|e| (e["unit"].as_str().unwrap().to_owned(), e))
+    .collect()
+}
+
+/// Waits (up to `timeout`) for the notification about `unit`'s failure.
+pub fn wait_for_notification(c: &Container, unit: &str, timeout: Duration) -> Value {
+    c.wait_until(&format!("the notification about {unit}"), timeout, |c| {
+        let events = notify_events(c);
+        events
+            .get(unit)
+            .cloned()
+            .ok_or_else(|| format!("events about {:?}", events.keys().collect::<Vec<_>>()))
+    })
 }

@@ -40,11 +40,16 @@ pub fn nix_string(text: &str) -> String {
 const MODULE: &str = r#"{ config, lib, ... }:
 let
   daemon = d: {
-    description = "stand-in for the ${d.name} service nixpkgs defines";
+    description = lib.mkForce "stand-in for the ${d.name} service nixpkgs defines";
     after = [ "network.target" ];
     wantedBy = [ "multi-user.target" ];
     # Over what a model of the nixpkgs module (tests/nix/model-*.nix)
-    # defines for the same unit: the stand-in's program runs instead.
+    # defines for the same unit: the stand-in's program runs instead, and
+    # nothing of the real service's (postgresql's initdb in preStart, its
+    # wait in postStart, its package on the path).
+    path = lib.mkForce [ ];
+    preStart = lib.mkForce "";
+    postStart = lib.mkForce "";
     serviceConfig = { ExecStart = lib.mkForce d.exec; Type = lib.mkForce "simple"; }
       // lib.optionalAttrs (d.user != null) { User = lib.mkForce d.user; }
       // lib.optionalAttrs (d.group != null) { Group = lib.mkForce d.group; };

@@ -21,10 +21,12 @@
 //! - `wantedBy` becomes `[Install] WantedBy=` as NixOS writes it, and
 //!   `requiredBy` `RequiredBy=` (NixOS only makes `.requires` symlinks; an
 //!   `[Install]` key lets verify see the same dependency);
-//! - `script` / `preStart` become a generated `#!/bin/sh` script (`set -e`
-//!   first) named in `ExecStart=` / `ExecStartPre=`;
+//! - `script` / `preStart` / `postStart` become a generated `#!/bin/sh`
+//!   script (`set -e` first) named in `ExecStart=` / `ExecStartPre=` /
+//!   `ExecStartPost=`;
 //! - `startAt` becomes `<name>.timer` with `OnCalendar=` per entry, wanted
-//!   by `timers.target`.
+//!   by `timers.target`; `systemd.timers.<name>` definitions become
+//!   `<name>.timer` through [`render_timer`] (`timerConfig` as `[Timer]`).
 //!
 //! NixOS also puts coreutils, findutils, grep, sed and systemd on every
 //! service's PATH and sets `LOCALE_ARCHIVE`/`TZDIR`; those are left out, as
@@ -99,67 +101,30 @@ pub fn render_service_with_path(
     if fields.get("enable") == Some(&Value::Bool(false)) {
         return Vec::new();
     }
-    let known: BTreeSet<&str> = UNIT_LISTS
-        .iter()
-        .map(|(field, _)| *field)
-        .chain(NO_UNIT_TEXT.iter().copied())
-        .chain([
-            "description",
-            "unitConfig",
+    refuse_unknown_fields(
+        fields,
+        &format!("systemd.services.{name}"),
+        "render_service",
+        &[
             "serviceConfig",
             "environment",
             "path",
-            "restartTriggers",
-            "reloadTriggers",
             "restartIfChanged",
             "stopIfChanged",
             "reloadIfChanged",
-            "wantedBy",
-            "requiredBy",
             "script",
             "preStart",
+            "postStart",
             "postStop",
             "startAt",
-        ])
-        .collect();
-    let unknown: Vec<&String> = fields
-        .keys()
-        .filter(|k| !known.contains(k.as_str()))
-        .collect();
-    assert!(
-        unknown.is_empty(),
-        "systemd.services.{name} sets {unknown:?}, which tests/e2e/src/systemd.rs does not \
-         render; teach render_service how NixOS writes it"
+        ],
     );
 
     let mut files = Vec::new();
     let unit_name = format!("{name}.service");
 
     // [Unit]: one attribute set in NixOS, so one sorted map here.
-    let mut unit: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    if let Some(config) = fields.get("unitConfig") {
-        add_section_values(&mut unit, config, &unit_name, "unitConfig");
-    }
-    for (field, key) in UNIT_LISTS {
-        let values = list_of_strings(fields.get(*field), &unit_name, field);
-        if !values.is_empty() {
-            unit.insert((*key).to_owned(), vec![values.join(" ")]);
-        }
-    }
-    if let Some(description) = fields.get("description").and_then(Value::as_str) {
-        if !description.is_empty() {
-            unit.insert("Description".into(), vec![description.to_owned()]);
-        }
-    }
-    for (field, key) in [
-        ("restartTriggers", "X-Restart-Triggers"),
-        ("reloadTriggers", "X-Reload-Triggers"),
-    ] {
-        let values = list_of_strings(fields.get(field), &unit_name, field);
-        if !values.is_empty() {
-            unit.insert(key.into(), vec![values.join(" ")]);
-        }
-    }
+    let unit = unit_section(fields, &unit_name);
 
     // [Service]: environment, the X- switches, then serviceConfig.
     let mut environment: BTreeMap<String, String> = BTreeMap::new();
@@ -200,6 +165,7 @@ pub fn render_service_with_path(
     for (field, key, suffix) in [
         ("script", "ExecStart", "start"),
         ("preStart", "ExecStartPre", "pre-start"),
+        ("postStart", "ExecStartPost", "post-start"),
         ("postStop", "ExecStopPost", "post-stop"),
     ] {
         if let Some(script) = fields.get(field).and_then(Value::as_str) {
@@ -220,18 +186,8 @@ pub fn render_service_with_path(
     }
     service_text.push_str(&section_lines(&service));
 
-    let wanted_by = list_of_strings(fields.get("wantedBy"), &unit_name, "wantedBy");
-    let required_by = list_of_strings(fields.get("requiredBy"), &unit_name, "requiredBy");
     let mut text = format!("[Unit]\n{}\n{service_text}", section_lines(&unit));
-    if !wanted_by.is_empty() || !required_by.is_empty() {
-        text.push_str("\n[Install]\n");
-        if !wanted_by.is_empty() {
-            text.push_str(&format!("WantedBy={}\n", wanted_by.join(" ")));
-        }
-        if !required_by.is_empty() {
-            text.push_str(&format!("RequiredBy={}\n", required_by.join(" ")));
-        }
-    }
+    text.push_str(&install_section(fields, &unit_name));
     files.insert(
         0,
         UnitFile {
@@ -263,6 +219,130 @@ pub fn render_service_with_path(
         );
     }
     files
+}
+
+/// Renders `systemd.timers.<name>` into `<name>.timer`: the `[Unit]` lists
+/// and `unitConfig` as for services, `timerConfig` as `[Timer]`,
+/// `wantedBy`/`requiredBy` as `[Install]`. A field this renderer does not
+/// know fails loudly.
+pub fn render_timer(name: &str, def: &Value) -> Option<UnitFile> {
+    let fields = def
+        .as_object()
+        .unwrap_or_else(|| panic!("systemd.timers.{name} is not an attribute set: {def}"));
+    if fields.get("enable") == Some(&Value::Bool(false)) {
+        return None;
+    }
+    let unit_name = format!("{name}.timer");
+    refuse_unknown_fields(
+        fields,
+        &format!("systemd.timers.{name}"),
+        "render_timer",
+        &["timerConfig", "path"],
+    );
+    // The stubs give every unit kind `path`; on a timer it can only be empty.
+    assert!(
+        list_of_strings(fields.get("path"), &unit_name, "path").is_empty(),
+        "systemd.timers.{name} sets a path, which a timer has no use for"
+    );
+    let unit = unit_section(fields, &unit_name);
+    let mut timer: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    if let Some(config) = fields.get("timerConfig") {
+        add_section_values(&mut timer, config, &unit_name, "timerConfig");
+    }
+    let mut text = format!(
+        "[Unit]\n{}\n[Timer]\n{}",
+        section_lines(&unit),
+        section_lines(&timer)
+    );
+    text.push_str(&install_section(fields, &unit_name));
+    Some(UnitFile {
+        name: unit_name,
+        text,
+        executable: false,
+    })
+}
+
+/// Fails loudly on a field of `what` this renderer does not know (the
+/// `[Unit]` and `[Install]` fields, and `own`), so a new field used by the
+/// modules cannot pass unseen.
+fn refuse_unknown_fields(
+    fields: &serde_json::Map<String, Value>,
+    what: &str,
+    renderer: &str,
+    own: &[&str],
+) {
+    let known: BTreeSet<&str> = UNIT_LISTS
+        .iter()
+        .map(|(field, _)| *field)
+        .chain(NO_UNIT_TEXT.iter().copied())
+        .chain([
+            "description",
+            "unitConfig",
+            "wantedBy",
+            "requiredBy",
+            "restartTriggers",
+            "reloadTriggers",
+        ])
+        .chain(own.iter().copied())
+        .collect();
+    let unknown: Vec<&String> = fields
+        .keys()
+        .filter(|k| !known.contains(k.as_str()))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "{what} sets {unknown:?}, which tests/e2e/src/systemd.rs does not render; teach \
+         {renderer} how NixOS writes it"
+    );
+}
+
+/// `[Unit]` of a definition: `unitConfig`, the list options, `description`.
+fn unit_section(
+    fields: &serde_json::Map<String, Value>,
+    unit_name: &str,
+) -> BTreeMap<String, Vec<String>> {
+    let mut unit: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    if let Some(config) = fields.get("unitConfig") {
+        add_section_values(&mut unit, config, unit_name, "unitConfig");
+    }
+    for (field, key) in UNIT_LISTS {
+        let values = list_of_strings(fields.get(*field), unit_name, field);
+        if !values.is_empty() {
+            unit.insert((*key).to_owned(), vec![values.join(" ")]);
+        }
+    }
+    if let Some(description) = fields.get("description").and_then(Value::as_str) {
+        if !description.is_empty() {
+            unit.insert("Description".into(), vec![description.to_owned()]);
+        }
+    }
+    for (field, key) in [
+        ("restartTriggers", "X-Restart-Triggers"),
+        ("reloadTriggers", "X-Reload-Triggers"),
+    ] {
+        let values = list_of_strings(fields.get(field), unit_name, field);
+        if !values.is_empty() {
+            unit.insert(key.into(), vec![values.join(" ")]);
+        }
+    }
+    unit
+}
+
+/// `[Install]` of a definition (`wantedBy`, `requiredBy`), or nothing.
+fn install_section(fields: &serde_json::Map<String, Value>, unit_name: &str) -> String {
+    let wanted_by = list_of_strings(fields.get("wantedBy"), unit_name, "wantedBy");
+    let required_by = list_of_strings(fields.get("requiredBy"), unit_name, "requiredBy");
+    let mut text = String::new();
+    if !wanted_by.is_empty() || !required_by.is_empty() {
+        text.push_str("\n[Install]\n");
+        if !wanted_by.is_empty() {
+            text.push_str(&format!("WantedBy={}\n", wanted_by.join(" ")));
+        }
+        if !required_by.is_empty() {
+            text.push_str(&format!("RequiredBy={}\n", required_by.join(" ")));
+        }
+    }
+    text
 }
 
 /// The strings of a list field (absent: none).

@@ -119,6 +119,14 @@ fn an_s3_repository_names_barman_and_its_credentials() {
         backup.get("MemoryDenyWriteExecute").is_none(),
         "barman-cloud is Python"
     );
+    // Its lock (a bucket has none) is in the metrics directory, which the
+    // sandbox must let it write.
+    let contract = contract_accepted(&eval);
+    assert_eq!(
+        backup["ReadWritePaths"],
+        json!([contract["metricsDir"]]),
+        "{backup}"
+    );
 }
 
 #[test]

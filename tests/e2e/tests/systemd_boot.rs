@@ -13,20 +13,9 @@ use zpersist_e2e::container::Container;
 use zpersist_e2e::machine::{self, Host, Machine, STAND_IN, STAND_IN_LOG};
 use zpersist_e2e::stand_in::Daemon;
 
-/// forge with a notification command that writes each event to the
-/// journal (tag `zpersist-event`), where the tests read it back, instead of
-/// its ntfy server (the container has no network).
-/// Sonarr's preseed keeps only its local source: the NAS and the USB pool
-/// are out of reach in the container (a test that wants them adds them).
-const NOTIFY_TO_JOURNAL: &str = r#"{ lib, ... }: {
-  zpersist.notify.command = "/usr/bin/systemd-cat";
-  zpersist.notify.commandArgs = [ "-t" "zpersist-event" ];
-  zpersist.notify.ntfy.url = lib.mkForce null;
-  zpersist.services.sonarr.preseed.sources = lib.mkForce [ { local = true; } ];
-}"#;
-
+/// forge with its notifications in the journal (machine::NOTIFY_TO_JOURNAL).
 fn forge() -> Host {
-    Host::new("forge").with_module(NOTIFY_TO_JOURNAL)
+    Host::new("forge").with_module(machine::NOTIFY_TO_JOURNAL)
 }
 
 const SETTLE: Duration = Duration::from_secs(60);
@@ -166,31 +155,12 @@ const UNPLUGGED_TARGET: &str = r#"{
   zpersist.datasets."media/tv".replicateTo = [ "usb" ];
 }"#;
 
-/// The notification events in the journal, by failed unit.
 fn events(c: &Container) -> BTreeMap<String, Value> {
-    c.exec_ok(&[
-        "journalctl",
-        "--no-pager",
-        "-o",
-        "cat",
-        "-t",
-        "zpersist-event",
-    ])
-    .lines()
-    .filter(|l| l.starts_with('{'))
-    .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-    .map(|e| (e["unit"].as_str().unwrap().to_owned(), e))
-    .collect()
+    machine::notify_events(c)
 }
 
 fn wait_for_event(c: &Container, unit: &str) -> Value {
-    c.wait_until(&format!("the notification about {unit}"), SETTLE, |c| {
-        let events = events(c);
-        events
-            .get(unit)
-            .cloned()
-            .ok_or_else(|| format!("events about {:?}", events.keys().collect::<Vec<_>>()))
-    })
+    machine::wait_for_notification(c, unit, SETTLE)
 }
 
 /// The lines a stand-in wrote into its data directory (seen inside).

@@ -15,14 +15,6 @@ use std::time::{Duration, Instant};
 
 pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 pub const MOTO: &str = "http://127.0.0.1:58300";
-const BINARIES: &[&str] = &[
-    "pitr-archive-wal",
-    "pitr-restore-wal",
-    "pitr-base-backup",
-    "pitr-restore",
-    "pitr-drill",
-    "pitr-heartbeat",
-];
 
 /// Runs argv, bounded; panics with its stderr when it cannot start.
 pub fn run(argv: &[&str], limit: Duration) -> Output {
@@ -80,7 +72,11 @@ pub fn bin_dir() -> &'static Path {
             .parent()
             .unwrap()
             .to_path_buf();
-        for name in BINARIES {
+        // Every PITR binary zpersist ships (zpersist_e2e::binaries::ALL).
+        for name in zpersist_e2e::binaries::ALL
+            .iter()
+            .filter(|name| name.starts_with("pitr-"))
+        {
             fs::copy(built.join(name), dir.join(name)).unwrap();
         }
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
