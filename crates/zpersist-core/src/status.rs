@@ -44,17 +44,10 @@ pub struct Objectives {
     pub restic_backup: Option<ResticSource>,
 }
 
-impl StatusFile {
-    pub fn parse(text: &str) -> Result<StatusFile, String> {
-        let file: StatusFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        if file.version != STATUS_VERSION {
-            return Err(format!(
-                "version {} is not supported (this zpersist status reads version {STATUS_VERSION})",
-                file.version
-            ));
-        }
-        Ok(file)
-    }
+impl crate::contract::Contract for StatusFile {
+    const KIND: &'static str = "status objectives file";
+    const VERSION: u64 = STATUS_VERSION;
+    const READER: &'static str = "zpersist status";
 }
 
 /// The dataset's properties as the one `zfs get` read them; `None` for

@@ -15,6 +15,7 @@ use clap::Parser;
 use replication_lag::config::{Config as Replication, TargetLocation, DEFAULT_TIMEOUT_SECONDS};
 use replication_lag::{listing, report};
 use zpersist_core::backup::SNAPSHOT_PREFIX;
+use zpersist_core::contract::Contract;
 use zpersist_core::migration::ServicesFile;
 use zpersist_core::preseed::{PROP_AT, PROP_PRESEED, PROP_SOURCE};
 use zpersist_core::replication::{self, SnapshotRef};
@@ -58,65 +59,48 @@ fn bad_input(reporter: &mut Reporter, error: String, help: &str) -> ExitCode {
 const REBUILD: &str =
     "the zpersist NixOS module writes it; rebuild the system, or pass --config DIR";
 
+/// One of the module's files in the configuration directory, read by the
+/// one contract loader (strict JSON, the version first, unknown fields
+/// refused); `None` when the host has no such file (no replication, no
+/// objectives declared).
+fn load<C: Contract>(dir: &std::path::Path, name: &str) -> Result<Option<C>, String> {
+    let path = dir.join(name);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    zpersist_core::contract::parse::<C>(&text)
+        .map(Some)
+        .map_err(|problems| {
+            let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            format!("{} is not valid: {}", path.display(), problems.join("; "))
+        })
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let mut reporter = Reporter::new("zpersist status", args.output.json);
     let dir = std::path::Path::new(&args.config);
-    let services_path = dir.join("services.json");
-    let services = match std::fs::read_to_string(&services_path) {
-        Ok(text) => match ServicesFile::parse(&text) {
-            Ok(s) => s,
-            Err(problems) => {
-                return bad_input(
-                    &mut reporter,
-                    format!(
-                        "{} is not a valid services file: {}",
-                        services_path.display(),
-                        problems.join("; ")
-                    ),
-                    REBUILD,
-                )
-            }
-        },
-        Err(e) => {
+    let services = match load::<ServicesFile>(dir, "services.json") {
+        Ok(Some(services)) => services,
+        Ok(None) => {
             return bad_input(
                 &mut reporter,
-                format!("cannot read {}: {e}", services_path.display()),
+                format!(
+                    "cannot read {}: no such file",
+                    dir.join("services.json").display()
+                ),
                 REBUILD,
             )
         }
+        Err(e) => return bad_input(&mut reporter, e, REBUILD),
     };
-    let optional = |name: &str| -> Result<Option<String>, String> {
-        let path = dir.join(name);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Ok(Some(text)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
-        }
-    };
-    let replication = match optional("replication.json").and_then(|t| {
-        t.map(|t| {
-            zpersist_core::contract::parse::<Replication>(&t).map_err(|problems| {
-                let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
-                format!(
-                    "{}/replication.json is not valid: {}",
-                    args.config,
-                    problems.join("; ")
-                )
-            })
-        })
-        .transpose()
-    }) {
+    let replication = match load::<Replication>(dir, "replication.json") {
         Ok(r) => r,
         Err(e) => return bad_input(&mut reporter, e, REBUILD),
     };
-    let objectives = match optional("status.json").and_then(|t| {
-        t.map(|t| {
-            StatusFile::parse(&t)
-                .map_err(|e| format!("{}/status.json is not valid: {e}", args.config))
-        })
-        .transpose()
-    }) {
+    let objectives = match load::<StatusFile>(dir, "status.json") {
         Ok(s) => s.unwrap_or_default(),
         Err(e) => return bad_input(&mut reporter, e, REBUILD),
     };
@@ -126,7 +110,10 @@ fn main() -> ExitCode {
             None => {
                 return bad_input(
                     &mut reporter,
-                    format!("no service \"{name}\" in {}", services_path.display()),
+                    format!(
+                        "no service \"{name}\" in {}",
+                        dir.join("services.json").display()
+                    ),
                     &format!(
                         "the declared services are: {}",
                         services
@@ -611,4 +598,50 @@ fn describe(s: &ServiceStatus, colour: bool) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// scripts/demo runs zpersist-status on examples/demo: those files
+    /// must stay what this zpersist reads.
+    #[test]
+    fn the_demo_configuration_is_read_as_the_module_writes_it() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo");
+        let services = load::<ServicesFile>(&dir, "services.json")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            services.services.keys().collect::<Vec<_>>(),
+            ["radarr", "sonarr"]
+        );
+        let replication = load::<Replication>(&dir, "replication.json")
+            .unwrap()
+            .unwrap();
+        assert_eq!(replication.datasets.len(), 2);
+        let objectives = load::<StatusFile>(&dir, "status.json").unwrap().unwrap();
+        assert_eq!(
+            objectives.services["sonarr"].max_snapshot_age_seconds,
+            Some(3600)
+        );
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_not_silently_the_last() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("status.json"),
+            r#"{"version": 1, "services": {"a": {"maxSnapshotAgeSeconds": 60, "maxSnapshotAgeSeconds": 600}}}"#,
+        )
+        .unwrap();
+        let e = load::<StatusFile>(dir.path(), "status.json").unwrap_err();
+        assert!(
+            e.contains("status.json is not valid") && e.contains("maxSnapshotAgeSeconds"),
+            "{e}"
+        );
+        assert!(load::<StatusFile>(dir.path(), "absent.json")
+            .unwrap()
+            .is_none());
+    }
 }

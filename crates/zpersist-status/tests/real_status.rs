@@ -230,7 +230,9 @@ fn bad_input_exits_2_and_runs_no_zfs() {
     let r = status(&dir, &[]);
     assert_eq!(r.code, 2, "{r:#?}");
     assert!(
-        r.stderr.contains("status.json is not valid: version 2"),
+        r.stderr.contains(
+            "status.json is not valid: status objectives file version 2 is not supported"
+        ),
         "{}",
         r.stderr
     );
