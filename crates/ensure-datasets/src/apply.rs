@@ -223,6 +223,19 @@ fn carry_out(zfs: &Zfs, action: &Action) -> Result<(), String> {
             property,
             to,
             ..
+        } if property == "mountpoint" => {
+            zpersist_zfs::dataset::set_mountpoint_remounting(zfs, dataset, to).map_err(|e| {
+                format!(
+                    "{}: could not set mountpoint to {to}: {e}",
+                    action.dataset()
+                )
+            })
+        }
+        Action::SetProperty {
+            dataset,
+            property,
+            to,
+            ..
         } => zfs
             .set(dataset, property, to)
             .map_err(|e| zfs_failure(format!("could not set {property} to {to}"), e)),

@@ -82,14 +82,47 @@ pub fn unmount_retrying(zfs: &Zfs, dataset: &str) -> Result<(), MountError> {
 pub fn move_mountpoint(zfs: &Zfs, dataset: &str, mountpoint: &str) -> Result<(), MountError> {
     let ds = dataset_state(zfs, dataset)?.ok_or_else(|| MountError::Missing(dataset.into()))?;
     if ds.mountpoint != mountpoint {
-        if let Err(e) = zfs.set(dataset, "mountpoint", mountpoint) {
-            let now = dataset_state(zfs, dataset)?;
-            if !(is_busy(&e) && now.is_some_and(|ds| ds.mountpoint == mountpoint)) {
-                return Err(e.into());
+        set_mountpoint_remounting(zfs, dataset, mountpoint)?;
+    }
+    mount_retrying(zfs, dataset)
+}
+
+/// `zfs set mountpoint=...`, which unmounts the dataset and every
+/// descendant inheriting it and mounts them at the new place. When ZFS set
+/// the property but a remount found a filesystem busy ("property may be
+/// set but unable to remount filesystem"), the remounts are finished here,
+/// retrying while busy; any other failure is returned as it was.
+pub fn set_mountpoint_remounting(
+    zfs: &Zfs,
+    dataset: &str,
+    mountpoint: &str,
+) -> Result<(), MountError> {
+    let Err(e) = zfs.set(dataset, "mountpoint", mountpoint) else {
+        return Ok(());
+    };
+    let now = dataset_state(zfs, dataset)?;
+    if !(is_busy(&e) && now.is_some_and(|ds| ds.mountpoint == mountpoint)) {
+        return Err(e.into());
+    }
+    let listing = zfs.run(&[
+        "list",
+        "-H",
+        "-r",
+        "-t",
+        "filesystem",
+        "-o",
+        "name,canmount,mountpoint,mounted",
+        dataset,
+    ])?;
+    for line in listing.lines() {
+        let fields: Vec<&str> = line.split('\t').collect();
+        if let [name, "on", path, "no"] = fields[..] {
+            if path.starts_with('/') {
+                mount_retrying(zfs, name)?;
             }
         }
     }
-    mount_retrying(zfs, dataset)
+    Ok(())
 }
 
 /// Unmounts and destroys a filesystem or a snapshot (no `-r`: children,

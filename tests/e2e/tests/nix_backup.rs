@@ -114,7 +114,7 @@ fn the_backup_age_objective_defaults_from_the_timer() {
     );
     assert_eq!(eval.attr("failedAssertions"), json!([]));
     let file = eval.attr("config.zpersist.status.internal.file");
-    zpersist_core::status::StatusFile::parse(&file.to_string())
+    zpersist_core::contract::parse::<zpersist_core::status::StatusFile>(&file.to_string())
         .expect("zpersist-status accepts the file");
     let age = |s: &str| file["services"][s]["maxBackupAgeSeconds"].clone();
     assert_eq!(

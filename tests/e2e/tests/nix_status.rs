@@ -42,7 +42,7 @@ fn status_json_objectives_default_from_the_sanoid_template() {
     );
     assert_eq!(v["failed"], json!([]), "{v}");
     let text = v["result"].as_str().unwrap();
-    let file = StatusFile::parse(text).unwrap();
+    let file = zpersist_core::contract::parse::<StatusFile>(text).unwrap();
     let age = |s: &str| file.services[s].max_snapshot_age_seconds;
     assert_eq!(
         age("sonarr"),
