@@ -1,0 +1,404 @@
+//! The runbooks under docs/runbooks/ run as a person runs them: their ```sh
+//! blocks in order, in one `bash -euo pipefail`, with the "set these"
+//! block replaced by this test's values (the same variables, checked), on
+//! real components: zfs-fuse pools, the loopback sshd
+//! (tests/env/start-sshd.sh) as the remote replica host, the real syncoid
+//! and restic, PostgreSQL 15, and zpersist's binaries built from this
+//! checkout. A runbook that goes stale fails here.
+//!
+//! Blocks marked `<!-- runbook: skip (why) -->` are not run (systemctl,
+//! nixos-rebuild: no systemd as PID 1 and no NixOS here); each test states
+//! how many it expects, so a new skip is a change of the test too.
+//!
+//! What the test machine forces (test-only, tests/env/runbook-bin and
+//! tests/env/sanoid-zfs first on PATH; the runbooks show the OpenZFS
+//! commands unchanged):
+//! - syncoid gets `--no-resume` (zfs-fuse has no resumable receive);
+//! - `zfs get -t` is dropped and filtered by the sanoid-zfs wrapper
+//!   (syncoid and replication-lag use it; zfs-fuse has no `-t` there);
+//! - `zfs rename`/`destroy`/`unmount` are retried on "busy" (zfs-fuse
+//!   unmounts asynchronously; OpenZFS answers at once);
+//! - host names, pools and paths are the test's (the settings block).
+
+use std::os::unix::fs::MetadataExt;
+use std::time::Duration;
+
+use camino::{Utf8Path, Utf8PathBuf};
+use serde_json::json;
+use zpersist_e2e::binaries;
+use zpersist_e2e::pool::{exists, get, run_ok, zfs, TestPool};
+use zpersist_e2e::repo_root;
+use zpersist_e2e::runbook::{self, Runbook};
+use zpersist_e2e::sshd;
+use zpersist_e2e::syncoid::syncoid;
+
+/// Every runbook and the test that runs it: a runbook without a test
+/// fails `every_runbook_has_a_test`.
+const TESTED: &[(&str, &str)] = &[
+    ("restore-service.md", "restore_service_from_*"),
+    ("postgresql-restore.md", "postgresql_restore_to_a_time"),
+    (
+        "replace-replica-target.md",
+        "replace_a_failed_replica_target",
+    ),
+    ("move-service-pool.md", "move_a_service_to_another_pool"),
+];
+
+const LIMIT: Duration = Duration::from_secs(300);
+
+#[test]
+fn every_runbook_has_a_test() {
+    let tested: std::collections::BTreeSet<String> =
+        TESTED.iter().map(|(f, _)| f.to_string()).collect();
+    assert_eq!(
+        runbook::all_names(),
+        tested,
+        "every file in docs/runbooks needs a test in tests/e2e/tests/runbooks.rs (and TESTED names it)"
+    );
+    for (name, _) in TESTED {
+        let rb = Runbook::load(name);
+        rb.settings();
+        assert!(
+            rb.blocks
+                .iter()
+                .any(|b| b.mark == runbook::Mark::Run || matches!(b.mark, runbook::Mark::Only(_))),
+            "{name} runs nothing"
+        );
+    }
+}
+
+/// The directories put before PATH: the test-only shims, the zfs wrapper,
+/// zpersist's freshly built binaries.
+fn path_front() -> Vec<Utf8PathBuf> {
+    vec![
+        repo_root().join("tests/env/runbook-bin"),
+        repo_root().join("tests/env/sanoid-zfs"),
+        binaries::fresh("ensure-datasets")
+            .parent()
+            .unwrap()
+            .to_owned(),
+    ]
+}
+
+fn run_runbook(rb: &Runbook, settings: &str, alternative: Option<&str>) -> String {
+    let front = path_front();
+    let front: Vec<&Utf8Path> = front.iter().map(|p| p.as_path()).collect();
+    let started = std::time::Instant::now();
+    let out = rb.run_ok(settings, alternative, &front, LIMIT);
+    eprintln!(
+        "{} ({alternative:?}) ran in {:.1} s:\n{out}",
+        rb.path,
+        started.elapsed().as_secs_f64()
+    );
+    out
+}
+
+fn metadata(path: &Utf8Path) -> (u32, u32, u32) {
+    let meta = std::fs::symlink_metadata(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    (meta.uid(), meta.gid(), meta.mode() & 0o7777)
+}
+
+/// Sonarr's data: nested files, a hidden file, a symlink, one file owned by
+/// another uid than the service's.
+fn write_data(root: &Utf8Path, version: &str) {
+    std::fs::create_dir_all(root.join("db/wal")).unwrap();
+    std::fs::write(root.join("db/sonarr.db"), format!("database {version}")).unwrap();
+    std::fs::write(root.join("config.xml"), format!("<v>{version}</v>")).unwrap();
+    std::fs::write(root.join(".hidden"), "dot").unwrap();
+    let link = root.join("current");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink("db/sonarr.db", &link).unwrap();
+    run_ok("chown", &["-R", "-h", "daemon:daemon", root.as_str()]);
+}
+
+fn assert_data(root: &Utf8Path, version: &str) {
+    let read = |rel: &str| {
+        std::fs::read_to_string(root.join(rel)).unwrap_or_else(|e| panic!("{root}/{rel}: {e}"))
+    };
+    assert_eq!(read("db/sonarr.db"), format!("database {version}"));
+    assert_eq!(read("config.xml"), format!("<v>{version}</v>"));
+    assert_eq!(read(".hidden"), "dot");
+    assert_eq!(
+        std::fs::read_link(root.join("current"))
+            .unwrap()
+            .as_os_str(),
+        "db/sonarr.db"
+    );
+    assert!(root.join("db/wal").is_dir());
+}
+
+/// Empties a mounted dataset, keeping it mounted (what a wipe or a new disk
+/// leaves after zpersist-datasets made it again).
+fn wipe(root: &Utf8Path) {
+    for entry in std::fs::read_dir(root).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() && !path.is_symlink() {
+            std::fs::remove_dir_all(&path).unwrap();
+        } else {
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+}
+
+/// forge in small: pool `tank` (this test's pool) with services/sonarr made
+/// by ensure-datasets from a plan, a NAS pool reached over the loopback
+/// sshd, a USB pool, a restic repository of the mountpoint.
+struct Forge {
+    // Companions first: dropped before the pool whose turn they share.
+    nas: TestPool,
+    usb: TestPool,
+    pool: TestPool,
+    ds: String,
+    mountpoint: Utf8PathBuf,
+    datasets_plan: Utf8PathBuf,
+    host_key: String,
+}
+
+impl Forge {
+    fn new(tag: &str) -> Forge {
+        let host_key = sshd::require();
+        let pool = TestPool::new(tag);
+        let nas = pool.companion("nas");
+        let usb = pool.companion("usb");
+        let ds = pool.ds("services/sonarr");
+        let mountpoint = pool.mnt().join("var/lib/sonarr/.config/NzbDrone");
+        let plan = json!({
+            "version": 1, "pool": pool.name,
+            "datasets": [
+                { "name": pool.ds("services"), "mountpoint": "none", "canmount": "off",
+                  "properties": { "atime": "off" } },
+                { "name": ds, "mountpoint": mountpoint,
+                  "properties": { "quota": "100M", "com.example:tier": "gold" },
+                  "owner": "daemon", "group": "daemon", "mode": "0700" },
+            ]
+        });
+        let datasets_plan = pool.write_plan("datasets.json", &plan);
+        run_ok(
+            binaries::fresh("ensure-datasets").as_str(),
+            &["--plan", datasets_plan.as_str()],
+        );
+        let forge = Forge {
+            nas,
+            usb,
+            pool,
+            ds,
+            mountpoint,
+            datasets_plan,
+            host_key,
+        };
+        for pool in [&forge.nas, &forge.usb] {
+            zfs(&[
+                "create",
+                "-p",
+                "-o",
+                "canmount=off",
+                &pool.ds("backup/forge/services"),
+            ]);
+        }
+        forge
+    }
+
+    fn nas_copy(&self) -> String {
+        self.nas.ds("backup/forge/services/sonarr")
+    }
+
+    fn usb_copy(&self) -> String {
+        self.usb.ds("backup/forge/services/sonarr")
+    }
+
+    /// syncoid to the NAS over ssh, as the generated command runs it
+    /// (identifier, pinned host key, key, port); its output.
+    fn sync_nas(&self) -> String {
+        let (ok, out) = syncoid(&[
+            "--no-privilege-elevation".to_string(),
+            "--identifier=nas".into(),
+            "--sshkey".into(),
+            sshd::client_key(),
+            format!("--sshport={}", sshd::PORT),
+            format!("--sshoption=UserKnownHostsFile={}", sshd::known_hosts()),
+            "--sshoption=StrictHostKeyChecking=yes".into(),
+            "--sshoption=BatchMode=yes".into(),
+            self.ds.clone(),
+            format!("{}@{}:{}", sshd::USER, sshd::HOST, self.nas_copy()),
+        ]);
+        assert!(ok, "syncoid to the NAS failed:\n{out}");
+        out
+    }
+
+    fn sync_usb(&self) -> String {
+        let (ok, out) = syncoid(&["--identifier=usb", &self.ds, &self.usb_copy()]);
+        assert!(ok, "syncoid to the USB pool failed:\n{out}");
+        out
+    }
+
+    fn snapshot(&self, name: &str) {
+        zfs(&["snapshot", &format!("{}@{name}", self.ds)]);
+        // Creation times have one-second resolution: keep them apart.
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+}
+
+fn restic(repo: &Utf8Path, password: &Utf8Path, args: &[&str]) {
+    let mut all = vec!["-r", repo.as_str(), "--password-file", password.as_str()];
+    all.extend_from_slice(args);
+    run_ok("restic", &all);
+}
+
+/// The restore-service runbook from one source, after the data is lost.
+fn restore_service_from(source: &str) {
+    let rb = Runbook::load("restore-service.md");
+    assert_eq!(
+        rb.alternatives(),
+        ["pool", "restic", "snapshot", "ssh"]
+            .map(String::from)
+            .into(),
+        "the sources the runbook covers and this test runs"
+    );
+    assert_eq!(rb.skips().len(), 2, "{:?}", rb.skips());
+    let f = Forge::new(&format!("rs{}", &source[..2]));
+    write_data(&f.mountpoint, "v1");
+    f.snapshot("autosnap_2026-11-30_09:00:00_hourly");
+    f.sync_nas();
+    f.sync_usb();
+    let repo = f.pool.scratch("restic-repo");
+    let password = f.pool.scratch("restic-password");
+    std::fs::write(&password, "correct horse").unwrap();
+    restic(&repo, &password, &["init"]);
+    restic(
+        &repo,
+        &password,
+        &["backup", "--host", "forge", f.mountpoint.as_str()],
+    );
+    // Another host's later backup of the same path must not be restored.
+    std::fs::write(f.mountpoint.join("db/sonarr.db"), "another host").unwrap();
+    restic(
+        &repo,
+        &password,
+        &["backup", "--host", "elsewhere", f.mountpoint.as_str()],
+    );
+    wipe(&f.mountpoint);
+
+    let known_hosts = f.pool.scratch("known_hosts_nas");
+    std::fs::write(
+        &known_hosts,
+        format!("[{}]:{} {}\n", sshd::HOST, sshd::PORT, f.host_key),
+    )
+    .unwrap();
+    let env_file = f.pool.scratch("restic-b2.env");
+    std::fs::write(&env_file, "B2_ACCOUNT_ID=unused-by-a-local-repository\n").unwrap();
+    let state = f.pool.scratch("preseed-state");
+    let preseed_plan = f.pool.write_plan(
+        "preseed.json",
+        &json!({
+            "version": 1, "service": "sonarr", "dataset": f.ds, "mountpoint": f.mountpoint,
+            "owner": "daemon", "group": "daemon", "mode": "0700",
+            "properties": { "quota": "100M", "com.example:tier": "gold" },
+            "sources": [
+                { "replica": { "target": "nas", "host": sshd::HOST, "port": sshd::PORT,
+                    "user": sshd::USER, "sshKey": sshd::client_key(),
+                    "knownHosts": known_hosts, "dataset": f.nas_copy() } },
+                { "replica": { "target": "usb", "host": null, "dataset": f.usb_copy() } },
+                { "local": {} },
+                { "restic": { "name": "b2", "repository": repo, "passwordFile": password,
+                    "host": "forge", "path": f.mountpoint } },
+            ],
+            "stateDir": state, "timeoutSeconds": 20,
+        }),
+    );
+    let sibling = format!("{}.zpersist-preseed", f.ds);
+    let settings = format!(
+        r#"SERVICE=sonarr
+DATASET={ds}
+MOUNTPOINT={mp}
+OWNER=daemon GROUP=daemon
+SIBLING={sibling}
+RESTORE_MNT={restore_mnt}
+PRESEED_PLAN={preseed_plan}
+DATASETS_PLAN={datasets_plan}
+NAS={user}@{host} NAS_PORT={port}
+NAS_KEY={key} NAS_KNOWN_HOSTS={known_hosts}
+NAS_DATASET={nas_copy}
+USB_DATASET={usb_copy}
+export RESTIC_REPOSITORY={repo} RESTIC_PASSWORD_FILE={password}
+RESTIC_ENV_FILE={env_file}
+BACKUP_HOST=forge
+"#,
+        ds = f.ds,
+        mp = f.mountpoint,
+        restore_mnt = f.pool.scratch("restore"),
+        datasets_plan = f.datasets_plan,
+        user = sshd::USER,
+        host = sshd::HOST,
+        port = sshd::PORT,
+        key = sshd::client_key(),
+        nas_copy = f.nas_copy(),
+        usb_copy = f.usb_copy(),
+    );
+    let out = run_runbook(&rb, &settings, Some(source));
+    // The dry run looked and changed nothing before the restore by hand.
+    assert!(
+        out.contains("zfs receive -u") || out.contains("restic"),
+        "{out}"
+    );
+
+    assert_data(&f.mountpoint, "v1");
+    assert_eq!(get(&f.ds, "mounted"), "yes");
+    assert_eq!(get(&f.ds, "mountpoint"), f.mountpoint.as_str());
+    assert_eq!(get(&f.ds, "canmount"), "on");
+    assert_eq!(
+        get(&f.ds, "com.example:tier"),
+        "gold",
+        "declared properties"
+    );
+    assert_eq!(get(&f.ds, "quota"), (100u64 << 20).to_string());
+    assert_eq!(
+        metadata(&f.mountpoint),
+        (1, 1, 0o700),
+        "owner daemon, mode 0700"
+    );
+    assert_eq!(get(&f.ds, "com.zpersist:preseed"), "restored");
+    let recorded = get(&f.ds, "com.zpersist:preseed-source");
+    let expected = match source {
+        "ssh" => format!("replica:nas:{}@syncoid_nas_", f.nas_copy()),
+        "pool" => format!("replica:usb:{}@syncoid_usb_", f.usb_copy()),
+        "snapshot" => format!("local:{}@syncoid_usb_", f.ds),
+        _ => "restic:b2:latest".into(),
+    };
+    assert!(recorded.starts_with(&expected), "{recorded} !~ {expected}");
+    assert!(!exists(&sibling), "the sibling is swapped in");
+    let asides: Vec<String> = zfs(&["list", "-H", "-o", "name", "-r", &f.pool.ds("services")])
+        .lines()
+        .filter(|l| l.contains(".zpersist-empty-"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(asides.len(), 1, "the empty original is kept: {asides:?}");
+    assert_eq!(get(&asides[0], "mountpoint"), "none");
+    if source == "ssh" {
+        // The received snapshot is the common base: the next run is incremental.
+        let said = f.sync_nas();
+        assert!(
+            said.contains("incremental") && !said.contains("full"),
+            "{said}"
+        );
+    }
+}
+
+#[test]
+fn restore_service_from_a_replica_over_ssh() {
+    restore_service_from("ssh");
+}
+
+#[test]
+fn restore_service_from_a_local_pool() {
+    restore_service_from("pool");
+}
+
+#[test]
+fn restore_service_from_a_local_snapshot() {
+    restore_service_from("snapshot");
+}
+
+#[test]
+fn restore_service_from_restic() {
+    restore_service_from("restic");
+}
