@@ -192,7 +192,7 @@ impl Forge {
                 "-p",
                 "-o",
                 "canmount=off",
-                &pool.ds("backup/forge/services"),
+                &pool.ds("backup/forge"),
             ]);
         }
         forge
@@ -258,6 +258,10 @@ fn restore_service_from(source: &str) {
     let f = Forge::new(&format!("rs{}", &source[..2]));
     write_data(&f.mountpoint, "v1");
     f.snapshot("autosnap_2026-11-30_09:00:00_hourly");
+    for pool in [&f.nas, &f.usb] {
+        let level = pool.ds("backup/forge/services");
+        zfs(&["create", "-o", "canmount=off", &level]);
+    }
     f.sync_nas();
     f.sync_usb();
     let repo = f.pool.scratch("restic-repo");
@@ -401,4 +405,179 @@ fn restore_service_from_a_local_snapshot() {
 #[test]
 fn restore_service_from_restic() {
     restore_service_from("restic");
+}
+
+/// /etc/zpersist as the module writes it, in a scratch directory:
+/// services.json (sonarr), and replication.json plus known_hosts/<target>
+/// for one remote target reached over the loopback sshd.
+fn write_config(f: &Forge, dir: &Utf8Path, target: &str, root: &str, datasets: &[&str]) {
+    std::fs::create_dir_all(dir.join("known_hosts")).unwrap();
+    let known_hosts = dir.join("known_hosts").join(target);
+    std::fs::write(
+        &known_hosts,
+        format!("[{}]:{} {}\n", sshd::HOST, sshd::PORT, f.host_key),
+    )
+    .unwrap();
+    let services = json!({ "version": 1, "pool": f.pool.name, "services": { "sonarr": {
+        "dataset": f.ds, "mountpoint": f.mountpoint, "units": ["sonarr.service"],
+        "user": "daemon", "group": "daemon", "mode": "0700" } } });
+    std::fs::write(dir.join("services.json"), services.to_string()).unwrap();
+    let pool_prefix = format!("{}/", f.pool.name);
+    let replication = json!({
+        "version": 1, "host": "forge",
+        "targets": { target: {
+            "host": sshd::HOST, "port": sshd::PORT, "user": sshd::USER, "dataset": root,
+            "identifier": target, "sshKey": sshd::client_key(), "knownHosts": known_hosts,
+        } },
+        "datasets": datasets.iter().map(|ds| json!({
+            "source": ds, "target": target,
+            "targetDataset": format!("{root}/{}", ds.strip_prefix(&pool_prefix).unwrap()),
+        })).collect::<Vec<_>>(),
+        "textfile": dir.join("replication-lag.prom"), "maxLagSeconds": null, "timeoutSeconds": 20,
+    });
+    std::fs::write(dir.join("replication.json"), replication.to_string()).unwrap();
+}
+
+#[test]
+fn replace_a_failed_replica_target() {
+    let rb = Runbook::load("replace-replica-target.md");
+    assert_eq!(
+        rb.skips().len(),
+        3,
+        "zfs allow, nixos-rebuild, systemctl: {:?}",
+        rb.skips()
+    );
+    let f = Forge::new("rrt");
+    write_data(&f.mountpoint, "v1");
+    f.snapshot("autosnap_2026-11-30_09:00:00_hourly");
+    // forge replicated to the old target (`nas`), parents first, as the
+    // units do; then the old target dies.
+    let services = f.pool.ds("services");
+    for (source, copy) in [
+        (services.clone(), f.nas.ds("backup/forge/services")),
+        (f.ds.clone(), f.nas_copy()),
+    ] {
+        let (ok, out) = syncoid(&[
+            "--identifier=nas".to_string(),
+            "--sshkey".into(),
+            sshd::client_key(),
+            format!("--sshport={}", sshd::PORT),
+            format!("--sshoption=UserKnownHostsFile={}", sshd::known_hosts()),
+            "--recvoptions=u".into(),
+            source,
+            format!("{}@{}:{copy}", sshd::USER, sshd::HOST),
+        ]);
+        assert!(ok, "{out}");
+    }
+    let old_sync_snapshots = || -> Vec<String> {
+        zfs(&[
+            "list",
+            "-H",
+            "-t",
+            "snapshot",
+            "-o",
+            "name",
+            "-r",
+            &f.pool.name,
+        ])
+        .lines()
+        .filter(|l| l.contains("@syncoid_nas_"))
+        .map(str::to_owned)
+        .collect()
+    };
+    assert_eq!(old_sync_snapshots().len(), 2, "one per dataset");
+    // zfs-fuse calls a pool busy for a moment after a receive.
+    let destroyed = (0..30).any(|_| {
+        let gone = duct::cmd("zpool", ["destroy", "-f", &f.nas.name])
+            .stderr_null()
+            .unchecked()
+            .run()
+            .is_ok_and(|o| o.status.success());
+        if !gone {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        gone
+    });
+    assert!(destroyed, "the old target's pool could not be destroyed");
+    // A newer local snapshot the old target never got.
+    write_data(&f.mountpoint, "v2");
+    f.snapshot("autosnap_2026-11-30_10:00:00_hourly");
+
+    // nas-2: a pool reached over the same loopback sshd.
+    let new_root = f.usb.ds("newnas/forge");
+    let config = f.pool.scratch("etc-zpersist");
+    write_config(&f, &config, "nas2", &new_root, &[&services, &f.ds]);
+    let settings = format!(
+        r#"POOL={pool}
+SERVICE=sonarr
+OLD_TARGET=nas
+NEW_TARGET=nas2
+NEW_HOST={host} NEW_PORT={port} NEW_USER={user}
+NEW_ROOT={new_root}
+SSH_KEY={key}
+NEW_HOST_KEY_FILE={dir}/host_ed25519.pub
+ZPERSIST_CONFIG={config}
+"#,
+        pool = f.pool.name,
+        host = sshd::HOST,
+        port = sshd::PORT,
+        user = sshd::USER,
+        key = sshd::client_key(),
+        dir = sshd::DIR,
+    );
+    let out = run_runbook(&rb, &settings, None);
+
+    // The fingerprint read on nas-2 is the one forge sees.
+    let fingerprint = run_ok(
+        "ssh-keygen",
+        &["-lf", &format!("{}/host_ed25519.pub", sshd::DIR)],
+    );
+    let fingerprint = fingerprint.split_whitespace().nth(1).unwrap();
+    assert_eq!(out.matches(fingerprint).count(), 2, "{out}");
+    // Every dataset on the new target, with forge's newest data.
+    assert_eq!(get(&new_root, "canmount"), "off");
+    let copy = format!("{new_root}/services/sonarr");
+    assert!(exists(&format!("{new_root}/services")));
+    assert_eq!(get(&copy, "mounted"), "no", "received unmounted");
+    let check = f.pool.scratch("check");
+    zfs(&[
+        "clone",
+        "-o",
+        &format!("mountpoint={check}"),
+        &format!(
+            "{copy}@{}",
+            zpersist_e2e::syncoid::snapshots(&copy).last().unwrap()
+        ),
+        &f.usb.ds("check"),
+    ]);
+    assert_data(&check, "v2");
+    // The clone goes with the pool (zfs-fuse may call it busy for a moment).
+    assert!(
+        out.contains("nas2"),
+        "replication-lag names the target: {out}"
+    );
+    // No sync snapshot of the old target is left on forge; the new
+    // target's are there, and the next run (the units') is incremental.
+    assert_eq!(old_sync_snapshots(), Vec::<String>::new());
+    assert!(zpersist_e2e::syncoid::snapshots(&f.ds)
+        .iter()
+        .any(|s| s.starts_with("syncoid_nas2_")));
+    f.snapshot("autosnap_2026-11-30_11:00:00_hourly");
+    let (ok, said) = syncoid(&[
+        "--identifier=nas2".to_string(),
+        "--sshkey".into(),
+        sshd::client_key(),
+        format!("--sshport={}", sshd::PORT),
+        format!(
+            "--sshoption=UserKnownHostsFile={}",
+            config.join("known_hosts/nas2")
+        ),
+        "--recvoptions=u".into(),
+        f.ds.clone(),
+        format!("{}@{}:{copy}", sshd::USER, sshd::HOST),
+    ]);
+    assert!(
+        ok && said.contains("incremental") && !said.contains("full"),
+        "{said}"
+    );
 }
