@@ -264,6 +264,36 @@ impl Runbook {
         script
     }
 
+    /// The index of the first block whose code contains `text`.
+    pub fn block_with(&self, text: &str) -> usize {
+        self.blocks
+            .iter()
+            .position(|b| b.code.contains(text))
+            .unwrap_or_else(|| panic!("{}: no block contains {text:?}", self.path))
+    }
+
+    /// [`Self::script`] limited to the blocks `range` (indices into
+    /// `blocks`), after the settings: for a test that changes something
+    /// between two blocks (a service writing while a copy runs). Variables
+    /// the blocks before the range captured are not there.
+    pub fn script_range(
+        &self,
+        settings: &str,
+        alternative: Option<&str>,
+        range: std::ops::Range<usize>,
+    ) -> String {
+        let mut part = Runbook {
+            path: self.path.clone(),
+            blocks: self.blocks.clone(),
+        };
+        for (i, block) in part.blocks.iter_mut().enumerate() {
+            if !range.contains(&i) && block.mark != Mark::Settings {
+                block.mark = Mark::Skip("outside the range".into());
+            }
+        }
+        part.script(settings, alternative)
+    }
+
     /// Runs [`Self::script`] with `bash -euo pipefail`, `path_front`
     /// before PATH, bounded by `limit`.
     pub fn run(
@@ -273,10 +303,14 @@ impl Runbook {
         path_front: &[&Utf8Path],
         limit: Duration,
     ) -> Ran {
-        let script = self.script(settings, alternative);
+        self.run_script(&self.script(settings, alternative), path_front, limit)
+    }
+
+    /// Runs a script of this runbook (see [`Self::script_range`]).
+    pub fn run_script(&self, script: &str, path_front: &[&Utf8Path], limit: Duration) -> Ran {
         let mut path: Vec<String> = path_front.iter().map(|p| p.to_string()).collect();
         path.push(std::env::var("PATH").unwrap_or_default());
-        let handle = duct::cmd("bash", ["-euo", "pipefail", "-c", &script])
+        let handle = duct::cmd("bash", ["-euo", "pipefail", "-c", script])
             .env("PATH", path.join(":"))
             .stdin_null()
             .stderr_to_stdout()

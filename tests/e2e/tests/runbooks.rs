@@ -81,16 +81,27 @@ fn path_front() -> Vec<Utf8PathBuf> {
 }
 
 fn run_runbook(rb: &Runbook, settings: &str, alternative: Option<&str>) -> String {
+    run_script(rb, &rb.script(settings, alternative))
+}
+
+/// Runs a script of `rb`'s blocks, which must succeed; its output.
+fn run_script(rb: &Runbook, script: &str) -> String {
     let front = path_front();
     let front: Vec<&Utf8Path> = front.iter().map(|p| p.as_path()).collect();
     let started = std::time::Instant::now();
-    let out = rb.run_ok(settings, alternative, &front, LIMIT);
-    eprintln!(
-        "{} ({alternative:?}) ran in {:.1} s:\n{out}",
-        rb.path,
-        started.elapsed().as_secs_f64()
+    let ran = rb.run_script(script, &front, LIMIT);
+    assert!(
+        ran.ok,
+        "{} failed; the last ### line names the block:\n{}",
+        rb.path, ran.output
     );
-    out
+    eprintln!(
+        "{} ran in {:.1} s:\n{}",
+        rb.path,
+        started.elapsed().as_secs_f64(),
+        ran.output
+    );
+    ran.output
 }
 
 fn metadata(path: &Utf8Path) -> (u32, u32, u32) {
@@ -575,6 +586,186 @@ ZPERSIST_CONFIG={config}
         "--recvoptions=u".into(),
         f.ds.clone(),
         format!("{}@{}:{copy}", sshd::USER, sshd::HOST),
+    ]);
+    assert!(
+        ok && said.contains("incremental") && !said.contains("full"),
+        "{said}"
+    );
+}
+
+/// `(property, value)` of every property a dataset sets or inherits,
+/// canmount aside (the move sets it on purpose).
+fn effective_properties(ds: &str) -> Vec<(String, String)> {
+    zfs(&["get", "-H", "-o", "property,value,source", "all", ds])
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            let set = f[2] == "local" || f[2] == "received" || f[2].starts_with("inherited");
+            (set && f[0] != "canmount").then(|| (f[0].to_owned(), f[1].to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn move_a_service_to_another_pool() {
+    let rb = Runbook::load("move-service-pool.md");
+    assert_eq!(
+        rb.skips().len(),
+        3,
+        "systemctl stop, nixos-rebuild, systemctl start: {:?}",
+        rb.skips()
+    );
+    let f = Forge::new("mv");
+    // A second service, on 16K records, beside sonarr.
+    let radarr_mnt = f.pool.mnt().join("var/lib/radarr");
+    let plan = |pool: &str| {
+        json!({
+            "version": 1, "pool": pool,
+            "datasets": [
+                { "name": format!("{pool}/services"), "mountpoint": "none", "canmount": "off",
+                  "properties": { "atime": "off" } },
+                { "name": format!("{pool}/services/sonarr"), "mountpoint": f.mountpoint,
+                  "properties": { "quota": "100M", "com.example:tier": "gold" },
+                  "owner": "daemon", "group": "daemon", "mode": "0700" },
+                { "name": format!("{pool}/services/radarr"), "mountpoint": radarr_mnt,
+                  "properties": { "recordsize": "16K" },
+                  "owner": "bin", "group": "bin", "mode": "0750" },
+            ]
+        })
+    };
+    let old_plan = f.pool.write_plan("datasets-old.json", &plan(&f.pool.name));
+    run_ok(
+        binaries::fresh("ensure-datasets").as_str(),
+        &["--plan", old_plan.as_str()],
+    );
+    write_data(&f.mountpoint, "v1");
+    std::fs::write(radarr_mnt.join("radarr.db"), "radarr").unwrap();
+    f.snapshot("autosnap_2026-11-30_09:00:00_hourly");
+    zfs(&[
+        "create",
+        "-o",
+        "canmount=off",
+        &f.nas.ds("backup/forge/services"),
+    ]);
+    f.sync_nas();
+    // The new pool, made like the old one.
+    let new = f.pool.companion("ssd");
+    let services = |pool: &str| format!("{pool}/services");
+    let datasets = ["", "/sonarr", "/radarr"];
+    let before: Vec<Vec<(String, String)>> = datasets
+        .iter()
+        .map(|d| effective_properties(&format!("{}{d}", services(&f.pool.name))))
+        .collect();
+    let snapshots_before = zpersist_e2e::syncoid::snapshots(&f.ds);
+    let guid = |snapshot: &str| get(snapshot, "guid");
+    let synced = snapshots_before
+        .iter()
+        .find(|s| s.starts_with("syncoid_nas_"))
+        .unwrap()
+        .clone();
+    let synced_guid = guid(&format!("{}@{synced}", f.ds));
+
+    let new_plan = f.pool.write_plan("datasets-new.json", &plan(&new.name));
+    let config = f.pool.scratch("etc-zpersist");
+    std::fs::create_dir_all(&config).unwrap();
+    let services_json = json!({ "version": 1, "pool": new.name, "services": { "sonarr": {
+        "dataset": format!("{}/services/sonarr", new.name), "mountpoint": f.mountpoint,
+        "units": ["sonarr.service"], "user": "daemon", "group": "daemon", "mode": "0700" } } });
+    std::fs::write(config.join("services.json"), services_json.to_string()).unwrap();
+    let settings = format!(
+        r#"OLD_POOL={old}
+NEW_POOL={new}
+TREES="services"
+SERVICES="sonarr radarr"
+SERVICE=sonarr
+ZPERSIST_CONFIG={config}
+DATASETS_PLAN={new_plan}
+"#,
+        old = f.pool.name,
+        new = new.name,
+    );
+    // The bulk copy while the services run; they write on; the rest.
+    let last_copy = rb.block_with("zpersist-move-2");
+    run_script(&rb, &rb.script_range(&settings, None, 0..last_copy));
+    assert_eq!(
+        get(&format!("{}/services/sonarr", new.name), "mounted"),
+        "no",
+        "the bulk copy is received unmounted"
+    );
+    std::fs::write(f.mountpoint.join("written-during-the-copy"), "late").unwrap();
+    std::fs::remove_file(f.mountpoint.join("config.xml")).unwrap();
+    let out = run_script(
+        &rb,
+        &rb.script_range(&settings, None, last_copy..rb.blocks.len()),
+    );
+    assert!(out.contains("every dataset and property arrived"), "{out}");
+    assert!(
+        !out.contains("create"),
+        "ensure-datasets found everything there: {out}"
+    );
+
+    // Every dataset on the new pool, mounted where the old one was, with
+    // every file written up to the stop, every property and snapshot.
+    let new_sonarr = format!("{}/services/sonarr", new.name);
+    let new_radarr = format!("{}/services/radarr", new.name);
+    assert_eq!(get(&new_sonarr, "mounted"), "yes");
+    assert_eq!(get(&new_sonarr, "mountpoint"), f.mountpoint.as_str());
+    assert_eq!(get(&new_radarr, "mounted"), "yes");
+    assert_eq!(get(&services(&new.name), "canmount"), "off");
+    assert_eq!(get(&new_sonarr, "canmount"), "on");
+    assert_eq!(
+        std::fs::read_to_string(f.mountpoint.join("written-during-the-copy")).unwrap(),
+        "late"
+    );
+    assert!(
+        !f.mountpoint.join("config.xml").exists(),
+        "a deletion arrives too"
+    );
+    assert_eq!(
+        std::fs::read_to_string(f.mountpoint.join("db/sonarr.db")).unwrap(),
+        "database v1"
+    );
+    assert_eq!(
+        std::fs::read_link(f.mountpoint.join("current"))
+            .unwrap()
+            .as_os_str(),
+        "db/sonarr.db"
+    );
+    assert_eq!(metadata(&f.mountpoint), (1, 1, 0o700));
+    assert_eq!(metadata(&f.mountpoint.join(".hidden")).0, 1);
+    assert_eq!(
+        std::fs::read_to_string(radarr_mnt.join("radarr.db")).unwrap(),
+        "radarr"
+    );
+    assert_eq!(metadata(&radarr_mnt), (2, 2, 0o750));
+    for (d, props) in datasets.iter().zip(&before) {
+        assert_eq!(
+            &effective_properties(&format!("{}{d}", services(&new.name))),
+            props,
+            "properties of services{d}"
+        );
+    }
+    assert_eq!(get(&new_radarr, "recordsize"), "16384");
+    let after = zpersist_e2e::syncoid::snapshots(&new_sonarr);
+    for s in &snapshots_before {
+        assert!(after.contains(s), "{s} did not move: {after:?}");
+    }
+    assert!(
+        !after.iter().any(|s| s.starts_with("zpersist-move")),
+        "{after:?}"
+    );
+    assert_eq!(guid(&format!("{new_sonarr}@{synced}")), synced_guid);
+    // The old tree is gone at the end.
+    assert!(!exists(&services(&f.pool.name)));
+    // Replication goes on from the new pool, incrementally.
+    let (ok, said) = syncoid(&[
+        "--identifier=nas".to_string(),
+        "--sshkey".into(),
+        sshd::client_key(),
+        format!("--sshport={}", sshd::PORT),
+        format!("--sshoption=UserKnownHostsFile={}", sshd::known_hosts()),
+        new_sonarr.clone(),
+        format!("{}@{}:{}", sshd::USER, sshd::HOST, f.nas_copy()),
     ]);
     assert!(
         ok && said.contains("incremental") && !said.contains("full"),
