@@ -18,6 +18,16 @@ pub const ALL: &[&str] = &[
     "zpersist-status",
 ];
 
+/// The PITR binaries, all of package zpersist-pitr.
+pub const PITR: &[&str] = &[
+    "pitr-archive-wal",
+    "pitr-restore-wal",
+    "pitr-base-backup",
+    "pitr-restore",
+    "pitr-drill",
+    "pitr-heartbeat",
+];
+
 /// The target directory's profile folder of the running test
 /// (`<target>/debug`), where cargo puts the binaries.
 fn profile_dir() -> Utf8PathBuf {
@@ -35,8 +45,8 @@ fn profile_dir() -> Utf8PathBuf {
 /// never runs a stale build.
 pub fn fresh(name: &str) -> Utf8PathBuf {
     assert!(
-        ALL.contains(&name),
-        "{name} is not one of zpersist's binaries: {ALL:?}"
+        ALL.contains(&name) || PITR.contains(&name),
+        "{name} is not one of zpersist's binaries: {ALL:?} {PITR:?}"
     );
     static BUILT: OnceLock<Utf8PathBuf> = OnceLock::new();
     let dir = BUILT.get_or_init(|| {
@@ -45,6 +55,7 @@ pub fn fresh(name: &str) -> Utf8PathBuf {
         for bin in ALL {
             args.extend(["-p", bin]);
         }
+        args.extend(["-p", "zpersist-pitr"]);
         let output = duct::cmd(&cargo, &args)
             .dir(repo_root())
             .stdout_capture()

@@ -221,6 +221,15 @@ impl Runbook {
     /// then every block to run for `alternative`, each announced on
     /// stderr with its line so a failure names it.
     pub fn script(&self, settings: &str, alternative: Option<&str>) -> String {
+        self.script_of(settings, alternative, 0..self.blocks.len())
+    }
+
+    fn script_of(
+        &self,
+        settings: &str,
+        alternative: Option<&str>,
+        range: std::ops::Range<usize>,
+    ) -> String {
         let theirs = assigned(&self.settings().code);
         let ours = assigned(settings);
         assert_eq!(
@@ -246,7 +255,10 @@ impl Runbook {
         ));
         script.push_str(settings);
         script.push('\n');
-        for block in &self.blocks {
+        for (i, block) in self.blocks.iter().enumerate() {
+            if !range.contains(&i) {
+                continue;
+            }
             let run = match &block.mark {
                 Mark::Run => true,
                 Mark::Only(n) => Some(n.as_str()) == alternative,
@@ -282,16 +294,7 @@ impl Runbook {
         alternative: Option<&str>,
         range: std::ops::Range<usize>,
     ) -> String {
-        let mut part = Runbook {
-            path: self.path.clone(),
-            blocks: self.blocks.clone(),
-        };
-        for (i, block) in part.blocks.iter_mut().enumerate() {
-            if !range.contains(&i) && block.mark != Mark::Settings {
-                block.mark = Mark::Skip("outside the range".into());
-            }
-        }
-        part.script(settings, alternative)
+        self.script_of(settings, alternative, range)
     }
 
     /// Runs [`Self::script`] with `bash -euo pipefail`, `path_front`

@@ -36,7 +36,7 @@ use zpersist_e2e::syncoid::syncoid;
 /// fails `every_runbook_has_a_test`.
 const TESTED: &[(&str, &str)] = &[
     ("restore-service.md", "restore_service_from_*"),
-    ("postgresql-restore.md", "postgresql_restore_to_a_time"),
+    ("postgresql-restore.md", "postgresql_restore_to_a_time_*"),
     (
         "replace-replica-target.md",
         "replace_a_failed_replica_target",
@@ -771,4 +771,307 @@ DATASETS_PLAN={new_plan}
         ok && said.contains("incremental") && !said.contains("full"),
         "{said}"
     );
+}
+
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+/// Runs argv as postgres (bounded); its stdout, which must succeed.
+fn as_postgres(argv: &[&str]) -> String {
+    let mut full = vec!["-u", "postgres", "--"];
+    full.extend_from_slice(argv);
+    let handle = duct::cmd("runuser", &full)
+        .stdin_null()
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .start()
+        .unwrap();
+    let out = handle
+        .wait_timeout(Duration::from_secs(120))
+        .unwrap()
+        .unwrap_or_else(|| {
+            let _ = handle.kill();
+            panic!("{argv:?} still ran after 120 s")
+        })
+        .clone();
+    assert!(
+        out.status.success(),
+        "{argv:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A PostgreSQL 15 cluster archiving through pitr-archive-wal into a local
+/// repository, with its contract (/etc/zpersist/pitr.json's format).
+struct Pg {
+    dir: Utf8PathBuf,
+    data: Utf8PathBuf,
+    port: u16,
+    contract: Utf8PathBuf,
+}
+
+impl Pg {
+    fn new(tag: &str) -> Pg {
+        let dir = Utf8PathBuf::from(format!(
+            "/tmp/zpersist-tests/runbook-pg-{tag}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        for sub in ["pg", "repo", "drill", "metrics"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        run_ok("chown", &["-R", "postgres:postgres", dir.as_str()]);
+        let port = 45_000 + (std::process::id() % 400) as u16 * 10 + tag.len() as u16;
+        let data = dir.join("pg/15");
+        let contract = dir.join("pitr.json");
+        let contract_json = json!({
+            "version": 1,
+            "cluster": { "pgBin": PG_BIN, "dataDir": data, "socketDir": dir, "port": port, "user": "postgres" },
+            "repository": { "local": { "dir": dir.join("repo") } },
+            "retention": { "count": 2 },
+            "timeouts": { "commandSeconds": 60, "baseBackupSeconds": 120, "restoreSeconds": 120 },
+            "drill": { "scratchDir": dir.join("drill"), "port": port + 1 },
+            "metricsDir": dir.join("metrics"),
+            "maxArchiveAgeSeconds": 600
+        });
+        std::fs::write(&contract, contract_json.to_string()).unwrap();
+        as_postgres(&[
+            &format!("{PG_BIN}/initdb"),
+            "-D",
+            data.as_str(),
+            "--wal-segsize=1",
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+        ]);
+        let conf = format!(
+            "port = {port}\nunix_socket_directories = '{dir}'\nlisten_addresses = ''\nwal_level = replica\narchive_mode = on\narchive_command = '{} --contract {contract} %p %f'\nmax_wal_size = 32MB\nshared_buffers = 16MB\n",
+            binaries::fresh("pitr-archive-wal"),
+        );
+        let mut text = std::fs::read_to_string(data.join("postgresql.conf")).unwrap();
+        text.push_str(&conf);
+        std::fs::write(data.join("postgresql.conf"), text).unwrap();
+        let pg = Pg {
+            dir,
+            data,
+            port,
+            contract,
+        };
+        pg.start();
+        pg
+    }
+
+    /// What `systemctl start postgresql` does here.
+    fn start(&self) {
+        as_postgres(&[
+            &format!("{PG_BIN}/pg_ctl"),
+            "start",
+            "-w",
+            "-t",
+            "60",
+            "-D",
+            self.data.as_str(),
+            "-l",
+            self.dir.join("server.log").as_str(),
+        ]);
+    }
+
+    /// What `systemctl stop postgresql` does here.
+    fn stop(&self) {
+        as_postgres(&[
+            &format!("{PG_BIN}/pg_ctl"),
+            "stop",
+            "-m",
+            "fast",
+            "-w",
+            "-t",
+            "60",
+            "-D",
+            self.data.as_str(),
+        ]);
+    }
+
+    fn sql(&self, sql: &str) -> String {
+        as_postgres(&[
+            &format!("{PG_BIN}/psql"),
+            "-X",
+            "-A",
+            "-t",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            self.dir.as_str(),
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            "postgres",
+            "-c",
+            sql,
+        ])
+        .trim()
+        .to_owned()
+    }
+
+    /// Row `n` in its own transaction; a time after its commit.
+    fn commit_row(&self, n: u32) -> String {
+        self.sql(&format!("insert into rows values ({n})"));
+        let at = self.sql("select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')");
+        std::thread::sleep(Duration::from_millis(50));
+        at
+    }
+
+    fn switch_and_wait_archived(&self) {
+        let segment = self.sql("select pg_walfile_name(pg_switch_wal())");
+        for _ in 0..1200 {
+            let last = self.sql("select coalesce(last_archived_wal, '') from pg_stat_archiver");
+            if last.len() >= 24 && last[..24] >= *segment.as_str() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{segment} was not archived within 60 s");
+    }
+
+    fn pitr(&self, name: &str, args: &[&str]) -> String {
+        let mut all = vec!["--contract", self.contract.as_str()];
+        all.extend_from_slice(args);
+        run_ok(binaries::fresh(name).as_str(), &all)
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        // Every server started below the test's directory.
+        for data in [
+            self.data.clone(),
+            self.dir.join("pg/restore"),
+            self.dir.join("pg/restore-byhand"),
+            self.dir.join("pg/15.before-restore"),
+        ] {
+            if data.join("postmaster.pid").exists() {
+                let _ = duct::cmd(
+                    "runuser",
+                    [
+                        "-u",
+                        "postgres",
+                        "--",
+                        &format!("{PG_BIN}/pg_ctl"),
+                        "stop",
+                        "-m",
+                        "immediate",
+                        "-w",
+                        "-D",
+                        data.as_str(),
+                    ],
+                )
+                .stdout_null()
+                .stderr_null()
+                .unchecked()
+                .run();
+            }
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn postgresql_restore_to_a_time(way: &str) {
+    let rb = Runbook::load("postgresql-restore.md");
+    assert_eq!(
+        rb.alternatives(),
+        ["archive", "move"].map(String::from).into()
+    );
+    assert_eq!(
+        rb.skips().len(),
+        2,
+        "systemctl stop/start: {:?}",
+        rb.skips()
+    );
+    let pg = Pg::new(way);
+    pg.sql("create table rows (n int primary key)");
+    pg.commit_row(1);
+    pg.pitr("pitr-base-backup", &[]);
+    pg.commit_row(2);
+    let target = pg.commit_row(3);
+    // The mistake, after the target: rows 4 and 5, then a dropped table.
+    pg.commit_row(4);
+    pg.switch_and_wait_archived();
+    pg.commit_row(5);
+    pg.sql("drop table rows");
+    pg.switch_and_wait_archived();
+
+    let check_port = pg.port + 2;
+    let settings = format!(
+        r#"PITR_CONTRACT={contract}
+PGDATA={data}
+RESTORE_DIR={dir}/pg/restore
+TARGET={target}
+CHECK_PORT={check_port} CHECK_SOCKET={dir}
+CHECK_SQL='select string_agg(n::text, '"'"','"'"' order by n) as restored_rows from rows'
+REPO={dir}/repo
+BYHAND_DIR={dir}/pg/restore-byhand
+"#,
+        contract = pg.contract,
+        data = pg.data,
+        dir = pg.dir,
+    );
+    let stop = rb
+        .blocks
+        .iter()
+        .position(|b| b.code.contains("systemctl stop postgresql"))
+        .unwrap();
+    let start = rb
+        .blocks
+        .iter()
+        .position(|b| b.code.contains("systemctl start postgresql"))
+        .unwrap();
+    // Sections 1-2: restore into a new directory and look at it.
+    let out = run_script(&rb, &rb.script_range(&settings, Some(way), 0..stop));
+    assert!(
+        out.contains("restored_rows") && out.contains(" 1,2,3\n"),
+        "{out}"
+    );
+    // Section 3, with the cluster stopped as `systemctl stop` would.
+    pg.stop();
+    run_script(&rb, &rb.script_range(&settings, Some(way), stop..start));
+    pg.start();
+    assert_eq!(
+        pg.sql("select string_agg(n::text, ',' order by n) from rows"),
+        "1,2,3"
+    );
+    assert!(
+        pg.dir.join("pg/15.before-restore/PG_VERSION").exists(),
+        "the old cluster is kept"
+    );
+    // The cluster in place archives again.
+    assert_eq!(pg.sql("show archive_mode"), "on");
+    let failed_before = pg.sql("select failed_count from pg_stat_archiver");
+    pg.commit_row(6);
+    pg.switch_and_wait_archived();
+    assert_eq!(
+        pg.sql("select failed_count from pg_stat_archiver"),
+        failed_before
+    );
+    // The way by hand (and the rest).
+    let out = run_script(
+        &rb,
+        &rb.script_range(&settings, Some(way), start..rb.blocks.len()),
+    );
+    assert!(out.contains(" 1,2,3\n"), "{out}");
+    assert!(out.contains("recovery stopping"), "{out}");
+}
+
+#[test]
+fn postgresql_restore_to_a_time_moving_the_checked_copy() {
+    postgresql_restore_to_a_time("move");
+}
+
+#[test]
+fn postgresql_restore_to_a_time_straight_into_place() {
+    postgresql_restore_to_a_time("archive");
 }
