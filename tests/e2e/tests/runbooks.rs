@@ -321,6 +321,9 @@ fn restore_service_from(source: &str) {
         }),
     );
     let sibling = format!("{}.zpersist-preseed", f.ds);
+    let config = f.pool.scratch("etc-zpersist");
+    std::fs::create_dir_all(&config).unwrap();
+    write_services_json(&config, &f.pool.name, &f.ds, &f.mountpoint);
     let settings = format!(
         r#"SERVICE=sonarr
 DATASET={ds}
@@ -337,6 +340,7 @@ USB_DATASET={usb_copy}
 export RESTIC_REPOSITORY={repo} RESTIC_PASSWORD_FILE={password}
 RESTIC_ENV_FILE={env_file}
 BACKUP_HOST=forge
+ZPERSIST_CONFIG={config}
 "#,
         ds = f.ds,
         mp = f.mountpoint,
@@ -377,9 +381,19 @@ BACKUP_HOST=forge
         "ssh" => format!("replica:nas:{}@syncoid_nas_", f.nas_copy()),
         "pool" => format!("replica:usb:{}@syncoid_usb_", f.usb_copy()),
         "snapshot" => format!("local:{}@syncoid_usb_", f.ds),
-        _ => "restic:b2:latest".into(),
+        _ => "restic:b2:".into(),
     };
     assert!(recorded.starts_with(&expected), "{recorded} !~ {expected}");
+    if source == "restic" {
+        // The short id of forge's backup, not "latest" nor another host's.
+        let id = &recorded["restic:b2:".len()..];
+        assert!(
+            id.len() == 8 && id.chars().all(|c| c.is_ascii_hexdigit()),
+            "{recorded}"
+        );
+        assert!(out.contains(&format!("{id}  ")), "{out}");
+    }
+    assert!(out.contains("ok sonarr"), "zpersist-status: {out}");
     assert!(!exists(&sibling), "the sibling is swapped in");
     let asides: Vec<String> = zfs(&["list", "-H", "-o", "name", "-r", &f.pool.ds("services")])
         .lines()
@@ -418,6 +432,15 @@ fn restore_service_from_restic() {
     restore_service_from("restic");
 }
 
+/// /etc/zpersist/services.json as the module writes it, for sonarr on
+/// `dataset`.
+fn write_services_json(dir: &Utf8Path, pool: &str, dataset: &str, mountpoint: &Utf8Path) {
+    let services = json!({ "version": 1, "pool": pool, "services": { "sonarr": {
+        "dataset": dataset, "mountpoint": mountpoint, "units": ["sonarr.service"],
+        "user": "daemon", "group": "daemon", "mode": "0700" } } });
+    std::fs::write(dir.join("services.json"), services.to_string()).unwrap();
+}
+
 /// /etc/zpersist as the module writes it, in a scratch directory:
 /// services.json (sonarr), and replication.json plus known_hosts/<target>
 /// for one remote target reached over the loopback sshd.
@@ -429,10 +452,7 @@ fn write_config(f: &Forge, dir: &Utf8Path, target: &str, root: &str, datasets: &
         format!("[{}]:{} {}\n", sshd::HOST, sshd::PORT, f.host_key),
     )
     .unwrap();
-    let services = json!({ "version": 1, "pool": f.pool.name, "services": { "sonarr": {
-        "dataset": f.ds, "mountpoint": f.mountpoint, "units": ["sonarr.service"],
-        "user": "daemon", "group": "daemon", "mode": "0700" } } });
-    std::fs::write(dir.join("services.json"), services.to_string()).unwrap();
+    write_services_json(dir, &f.pool.name, &f.ds, &f.mountpoint);
     let pool_prefix = format!("{}/", f.pool.name);
     let replication = json!({
         "version": 1, "host": "forge",
@@ -668,10 +688,12 @@ fn move_a_service_to_another_pool() {
     let new_plan = f.pool.write_plan("datasets-new.json", &plan(&new.name));
     let config = f.pool.scratch("etc-zpersist");
     std::fs::create_dir_all(&config).unwrap();
-    let services_json = json!({ "version": 1, "pool": new.name, "services": { "sonarr": {
-        "dataset": format!("{}/services/sonarr", new.name), "mountpoint": f.mountpoint,
-        "units": ["sonarr.service"], "user": "daemon", "group": "daemon", "mode": "0700" } } });
-    std::fs::write(config.join("services.json"), services_json.to_string()).unwrap();
+    write_services_json(
+        &config,
+        &new.name,
+        &format!("{}/services/sonarr", new.name),
+        &f.mountpoint,
+    );
     let settings = format!(
         r#"OLD_POOL={old}
 NEW_POOL={new}
