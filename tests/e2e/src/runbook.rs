@@ -173,6 +173,32 @@ impl Runbook {
         Runbook { path, blocks }
     }
 
+    /// [`Self::load`], checking that exactly the blocks a test expects
+    /// are skipped: the i-th skipped block's code contains `skipped[i]`
+    /// (`"systemctl stop"`, `"nixos-rebuild"`). A new skip is then a
+    /// change of the test too.
+    pub fn load_skipping(name: &str, skipped: &[&str]) -> Runbook {
+        let rb = Runbook::load(name);
+        let actual: Vec<&Block> = rb
+            .blocks
+            .iter()
+            .filter(|b| matches!(b.mark, Mark::Skip(_)))
+            .collect();
+        let matches = actual.len() == skipped.len()
+            && actual.iter().zip(skipped).all(|(b, s)| b.code.contains(s));
+        assert!(
+            matches,
+            "{}: the skipped blocks are not the ones the test expects ({skipped:?}):\n{}",
+            rb.path,
+            actual
+                .iter()
+                .map(|b| format!("line {}: {}", b.line, b.code.trim()))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        rb
+    }
+
     /// The one settings block (panics when there is none or several).
     pub fn settings(&self) -> &Block {
         let settings: Vec<&Block> = self
@@ -192,17 +218,6 @@ impl Runbook {
             self.path
         );
         settings[0]
-    }
-
-    /// The skip reasons, in order.
-    pub fn skips(&self) -> Vec<&str> {
-        self.blocks
-            .iter()
-            .filter_map(|b| match &b.mark {
-                Mark::Skip(r) => Some(r.as_str()),
-                _ => None,
-            })
-            .collect()
     }
 
     /// The alternatives (`only NAME`) the runbook offers.
