@@ -138,6 +138,55 @@ pub fn assigned(code: &str) -> BTreeSet<String> {
     names
 }
 
+/// The literal values a block assigns (`NAME=value`, `NAME="value"`,
+/// `export NAME=value`), leaving out values computed by the shell (with
+/// `$`), for checking a runbook's "set these" block against the example
+/// host it names.
+pub fn literal_values(code: &str) -> std::collections::BTreeMap<String, String> {
+    let mut values = std::collections::BTreeMap::new();
+    for line in code.lines() {
+        let line = line.split(" #").next().unwrap_or("");
+        let mut rest = line.trim();
+        while !rest.is_empty() {
+            let (word, after) = match rest.find('=') {
+                Some(eq)
+                    if rest[..eq]
+                        .chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+                        && eq > 0 =>
+                {
+                    let name = &rest[..eq];
+                    let value_and_more = &rest[eq + 1..];
+                    let (value, after) = if let Some(quoted) = value_and_more.strip_prefix('"') {
+                        let end = quoted.find('"').unwrap_or(quoted.len());
+                        (&quoted[..end], quoted.get(end + 1..).unwrap_or(""))
+                    } else if let Some(quoted) = value_and_more.strip_prefix('\'') {
+                        let end = quoted.find('\'').unwrap_or(quoted.len());
+                        (&quoted[..end], quoted.get(end + 1..).unwrap_or(""))
+                    } else {
+                        let end = value_and_more
+                            .find(char::is_whitespace)
+                            .unwrap_or(value_and_more.len());
+                        (&value_and_more[..end], &value_and_more[end..])
+                    };
+                    ((name, Some(value)), after)
+                }
+                _ => {
+                    let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+                    (("", None), &rest[end..])
+                }
+            };
+            if let (name, Some(value)) = word {
+                if !value.contains('$') {
+                    values.insert(name.to_owned(), value.to_owned());
+                }
+            }
+            rest = after.trim_start();
+        }
+    }
+    values
+}
+
 /// A runbook file, parsed.
 pub struct Runbook {
     pub path: Utf8PathBuf,
@@ -387,6 +436,17 @@ mod tests {
         assert_eq!(
             assigned(&blocks[0].code),
             ["A", "B", "C"].map(String::from).into()
+        );
+    }
+
+    #[test]
+    fn literal_values_leave_out_what_the_shell_computes() {
+        let values =
+            literal_values("A=1 B=\"x y\"   # C=3\nexport D=/p E='q r'\nF=$(date) G=a$B\n");
+        assert_eq!(
+            values.into_iter().collect::<Vec<_>>(),
+            [("A", "1"), ("B", "x y"), ("D", "/p"), ("E", "q r")]
+                .map(|(a, b)| (a.to_owned(), b.to_owned()))
         );
     }
 

@@ -859,3 +859,149 @@ fn postgresql_restore_to_a_time_moving_the_checked_copy() {
 fn postgresql_restore_to_a_time_straight_into_place() {
     postgresql_restore_to_a_time("archive");
 }
+
+/// A runbook's "set these" block as literal values.
+fn settings_of(name: &str) -> std::collections::BTreeMap<String, String> {
+    runbook::literal_values(&Runbook::load(name).settings().code)
+}
+
+fn s(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The runbooks' "set these" blocks hold forge's real values, as the
+/// module evaluates them from examples/hosts/forge/default.nix: a renamed
+/// option default, target layout or unit breaks this, not only the reader.
+#[test]
+fn the_runbooks_settings_are_forges_values() {
+    let forge =
+        zpersist_e2e::nix::Eval::host("forge").with_module(zpersist_e2e::nix::FORGE_PRESEED_B2);
+    let plan = forge.attr("config.zpersist.internal.preseedPlans.sonarr");
+    let pool = s(&forge.attr("config.zpersist.pool"));
+    let nas = forge.attr("config.zpersist.replication.targets.nas");
+    let source = |kind: &str, target: Option<&str>| {
+        plan["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| {
+                x.get(kind)
+                    .is_some_and(|k| target.is_none_or(|t| k["target"] == t))
+            })
+            .unwrap()[kind]
+            .clone()
+    };
+    let nas_source = source("replica", Some("nas"));
+    let restic = source("restic", None);
+
+    let set = settings_of("restore-service.md");
+    let expected = [
+        ("SERVICE", s(&plan["service"])),
+        ("DATASET", s(&plan["dataset"])),
+        ("MOUNTPOINT", s(&plan["mountpoint"])),
+        ("OWNER", s(&plan["owner"])),
+        ("GROUP", s(&plan["group"])),
+        (
+            "SIBLING",
+            format!("{}.zpersist-preseed", s(&plan["dataset"])),
+        ),
+        (
+            "NAS",
+            format!("{}@{}", s(&nas_source["user"]), s(&nas_source["host"])),
+        ),
+        ("NAS_PORT", s(&nas_source["port"])),
+        ("NAS_KEY", s(&nas_source["sshKey"])),
+        ("NAS_KNOWN_HOSTS", s(&nas_source["knownHosts"])),
+        ("NAS_DATASET", s(&nas_source["dataset"])),
+        ("USB_DATASET", s(&source("replica", Some("usb"))["dataset"])),
+        ("RESTIC_REPOSITORY", s(&restic["repository"])),
+        ("RESTIC_PASSWORD_FILE", s(&restic["passwordFile"])),
+        ("RESTIC_ENV_FILE", s(&restic["environmentFile"])),
+        ("BACKUP_HOST", s(&restic["host"])),
+        ("ZPERSIST_CONFIG", "/etc/zpersist".into()),
+    ];
+    for (name, value) in &expected {
+        assert_eq!(
+            set.get(*name),
+            Some(value),
+            "restore-service.md sets {name}"
+        );
+    }
+    assert!(
+        Runbook::load("restore-service.md")
+            .settings()
+            .code
+            .contains(&format!("zpersist-{}-preseed.service", s(&plan["service"]))),
+        "the preseed unit's name"
+    );
+
+    let set = settings_of("replace-replica-target.md");
+    let text = std::fs::read_to_string(runbook::dir().join("replace-replica-target.md")).unwrap();
+    assert_eq!(set["POOL"], pool);
+    assert_eq!(set["OLD_TARGET"], "nas");
+    assert_eq!(set["NEW_USER"], s(&nas["user"]));
+    assert_eq!(set["NEW_ROOT"], s(&nas["dataset"]));
+    assert_eq!(set["SSH_KEY"], s(&nas["sshKey"]));
+    assert_eq!(set["ZPERSIST_CONFIG"], "/etc/zpersist");
+    // The permissions to grant: the target's allow list, plus send.
+    let allow: Vec<String> = nas["allow"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(s)
+        .chain(["send".to_string()])
+        .collect();
+    assert!(
+        text.contains(&format!("zfs allow -u \"$NEW_USER\" {} \"$NEW_ROOT\"", allow.join(","))),
+        "the zfs allow line of replace-replica-target.md is the target's allow list plus send: {allow:?}"
+    );
+    let replicate_to = forge.attr("config.zpersist.datasets.services.replicateTo");
+    let was: Vec<String> = replicate_to
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| format!("\"{}\"", s(t)))
+        .collect();
+    assert!(
+        text.contains(&format!("# was [ {} ]", was.join(" "))),
+        "replicateTo as forge declares it: {was:?}"
+    );
+
+    let set = settings_of("move-service-pool.md");
+    let text = std::fs::read_to_string(runbook::dir().join("move-service-pool.md")).unwrap();
+    assert_eq!(set["OLD_POOL"], pool);
+    let services_json: serde_json::Value = serde_json::from_str(&s(
+        &forge.attr(r#"config.environment.etc."zpersist/services.json".text"#)
+    ))
+    .unwrap();
+    let names: Vec<&String> = services_json["services"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    let listed: std::collections::BTreeSet<&str> = set["SERVICES"].split(' ').collect();
+    assert_eq!(
+        listed,
+        names.iter().map(|n| n.as_str()).collect(),
+        "SERVICES lists forge's services"
+    );
+    // Every service's dataset lies in one of the trees the runbook moves
+    // on forge (its comment names them).
+    for service in services_json["services"].as_object().unwrap().values() {
+        let dataset = s(&service["dataset"]);
+        assert!(
+            ["services", "media"]
+                .iter()
+                .any(|t| dataset.starts_with(&format!("{pool}/{t}/"))),
+            "{dataset}"
+        );
+    }
+    assert!(text.contains("\"services media\" on forge"));
+    let extra_pools = forge.attr("config.boot.zfs.extraPools");
+    assert_eq!(extra_pools, json!([pool]));
+    assert!(text.contains(&format!("# was [ \"{pool}\" ]")));
+    assert!(text.contains(&format!("# was \"{pool}\"")));
+}
