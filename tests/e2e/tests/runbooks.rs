@@ -1000,6 +1000,17 @@ fn the_runbooks_settings_are_forges_values() {
         );
     }
     assert!(text.contains("\"services media\" on forge"));
+    let set = settings_of("postgresql-restore.md");
+    assert_eq!(
+        set["PGDATA"],
+        s(&forge.attr("config.services.postgresql.dataDir"))
+    );
+    assert_eq!(
+        set["REPO"],
+        s(&forge.attr("config.zpersist.postgresql.pitr.repository.local.mountpoint"))
+    );
+    assert_eq!(set["PITR_CONTRACT"], "/etc/zpersist/pitr.json");
+
     let extra_pools = forge.attr("config.boot.zfs.extraPools");
     assert_eq!(extra_pools, json!([pool]));
     assert!(text.contains(&format!("# was [ \"{pool}\" ]")));
