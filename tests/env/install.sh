@@ -17,6 +17,9 @@ command -v getent >/dev/null || need+=(libc-bin)
 command -v rsync >/dev/null || need+=(rsync)
 command -v sqlite3 >/dev/null || need+=(sqlite3)
 command -v setfattr >/dev/null || need+=(attr)
+# The runbooks (docs/runbooks) read replication.json and restic's listing
+# with jq; tests/e2e/tests/runbooks.rs runs them.
+command -v jq >/dev/null || need+=(jq)
 # The systemd tests boot a Debian root (tests/env/container-root.sh builds it).
 command -v systemd-nspawn >/dev/null || need+=(systemd-container)
 command -v debootstrap >/dev/null || need+=(debootstrap)

@@ -6,6 +6,8 @@ pub mod generated;
 pub mod machine;
 pub mod nix;
 pub mod pool;
+pub mod postgres;
+pub mod runbook;
 pub mod sshd;
 pub mod stand_in;
 pub mod syncoid;

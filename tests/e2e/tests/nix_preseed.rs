@@ -5,20 +5,8 @@
 use serde_json::{json, Value};
 use zpersist_e2e::nix::Eval;
 
-/// forge (sonarr preseeded from its two replicas and its own snapshots)
-/// with restic added as a fourth source.
-const FORGE_PRESEED: &str = r#"{ lib, ... }: {
-  zpersist.restic.repositories.b2 = {
-    repository = "b2:forge-backups:/"; passwordFile = "/run/secrets/restic";
-    environmentFile = "/run/secrets/restic-b2";
-  };
-  zpersist.services.sonarr.preseed.sources = lib.mkForce [
-    { replica = "nas"; } { replica = "usb"; } { local = true; } { restic = "b2"; }
-  ];
-}"#;
-
 fn forge() -> Eval {
-    Eval::host("forge").with_module(FORGE_PRESEED)
+    Eval::host("forge").with_module(zpersist_e2e::nix::FORGE_PRESEED_B2)
 }
 
 #[test]
