@@ -182,8 +182,10 @@ let
   # nixpkgs' localTargetAllow default (receive into new datasets: create,
   # mount, receive; `receive -F`: rollback; raw and compressed sends:
   # change-key, compression; the received mountpoint: mountpoint), plus
-  # pruning old sync snapshots (destroy) and the canmount=off levels
-  # zpersist creates (canmount). A target's `allow` replaces it.
+  # pruning old sync snapshots (destroy), the canmount=off levels
+  # zpersist creates (canmount), and reading a copy back (send: preseed's
+  # replica source and a restore by hand run `zfs send` there as this
+  # user). A target's `allow` replaces it.
   defaultTargetAllow = [
     "change-key"
     "compression"
@@ -194,6 +196,7 @@ let
     "rollback"
     "destroy"
     "canmount"
+    "send"
   ];
   targetAllowCommand = t: escapeShellArgs [ "zfs" "allow" "-u" t.user (lib.concatStringsSep "," t.allow) t.dataset ];
 
@@ -347,8 +350,9 @@ let
             /etc/zpersist/replication/<target>.target-allow for the
             receiving host's admin. The default is nixpkgs' own
             `localTargetAllow` (which raw and compressed sends need) plus
-            `destroy` (syncoid prunes its old sync snapshots) and
-            `canmount` (the empty levels zpersist creates).
+            `destroy` (syncoid prunes its old sync snapshots),
+            `canmount` (the empty levels zpersist creates) and `send`
+            (preseed and a restore by hand read the copy back).
           '';
         };
         interval = mkOption {

@@ -143,19 +143,6 @@ impl Eval {
     }
 }
 
-/// A module for forge: sonarr preseeded from its two replicas and its own
-/// snapshots, with restic (docs/preseed.md's `b2`) added as a fourth
-/// source. The preseed tests and the runbook tests evaluate forge with it.
-pub const FORGE_PRESEED_B2: &str = r#"{ lib, ... }: {
-  zpersist.restic.repositories.b2 = {
-    repository = "b2:forge-backups:/"; passwordFile = "/run/secrets/restic";
-    environmentFile = "/run/secrets/restic-b2";
-  };
-  zpersist.services.sonarr.preseed.sources = lib.mkForce [
-    { replica = "nas"; } { replica = "usb"; } { local = true; } { restic = "b2"; }
-  ];
-}"#;
-
 /// The evaluated plan of an example host (`forge`, `luna`), exactly the data
 /// the module renders into the plan file `ensure-datasets --plan` reads.
 pub fn host_plan(host: &str) -> Value {

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use zpersist_e2e::nix::Eval;
 
 fn forge() -> Eval {
-    Eval::host("forge").with_module(zpersist_e2e::nix::FORGE_PRESEED_B2)
+    Eval::host("forge")
 }
 
 #[test]

@@ -311,7 +311,7 @@ fn host_keys_are_pinned_per_target_and_the_allow_sets_are_generated() {
         .as_str()
         .unwrap()
         .contains(
-            "zfs allow -u zfs-recv change-key,compression,create,mount,mountpoint,receive,rollback,destroy,canmount backup/forge\n"
+            "zfs allow -u zfs-recv change-key,compression,create,mount,mountpoint,receive,rollback,destroy,canmount,send backup/forge\n"
         ));
     // nixpkgs grants these to the syncoid user on each source dataset in
     // ExecStartPre (and revokes them after): send and hold for the stream,
@@ -385,7 +385,8 @@ fn a_local_target_receives_on_this_host_without_ssh_and_with_nixpkgs_delegation(
             "receive",
             "rollback",
             "destroy",
-            "canmount"
+            "canmount",
+            "send"
         ])
     );
     assert_eq!(

@@ -877,8 +877,7 @@ fn s(v: &serde_json::Value) -> String {
 /// option default, target layout or unit breaks this, not only the reader.
 #[test]
 fn the_runbooks_settings_are_forges_values() {
-    let forge =
-        zpersist_e2e::nix::Eval::host("forge").with_module(zpersist_e2e::nix::FORGE_PRESEED_B2);
+    let forge = zpersist_e2e::nix::Eval::host("forge");
     let plan = forge.attr("config.zpersist.internal.preseedPlans.sonarr");
     let pool = s(&forge.attr("config.zpersist.pool"));
     let nas = forge.attr("config.zpersist.replication.targets.nas");
