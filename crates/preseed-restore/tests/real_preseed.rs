@@ -369,6 +369,79 @@ fn restic_freshest_restores_the_contents_at_the_dataset_root() {
     );
 }
 
+/// What `--dry-run` prints as "the same restore by hand" is run as it is
+/// (but its two lines that need a running system: stopping the units and
+/// ensure-datasets), and brings the data back, hidden files included.
+#[test]
+fn the_dry_runs_restore_by_hand_restores_from_restic() {
+    let f = Fixture::new("byhand");
+    f.write_data("v7");
+    std::fs::write(f.mountpoint.join(".hidden"), "dot").unwrap();
+    let repo = f.pool.scratch("restic-repo");
+    let password = f.pool.scratch("restic-password");
+    std::fs::write(&password, "correct horse").unwrap();
+    for args in [
+        vec!["init"],
+        vec!["backup", "--host", "forge", f.mountpoint.as_str()],
+    ] {
+        let mut all = vec!["-r", repo.as_str(), "--password-file", password.as_str()];
+        all.extend(args);
+        duct::cmd("restic", &all)
+            .stdout_null()
+            .stderr_capture()
+            .run()
+            .expect("restic runs");
+    }
+    f.wipe();
+    let source = json!({ "restic": {
+        "name": "b2", "repository": repo, "passwordFile": password,
+        "host": "forge", "path": f.mountpoint,
+    }});
+    let plan = f.plan(vec![source]);
+    let dry = f.run_args(&plan, &["--dry-run", "--json"], &[]);
+    assert_eq!(dry.code, 0, "{dry:#?}");
+    let report: Value = serde_json::from_str(&dry.stdout).unwrap();
+    let lines: Vec<&str> = report["byHand"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no byHand in {report}"))
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .filter(|l| !l.starts_with("systemctl stop") && !l.starts_with("ensure-datasets"))
+        .collect();
+    assert!(lines.iter().any(|l| l.starts_with("restic ")), "{lines:#?}");
+    let script = format!("set -euo pipefail\n{}\n", lines.join("\n"));
+    let ran = duct::cmd("bash", ["-c", script.as_str()])
+        .stderr_to_stdout()
+        .stdout_capture()
+        .unchecked()
+        .run()
+        .unwrap();
+    assert!(
+        ran.status.success(),
+        "{script}\n{}",
+        String::from_utf8_lossy(&ran.stdout)
+    );
+    assert_eq!(f.read("db/sonarr.db"), "database v7");
+    assert_eq!(f.read(".hidden"), "dot");
+    let source = zfs(&[
+        "get",
+        "-H",
+        "-o",
+        "value",
+        "com.zpersist:preseed-source",
+        &f.ds,
+    ]);
+    assert!(
+        source.trim().starts_with("restic:b2:"),
+        "the provenance names the restic snapshot: {source}"
+    );
+    assert!(
+        f.asides().iter().any(|a| a.contains(".zpersist-empty-")),
+        "the emptied original is kept aside: {:?}",
+        f.asides()
+    );
+}
+
 #[test]
 fn snapshots_of_the_emptied_dataset_are_never_chosen() {
     let f = Fixture::new("emptysnaps");
