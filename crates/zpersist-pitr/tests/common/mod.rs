@@ -1,65 +1,28 @@
-//! Real PostgreSQL 15 clusters for the PITR tests: initdb'd with 1 MiB WAL
-//! segments on a high port in a directory of their own, archiving through
-//! the freshly built `pitr-archive-wal`, and the binaries run the way the
-//! units run them. Everything is removed when the test ends.
+//! The PITR tests' clusters: zpersist_e2e::postgres::PgCluster (a real
+//! PostgreSQL 15 cluster in a directory of its own, archiving through the
+//! `pitr-archive-wal` built here) with what is PITR's: the repository
+//! (local, on a mount of its own, or S3 on moto), the contract with its
+//! retention, the pitr binaries run the way the units run them, the rows
+//! a restored copy holds and the base backups the repository lists.
+//! Everything is removed when the test ends.
 
 #![allow(dead_code)]
 
 use std::fs;
+use std::ops::Deref;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+use camino::{Utf8Path, Utf8PathBuf};
+use zpersist_e2e::postgres::{chown_postgres, ok, port, PgCluster};
+// Not every test file uses both.
+#[allow(unused_imports)]
+pub use zpersist_e2e::postgres::{run_bounded as run, PG_BIN};
+
 pub const MOTO: &str = "http://127.0.0.1:58300";
-
-/// Runs argv, bounded; panics with its stderr when it cannot start.
-pub fn run(argv: &[&str], limit: Duration) -> Output {
-    let expression = duct::cmd(argv[0], &argv[1..])
-        .stdin_null()
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked();
-    let handle = expression
-        .start()
-        .unwrap_or_else(|e| panic!("cannot run {argv:?}: {e}"));
-    match handle.wait_timeout(limit).unwrap() {
-        Some(out) => out.clone(),
-        None => {
-            let _ = handle.kill();
-            panic!("{argv:?} still ran after {limit:?}");
-        }
-    }
-}
-
-pub fn as_postgres(argv: &[&str]) -> Output {
-    let mut full = vec!["runuser", "-u", "postgres", "--"];
-    full.extend_from_slice(argv);
-    run(&full, Duration::from_secs(120))
-}
-
-fn ok(out: Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn chown_postgres(path: &Path) {
-    ok(
-        run(
-            &["chown", "-R", "postgres:postgres", path.to_str().unwrap()],
-            Duration::from_secs(30),
-        ),
-        "chown",
-    );
-}
 
 /// The binaries, copied where the postgres user can run them (the target
 /// directory may sit below a home directory it cannot enter).
@@ -88,13 +51,6 @@ pub fn bin(name: &str) -> String {
     bin_dir().join(name).display().to_string()
 }
 
-/// A unique port per cluster (and one above it for drills).
-pub fn port() -> u16 {
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let base = 40_000 + (std::process::id() % 500) as u16 * 40;
-    base + 2 * NEXT.fetch_add(1, Ordering::SeqCst)
-}
-
 pub enum Repo {
     Local,
     /// A local repository on a mount of its own (the full-disk test).
@@ -104,7 +60,8 @@ pub enum Repo {
     },
 }
 
-/// A running cluster with its contract.
+/// A running cluster with its contract (the PgCluster's `sql`,
+/// `commit_row`, `switch_and_wait_archived` through Deref).
 pub struct Cluster {
     pub dir: PathBuf,
     pub data: PathBuf,
@@ -112,17 +69,32 @@ pub struct Cluster {
     pub contract: PathBuf,
     pub repo: PathBuf,
     pub contract_json: serde_json::Value,
+    pg: PgCluster,
+}
+
+impl Deref for Cluster {
+    type Target = PgCluster;
+    fn deref(&self) -> &PgCluster {
+        &self.pg
+    }
+}
+
+fn utf8(path: &Path) -> &Utf8Path {
+    Utf8Path::from_path(path).unwrap_or_else(|| panic!("{} is not UTF-8", path.display()))
 }
 
 impl Cluster {
     pub fn new(tag: &str, repo: Repo, retention: serde_json::Value) -> Cluster {
-        let dir = std::env::temp_dir().join(format!("zpersist-pitr-{tag}-{}", std::process::id()));
+        let dir = Utf8PathBuf::from_path_buf(
+            std::env::temp_dir().join(format!("zpersist-pitr-{tag}-{}", std::process::id())),
+        )
+        .unwrap();
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         let port = port();
         let data = dir.join("data");
         let repo_dir = match &repo {
-            Repo::LocalAt(path) => path.clone(),
+            Repo::LocalAt(path) => utf8(path).to_owned(),
             _ => dir.join("repo"),
         };
         for sub in ["repo", "drill", "metrics"] {
@@ -140,158 +112,24 @@ impl Cluster {
                 serde_json::json!({ "s3": { "destination": format!("s3://{bucket}/pitr"), "serverName": tag, "endpointUrl": MOTO, "environmentFile": env } })
             }
         };
-        let contract_json = serde_json::json!({
-            "version": 1,
-            "cluster": { "pgBin": PG_BIN, "dataDir": data, "socketDir": dir, "port": port, "user": "postgres" },
-            "repository": repository,
-            "retention": retention,
-            "timeouts": { "commandSeconds": 60, "baseBackupSeconds": 120, "restoreSeconds": 120 },
-            "drill": { "scratchDir": dir.join("drill"), "port": port + 1 },
-            "metricsDir": dir.join("metrics"),
-            "maxArchiveAgeSeconds": 600
-        });
+        let contract_json =
+            zpersist_e2e::postgres::contract_json(&dir, &data, port, repository, retention);
         let contract = dir.join("pitr.json");
         fs::write(
             &contract,
             serde_json::to_string_pretty(&contract_json).unwrap(),
         )
         .unwrap();
-        let initdb = format!("{PG_BIN}/initdb");
-        ok(
-            as_postgres(&[
-                &initdb,
-                "-D",
-                data.to_str().unwrap(),
-                "--wal-segsize=1",
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-                "--no-sync",
-            ]),
-            "initdb",
-        );
-        let conf = format!(
-            "port = {port}\nunix_socket_directories = '{}'\nlisten_addresses = ''\nwal_level = replica\narchive_mode = on\narchive_command = '{} --contract {} %p %f'\nmax_wal_size = 32MB\nshared_buffers = 16MB\n",
-            dir.display(),
-            bin("pitr-archive-wal"),
-            contract.display()
-        );
-        let mut text = fs::read_to_string(data.join("postgresql.conf")).unwrap();
-        text.push_str(&conf);
-        fs::write(data.join("postgresql.conf"), text).unwrap();
-        let cluster = Cluster {
-            dir: dir.clone(),
-            data,
+        let archive_wal = bin("pitr-archive-wal");
+        let pg = PgCluster::create(dir, data, port, contract, Utf8Path::new(&archive_wal));
+        Cluster {
+            dir: pg.dir.clone().into(),
+            data: pg.data.clone().into(),
             port,
-            contract,
-            repo: repo_dir,
+            contract: pg.contract.clone().into(),
+            repo: repo_dir.into(),
             contract_json,
-        };
-        cluster.start(&cluster.data.clone(), port);
-        cluster
-    }
-
-    pub fn start(&self, data: &Path, port: u16) {
-        let pg_ctl = format!("{PG_BIN}/pg_ctl");
-        let log = self.dir.join(format!(
-            "{}.log",
-            data.file_name().unwrap().to_string_lossy()
-        ));
-        let options = format!(
-            "-c port={port} -c unix_socket_directories='{}' -c listen_addresses=''",
-            self.dir.display()
-        );
-        ok(
-            as_postgres(&[
-                &pg_ctl,
-                "start",
-                "-w",
-                "-t",
-                "60",
-                "-D",
-                data.to_str().unwrap(),
-                "-l",
-                log.to_str().unwrap(),
-                "-o",
-                &options,
-            ]),
-            "pg_ctl start",
-        );
-    }
-
-    pub fn stop(&self, data: &Path) {
-        let pg_ctl = format!("{PG_BIN}/pg_ctl");
-        let _ = as_postgres(&[
-            &pg_ctl,
-            "stop",
-            "-m",
-            "fast",
-            "-w",
-            "-t",
-            "60",
-            "-D",
-            data.to_str().unwrap(),
-        ]);
-    }
-
-    /// SQL on the cluster listening on `port`; unaligned, tuples only.
-    pub fn sql_on(&self, port: u16, sql: &str) -> String {
-        let psql = format!("{PG_BIN}/psql");
-        let port = port.to_string();
-        ok(
-            as_postgres(&[
-                &psql,
-                "-X",
-                "-A",
-                "-t",
-                "-q",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                self.dir.to_str().unwrap(),
-                "-p",
-                &port,
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-c",
-                sql,
-            ]),
-            sql,
-        )
-        .trim()
-        .to_string()
-    }
-
-    pub fn sql(&self, sql: &str) -> String {
-        self.sql_on(self.port, sql)
-    }
-
-    /// Inserts row `n` in its own transaction, then returns a time taken
-    /// after its commit (and before any later one): a restore to it holds
-    /// rows 1..=n exactly.
-    pub fn commit_row(&self, n: u32) -> String {
-        self.sql(&format!("insert into rows values ({n}, clock_timestamp())"));
-        self.sql("select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
-    }
-
-    /// Ends the current segment and waits (bounded) until it is archived.
-    pub fn switch_and_wait_archived(&self) {
-        let segment = self.sql("select pg_walfile_name(pg_switch_wal())");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let last = self.sql("select coalesce(last_archived_wal, '') from pg_stat_archiver");
-            if last.len() >= 24 && last[..24] >= *segment.as_str() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{segment} was not archived within 60 s (last: {last}); see {}",
-                self.data.with_extension("log").display()
-            );
-            std::thread::sleep(Duration::from_millis(50));
+            pg,
         }
     }
 
@@ -317,13 +155,14 @@ impl Cluster {
 
     /// Rows of a restored directory, started on a spare port and stopped.
     pub fn rows_in(&self, data: &Path) -> Vec<u32> {
+        let data = utf8(data);
         let port = self.port + 1;
-        self.start(data, port);
+        self.pg.start_on(data, port);
         let rows = self.sql_on(
             port,
             "select coalesce(string_agg(n::text, ',' order by n), '') from rows",
         );
-        self.stop(data);
+        self.pg.stop_on(data);
         rows.split(',')
             .filter(|s| !s.is_empty())
             .map(|s| s.parse().unwrap())
@@ -342,45 +181,6 @@ impl Cluster {
             .unwrap_or_default();
         ids.sort();
         ids
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        // Every postmaster started below this directory.
-        let pg_ctl = format!("{PG_BIN}/pg_ctl");
-        if let Ok(entries) = fs::read_dir(&self.dir) {
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if path.join("postmaster.pid").exists() {
-                    let _ = as_postgres(&[
-                        &pg_ctl,
-                        "stop",
-                        "-m",
-                        "immediate",
-                        "-w",
-                        "-t",
-                        "30",
-                        "-D",
-                        path.to_str().unwrap(),
-                    ]);
-                }
-            }
-        }
-        let drill = self.dir.join("drill/data");
-        if drill.join("postmaster.pid").exists() {
-            let _ = as_postgres(&[
-                &pg_ctl,
-                "stop",
-                "-m",
-                "immediate",
-                "-D",
-                drill.to_str().unwrap(),
-            ]);
-        }
-        if !std::thread::panicking() {
-            let _ = fs::remove_dir_all(&self.dir);
-        }
     }
 }
 
