@@ -5,6 +5,7 @@ pub mod delegation;
 pub mod generated;
 pub mod machine;
 pub mod nix;
+pub mod pitr_units;
 pub mod pool;
 pub mod postgres;
 pub mod runbook;

@@ -10,10 +10,12 @@
 //! and must succeed; a base backup that cannot write its repository fails
 //! and reaches zpersist-notify@ through OnFailure.
 
-use std::time::Duration;
-
 use zpersist_e2e::container::Container;
-use zpersist_e2e::machine::{self, Host, STUB_STORE};
+use zpersist_e2e::machine::{self, Host};
+use zpersist_e2e::pitr_units::{
+    base_backup_fails_and_notifies, drill_ok, journal, psql, start_ok, switch_and_wait_archived,
+    METRICS, SETTLE,
+};
 
 /// PITR on a local repository, with the PostgreSQL package the stub that
 /// the container maps to Debian's PostgreSQL 15 (machine::PACKAGES).
@@ -32,59 +34,11 @@ const PITR: &str = r#"{
 }"#;
 
 const REPO: &str = "/var/lib/zpersist-pitr";
-const METRICS: &str = "/var/lib/zpersist/pitr";
-const SETTLE: Duration = Duration::from_secs(90);
 
-fn psql(c: &Container, sql: &str) -> String {
-    let psql = format!("{STUB_STORE}postgresql-15/bin/psql");
-    c.exec_ok(&[
-        "runuser",
-        "-u",
-        "postgres",
-        "--",
-        &psql,
-        "-X",
-        "-A",
-        "-t",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-d",
-        "postgres",
-        "-c",
-        sql,
-    ])
-    .trim()
-    .to_owned()
-}
-
-/// Forces the current WAL segment out and waits until archive_command has
-/// put it into the repository; returns its name.
-fn switch_and_wait_archived(c: &Container) -> String {
-    let segment = psql(c, "select pg_walfile_name(pg_switch_wal())");
-    let path = format!("{REPO}/wal/{segment}");
-    c.wait_until(&format!("{segment} to be archived"), SETTLE, |c| {
-        if c.exec(&["test", "-f", &path]).success() {
-            Ok(())
-        } else {
-            Err(psql(
-                c,
-                "select last_archived_wal, failed_count, last_failed_wal from pg_stat_archiver",
-            ))
-        }
-    });
-    segment
-}
-
-/// `systemctl start` of a oneshot, which waits for it to finish: it must
-/// succeed (the panic shows its status and journal).
-fn start_ok(c: &Container, unit: &str) {
-    c.systemctl("start", &[unit], &["postgresql.service"]);
-    assert_eq!(c.unit_property(unit, "Result"), "success", "{unit}");
-}
-
-/// What a unit printed (its journal, messages only).
-fn journal(c: &Container, unit: &str) -> String {
-    c.exec_ok(&["journalctl", "--no-pager", "-o", "cat", "-u", unit])
+/// The repository holds `segment` under its final name.
+fn in_repository(c: &Container, segment: &str) -> bool {
+    c.exec(&["test", "-f", &format!("{REPO}/wal/{segment}")])
+        .success()
 }
 
 #[test]
@@ -121,7 +75,7 @@ fn pitr_units_archive_back_up_and_drill_under_systemd_and_a_failed_backup_notifi
     assert_eq!(mounted.trim(), "tank/backup/pitr");
     psql(&c, "create table rows (n int primary key)");
     psql(&c, "insert into rows select generate_series(1, 100)");
-    let first = switch_and_wait_archived(&c);
+    let first = switch_and_wait_archived(&c, in_repository);
     // Archived under the final name only, owned by the cluster's user.
     let owner = c.exec_ok(&["stat", "-c", "%U", &format!("{REPO}/wal/{first}")]);
     assert_eq!(owner.trim(), "postgres");
@@ -157,43 +111,20 @@ fn pitr_units_archive_back_up_and_drill_under_systemd_and_a_failed_backup_notifi
     // A heartbeat after the backup, archived: the drill must restore it.
     start_ok(&c, "zpersist-pitr-heartbeat.service");
     psql(&c, "insert into rows values (101)");
-    switch_and_wait_archived(&c);
+    switch_and_wait_archived(&c, in_repository);
 
-    start_ok(&c, "zpersist-pitr-drill.service");
-    let drill = c.exec_ok(&["cat", &format!("{METRICS}/pitr-drill.prom")]);
-    assert!(drill.contains("zpersist_pitr_drill_success 1"), "{drill}");
-    let rpo: f64 = drill
-        .lines()
-        .find_map(|l| l.strip_prefix("zpersist_pitr_drill_rpo_seconds "))
-        .unwrap_or_else(|| panic!("no RPO in the drill's textfile:\n{drill}"))
-        .trim()
-        .parse()
-        .expect("a number");
-    assert!(
-        (0.0..300.0).contains(&rpo),
-        "the restored heartbeat is minutes old at most: {rpo}"
-    );
-    // The drill emptied its scratch directory and left the cluster alone.
-    let scratch = c.exec_ok(&["ls", "-A", "/var/lib/zpersist-pitr-drill"]);
-    assert_eq!(scratch.trim(), "", "scratch left: {scratch}");
-    c.assert_state("postgresql.service", "active", &[]);
+    // The drill restores it, and left nothing behind.
+    drill_ok(&c);
 
     // A base backup that cannot write its repository fails, and says so
     // through zpersist-notify@ (OnFailure).
     c.exec_ok(&["zfs", "set", "readonly=on", "tank/backup/pitr"]);
-    let failed = c.exec(&["systemctl", "start", "zpersist-pitr-base-backup.service"]);
-    assert!(
-        !failed.success(),
-        "a backup into a read-only repository succeeded"
-    );
-    c.assert_state("zpersist-pitr-base-backup.service", "failed", &[]);
-    let event = machine::wait_for_notification(&c, "zpersist-pitr-base-backup.service", SETTLE);
+    let (event, printed) = base_backup_fails_and_notifies(&c, "into a read-only repository");
     assert_eq!(
         event["datasets"],
         serde_json::json!(["tank/backup/pitr"]),
         "{event}"
     );
-    let printed = journal(&c, "zpersist-pitr-base-backup.service");
     assert!(
         printed.contains(REPO),
         "the error names the repository:\n{printed}"
