@@ -7,7 +7,10 @@
 # cannot run in a container), rsync (migrate-to-dataset copies with it) and
 # sanoid (its syncoid is what the replication units run), and PostgreSQL 15
 # (Debian's postgresql-15: the PITR test runs the real server as
-# postgresql.service; Debian's own cluster and unit are removed/disabled).
+# postgresql.service; Debian's own cluster and unit are removed/disabled),
+# and barman-cli-cloud (barman-cloud-*, which the PITR units of an S3
+# repository run; its python3 is the host's, so the S3 test runs the
+# host's moto venv, bound read-only, inside the container).
 # Containers never write to it: each boots an overlay of it.
 #
 # Cached in $ZPERSIST_TEST_ROOT_CACHE (default /var/cache/zpersist-test-root)
@@ -20,7 +23,7 @@
 set -euo pipefail
 
 suite=bookworm
-packages=systemd,systemd-sysv,dbus,zfs-fuse,rsync,sanoid,postgresql-15
+packages=systemd,systemd-sysv,dbus,zfs-fuse,rsync,sanoid,postgresql-15,barman-cli-cloud
 
 script=$(readlink -f "${BASH_SOURCE[0]}")
 cache=${ZPERSIST_TEST_ROOT_CACHE:-/var/cache/zpersist-test-root}

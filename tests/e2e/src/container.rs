@@ -5,7 +5,8 @@
 //! boots a container:
 //!
 //! - **Root**: `tests/env/container-root.sh` builds a minimal Debian root
-//!   (debootstrap: systemd, dbus, zfs-fuse, rsync, sanoid) once, cached in
+//!   (debootstrap: systemd, dbus, zfs-fuse, rsync, sanoid, PostgreSQL 15,
+//!   barman-cli-cloud) once, cached in
 //!   `/var/cache/zpersist-test-root/<hash of the recipe>`. A container never
 //!   writes to it: it boots an overlay (`mount -t overlay`, the cached root
 //!   read-only below, an upper directory of its own), so tests can share
@@ -297,6 +298,8 @@ pub struct Container {
     /// The container's systemd, as a pid of this machine.
     leader: Option<u32>,
     boots: u32,
+    /// Directories of this machine bound read-only at the same path.
+    binds: Vec<Utf8PathBuf>,
 }
 
 impl Container {
@@ -335,6 +338,7 @@ impl Container {
             nspawn: RefCell::new(None),
             leader: None,
             boots: 0,
+            binds: Vec::new(),
         }
     }
 
@@ -343,6 +347,19 @@ impl Container {
     pub fn host_path(&self, path: &str) -> Utf8PathBuf {
         assert!(path.starts_with('/'), "{path} is not absolute");
         self.root.join(path.trim_start_matches('/'))
+    }
+
+    /// Binds a directory of this machine read-only at the same path inside
+    /// (`--bind-ro`), from the next boot on: programs the root lacks that
+    /// only tests run (moto's S3 server in its venv, whose scripts name
+    /// their interpreter by that path).
+    pub fn bind_ro(&mut self, dir: &Utf8Path) {
+        assert!(
+            dir.is_absolute() && dir.is_dir(),
+            "error: cannot bind {dir} into {}: not an existing absolute directory",
+            self.name
+        );
+        self.binds.push(dir.to_owned());
     }
 
     /// Writes a file into the root file system (parents created).
@@ -425,6 +442,7 @@ impl Container {
                 "--private-network",
                 "--bind=/dev/fuse",
             ])
+            .args(self.binds.iter().map(|dir| format!("--bind-ro={dir}")))
             .stdin(Stdio::null())
             .stdout(console.try_clone().unwrap())
             .stderr(console)

@@ -115,6 +115,9 @@ pub const PACKAGES: &[(&str, &[&str], Option<&[&str]>)] = &[
         &["postgresql-15", "postgresql-client-15"],
         None,
     ),
+    // barman-cloud-* (an S3 PITR repository): Debian's barman-cli-cloud,
+    // as nixpkgs' barman ships them.
+    ("barman", &["barman-cli-cloud"], None),
 ];
 
 /// Where Debian keeps a PostgreSQL's programs (its /usr/bin has only
