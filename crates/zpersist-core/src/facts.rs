@@ -71,9 +71,20 @@ pub struct Mount {
     /// The directory of the filesystem mounted there: `/`, or the
     /// directory a bind mount shows.
     pub root: String,
+    /// The filesystem's device as `major:minor` (what `stat` gives as
+    /// st_dev for every file on it).
+    pub device: String,
 }
 
 impl Mount {
+    /// A ZFS dataset (OpenZFS's `zfs`, zfs-fuse's `fuse.zfs`), mounted
+    /// whole: its source is the dataset's name.
+    pub fn is_zfs_dataset(&self, dataset: &str) -> bool {
+        matches!(self.fstype.as_str(), "zfs" | "fuse.zfs")
+            && self.source == dataset
+            && self.root == "/"
+    }
+
     /// Its files exist in memory only: unmounting it (or a reboot) loses them.
     pub fn is_volatile(&self) -> bool {
         matches!(self.fstype.as_str(), "tmpfs" | "ramfs")

@@ -795,6 +795,7 @@ mod tests {
             fstype: "tmpfs".into(),
             source: "state".into(),
             root: "/".into(),
+            device: "0:99".into(),
         };
         let problems = mount_problems(REAL, REAL, &[tmpfs(REAL), tmpfs("/var/lib/sonarr/cache")]);
         assert_eq!(problems.len(), 2, "{problems:?}");

@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 
+use crate::facts::Mount;
 use crate::name::name_problem;
 use crate::plan::{mountpoint_problem, normalize_path};
 use crate::text::shown;
@@ -51,6 +52,63 @@ pub fn mount_state(expected: &str, observed: Option<&Observed>) -> MountState {
             mountpoint,
             mounted,
         },
+    }
+}
+
+/// What a dataset's path really shows, from the host's mount table (the
+/// filesystem whose device the path has): zfs may say a dataset is mounted
+/// there while another filesystem covers it (a tmpfs, a stray bind mount),
+/// and a service, preseed or a check walking the path would then see the
+/// cover, never the dataset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "shows", rename_all = "kebab-case")]
+pub enum PathView {
+    /// The path is the dataset's own mount.
+    Dataset,
+    /// Another filesystem is mounted on the path itself.
+    Covered { by: String },
+    /// The path is no mountpoint: it shows a directory of the filesystem
+    /// mounted above it.
+    Beneath { of: String, on: String },
+}
+
+/// Decides [`PathView`] from the mount whose files `path` shows
+/// (`zpersist_host::inuse::mount_showing`).
+pub fn path_view(dataset: &str, path: &str, showing: &Mount) -> PathView {
+    let at_path = normalize_path(&showing.mountpoint) == normalize_path(path);
+    match (at_path, showing.is_zfs_dataset(dataset)) {
+        (true, true) => PathView::Dataset,
+        (true, false) => PathView::Covered {
+            by: showing.describe(),
+        },
+        (false, _) => PathView::Beneath {
+            of: showing.describe(),
+            on: showing.mountpoint.clone(),
+        },
+    }
+}
+
+impl PathView {
+    /// What is wrong, for a message that goes on "DATASET is mounted (zfs
+    /// says so), but PATH ..."; `None` for [`PathView::Dataset`].
+    pub fn problem(&self, dataset: &str, path: &str) -> Option<String> {
+        let (dataset, path) = (shown(dataset), shown(path));
+        match self {
+            PathView::Dataset => None,
+            PathView::Covered { by } => Some(format!(
+                "{path} does not show {dataset}: {by} is mounted over it, hiding the dataset"
+            )),
+            PathView::Beneath { of, on } => Some(format!(
+                "{path} does not show {dataset}: it is a directory of {of} mounted on {}",
+                shown(on)
+            )),
+        }
+    }
+
+    /// What to do about it.
+    pub fn help(&self, path: &str) -> String {
+        let path = shown(path);
+        format!("see what is mounted there (`findmnt {path}`, `grep {path} /proc/self/mountinfo`), unmount what covers the dataset (`umount {path}`), then start the service again")
     }
 }
 
@@ -105,6 +163,62 @@ pub fn argument_problem(dataset: &str, mountpoint: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn mount(mountpoint: &str, fstype: &str, source: &str, root: &str) -> Mount {
+        Mount {
+            mountpoint: mountpoint.into(),
+            fstype: fstype.into(),
+            source: source.into(),
+            root: root.into(),
+            device: "0:50".into(),
+        }
+    }
+
+    #[test]
+    fn a_path_shows_its_dataset_only_when_the_dataset_is_mounted_there_whole() {
+        let ds = "tank/services/sonarr";
+        let at = "/var/lib/sonarr";
+        for fstype in ["zfs", "fuse.zfs"] {
+            assert_eq!(
+                path_view(ds, at, &mount(at, fstype, ds, "/")),
+                PathView::Dataset
+            );
+            assert_eq!(
+                path_view(ds, "/var/lib/sonarr/", &mount(at, fstype, ds, "/")),
+                PathView::Dataset
+            );
+        }
+        let covered = path_view(ds, at, &mount(at, "tmpfs", "tmpfs", "/"));
+        assert_eq!(
+            covered,
+            PathView::Covered {
+                by: "tmpfs from tmpfs".into()
+            }
+        );
+        assert!(covered
+            .problem(ds, at)
+            .unwrap()
+            .contains("tmpfs from tmpfs is mounted over it"));
+        // A bind mount of a directory of the dataset itself is not the dataset.
+        assert!(matches!(
+            path_view(ds, at, &mount(at, "zfs", ds, "/old")),
+            PathView::Covered { .. }
+        ));
+        // Another dataset mounted there.
+        assert!(matches!(
+            path_view(ds, at, &mount(at, "zfs", "tank/other", "/")),
+            PathView::Covered { .. }
+        ));
+        // Not a mountpoint at all: the directory beneath, on the root.
+        assert_eq!(
+            path_view(ds, at, &mount("/", "ext4", "/dev/vda", "/")),
+            PathView::Beneath {
+                of: "ext4 from /dev/vda".into(),
+                on: "/".into()
+            }
+        );
+        assert_eq!(PathView::Dataset.problem(ds, at), None);
+    }
 
     fn seen(mounted: &str, mountpoint: &str) -> Observed {
         Observed {

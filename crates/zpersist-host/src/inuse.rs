@@ -132,7 +132,8 @@ pub fn processes_using(dirs: &[String]) -> Vec<ProcessUse> {
 /// [optional fields...] - FSTYPE SOURCE superoptions`.
 fn parse_mountinfo_line(line: &str) -> Option<Mount> {
     let (before, after) = line.split_once(" - ")?;
-    let mut before = before.split(' ').skip(3);
+    let mut before = before.split(' ').skip(2);
+    let device = before.next()?;
     let root = before.next()?;
     let mountpoint = before.next()?;
     let mut after = after.split(' ');
@@ -143,16 +144,55 @@ fn parse_mountinfo_line(line: &str) -> Option<Mount> {
         fstype: unescape_mount_path(fstype),
         source: unescape_mount_path(source),
         root: unescape_mount_path(root),
+        device: device.to_string(),
     })
+}
+
+fn mount_table() -> std::io::Result<Vec<Mount>> {
+    Ok(fs::read_to_string("/proc/self/mountinfo")?
+        .lines()
+        .filter_map(parse_mountinfo_line)
+        .collect())
+}
+
+/// `major:minor` of a `st_dev`, as mountinfo writes it (Linux's encoding).
+fn device_name(dev: u64) -> String {
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & 0xffff_f000);
+    let minor = (dev & 0xff) | ((dev >> 12) & 0xffff_ff00);
+    format!("{major}:{minor}")
+}
+
+/// The filesystem whose files `path` really shows: among the mounts whose
+/// device is the path's own `st_dev`, the deepest one at or above the
+/// (resolved) path. Another filesystem mounted over a dataset's path (a
+/// tmpfs, a stray bind mount) is what this returns, whatever zfs says of
+/// the dataset's `mounted`: decide with [`Mount::is_zfs_dataset`] and
+/// `zpersist_core::mounted::path_view`.
+pub fn mount_showing(path: &std::path::Path) -> std::io::Result<Mount> {
+    use std::os::unix::fs::MetadataExt;
+    let resolved = fs::canonicalize(path)?;
+    let device = device_name(fs::metadata(&resolved)?.dev());
+    let resolved = resolved.to_string_lossy().into_owned();
+    mount_table()?
+        .into_iter()
+        .filter(|mount| mount.device == device && within(&resolved, &mount.mountpoint))
+        // Later lines were mounted later: among equals the last one is on top.
+        .fold(None::<Mount>, |best, mount| match best {
+            Some(b) if b.mountpoint.len() > mount.mountpoint.len() => Some(b),
+            _ => Some(mount),
+        })
+        .ok_or_else(|| {
+            std::io::Error::other(format!(
+                "no filesystem in /proc/self/mountinfo has {resolved}'s device {device}"
+            ))
+        })
 }
 
 /// Filesystems mounted at or below `dir` (from /proc/self/mountinfo).
 pub fn mounts_within(dir: &str) -> Vec<Mount> {
-    let Ok(text) = fs::read_to_string("/proc/self/mountinfo") else {
-        return Vec::new();
-    };
-    text.lines()
-        .filter_map(parse_mountinfo_line)
+    mount_table()
+        .unwrap_or_default()
+        .into_iter()
         .filter(|mount| within(&mount.mountpoint, dir))
         .collect()
 }
@@ -196,9 +236,32 @@ mod tests {
                 fstype: "tmpfs".into(),
                 source: "hass-state".into(),
                 root: "/".into(),
+                device: "0:47".into(),
             })
         );
         assert_eq!(parse_mountinfo_line("garbage"), None);
+    }
+
+    #[test]
+    fn devices_are_written_as_mountinfo_writes_them() {
+        // glibc's makedev: the minor's low byte, the major's 12 bits, then
+        // the minor's and the major's high bits.
+        let makedev = |major: u64, minor: u64| {
+            (minor & 0xff)
+                | ((major & 0xfff) << 8)
+                | ((minor & !0xff) << 12)
+                | ((major & !0xfff) << 32)
+        };
+        assert_eq!(device_name(makedev(0, 42)), "0:42");
+        assert_eq!(device_name(makedev(8, 1)), "8:1");
+        assert_eq!(device_name(makedev(0, 325)), "0:325");
+        assert_eq!(device_name(makedev(4100, 70000)), "4100:70000");
+    }
+
+    #[test]
+    fn the_root_filesystem_shows_root() {
+        let mount = mount_showing(std::path::Path::new("/")).unwrap();
+        assert_eq!(mount.mountpoint, "/");
     }
 
     #[test]

@@ -40,6 +40,7 @@ pub fn resolved(path: &str) -> String {
 /// `candidate` is `dir` or lies below it (whole components only).
 pub fn within(candidate: &str, dir: &str) -> bool {
     candidate == dir
+        || (dir == "/" && candidate.starts_with('/'))
         || candidate
             .strip_prefix(dir)
             .is_some_and(|rest| rest.starts_with('/'))
@@ -59,6 +60,7 @@ mod tests {
         assert!(within("/var/lib/sonarr/x", "/var/lib/sonarr"));
         assert!(within("/var/lib/sonarr", "/var/lib/sonarr"));
         assert!(!within("/var/lib/sonarr2", "/var/lib/sonarr"));
+        assert!(within("/var/lib/sonarr", "/"));
     }
 
     #[test]
