@@ -208,6 +208,7 @@ pub fn parse_list(text: &str) -> Result<Vec<BaseBackup>, String> {
             end_wal: field(entry.end_wal, "end_wal")?,
             timeline: entry.timeline.unwrap_or(1),
             end_micros: None,
+            end_lsn: None,
             segment_size: entry.xlog_segment_size.unwrap_or(16 << 20),
         });
     }
