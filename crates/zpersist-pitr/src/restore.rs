@@ -421,7 +421,7 @@ pub fn newest_point(contract: &PitrContract) -> Result<Option<NewestPoint>, PgEr
         Backend::S3(barman) => {
             let backups = barman.list()?;
             let Some(newest) = backups.iter().max_by_key(|b| b.end_time) else {
-                return no_backup(false);
+                return no_backup(!barman.wal_archive_is_empty()?);
             };
             Ok(Some(NewestPoint {
                 backup: newest.clone(),
