@@ -47,6 +47,29 @@ let
     if m == null then null else lib.toInt (builtins.elemAt m 0) * unit.${builtins.elemAt m 1};
   windowSeconds = if cfg.retention.recoveryWindow == null then null else durationSeconds cfg.retention.recoveryWindow;
 
+  # Where declared datasets mount: the drill's scratch directory is none
+  # of them, nor inside or above one (a dataset declared for the scratch
+  # directory itself excepted: the drill removes only what it made there).
+  datasetPaths = lib.unique (
+    lib.filter (p: lib.hasPrefix "/" p && normalize p != normalize cfg.drill.scratchDir) (
+      lib.mapAttrsToList (_: d: toString d.mountpoint) (config.zpersist.datasets or { })
+    )
+  );
+  normalize = p: "/" + lib.concatStringsSep "/" (lib.filter (c: c != "") (lib.splitString "/" p));
+  # One is, holds or lies inside the other.
+  overlap =
+    a: b:
+    let
+      x = normalize a;
+      y = normalize b;
+      inside = u: v: u == v || v == "/" || lib.hasPrefix "${v}/" u;
+    in
+    inside x y || inside y x;
+  scratchClashes =
+    lib.optional (pg.enable && overlap cfg.drill.scratchDir pg.dataDir) "PostgreSQL's dataDir (${pg.dataDir})"
+    ++ lib.optional (isLocal && overlap cfg.drill.scratchDir local.mountpoint) "the repository (${local.mountpoint})"
+    ++ map (p: "the declared dataset path ${p}") (lib.filter (overlap cfg.drill.scratchDir) datasetPaths);
+
   contract = {
     version = 1;
     cluster = {
@@ -58,7 +81,14 @@ let
     };
     repository =
       if isLocal then
-        { local.dir = local.mountpoint; }
+        {
+          # The dataset too: every pitr-* command checks that the directory
+          # shows it, mounted, before reading or writing the archive.
+          local = {
+            dir = local.mountpoint;
+            dataset = "${toString config.zpersist.pool}/${local.dataset}";
+          };
+        }
       else
         {
           s3 = {
@@ -80,6 +110,7 @@ let
     heartbeat.table = "zpersist_pitr_heartbeat";
     drill = {
       inherit (cfg.drill) scratchDir port;
+      protectedPaths = datasetPaths;
     };
     inherit metricsDir;
     maxArchiveAgeSeconds = cfg.maxArchiveAgeSeconds;
@@ -246,7 +277,7 @@ in
       scratchDir = mkOption {
         type = types.str;
         default = "/var/lib/zpersist-pitr-drill";
-        description = "Emptied and restored into by each drill: it needs room for a copy of the cluster.";
+        description = "Where each drill restores (into `data/`, which it makes and removes; nothing else there is touched): it needs room for a copy of the cluster, and must not be, hold or lie inside the repository, PostgreSQL's dataDir or any declared dataset's mountpoint.";
       };
       port = mkOption {
         type = types.port;
@@ -406,6 +437,10 @@ in
         {
           assertion = cfg.retention.recoveryWindow == null || windowSeconds != null;
           message = "zpersist.postgresql.pitr.retention.recoveryWindow = \"${toString cfg.retention.recoveryWindow}\" is not a duration like 90m, 36h, 14d or 2w.";
+        }
+        {
+          assertion = scratchClashes == [ ];
+          message = "zpersist.postgresql.pitr.drill.scratchDir (${cfg.drill.scratchDir}) is, holds or lies inside ${lib.concatStringsSep ", " scratchClashes}: each drill restores a throwaway copy there; give it a directory of its own, apart from any data.";
         }
         {
           assertion = !pg.enable || cfg.drill.port != pg.settings.port;

@@ -200,6 +200,16 @@ let
     };
   planFile = name: s: pkgs.writeText "zpersist-preseed-${name}.json" (builtins.toJSON (planOf name s));
 
+  # The local PITR repository a `{ pitr = true; }` source restores from:
+  # the preseed unit requires its mount (an unmounted repository's empty
+  # mountpoint is no archive) and runs after the datasets are in place.
+  pitrCfg = config.zpersist.postgresql.pitr;
+  pitrMounts =
+    s:
+    optional (
+      lib.any (src: src.pitr) s.preseed.sources && (pitrCfg.enable or false) && pitrCfg.repository.local.dataset != null
+    ) pitrCfg.repository.local.mountpoint;
+
   # zpersist-<name>-preseed.service, as arguments of nix/lib/unit.nix's
   # builder.
   preseedUnitOf = name: s: {
@@ -221,8 +231,8 @@ let
     after = [
       (checkUnit name)
       "network-online.target"
-    ];
-    wants = [ "network-online.target" ];
+    ] ++ lib.optional (pitrMounts s != [ ]) "zpersist-datasets.service";
+    wants = [ "network-online.target" ] ++ lib.optional (pitrMounts s != [ ]) "zpersist-datasets.service";
     before = s.units;
     requiredBy = s.units;
     path = zlib.unit.bootedZfs config.boot.zfs.package ++ [
@@ -240,7 +250,9 @@ let
     # It runs at every start of the service (two zfs calls when the data
     # is there): systemd's default start limit (5 in 10 s) would make a
     # quickly restarting service fail here instead.
-    extra.unitConfig.StartLimitIntervalSec = 0;
+    extra.unitConfig = {
+      StartLimitIntervalSec = 0;
+    } // lib.optionalAttrs (pitrMounts s != [ ]) { RequiresMountsFor = pitrMounts s; };
     notify = {
       datasets = [ "${toString cfg.pool}/${s.dataset}" ];
       summary = "restoring ${name}'s data before it starts";

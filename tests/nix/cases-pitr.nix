@@ -76,4 +76,25 @@ in
     };
     expect = "PostgreSQL's data directory is never backed up at file level";
   };
+  pitr-drill-scratch-is-the-repository = {
+    module = host {
+      repository.local.dataset = "backup/pitr";
+      drill.scratchDir = "/var/lib/zpersist-pitr";
+    } { };
+    expect = "drill.scratchDir (/var/lib/zpersist-pitr) is, holds or lies inside the repository (/var/lib/zpersist-pitr)";
+  };
+  pitr-drill-scratch-holds-the-data = {
+    module = host {
+      repository.local.dataset = "backup/pitr";
+      drill.scratchDir = "/var/lib/postgresql";
+    } { };
+    expect = "drill.scratchDir (/var/lib/postgresql) is, holds or lies inside PostgreSQL's dataDir";
+  };
+  pitr-drill-scratch-inside-a-dataset = {
+    module = host {
+      repository.local.dataset = "backup/pitr";
+      drill.scratchDir = "/srv/media/drill";
+    } { zpersist.datasets.media.mountpoint = "/srv/media"; };
+    expect = "the declared dataset path /srv/media";
+  };
 }

@@ -138,35 +138,30 @@ fn local_points(plan: &PreseedPlan, zfs: &Zfs, index: usize) -> Result<Vec<Resto
         .collect())
 }
 
-/// The PITR archive's one restore point: its newest base backup, rolled
-/// forward through every archived segment, so it is as fresh as the last
-/// archived transaction (dated now: the archive follows the cluster).
+/// The PITR archive's one restore point: its newest base backup (on the
+/// newest timeline's history), rolled forward through every archived
+/// segment up to the first gap, dated by the last transaction those hold
+/// (the data's age, never "now": an archive whose archiving broke long ago
+/// loses to a newer snapshot). An unreachable repository, or WAL without a
+/// base backup, is a failed source, not "nothing to restore".
 fn pitr_points(
     source: &zpersist_core::preseed::PitrSource,
     index: usize,
 ) -> Result<Vec<RestorePoint>, String> {
     let contract = pitr_contract(source)?;
-    let backups = match zpersist_pitr::backend(&contract) {
-        zpersist_pitr::Backend::Local(repo) => {
-            if !repo.dir.is_dir() {
-                return Err(format!(
-                    "the PITR repository {} is not there: mount its dataset",
-                    repo.dir.display()
-                ));
-            }
-            repo.list_backups()
+    let newest = zpersist_pitr::restore::newest_point(&contract).map_err(|e| {
+        if e.help.is_empty() {
+            e.to_string()
+        } else {
+            format!("{e}; {}", e.help)
         }
-        zpersist_pitr::Backend::S3(barman) => barman.list(),
-    }
-    .map_err(|e| e.to_string())?;
-    Ok(backups
-        .iter()
-        .max_by_key(|b| b.end_time)
-        .map(|newest| RestorePoint {
+    })?;
+    Ok(newest
+        .map(|point| RestorePoint {
             source: index,
-            label: format!("pitr:{}", newest.id),
-            created: zpersist_pitr::now(),
-            reference: newest.id.clone(),
+            label: format!("pitr:{}", point.backup.id),
+            created: point.dated,
+            reference: point.backup.id,
         })
         .into_iter()
         .collect())

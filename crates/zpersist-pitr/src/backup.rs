@@ -35,7 +35,7 @@ pub struct BackupReport {
 /// own) in the metrics directory, which every run of this host writes.
 pub fn lock_path(contract: &PitrContract) -> camino::Utf8PathBuf {
     match &contract.repository {
-        Repository::Local { dir } => camino::Utf8PathBuf::from(format!("{dir}/.zpersist-lock")),
+        Repository::Local { dir, .. } => camino::Utf8PathBuf::from(format!("{dir}/.zpersist-lock")),
         Repository::S3(_) => {
             camino::Utf8PathBuf::from(format!("{}/base-backup.lock", contract.metrics_dir))
         }
@@ -174,7 +174,7 @@ fn take_local(
         // the finished backup, so they are checked while the backup's last
         // segment is archived; the WAL is parsed from the archive once it
         // is there. Nothing is published unless both pass.
-        let (end_wal, segment_size) = std::thread::scope(|scope| {
+        let (end_wal, segment_size, end_lsn) = std::thread::scope(|scope| {
             let files = scope.spawn(|| pg.verify_backup_files(&data, limit));
             let archived = (|| {
                 let (end_timeline, end_lsn) = manifest_wal_end(&read("backup_manifest")?)
@@ -182,7 +182,7 @@ fn take_local(
                 let segment_size = wal_segment_size(pg)?;
                 let end_wal = end_segment(end_timeline, end_lsn, segment_size);
                 wait_archived(repo, &end_wal, wait)?;
-                Ok::<_, PgError>((end_wal, segment_size))
+                Ok::<_, PgError>((end_wal, segment_size, end_lsn))
             })();
             let files = files.join().unwrap_or_else(|_| {
                 Err(PgError::new(
@@ -203,6 +203,7 @@ fn take_local(
             end_wal,
             timeline,
             end_micros: Some(end_micros),
+            end_lsn: Some(end_lsn),
             segment_size,
         };
         repo.publish(&backup)?;

@@ -83,7 +83,9 @@ pub enum Backend<'a> {
 
 pub fn backend(contract: &PitrContract) -> Backend<'_> {
     match &contract.repository {
-        Repository::Local { dir } => Backend::Local(LocalRepository::new(dir)),
+        Repository::Local { dir, dataset } => {
+            Backend::Local(LocalRepository::on_dataset(dir, dataset.clone()))
+        }
         Repository::S3(s3) => Backend::S3(Barman {
             s3,
             run_as: contract.cluster.user.clone(),

@@ -9,11 +9,14 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use zpersist_core::pitr::recovery::{recovery_block, RecoveryLog, BLOCK_END, BLOCK_START};
-use zpersist_core::pitr::target::{choose_base_backup, format_micros, Target};
+use zpersist_core::pitr::target::{candidate_backups, format_micros, Target};
+use zpersist_core::pitr::timeline::{newest_history, replay_end, History};
 use zpersist_core::pitr::wal::{classify, segment_key, timeline_of, WalKind};
 use zpersist_core::pitr::{provenance, BaseBackup, PitrContract};
 use zpersist_postgres::cluster::Pg;
-use zpersist_postgres::files::{copy_tree, inspect_target, owner, prepare_target, TargetDir};
+use zpersist_postgres::files::{
+    copy_tree, empty_dir, inspect_target, owner, prepare_target, TargetDir,
+};
 use zpersist_postgres::run::is_root;
 use zpersist_postgres::PgError;
 
@@ -70,6 +73,11 @@ pub struct RestoreReport {
     pub stopped: Option<String>,
     /// `base backup X + last WAL replayed Y`.
     pub provenance: String,
+    /// Newer base backups that fit the target but failed their
+    /// verification, each with what pg_verifybackup said (the file): the
+    /// restore used an older one and replayed more WAL.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rejected: Vec<String>,
     pub seconds: f64,
 }
 
@@ -129,48 +137,65 @@ pub fn restore_running(
         )));
     }
     let backend = backend(contract);
-    let backups = match &backend {
+    let (backups, history) = match &backend {
         Backend::Local(repo) => {
-            if !repo.dir.is_dir() {
-                return Err(Failure::bad_input(PgError::new(
-                    "reading the repository",
-                    repo.dir.display().to_string(),
-                    "it does not exist",
-                    "mount the repository's dataset (or fix the contract's repository.local.dir)",
-                )));
-            }
-            repo.list_backups()?
+            repo.check_reachable().map_err(Failure::bad_input)?;
+            (repo.list_backups()?, local_history(repo)?)
         }
-        Backend::S3(barman) => barman.list()?,
+        Backend::S3(barman) => (barman.list()?, None),
     };
-    let backup = choose_base_backup(&backups, target, now()).map_err(|no| {
-        Failure::bad_input(PgError::new(
-            "choosing a base backup",
-            contract.repository_label(),
-            no.error,
-            no.help,
-        ))
-    })?;
-    eprintln!(
-        "restoring base backup {} into {}",
-        backup.id,
-        into.display()
-    );
+    let candidates =
+        candidate_backups(&backups, target, now(), history.as_ref()).map_err(|no| {
+            Failure::bad_input(PgError::new(
+                "choosing a base backup",
+                contract.repository_label(),
+                no.error,
+                no.help,
+            ))
+        })?;
 
-    // Fill the directory.
+    // Fill the directory from the best candidate whose files match its
+    // manifest; a corrupt one gives way to the next (older, more WAL).
     let limit = Duration::from_secs(contract.timeouts.restore_seconds);
-    match &backend {
-        Backend::Local(repo) => {
-            let data = repo.backup_data(&backup.id);
-            prepare_target(into, Some(owner(&data)?))?;
-            copy_tree(&data, into)?;
-        }
-        Backend::S3(barman) => {
-            let ids = user_ids(&contract.cluster.user)?;
-            prepare_target(into, ids)?;
-            barman.restore(&backup.id, into, limit)?;
+    let mut rejected: Vec<PgError> = Vec::new();
+    let mut chosen = None;
+    for candidate in &candidates {
+        eprintln!(
+            "restoring base backup {} into {}",
+            candidate.id,
+            into.display()
+        );
+        match fill(contract, &backend, &pg, candidate, into, limit) {
+            Ok(()) => {
+                chosen = Some(candidate.clone());
+                break;
+            }
+            Err(e) => {
+                eprintln!(
+                    "base backup {} is not restorable: {}",
+                    candidate.id, e.message
+                );
+                // Only what this restore put there: the target was empty.
+                empty_dir(into)?;
+                rejected.push(e);
+            }
         }
     }
+    let Some(backup) = chosen else {
+        let mut first = rejected.remove(0);
+        if !rejected.is_empty() || candidates.len() > 1 {
+            first.message = format!(
+                "{} (and every older base backup that fits the target failed too: {})",
+                first.message,
+                rejected
+                    .iter()
+                    .map(|e| e.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+        }
+        return Err(Failure::failed(first));
+    };
     let (uid, gid) = owner(into)?;
     for stale in [
         "postmaster.pid",
@@ -207,6 +232,7 @@ pub fn restore_running(
         last_transaction: None,
         stopped: None,
         provenance: provenance(&backup.id, None),
+        rejected: rejected.iter().map(ToString::to_string).collect(),
         seconds: 0.0,
     };
     if !options.start {
@@ -289,6 +315,181 @@ pub fn restore_running(
     }
     report.seconds = started.elapsed().as_secs_f64();
     Ok((report, Some(running)))
+}
+
+/// Copies (or downloads) `backup` into the empty `into` and checks every
+/// file against the backup's manifest (`pg_verifybackup`, the checksums):
+/// a backup altered or damaged since it was verified is never restored.
+/// A local backup always has its manifest; one from barman-cloud is
+/// checked when it has one.
+fn fill(
+    contract: &PitrContract,
+    backend: &Backend,
+    pg: &Pg,
+    backup: &BaseBackup,
+    into: &Path,
+    limit: Duration,
+) -> Result<(), PgError> {
+    match backend {
+        Backend::Local(repo) => {
+            let data = repo.backup_data(&backup.id);
+            prepare_target(into, Some(owner(&data)?))?;
+            copy_tree(&data, into)?;
+        }
+        Backend::S3(barman) => {
+            let ids = user_ids(&contract.cluster.user)?;
+            prepare_target(into, ids)?;
+            barman.restore(&backup.id, into, limit)?;
+            if !into.join("backup_manifest").exists() {
+                return Ok(());
+            }
+        }
+    }
+    pg.verify_backup_files(into, limit).map_err(|mut e| {
+        e.what = format!("verifying base backup {} before restoring it", backup.id);
+        e.help = "the backup was changed or damaged after it was taken: pg_verifybackup names the file. An older backup is used when one fits the target; otherwise take a new base backup (pitr-base-backup) and restore to a time after it".into();
+        e
+    })
+}
+
+/// The history of the archive's newest timeline, which recovery follows
+/// (`recovery_target_timeline = 'latest'`); `None` when the archive has no
+/// history file (no timeline switch).
+pub fn local_history(
+    repo: &zpersist_postgres::local::LocalRepository,
+) -> Result<Option<History>, PgError> {
+    let names = repo.list_wal()?;
+    let Some((timeline, name)) = newest_history(&names) else {
+        return Ok(None);
+    };
+    let path = repo.wal_dir().join(name);
+    let text = fs::read_to_string(&path).map_err(|e| {
+        PgError::io(
+            "reading a timeline history",
+            &path,
+            &e,
+            "check the repository's permissions",
+        )
+    })?;
+    History::parse(timeline, &text)
+        .map(Some)
+        .map_err(|e| {
+            PgError::new(
+                "reading a timeline history",
+                path.display().to_string(),
+                e,
+                "PostgreSQL wrote it when a restored cluster was promoted; restore it from a copy of the repository",
+            )
+        })
+}
+
+/// What a restore to `latest` would give, found without restoring: the
+/// base backup it starts from and how fresh its data is.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewestPoint {
+    pub backup: BaseBackup,
+    /// The last segment replayed before the archive's first gap (local).
+    pub last_wal: Option<String>,
+    /// The commit time (microseconds) of the last transaction those
+    /// segments hold (local), which is what the archive can replay to.
+    pub last_transaction: Option<i64>,
+    /// How fresh the restored data is, in seconds: the last transaction
+    /// the archive replays to, or the backup's end when no transaction
+    /// after it was archived (barman-cloud: the newest backup's end, as its
+    /// WAL is not listed).
+    pub dated: i64,
+}
+
+/// The archive's newest restore point (`None`: the repository is empty).
+/// A repository that cannot be reached (unmounted, unreadable) is an
+/// error, and so is one holding archived WAL but no base backup: neither
+/// is "nothing to restore".
+pub fn newest_point(contract: &PitrContract) -> Result<Option<NewestPoint>, PgError> {
+    let no_backup = |wal: bool| -> Result<Option<NewestPoint>, PgError> {
+        if !wal {
+            return Ok(None);
+        }
+        Err(PgError::new(
+            "finding the archive's newest restore point",
+            contract.repository_label(),
+            "the repository holds archived WAL but no base backup: the cluster's data exists, and nothing here can restore it",
+            "take a base backup (pitr-base-backup) once the cluster runs, or restore from another source; if the backups were removed by hand, bring them back from a copy of the repository",
+        ))
+    };
+    match backend(contract) {
+        Backend::S3(barman) => {
+            let backups = barman.list()?;
+            let Some(newest) = backups.iter().max_by_key(|b| b.end_time) else {
+                return no_backup(!barman.wal_archive_is_empty()?);
+            };
+            Ok(Some(NewestPoint {
+                backup: newest.clone(),
+                last_wal: None,
+                last_transaction: None,
+                dated: newest.end_time,
+            }))
+        }
+        Backend::Local(repo) => {
+            repo.check_reachable()?;
+            let backups = repo.list_backups()?;
+            let names = repo.list_wal()?;
+            if backups.is_empty() {
+                return no_backup(names.iter().any(|n| classify(n) == Some(WalKind::Segment)));
+            }
+            let history = local_history(&repo)?;
+            let best = candidate_backups(&backups, &Target::Latest, now(), history.as_ref())
+                .map_err(|no| {
+                    PgError::new(
+                        "choosing a base backup",
+                        contract.repository_label(),
+                        no.error,
+                        no.help,
+                    )
+                })?
+                .remove(0);
+            let history = history.unwrap_or(History {
+                timeline: best.timeline,
+                branches: Vec::new(),
+            });
+            let last_wal = replay_end(&best, &history, &names);
+            let pg = cluster(contract);
+            let mut last_transaction = None;
+            // From the last segment back: the first commit found is the
+            // last one replayed (the heartbeat commits every minute).
+            let (mut at, start) = (
+                last_wal.clone(),
+                zpersist_core::pitr::timeline::segno_of(&best.start_wal, best.segment_size),
+            );
+            while let Some(segment) = at {
+                last_transaction = pg.last_commit_in(&repo.wal_dir(), &segment, pg.timeout)?;
+                if last_transaction.is_some() {
+                    break;
+                }
+                let segno = zpersist_core::pitr::timeline::segno_of(&segment, best.segment_size);
+                at = match (segno, start) {
+                    (Some(n), Some(first)) if n > first => {
+                        Some(zpersist_core::pitr::wal::segment_name(
+                            history.timeline_of_segment(n - 1, best.segment_size),
+                            (n - 1) * best.segment_size,
+                            best.segment_size,
+                        ))
+                    }
+                    _ => None,
+                };
+            }
+            let dated = last_transaction
+                .map(|micros| micros.div_euclid(1_000_000))
+                .unwrap_or(best.end_time)
+                .max(best.end_time);
+            Ok(Some(NewestPoint {
+                backup: best,
+                last_wal,
+                last_transaction,
+                dated,
+            }))
+        }
+    }
 }
 
 /// Restores; with `options.start` the recovered server is stopped again

@@ -8,7 +8,7 @@ mod common;
 
 use std::fs;
 
-use common::{rows, Cluster, Repo};
+use common::{preseed_restore, preseed_source, rows, Cluster, Repo};
 use zpersist_e2e::pool::{zfs, TestPool};
 
 #[test]
@@ -95,29 +95,14 @@ fn preseed_restores_a_wiped_postgresql_dataset_from_the_pitr_archive() {
         "stateDir": state, "timeoutSeconds": 30,
     });
     let plan_path = pool.write_plan("preseed.json", &plan);
-    let preseed = zpersist_e2e::binaries::fresh("preseed-restore");
-    let out = duct::cmd(preseed.as_str(), ["--plan", plan_path.as_str()])
-        .env("PATH", zpersist_e2e::syncoid::path_with_wrapper())
-        .stderr_to_stdout()
-        .stdout_capture()
-        .unchecked()
-        .run()
-        .unwrap();
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{said}");
+    let (code, said) = preseed_restore(&plan_path);
+    assert_eq!(code, Some(0), "{said}");
     assert_eq!(
         c.rows_in(mount.join("16").as_std_path()),
         rows(1..=4),
         "{said}"
     );
-    let source = zfs(&[
-        "get",
-        "-H",
-        "-o",
-        "value",
-        "com.zpersist:preseed-source",
-        &dataset,
-    ]);
+    let source = preseed_source(&dataset);
     assert!(source.starts_with("pitr:base backup 20"), "{source}");
     assert!(source.contains("last WAL replayed"), "{source}");
     assert_eq!(

@@ -84,3 +84,23 @@ fn s3_repository_restores_to_a_time_and_to_latest() {
         serde_json::from_str(&c.pitr_ok("pitr-drill", &["--json"])).unwrap();
     assert!(drill["rpoSeconds"].as_f64().unwrap() < 60.0, "{drill}");
 }
+
+/// An S3 archive holding WAL but no base backup is no "nothing to
+/// restore" for preseed: its newest point is an error.
+#[test]
+fn s3_wal_without_a_base_backup_is_not_an_empty_archive() {
+    require_moto();
+    let bucket = format!("zpersist-pitr-nobase-{}", std::process::id());
+    let c = Cluster::new(
+        "s3nobase",
+        Repo::S3 { bucket },
+        serde_json::json!({ "count": 1 }),
+    );
+    let contract: zpersist_core::pitr::PitrContract =
+        serde_json::from_value(c.contract_json.clone()).unwrap();
+    c.sql("create table rows (n int primary key, at timestamptz)");
+    c.commit_row(1);
+    c.switch_and_wait_archived();
+    let e = zpersist_pitr::restore::newest_point(&contract).unwrap_err();
+    assert!(e.message.contains("archived WAL but no base backup"), "{e}");
+}

@@ -93,6 +93,31 @@ impl Barman<'_> {
         }
     }
 
+    /// Whether the bucket holds no WAL of this server
+    /// (`barman-cloud-check-wal-archive`: exit 0 for an empty archive).
+    /// WAL there is `Ok(false)`; any other failure (unreachable endpoint,
+    /// credentials) an error.
+    pub fn wal_archive_is_empty(&self) -> Result<bool, PgError> {
+        let call = self.call("barman-cloud-check-wal-archive", self.place(), self.timeout)?;
+        let what = "checking the WAL archive in object storage";
+        let help = "check the endpoint, the bucket and the credentials";
+        let (status, _, stderr) = call.run_unchecked(what, &self.label(), help)?;
+        match status {
+            Some(0) => Ok(true),
+            _ if stderr.contains("Expected empty archive") => Ok(false),
+            _ => Err(PgError::new(
+                what,
+                self.label(),
+                format!(
+                    "barman-cloud-check-wal-archive failed (exit status {}): {}",
+                    status.map_or("signal".into(), |c| c.to_string()),
+                    stderr.trim()
+                ),
+                help,
+            )),
+        }
+    }
+
     /// A base backup of the running cluster, uploaded.
     pub fn backup(&self, pg: &Pg, limit: Duration) -> Result<(), PgError> {
         let mut args = vec![
@@ -208,6 +233,7 @@ pub fn parse_list(text: &str) -> Result<Vec<BaseBackup>, String> {
             end_wal: field(entry.end_wal, "end_wal")?,
             timeline: entry.timeline.unwrap_or(1),
             end_micros: None,
+            end_lsn: None,
             segment_size: entry.xlog_segment_size.unwrap_or(16 << 20),
         });
     }

@@ -121,6 +121,35 @@ impl Pg {
         .map(|_| ())
     }
 
+    /// The commit time of the last transaction in one archived segment
+    /// (`pg_waldump`, in UTC), `None` when it holds no commit. pg_waldump's
+    /// complaint at the segment's end (no next segment, zeroed space) is
+    /// expected: only what it printed counts.
+    pub fn last_commit_in(
+        &self,
+        wal_dir: &Path,
+        segment: &str,
+        limit: Duration,
+    ) -> Result<Option<i64>, PgError> {
+        let argv = vec![
+            self.program("pg_waldump"),
+            "-p".into(),
+            wal_dir.display().to_string(),
+            "-r".into(),
+            "Transaction".into(),
+            segment.into(),
+            segment.into(),
+        ];
+        let mut call = self.call(argv, limit);
+        call.env.insert("TZ".into(), "UTC".into());
+        let (_, stdout, _) = call.run_unchecked(
+            "reading the last transaction of the archive",
+            &wal_dir.join(segment).display().to_string(),
+            "check that the archived segment is readable by the cluster's user",
+        )?;
+        Ok(zpersist_core::pitr::wal::last_commit(&stdout))
+    }
+
     /// Is a postmaster running on `data_dir` (`pg_ctl status`)?
     pub fn running(&self, data_dir: &Path) -> Result<bool, PgError> {
         let argv = vec![

@@ -25,6 +25,10 @@ const METADATA: &str = "zpersist-backup.json";
 #[derive(Debug, Clone)]
 pub struct LocalRepository {
     pub dir: PathBuf,
+    /// The dataset `dir` must show (the contract's
+    /// `repository.local.dataset`); `None`: any directory (tests, a
+    /// repository by hand), which must exist.
+    pub dataset: Option<String>,
 }
 
 /// How archiving one file ended.
@@ -51,7 +55,67 @@ fn help_repository(dir: &Path) -> String {
 
 impl LocalRepository {
     pub fn new(dir: impl Into<PathBuf>) -> LocalRepository {
-        LocalRepository { dir: dir.into() }
+        LocalRepository {
+            dir: dir.into(),
+            dataset: None,
+        }
+    }
+
+    /// The repository on `dataset`, which `dir` must show.
+    pub fn on_dataset(dir: impl Into<PathBuf>, dataset: Option<String>) -> LocalRepository {
+        LocalRepository {
+            dir: dir.into(),
+            dataset,
+        }
+    }
+
+    /// The repository can be read and written: its directory exists and,
+    /// with a dataset, is that dataset's own mount (by the directory's
+    /// device in /proc/self/mountinfo), never the empty mountpoint beneath
+    /// an unmounted dataset, nor a filesystem covering it. Every command
+    /// that reads or writes the repository asks this first.
+    pub fn check_reachable(&self) -> Result<(), PgError> {
+        let shown = self.dir.display().to_string();
+        match fs::metadata(&self.dir) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                return Err(PgError::new(
+                    "reaching the WAL repository",
+                    shown,
+                    "it is not a directory",
+                    "fix the contract's repository.local.dir (zpersist.postgresql.pitr.repository.local.mountpoint)",
+                ))
+            }
+            Err(e) => {
+                return Err(PgError::io(
+                    "reaching the WAL repository",
+                    &self.dir,
+                    &e,
+                    "create the repository's dataset (zpersist.postgresql.pitr.repository.local.dataset) and make sure it is mounted (`zfs mount DATASET`)",
+                ))
+            }
+        }
+        let Some(dataset) = &self.dataset else {
+            return Ok(());
+        };
+        let mount = zpersist_host::inuse::mount_showing(&self.dir).map_err(|e| {
+            PgError::io(
+                "reaching the WAL repository",
+                &self.dir,
+                &e,
+                "check /proc/self/mountinfo; the repository must be its dataset's mount",
+            )
+        })?;
+        let view = zpersist_core::mounted::path_view(dataset, &shown, &mount);
+        match view.problem(dataset, &shown) {
+            None => Ok(()),
+            Some(problem) => Err(PgError::new(
+                "reaching the WAL repository",
+                shown.clone(),
+                format!("{problem}: the repository's dataset is not mounted there, so nothing is read from or written to it"),
+                format!("mount it (`zfs mount {dataset}`; `zfs get mounted,mountpoint {dataset}`); {}", view.help(&shown)),
+            )),
+        }
     }
 
     pub fn wal_dir(&self) -> PathBuf {
@@ -66,14 +130,7 @@ impl LocalRepository {
     /// here (an unmounted dataset's empty mountpoint would otherwise
     /// silently receive the archive). Its `wal/` and `base/` are made.
     pub fn open(&self) -> Result<(), PgError> {
-        if !self.dir.is_dir() {
-            return Err(PgError::new(
-                "opening the WAL repository",
-                self.dir.display().to_string(),
-                "it does not exist",
-                "create the repository's dataset (zpersist.postgresql.pitr.repository.local.dataset) and make sure it is mounted",
-            ));
-        }
+        self.check_reachable()?;
         for sub in [self.wal_dir(), self.base_dir()] {
             match fs::create_dir(&sub) {
                 // Made by root (a restore or a backup run by hand): it
@@ -96,6 +153,9 @@ impl LocalRepository {
     /// archive_command: stores `source` as `wal/<name>` under PostgreSQL's
     /// contract (see `zpersist_core::pitr::archive`).
     pub fn archive(&self, source: &Path, name: &str) -> Result<Archived, PgError> {
+        // Before anything is compared or written: an unmounted repository
+        // must fail the archive command, and PostgreSQL keeps the segment.
+        self.check_reachable()?;
         let final_path = self.wal_dir().join(name);
         let existing = self.compare(source, &final_path)?;
         match archive_decision(name, existing) {
@@ -215,19 +275,31 @@ impl LocalRepository {
         }
     }
 
-    /// restore_command: copies `wal/<name>` to `dest`.
+    /// restore_command: copies `wal/<name>` to `dest`. `Missing` only
+    /// when the repository is reachable, has its `wal/` and that holds no
+    /// such file; anything else (unmounted, unreadable) is an error, which
+    /// must stop recovery rather than end it there.
     pub fn fetch(&self, name: &str, dest: &Path) -> Result<Fetched, PgError> {
-        let source = self.wal_dir().join(name);
-        if !source.exists() {
-            if !self.dir.is_dir() {
+        self.check_reachable()?;
+        let help = "mount the repository's dataset and check its permissions; recovery cannot go on without it";
+        let wal = self.wal_dir();
+        match fs::metadata(&wal) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
                 return Err(PgError::new(
                     "restoring WAL",
-                    self.dir.display().to_string(),
-                    "the repository is not there",
-                    "mount the repository's dataset; recovery cannot go on without it",
-                ));
+                    wal.display().to_string(),
+                    "it is not a directory",
+                    help,
+                ))
             }
-            return Ok(Fetched::Missing);
+            Err(e) => return Err(PgError::io("restoring WAL", &wal, &e, help)),
+        }
+        let source = wal.join(name);
+        match fs::symlink_metadata(&source) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Fetched::Missing),
+            Err(e) => return Err(PgError::io("restoring WAL", &source, &e, help)),
         }
         fs::copy(&source, dest).map_err(|e| {
             PgError::io(

@@ -152,4 +152,7 @@ zpersist_e2e::nix_cases! {
     assertion_drill_port_clash => "pitr-drill-port-clash",
     assertion_repository_inside_data => "pitr-repository-inside-data",
     assertion_file_level_backup => "pitr-file-level-backup",
+    assertion_drill_scratch_is_the_repository => "pitr-drill-scratch-is-the-repository",
+    assertion_drill_scratch_holds_the_data => "pitr-drill-scratch-holds-the-data",
+    assertion_drill_scratch_inside_a_dataset => "pitr-drill-scratch-inside-a-dataset",
 }

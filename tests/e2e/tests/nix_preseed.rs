@@ -80,4 +80,19 @@ fn postgresql_can_be_preseeded_from_its_pitr_archive() {
     assert_eq!(plan["mountpoint"], "/var/lib/postgresql");
     zpersist_core::preseed::PreseedPlan::parse(&plan.to_string())
         .expect("preseed-restore accepts the plan the module writes");
+    // The archive it restores from must be mounted first: an unmounted
+    // repository is an empty directory, never "nothing to restore".
+    let unit = eval.attr("config.systemd.services.zpersist-postgresql-preseed");
+    assert_eq!(
+        unit["unitConfig"]["RequiresMountsFor"],
+        json!(["/var/lib/zpersist-pitr"]),
+        "{unit}"
+    );
+    assert!(
+        unit["after"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("zpersist-datasets.service")),
+        "{unit}"
+    );
 }

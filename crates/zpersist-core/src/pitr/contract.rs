@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::retention::RetentionPolicy;
 use crate::contract::{Contract, Diagnostic};
+use crate::plan::normalize_path;
 
 pub const PITR_VERSION: u64 = 1;
 
@@ -60,8 +61,15 @@ pub struct Cluster {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub enum Repository {
-    /// A directory (its own dataset): `wal/` and `base/<id>/`.
-    Local { dir: String },
+    /// A directory (its own dataset): `wal/` and `base/<id>/`. With
+    /// `dataset` (the module always writes it), every command first checks
+    /// that `dir` shows that dataset, mounted: an unmounted dataset's empty
+    /// mountpoint is the root filesystem, never the repository.
+    Local {
+        dir: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dataset: Option<String>,
+    },
     /// Object storage through barman-cloud.
     S3(S3Repository),
 }
@@ -142,8 +150,14 @@ impl Default for Heartbeat {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Drill {
-    /// Emptied and restored into by each drill.
+    /// Where each drill restores (into `data/`, which it makes and removes;
+    /// nothing else in it is touched). Never the repository, the data
+    /// directory or a path in `protected_paths`, nor inside or above one.
     pub scratch_dir: String,
+    /// Paths the scratch directory must neither hold nor lie inside: the
+    /// module writes every declared dataset's mountpoint.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub protected_paths: Vec<String>,
     /// The throwaway cluster's port (on a private socket in the scratch
     /// directory, no TCP).
     pub port: u16,
@@ -155,6 +169,14 @@ fn default_database() -> String {
 
 fn default_max_archive_age() -> i64 {
     3600
+}
+
+/// `a` and `b` are one path, or one lies inside the other (whole
+/// components; `//` and a trailing `/` do not count).
+pub fn overlap(a: &str, b: &str) -> bool {
+    let (a, b) = (normalize_path(a), normalize_path(b));
+    let inside = |x: &str, y: &str| x == y || y == "/" || x.starts_with(&format!("{y}/"));
+    inside(&a, &b) || inside(&b, &a)
 }
 
 impl PitrContract {
@@ -181,7 +203,12 @@ impl PitrContract {
         absolute("drill.scratchDir", &self.drill.scratch_dir);
         absolute("metricsDir", &self.metrics_dir);
         match &self.repository {
-            Repository::Local { dir } => absolute("repository.local.dir", dir),
+            Repository::Local { dir, dataset } => {
+                absolute("repository.local.dir", dir);
+                if let Some(problem) = dataset.as_deref().and_then(crate::name::name_problem) {
+                    problems.push(format!("repository.local.dataset: {problem}"));
+                }
+            }
             Repository::S3(s3) => {
                 if let Some(file) = &s3.environment_file {
                     absolute("repository.s3.environmentFile", file);
@@ -202,14 +229,31 @@ impl PitrContract {
                 }
             }
         }
-        if let Repository::Local { dir } = &self.repository {
-            let inside = |a: &str, b: &str| {
-                a == b || a.starts_with(&format!("{}/", b.trim_end_matches('/')))
-            };
-            if inside(dir, &self.cluster.data_dir) || inside(&self.cluster.data_dir, dir) {
+        if let Repository::Local { dir, .. } = &self.repository {
+            if overlap(dir, &self.cluster.data_dir) {
                 problems.push(format!(
                     "repository.local.dir {dir} and the data directory {} overlap: the archive must survive the loss of the data directory",
                     self.cluster.data_dir
+                ));
+            }
+        }
+        let scratch = &self.drill.scratch_dir;
+        let mut guarded: Vec<(&str, &str)> = vec![("the data directory", &self.cluster.data_dir)];
+        if let Repository::Local { dir, .. } = &self.repository {
+            guarded.push(("the repository", dir));
+        }
+        guarded.extend(
+            self.drill
+                .protected_paths
+                .iter()
+                .map(|p| ("a declared dataset's path", p.as_str())),
+        );
+        for (what, path) in guarded {
+            if overlap(scratch, path) {
+                problems.push(format!(
+                    "drill.scratchDir {} and {what} {} overlap (one is, holds or lies inside the other): the drill restores a throwaway copy there, never where data lives",
+                    crate::shown(scratch),
+                    crate::shown(path)
                 ));
             }
         }
@@ -257,7 +301,7 @@ impl PitrContract {
     /// The repository as messages name it.
     pub fn repository_label(&self) -> String {
         match &self.repository {
-            Repository::Local { dir } => dir.clone(),
+            Repository::Local { dir, .. } => dir.clone(),
             Repository::S3(s3) => format!("{} ({})", s3.destination, s3.server_name),
         }
     }
@@ -305,5 +349,45 @@ mod tests {
         );
         insta::assert_debug_snapshot!(PitrContract::parse(&s3).unwrap_err());
         assert!(PitrContract::parse(r#"{"version":2}"#).unwrap_err()[0].contains("version 2"));
+    }
+
+    #[test]
+    fn a_scratch_directory_where_data_lives_is_refused() {
+        let with_scratch = |scratch: &str| {
+            example()
+                .replace(
+                    r#""scratchDir":"/var/lib/zpersist-pitr-drill""#,
+                    &format!(r#""scratchDir":"{scratch}","protectedPaths":["/srv/sonarr"]"#),
+                )
+                .replace(
+                    r#"{"local":{"dir":"/var/lib/zpersist-pitr"}}"#,
+                    r#"{"local":{"dir":"/var/lib/zpersist-pitr","dataset":"tank/pitr"}}"#,
+                )
+        };
+        assert!(PitrContract::parse(&with_scratch("/var/lib/zpersist-pitr-drill")).is_ok());
+        for (scratch, what) in [
+            ("/var/lib/zpersist-pitr", "the repository"),
+            ("/var/lib/zpersist-pitr/drill", "the repository"),
+            ("/var/lib", "the repository"),
+            ("/var/lib/postgresql", "the data directory"),
+            ("/var/lib/postgresql/15/", "the data directory"),
+            ("/", "the data directory"),
+            ("/srv/sonarr/scratch", "a declared dataset's path"),
+            ("/srv", "a declared dataset's path"),
+        ] {
+            let problems = PitrContract::parse(&with_scratch(scratch)).unwrap_err();
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.contains("drill.scratchDir") && p.contains(what)),
+                "{scratch}: {problems:?}"
+            );
+        }
+        assert!(!overlap("/srv/sonarr2", "/srv/sonarr"));
+        let bad = example().replace(
+            r#""dir":"/var/lib/zpersist-pitr""#,
+            r#""dir":"/var/lib/zpersist-pitr","dataset":"tank/bad@x""#,
+        );
+        assert!(PitrContract::parse(&bad).unwrap_err()[0].contains("repository.local.dataset"));
     }
 }

@@ -11,12 +11,13 @@ pub mod label;
 pub mod recovery;
 pub mod retention;
 pub mod target;
+pub mod timeline;
 pub mod wal;
 
 pub use archive::{archive_decision, ArchiveAction};
 pub use contract::{PitrContract, Repository, PITR_VERSION};
 pub use retention::{retention, RetentionPlan, RetentionPolicy};
-pub use target::{choose_base_backup, BaseBackup, Target};
+pub use target::{candidate_backups, choose_base_backup, BaseBackup, Target};
 
 /// What a restore records about where its data came from:
 /// `base backup 20261130T100000 + last WAL replayed 000000010000000000000005`.

@@ -114,6 +114,7 @@ mod tests {
             end_wal: segment_name(1, start_segment * SEG, SEG),
             timeline: 1,
             end_micros: None,
+            end_lsn: None,
             segment_size: SEG,
         }
     }

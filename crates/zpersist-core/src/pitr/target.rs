@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::timeline::History;
 use crate::time::{parse_rfc3339, rfc3339};
 
 /// Where recovery stops.
@@ -112,6 +113,10 @@ pub struct BaseBackup {
     /// backups: taken right after pg_basebackup returned).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_micros: Option<i64>,
+    /// The LSN where it was consistent (its manifest's last WAL range),
+    /// where known: whether it lies before a timeline's switch point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_lsn: Option<u64>,
     /// WAL segment size of the cluster, in bytes.
     #[serde(default = "default_segment_size")]
     pub segment_size: u64,
@@ -143,27 +148,35 @@ pub fn choose_base_backup(
     target: &Target,
     now: i64,
 ) -> Result<BaseBackup, NoBackup> {
+    candidate_backups(backups, target, now, None).map(|mut list| list.remove(0))
+}
+
+/// The base backups a restore to `target` may start from, the best first:
+/// those complete at the target and, with `history` (the timeline recovery
+/// follows), on that timeline's history, newest first. A backup that fails
+/// its verification gives way to the next (older, with more WAL to
+/// replay). `Target::Backup` names one backup: only that one.
+pub fn candidate_backups(
+    backups: &[BaseBackup],
+    target: &Target,
+    now: i64,
+    history: Option<&History>,
+) -> Result<Vec<BaseBackup>, NoBackup> {
     if backups.is_empty() {
         return Err(NoBackup {
             error: "the repository holds no base backup".into(),
             help: "take one with pitr-base-backup (its timer runs it on schedule); restores start from a base backup".into(),
         });
     }
-    let newest = |list: Vec<&BaseBackup>| {
-        list.into_iter()
-            .max_by(|a, b| a.end_time.cmp(&b.end_time).then(a.id.cmp(&b.id)))
-            .cloned()
+    let newest_first = |mut list: Vec<&BaseBackup>| {
+        list.sort_by(|a, b| b.end_time.cmp(&a.end_time).then(b.id.cmp(&a.id)));
+        list.into_iter().cloned().collect::<Vec<_>>()
     };
-    let oldest = backups
-        .iter()
-        .min_by(|a, b| a.end_time.cmp(&b.end_time).then(a.id.cmp(&b.id)))
-        .expect("not empty");
-    match target {
-        Target::Latest => Ok(newest(backups.iter().collect()).expect("not empty")),
-        Target::Backup(id) => backups
+    if let Target::Backup(id) = target {
+        return backups
             .iter()
             .find(|b| &b.id == id)
-            .cloned()
+            .map(|b| vec![b.clone()])
             .ok_or_else(|| {
                 let mut ids: Vec<&str> = backups.iter().map(|b| b.id.as_str()).collect();
                 ids.sort();
@@ -171,7 +184,35 @@ pub fn choose_base_backup(
                     error: format!("the repository has no base backup {id}"),
                     help: format!("choose one of {}", ids.join(", ")),
                 }
-            }),
+            });
+    }
+    let on_history: Vec<&BaseBackup> = backups
+        .iter()
+        .filter(|b| history.is_none_or(|h| h.holds(b)))
+        .collect();
+    if on_history.is_empty() {
+        let history = history.expect("only a history filters backups out");
+        let mut ids: Vec<&str> = backups.iter().map(|b| b.id.as_str()).collect();
+        ids.sort();
+        return Err(NoBackup {
+            error: format!(
+                "no base backup lies on the history of timeline {}, the archive's newest (its backups {} are on other branches)",
+                history.timeline,
+                ids.join(", ")
+            ),
+            help: format!(
+                "take a base backup of the cluster now (pitr-base-backup), which runs on timeline {}",
+                history.timeline
+            ),
+        });
+    }
+    let oldest = on_history
+        .iter()
+        .min_by(|a, b| a.end_time.cmp(&b.end_time).then(a.id.cmp(&b.id)))
+        .expect("not empty");
+    match target {
+        Target::Backup(_) => unreachable!("handled above"),
+        Target::Latest => Ok(newest_first(on_history)),
         Target::Time(micros) => {
             if micros.div_euclid(1_000_000) > now {
                 return Err(NoBackup {
@@ -179,22 +220,26 @@ pub fn choose_base_backup(
                     help: "no archive holds transactions that have not happened; use `--to latest` for everything archived so far".into(),
                 });
             }
-            let fitting: Vec<&BaseBackup> = backups
+            let fitting: Vec<&BaseBackup> = on_history
                 .iter()
+                .copied()
                 .filter(|b| b.end_micros() <= *micros)
                 .collect();
-            newest(fitting).ok_or_else(|| NoBackup {
-                error: format!(
-                    "the target {} is before the oldest base backup was complete ({}, backup {})",
-                    format_micros(*micros),
-                    rfc3339(oldest.end_time),
-                    oldest.id
-                ),
-                help: format!(
-                    "the repository can restore to {} or later; older states were pruned by retention (or never backed up)",
-                    rfc3339(oldest.end_time)
-                ),
-            })
+            if fitting.is_empty() {
+                return Err(NoBackup {
+                    error: format!(
+                        "the target {} is before the oldest base backup was complete ({}, backup {})",
+                        format_micros(*micros),
+                        rfc3339(oldest.end_time),
+                        oldest.id
+                    ),
+                    help: format!(
+                        "the repository can restore to {} or later; older states were pruned by retention (or never backed up)",
+                        rfc3339(oldest.end_time)
+                    ),
+                });
+            }
+            Ok(newest_first(fitting))
         }
     }
 }
@@ -212,6 +257,7 @@ mod tests {
             end_wal: "000000010000000000000002".into(),
             timeline: 1,
             end_micros: None,
+            end_lsn: None,
             segment_size: 1 << 20,
         }
     }

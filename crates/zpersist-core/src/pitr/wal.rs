@@ -93,9 +93,40 @@ pub fn next_segment(name: &str, segment_size: u64) -> Option<String> {
     Some(segment_name(timeline, segno * segment_size, segment_size))
 }
 
+/// The commit time (microseconds since the epoch) of the last transaction
+/// `pg_waldump` shows committed (`desc: COMMIT 2026-12-07 23:40:01.123456
+/// UTC`, run with `TZ=UTC`), or `None` when it shows none.
+pub fn last_commit(waldump: &str) -> Option<i64> {
+    waldump
+        .lines()
+        .filter_map(|line| {
+            let rest = line.split("desc: COMMIT ").nth(1)?;
+            let stamp = rest.get(..26)?;
+            let zone = rest.get(26..30)?;
+            if zone != " UTC" {
+                return None;
+            }
+            super::target::parse_time_micros(&format!("{}Z", stamp.replacen(' ', "T", 1))).ok()
+        })
+        .max()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_last_commit_of_a_waldump_is_found() {
+        let out = "rmgr: Heap        len (rec/tot):     59/    59, tx:        735, lsn: 0/01000E10, prev 0/01000DD8, desc: INSERT off 2 flags 0x00, blkref #0: rel 1663/5/16384 blk 0\n\
+rmgr: Transaction len (rec/tot):     34/    34, tx:        735, lsn: 0/01000E50, prev 0/01000E10, desc: COMMIT 2026-12-07 23:40:01.123456 UTC\n\
+rmgr: Transaction len (rec/tot):     34/    34, tx:        736, lsn: 0/01000E78, prev 0/01000E50, desc: COMMIT 2026-12-07 23:41:02.000001 UTC; inval msgs: catcache 7\n\
+rmgr: Transaction len (rec/tot):     34/    34, tx:        737, lsn: 0/01000EA0, prev 0/01000E78, desc: ABORT 2026-12-07 23:42:00.000000 UTC\n";
+        assert_eq!(
+            last_commit(out),
+            Some(super::super::target::parse_time_micros("2026-12-07T23:41:02.000001Z").unwrap())
+        );
+        assert_eq!(last_commit("rmgr: XLOG desc: SWITCH\n"), None);
+    }
 
     #[test]
     fn lsns_and_segment_names_match_postgresql() {

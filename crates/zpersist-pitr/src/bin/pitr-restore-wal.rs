@@ -1,7 +1,9 @@
 //! `pitr-restore-wal --contract FILE %f %p`: PostgreSQL's restore_command.
-//! Exit 0 restored; 1 not in the archive (PostgreSQL's normal end of
-//! recovery); 126 when the archive cannot be read at all, which makes
-//! PostgreSQL stop recovery instead of taking the gap as the archive's end.
+//! Exit 0 restored; 1 only when the file is truly absent from a reachable
+//! archive (PostgreSQL's normal end of recovery); 126 for every other
+//! failure (an unmounted or unreadable repository, a bad contract or
+//! argument, a failed copy, even a panic), which makes PostgreSQL stop
+//! recovery instead of taking the failure as the archive's end.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,7 +29,24 @@ struct Args {
 const ABORT_RECOVERY: u8 = 126;
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    // A panic would exit 101, which PostgreSQL reads as "not archived".
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("error: pitr-restore-wal: {info}");
+        eprintln!("  help: report this as a bug; recovery stops here (exit {ABORT_RECOVERY})");
+        std::process::exit(i32::from(ABORT_RECOVERY));
+    }));
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            let _ = e.print();
+            // --help and --version are no failure.
+            return if e.use_stderr() {
+                ExitCode::from(ABORT_RECOVERY)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     // No --json: PostgreSQL runs it and reads only its exit status.
     let mut reporter = Reporter::new("pitr-restore-wal", false);
     let contract = match zpersist_pitr::load_contract(&args.contract, &mut reporter) {

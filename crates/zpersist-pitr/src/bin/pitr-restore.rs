@@ -56,6 +56,11 @@ fn main() -> ExitCode {
                 reporter.document(&report);
             } else {
                 println!("restored into {}: {}", report.into, report.provenance);
+                for rejected in &report.rejected {
+                    println!(
+                        "skipped a newer base backup that failed its verification: {rejected}"
+                    );
+                }
                 if let Some(t) = &report.last_transaction {
                     println!("last transaction replayed: {t}");
                 }

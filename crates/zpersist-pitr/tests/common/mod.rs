@@ -55,6 +55,12 @@ pub enum Repo {
     Local,
     /// A local repository on a mount of its own (the full-disk test).
     LocalAt(PathBuf),
+    /// A local repository on a ZFS dataset mounted at the path, named in
+    /// the contract as the module names it (`repository.local.dataset`).
+    Dataset {
+        dataset: String,
+        mount: PathBuf,
+    },
     S3 {
         bucket: String,
     },
@@ -94,7 +100,7 @@ impl Cluster {
         let port = port();
         let data = dir.join("data");
         let repo_dir = match &repo {
-            Repo::LocalAt(path) => utf8(path).to_owned(),
+            Repo::LocalAt(path) | Repo::Dataset { mount: path, .. } => utf8(path).to_owned(),
             _ => dir.join("repo"),
         };
         for sub in ["repo", "drill", "metrics"] {
@@ -105,6 +111,9 @@ impl Cluster {
         chown_postgres(&repo_dir);
         let repository = match &repo {
             Repo::Local | Repo::LocalAt(_) => serde_json::json!({ "local": { "dir": repo_dir } }),
+            Repo::Dataset { dataset, .. } => {
+                serde_json::json!({ "local": { "dir": repo_dir, "dataset": dataset } })
+            }
             Repo::S3 { bucket } => {
                 let env = dir.join("s3.env");
                 fs::write(&env, "AWS_ACCESS_KEY_ID=test\nAWS_SECRET_ACCESS_KEY=test\nAWS_DEFAULT_REGION=us-east-1\n").unwrap();
@@ -182,6 +191,54 @@ impl Cluster {
         ids.sort();
         ids
     }
+}
+
+/// Waits (bounded: 30 s) until `path` is, or is no longer, a mountpoint
+/// in /proc/self/mountinfo (zfs-fuse mounts and unmounts asynchronously).
+pub fn wait_mounted(path: &Path, mounted: bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let wanted = format!(" {} ", path.display());
+    loop {
+        let table = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        if table.lines().any(|l| l.contains(&wanted)) == mounted {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} still {} after 30 s",
+            path.display(),
+            if mounted { "unmounted" } else { "mounted" }
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// preseed-restore (freshly built) with the plan at `plan`: its exit code
+/// and everything it said.
+pub fn preseed_restore(plan: &Utf8Path) -> (Option<i32>, String) {
+    let preseed = zpersist_e2e::binaries::fresh("preseed-restore");
+    let out = duct::cmd(preseed.as_str(), ["--plan", plan.as_str()])
+        .env("PATH", zpersist_e2e::syncoid::path_with_wrapper())
+        .stderr_to_stdout()
+        .stdout_capture()
+        .unchecked()
+        .run()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!("preseed-restore: {}\n{said}", out.status);
+    (out.status.code(), said)
+}
+
+/// The provenance preseed recorded on `dataset`.
+pub fn preseed_source(dataset: &str) -> String {
+    zpersist_e2e::pool::zfs(&[
+        "get",
+        "-H",
+        "-o",
+        "value",
+        "com.zpersist:preseed-source",
+        dataset,
+    ])
 }
 
 pub fn rows(range: std::ops::RangeInclusive<u32>) -> Vec<u32> {
