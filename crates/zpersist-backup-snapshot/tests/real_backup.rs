@@ -463,3 +463,35 @@ fn status_shows_the_backup_age_and_goes_red_when_stale_or_unreachable() {
         r.stdout
     );
 }
+
+/// Issue 18: a backed-up dataset with a child. The service sees the
+/// child's files under its mountpoint, the view restic reads would not
+/// (a clone of the parent's snapshot shows none of a child's): take
+/// refuses, naming the child, before any snapshot or clone is made.
+#[test]
+fn a_dataset_with_a_child_is_refused_before_anything_is_snapshotted() {
+    let f = Fixture::new("bkchild");
+    f.write("v1");
+    let child = format!("{}/media", f.ds);
+    zfs(&["create", &child]);
+    std::fs::write(f.mountpoint.join("media/film.mkv"), "film").unwrap();
+    let refused = f.take();
+    assert_eq!(refused.code, 1, "{refused:#?}");
+    assert!(
+        refused
+            .stderr
+            .contains(&format!("has child dataset(s) {child}"))
+            && refused.stderr.contains("help: "),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused
+            .zfs_calls
+            .iter()
+            .all(|c| c[0] == "list" || c[0] == "get"),
+        "nothing snapshotted, cloned or destroyed: {:?}",
+        refused.zfs_calls
+    );
+    assert!(f.ours().is_empty(), "{:?}", f.ours());
+}
