@@ -63,6 +63,23 @@ pub struct DatasetFacts {
     pub preseed: Option<String>,
     pub preseed_source: Option<String>,
     pub preseed_at: Option<String>,
+    /// What the declared mountpoint shows, when zfs says the dataset is
+    /// mounted there (`mounted::confirm_shown`): `mounted`, or a cover
+    /// (`not-shown`) or `unverified`; `None` when it was not looked at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_state: Option<crate::mounted::MountState>,
+}
+
+impl DatasetFacts {
+    /// Mounted, and its declared path shows it (no cover over it).
+    pub fn mounted_and_shown(&self) -> bool {
+        self.mounted
+            && !matches!(
+                self.path_state,
+                Some(crate::mounted::MountState::NotShown { .. })
+                    | Some(crate::mounted::MountState::Unverified { .. })
+            )
+    }
 }
 
 /// What one replication target was found to hold.
@@ -195,7 +212,16 @@ pub fn evaluate(inputs: Inputs<'_>) -> ServiceStatus {
             ),
             help: "`systemctl restart zpersist-datasets` sets the declared mountpoint".into(),
         }),
-        Some(_) => {}
+        Some(f) => {
+            if let Some((error, help)) = f.path_state.as_ref().and_then(|state| {
+                crate::mounted::not_shown_problem(dataset, declared_mountpoint, state)
+            }) {
+                problems.push(Problem {
+                    error: format!("{error}; {service} would not see its data"),
+                    help,
+                });
+            }
+        }
     }
     let snapshot_age_seconds = newest_snapshot.as_ref().map(|s| (now - s.creation).max(0));
     if let Some(max) = objectives.max_snapshot_age_seconds {
@@ -358,13 +384,13 @@ pub fn textfile(statuses: &[ServiceStatus]) -> String {
     );
     metric(
         "zpersist_status_mounted",
-        "1 when the service's dataset exists and is mounted.",
+        "1 when the service's dataset exists, is mounted, and its path shows it (no other filesystem mounted over it).",
         statuses
             .iter()
             .map(|s| {
                 (
                     base(s),
-                    i64::from(s.facts.as_ref().is_some_and(|f| f.mounted)),
+                    i64::from(s.facts.as_ref().is_some_and(DatasetFacts::mounted_and_shown)),
                 )
             })
             .collect(),

@@ -17,6 +17,7 @@ use replication_lag::{listing, report};
 use zpersist_core::backup::SNAPSHOT_PREFIX;
 use zpersist_core::contract::Contract;
 use zpersist_core::migration::ServicesFile;
+use zpersist_core::mounted::{confirm_shown, mount_state, MountState, Observed};
 use zpersist_core::preseed::{PROP_AT, PROP_PRESEED, PROP_SOURCE};
 use zpersist_core::replication::{self, SnapshotRef};
 use zpersist_core::status::{
@@ -24,6 +25,7 @@ use zpersist_core::status::{
     TargetFacts,
 };
 use zpersist_core::ObservedPool;
+use zpersist_host::inuse::mount_showing;
 use zpersist_report::{Diagnostic, JsonFlag, Reporter};
 use zpersist_zfs::{all_snapshots_argv, parse_all_snapshots, Zfs};
 
@@ -219,7 +221,7 @@ fn main() -> ExitCode {
             service: name,
             dataset: &entry.dataset,
             declared_mountpoint: &entry.mountpoint,
-            facts: dataset_facts(&observed, &entry.dataset),
+            facts: dataset_facts(&observed, &entry.dataset, &entry.mountpoint),
             newest_snapshot: newest,
             objectives: declared,
             targets,
@@ -484,13 +486,33 @@ impl Backups {
     }
 }
 
-fn dataset_facts(observed: &ObservedPool, dataset: &str) -> Option<DatasetFacts> {
+fn dataset_facts(observed: &ObservedPool, dataset: &str, declared: &str) -> Option<DatasetFacts> {
     if !observed.exists(dataset) {
         return None;
     }
     let value = |p: &str| observed.value(dataset, p).map(str::to_string);
     let number = |p: &str| value(p).and_then(|v| v.parse::<u64>().ok());
+    // zfs's word, then the mount table's: only a dataset zfs says is
+    // mounted on the declared path is looked at.
+    let zfs_says = mount_state(
+        declared,
+        Some(&Observed {
+            mounted: value("mounted"),
+            mountpoint: value("mountpoint"),
+        }),
+    );
+    let path_state = (zfs_says == MountState::Mounted).then(|| {
+        confirm_shown(
+            zfs_says,
+            dataset,
+            declared,
+            mount_showing(std::path::Path::new(declared))
+                .as_ref()
+                .map_err(|e| e.to_string()),
+        )
+    });
     Some(DatasetFacts {
+        path_state,
         mounted: value("mounted").as_deref() == Some("yes"),
         mountpoint: value("mountpoint"),
         used: number("used"),
@@ -518,7 +540,12 @@ fn describe(s: &ServiceStatus, colour: bool) -> String {
         Some(f) => {
             out.push_str(&format!(
                 "  mounted: {} at {}\n  used: {}{}\n",
-                if f.mounted { "yes" } else { "no" },
+                match (&f.path_state, f.mounted) {
+                    (Some(MountState::NotShown { .. }), _) => "covered (zfs says yes)",
+                    (Some(MountState::Unverified { .. }), _) => "unverified (zfs says yes)",
+                    (_, true) => "yes",
+                    (_, false) => "no",
+                },
                 f.mountpoint.as_deref().unwrap_or("-"),
                 f.used.map(zpersist_core::human_bytes).unwrap_or("-".into()),
                 f.quota

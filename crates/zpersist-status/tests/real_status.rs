@@ -437,3 +437,61 @@ fn a_local_target_without_its_pool_is_unreachable() {
         r.stdout
     );
 }
+
+/// Issue 18: a tmpfs mounted over the dataset's path. zfs still says the
+/// dataset is mounted there, but the service would see the tmpfs: status
+/// is red (exit 1), names the cover, and the textfile's mounted is 0.
+#[test]
+fn a_dataset_covered_by_another_mount_is_red_naming_the_cover() {
+    let pool = TestPool::new("stcover");
+    let app = pool.ds("app");
+    zfs(&["create", &app]);
+    let at = pool.mnt().join("app");
+    let textfile = pool.scratch("cover.prom");
+    let dir = config(
+        &pool,
+        "cover",
+        &[("services.json", services(&pool, &["app"]))],
+    );
+    assert_eq!(status(&dir, &[]).code, 0);
+
+    let cover = zpersist_e2e::cover::Tmpfs::over(at.as_str(), "zpersist-cover");
+    let r = status(&dir, &["--textfile", textfile.as_str()]);
+    let j = status(&dir, &["--json"]);
+    drop(cover);
+    assert_eq!(r.code, 1, "{r:#?}");
+    assert!(r.stdout.starts_with("FAIL app"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("mounted: covered (zfs says yes)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains(&format!(
+            "error: {app} is mounted (zfs says so), but {at} does not show {app}: tmpfs from zpersist-cover is mounted over it, hiding the dataset; app would not see its data"
+        )),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains(&format!("(`umount {at}`)")),
+        "{}",
+        r.stdout
+    );
+    let report: Value = serde_json::from_str(&j.stdout).unwrap();
+    let facts = &report["services"][0]["facts"];
+    assert_eq!(facts["pathState"]["state"], "not-shown", "{facts}");
+    assert_eq!(
+        facts["pathState"]["view"]["by"],
+        "tmpfs from zpersist-cover"
+    );
+    let text = std::fs::read_to_string(&textfile).unwrap();
+    assert!(
+        text.contains(&format!(
+            "zpersist_status_mounted{{service=\"app\",dataset=\"{app}\"}} 0"
+        )),
+        "{text}"
+    );
+    // Uncovered, green again.
+    assert_eq!(status(&dir, &[]).code, 0);
+}
