@@ -24,6 +24,7 @@ use zpersist_core::status::{
     evaluate, BackupFacts, BackupRef, DatasetFacts, Inputs, Objectives, ServiceStatus, StatusFile,
     TargetFacts,
 };
+use zpersist_core::time::{in_future, newest_by_clock};
 use zpersist_core::ObservedPool;
 use zpersist_host::inuse::mount_showing;
 use zpersist_report::{Diagnostic, JsonFlag, Reporter};
@@ -192,11 +193,21 @@ fn main() -> ExitCode {
         }
     };
 
-    let mut targets_of = replication.as_ref().map(|r| Targets::new(r, &zfs, timeout));
-    let mut backups = Backups::new(timeout);
+    let mut targets_of = replication
+        .as_ref()
+        .map(|r| Targets::new(r, &zfs, timeout, now));
+    let mut backups = Backups::new(timeout, now);
     let mut statuses = Vec::new();
     for (name, entry) in selected {
         let local = snapshots.get(&entry.dataset).cloned().unwrap_or_default();
+        // A snapshot dated in the future never counts as what a target
+        // should hold or holds: lag is judged from the newest that is not
+        // (evaluate reports the future one).
+        let present: Vec<replication::Snapshot> = local
+            .iter()
+            .filter(|s| !in_future(s.creation, now))
+            .cloned()
+            .collect();
         let mut declared = objectives
             .services
             .get(name)
@@ -207,22 +218,22 @@ fn main() -> ExitCode {
             if declared.max_replication_lag_seconds.is_none() {
                 declared.max_replication_lag_seconds = r.max_lag_seconds;
             }
-            targets = t.facts(&entry.dataset, &local);
+            targets = t.facts(&entry.dataset, &present);
         }
         // The backups' own snapshots live only while a backup runs: they
         // say nothing about sanoid's.
-        let newest = local
+        let own: Vec<SnapshotRef> = local
             .iter()
             .filter(|s| !s.name.starts_with(SNAPSHOT_PREFIX))
-            .max_by_key(|s| s.creation)
-            .map(SnapshotRef::from);
+            .map(SnapshotRef::from)
+            .collect();
         let backup = declared.restic_backup.as_ref().map(|r| backups.facts(r));
         statuses.push(evaluate(Inputs {
             service: name,
             dataset: &entry.dataset,
             declared_mountpoint: &entry.mountpoint,
             facts: dataset_facts(&observed, &entry.dataset, &entry.mountpoint),
-            newest_snapshot: newest,
+            snapshots: own,
             objectives: declared,
             targets,
             backup,
@@ -269,6 +280,7 @@ struct Targets<'a> {
     r: &'a Replication,
     zfs: &'a Result<Zfs, zpersist_zfs::ZfsError>,
     timeout: Duration,
+    now: i64,
     identifiers: Vec<String>,
     /// Per local target: its tree (dataset names and their snapshots), or
     /// why it could not be read.
@@ -287,11 +299,13 @@ impl<'a> Targets<'a> {
         r: &'a Replication,
         zfs: &'a Result<Zfs, zpersist_zfs::ZfsError>,
         timeout: Duration,
+        now: i64,
     ) -> Self {
         Targets {
             r,
             zfs,
             timeout,
+            now,
             identifiers: r.targets.values().map(|t| t.identifier.clone()).collect(),
             local: BTreeMap::new(),
             failed: BTreeMap::new(),
@@ -409,9 +423,15 @@ impl<'a> Targets<'a> {
                     } else {
                         (None, None)
                     };
+                    let (_, future_snapshot) = newest_by_clock(
+                        held.as_deref().unwrap_or_default(),
+                        |s| s.creation,
+                        self.now,
+                    );
                     TargetFacts::Reached {
                         newest_held,
                         lag_seconds: lag,
+                        future_snapshot: future_snapshot.map(SnapshotRef::from),
                         why_none,
                         help,
                     }
@@ -433,13 +453,15 @@ impl<'a> Targets<'a> {
 /// repository that cannot be read is unreachable for each of them.
 struct Backups {
     timeout: Duration,
+    now: i64,
     listings: BTreeMap<(String, Option<String>), Result<Vec<zpersist_restic::Snapshot>, String>>,
 }
 
 impl Backups {
-    fn new(timeout: Duration) -> Self {
+    fn new(timeout: Duration, now: i64) -> Self {
         Backups {
             timeout,
+            now,
             listings: BTreeMap::new(),
         }
     }
@@ -457,17 +479,24 @@ impl Backups {
             .map_err(|e| e.to_string())
         });
         match listing {
-            Ok(snapshots) => BackupFacts::Reached {
-                repository: source.name.clone(),
-                newest: snapshots
-                    .iter()
-                    .filter(|s| s.paths.iter().any(|p| p == &source.path))
-                    .max_by_key(|s| s.time)
-                    .map(|s| BackupRef {
-                        id: s.short_id.clone(),
-                        time: s.time,
-                    }),
-            },
+            Ok(snapshots) => {
+                let (newest, in_future) = newest_by_clock(
+                    snapshots
+                        .iter()
+                        .filter(|s| s.paths.iter().any(|p| p == &source.path))
+                        .map(|s| BackupRef {
+                            id: s.short_id.clone(),
+                            time: s.time,
+                        }),
+                    |b| b.time,
+                    self.now,
+                );
+                BackupFacts::Reached {
+                    repository: source.name.clone(),
+                    newest,
+                    in_future,
+                }
+            }
             Err(error) => BackupFacts::Unreachable {
                 repository: source.name.clone(),
                 error: error.clone(),
@@ -572,6 +601,13 @@ fn describe(s: &ServiceStatus, colour: bool) -> String {
         )),
         _ => out.push_str("  newest snapshot: none\n"),
     }
+    if let Some(f) = &s.future_snapshot {
+        out.push_str(&format!(
+            "  snapshot dated in the future: {} ({})\n",
+            f.name,
+            zpersist_core::time::rfc3339(f.creation)
+        ));
+    }
     for (target, facts) in &s.targets {
         match facts {
             TargetFacts::Unreachable { .. } => {
@@ -596,6 +632,7 @@ fn describe(s: &ServiceStatus, colour: bool) -> String {
             Some(BackupFacts::Reached {
                 repository,
                 newest: Some(b),
+                ..
             }),
             Some(age),
         ) => out.push_str(&format!(
@@ -613,6 +650,16 @@ fn describe(s: &ServiceStatus, colour: bool) -> String {
             out.push_str(&format!("  restic backup: {repository} unreachable\n"))
         }
         (None, _) => {}
+    }
+    if let Some(BackupFacts::Reached {
+        in_future: Some(f), ..
+    }) = &s.backup
+    {
+        out.push_str(&format!(
+            "  restic backup dated in the future: {} ({})\n",
+            f.id,
+            zpersist_core::time::rfc3339(f.time)
+        ));
     }
     for p in &s.problems {
         if colour {
