@@ -152,6 +152,11 @@ let
   # systemd expands `%` and `$` in them.
   safePath = p: builtins.match "/[A-Za-z0-9._/+@:=-]*" p != null;
 
+  # Declared datasets below the service's: a snapshot's clone shows none of
+  # their files (zpersist-backup-snapshot refuses the same at run time, for
+  # children made by hand).
+  childrenOf = s: lib.filter (d: hasPrefix "${s.dataset}/" d) (attrNames cfg.datasets);
+
   # PostgreSQL's data directory: the service itself, or any dataset whose
   # mountpoint holds it or lies inside it.
   holdsPostgres =
@@ -186,6 +191,7 @@ let
     ++ optional (
       builtins.isString mp && hasPrefix "/" mp && !(safePath mp)
     ) "${opt}: the mountpoint ${mp} has characters nixpkgs' restic unit would split or systemd would expand (spaces, quotes, % or $); use a path of letters, digits and . _ - / + @ : = only."
+    ++ optional (childrenOf s != [ ]) "${opt}: zpersist.datasets has child dataset(s) of \"${s.dataset}\": ${lib.concatMapStringsSep ", " (c: "\"${c}\"") (childrenOf s)}. The backup reads a clone of the dataset's own snapshot, which shows none of a child's files: they would be missing from every backup. Back each child up as a service of its own, or keep its data in the service's dataset."
     ++ optional (holdsPostgres name s) "${opt}: PostgreSQL's data directory is never backed up at file level: a copy of a running cluster's files is not a consistent backup, and a snapshot of them is only crash-consistent. Its backup is PITR (zpersist.postgresql.pitr: WAL archive and verified base backups, restored by preseed's { pitr = true; } source). Remove backup.restic here."
     ++ optional (
       b.timerConfig != null && zlib.systemd.timerPeriodSeconds b.timerConfig == null && s.objectives.maxBackupAge == null

@@ -81,4 +81,15 @@ in
     } { };
     expect = "the mountpoint /srv/my wiki has characters nixpkgs' restic unit would split";
   };
+  # A child dataset: the service sees its files, the snapshot's clone
+  # restic reads would not.
+  backup-dataset-with-child = {
+    module = host {
+      wiki = {
+        enable = true;
+        backup.restic.repository = "b2";
+      };
+    } { zpersist.datasets."services/wiki/media".mountpoint = "/var/lib/wiki/media"; };
+    expect = ''zpersist.services."wiki".backup.restic: zpersist.datasets has child dataset(s) of "services/wiki": "services/wiki/media". The backup reads a clone of the dataset's own snapshot, which shows none of a child's files'';
+  };
 }

@@ -74,25 +74,18 @@ impl<'a> Replica<'a> {
     }
 }
 
-/// Asks every source for its restore points.
+/// Asks every source for its restore points. A source offering a point
+/// dated in the future by this host's clock fails
+/// (`zpersist_core::preseed::refuse_future`).
 pub fn ask_all(plan: &PreseedPlan, zfs: &Zfs) -> Vec<SourceAnswer> {
     let timeout = Duration::from_secs(plan.timeout_seconds);
-    plan.sources
+    let answers = plan
+        .sources
         .iter()
         .enumerate()
         .map(|(index, source)| {
             let answer = match source {
-                SourceSpec::Replica(r) => Replica::of(r, timeout).snapshots(zfs).map(|snapshots| {
-                    snapshots
-                        .into_iter()
-                        .map(|s| RestorePoint {
-                            source: index,
-                            label: format!("replica:{}:{}@{}", r.target, r.dataset, s.name),
-                            created: s.creation,
-                            reference: format!("{}@{}", r.dataset, s.name),
-                        })
-                        .collect()
-                }),
+                SourceSpec::Replica(r) => replica_points(plan, r, zfs, timeout, index),
                 SourceSpec::Local(_) => local_points(plan, zfs, index),
                 SourceSpec::Pitr(p) => pitr_points(p, index),
                 SourceSpec::Restic(r) => restic(r, plan)
@@ -115,7 +108,53 @@ pub fn ask_all(plan: &PreseedPlan, zfs: &Zfs) -> Vec<SourceAnswer> {
                 Err(error) => SourceAnswer::Failed { error },
             }
         })
-        .collect()
+        .collect();
+    // Read after every source answered: a point dated "now" while asking
+    // is never ahead of it.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    zpersist_core::preseed::refuse_future(answers, now)
+}
+
+/// A replica's snapshots as restore points, each dated by the data from
+/// this host it holds (`zpersist_core::replication::replica_points`:
+/// matched by guid to this host's snapshots of the dataset, as
+/// replication-lag does), never by a snapshot the target made itself.
+fn replica_points(
+    plan: &PreseedPlan,
+    r: &ReplicaSource,
+    zfs: &Zfs,
+    timeout: Duration,
+    index: usize,
+) -> Result<Vec<RestorePoint>, String> {
+    let held = Replica::of(r, timeout).snapshots(zfs)?;
+    let local = zfs
+        .snapshots(&plan.dataset)
+        .map_err(|e| {
+            format!(
+                "cannot list this host's snapshots of {} to tell which of the replica's came from here: {e}",
+                plan.dataset
+            )
+        })?
+        .unwrap_or_default();
+    // The name syncoid puts in its sync snapshots (`hostname`).
+    let this_host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty());
+    Ok(
+        zpersist_core::replication::replica_points(&local, &held, this_host.as_deref())
+            .into_iter()
+            .map(|p| RestorePoint {
+                source: index,
+                label: format!("replica:{}:{}@{}", r.target, r.dataset, p.snapshot.name),
+                created: p.data_from,
+                reference: format!("{}@{}", r.dataset, p.snapshot.name),
+            })
+            .collect(),
+    )
 }
 
 /// This dataset's own snapshots (not a child's), any naming. Which of them

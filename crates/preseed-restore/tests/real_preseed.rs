@@ -321,6 +321,67 @@ fn a_local_snapshot_fresher_than_the_replica_wins() {
     f.assert_restored(&run, "v2", &format!("local:{}@autosnap_2026-11-02", f.ds));
 }
 
+/// Issue 18: the target snapshots its own old copy after the last
+/// receive. By creation that snapshot is fresher than a local snapshot
+/// holding newer data, and preseed restored the older data from it. It
+/// counts by the snapshot from this host it holds (matched by guid), so
+/// the local snapshot wins, whichever source is listed first.
+#[test]
+fn a_snapshot_the_target_made_of_its_old_copy_never_beats_newer_local_data() {
+    let f = Fixture::new("targetmade");
+    f.write_data("v2");
+    f.snapshot("autosnap_2026-11-02_00:00:00_hourly");
+    // Taken on the target, of the copy that holds v1 only.
+    let mine = format!("{}@manual-on-nas", f.copy);
+    zfs(&["snapshot", &mine]);
+    let creation = |s: &str| -> i64 {
+        zfs(&["get", "-Hp", "-o", "value", "creation", s])
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let local_v2 = format!("{}@autosnap_2026-11-02_00:00:00_hourly", f.ds);
+    assert!(
+        creation(&mine) > creation(&local_v2),
+        "the target's snapshot is the newer by creation"
+    );
+    f.wipe();
+    let plan = f.plan(vec![f.local_replica(), json!({ "local": {} })]);
+    let run = f.run(&plan, &[]);
+    f.assert_restored(&run, "v2", &format!("local:{}@autosnap_2026-11-02", f.ds));
+}
+
+/// A point dated in the future (here: preseed's clock set 30 days back,
+/// as on a host whose clock ran ahead when its snapshots were taken) never
+/// wins "freshest": its source fails naming it, and nothing is restored.
+#[test]
+fn a_point_dated_in_the_future_is_refused_not_restored() {
+    let f = Fixture::new("future");
+    f.wipe();
+    let plan = f.plan(vec![json!({ "local": {} })]);
+    let run = f.run(
+        &plan,
+        &[
+            (
+                "LD_PRELOAD",
+                "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+            ),
+            ("FAKETIME", "-30d"),
+        ],
+    );
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(
+        run.stderr.contains(&format!(
+            "local: its point local:{}@{FIRST} is dated ",
+            f.ds
+        )) && run.stderr.contains("s ahead of this host's clock"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.mutating_calls().is_empty(), "{:?}", run.zfs_calls);
+    assert_eq!(get(&f.ds, "com.zpersist:preseed"), "-");
+}
+
 /// Restic backups of the data directory, at the right depth, with names
 /// that are hard to carry (spaces, quotes, non-ASCII), newer than the rest.
 #[test]

@@ -23,7 +23,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
 use zpersist_core::backup::{
-    is_ours, judge_view, snapshot_name, view_dataset, ViewFacts, ViewVerdict, PROP_VIEW,
+    children_problem, is_ours, judge_view, snapshot_name, view_dataset, ViewFacts, ViewVerdict,
+    PROP_VIEW,
 };
 use zpersist_core::mounted::argument_problem;
 use zpersist_core::shown;
@@ -102,14 +103,16 @@ fn main() -> ExitCode {
         }
     };
     let done = match args.step {
-        Step::Take { .. } => release(&zfs, &dataset).and_then(|released| {
-            take(&zfs, &dataset, &view).map(|(snapshot, clone)| {
-                serde_json::json!({
-                    "dataset": dataset, "released": released,
-                    "snapshot": snapshot, "view": clone, "mountpoint": view,
+        Step::Take { .. } => refuse_children(&zfs, &dataset)
+            .and_then(|()| release(&zfs, &dataset))
+            .and_then(|released| {
+                take(&zfs, &dataset, &view).map(|(snapshot, clone)| {
+                    serde_json::json!({
+                        "dataset": dataset, "released": released,
+                        "snapshot": snapshot, "view": clone, "mountpoint": view,
+                    })
                 })
-            })
-        }),
+            }),
         Step::Release { .. } => release(&zfs, &dataset)
             .map(|released| serde_json::json!({ "dataset": dataset, "released": released })),
     };
@@ -146,6 +149,37 @@ fn zfs_failure(step: &str, e: MountError) -> Failure {
         _ => "see what zfs says; `zpool status` for the pool's health".to_string(),
     };
     (format!("{step}: {e}"), help)
+}
+
+/// Refuses a dataset with descendants before anything is touched: its
+/// snapshot's clone would show none of their files (zpersist_core::backup::
+/// children_problem).
+fn refuse_children(zfs: &Zfs, dataset: &str) -> Result<(), Failure> {
+    let listed = match zfs.run(&[
+        "list",
+        "-H",
+        "-o",
+        "name",
+        "-r",
+        "-t",
+        "filesystem,volume",
+        dataset,
+    ]) {
+        Ok(listed) => listed,
+        // release says so, with its help.
+        Err(e) if zpersist_zfs::says_dataset_missing(e.stderr()) => return Ok(()),
+        Err(e) => {
+            return Err(zfs_failure(
+                &format!("listing the datasets below {dataset}"),
+                e.into(),
+            ))
+        }
+    };
+    let names: Vec<String> = listed.lines().map(str::to_string).collect();
+    match children_problem(dataset, &names) {
+        None => Ok(()),
+        Some(refused) => Err(refused),
+    }
 }
 
 /// Destroys the view clone (when it is ours) and every snapshot of ours on

@@ -463,3 +463,98 @@ fn status_shows_the_backup_age_and_goes_red_when_stale_or_unreachable() {
         r.stdout
     );
 }
+
+/// Issue 18: a backed-up dataset with a child. The service sees the
+/// child's files under its mountpoint, the view restic reads would not
+/// (a clone of the parent's snapshot shows none of a child's): take
+/// refuses, naming the child, before any snapshot or clone is made.
+#[test]
+fn a_dataset_with_a_child_is_refused_before_anything_is_snapshotted() {
+    let f = Fixture::new("bkchild");
+    f.write("v1");
+    let child = format!("{}/media", f.ds);
+    zfs(&["create", &child]);
+    std::fs::write(f.mountpoint.join("media/film.mkv"), "film").unwrap();
+    let refused = f.take();
+    assert_eq!(refused.code, 1, "{refused:#?}");
+    assert!(
+        refused
+            .stderr
+            .contains(&format!("has child dataset(s) {child}"))
+            && refused.stderr.contains("help: "),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused
+            .zfs_calls
+            .iter()
+            .all(|c| c[0] == "list" || c[0] == "get"),
+        "nothing snapshotted, cloned or destroyed: {:?}",
+        refused.zfs_calls
+    );
+    assert!(f.ours().is_empty(), "{:?}", f.ours());
+}
+
+/// Issue 18: a restic backup dated 30 days ahead (`restic backup --time`)
+/// made the backup age 0 and status green while no real backup was made.
+/// It is an alarm now, and the age is judged from the newest backup that
+/// is not in the future: here an older real one, stale by the objective.
+#[test]
+fn a_backup_dated_in_the_future_is_an_alarm_and_the_age_is_the_real_ones() {
+    let f = Fixture::new("bkfuture");
+    f.write("v1");
+    assert_eq!(f.take().code, 0);
+    f.backup_in_namespace();
+    assert_eq!(f.release().code, 0);
+    std::thread::sleep(Duration::from_millis(2100));
+    let ahead = duct::cmd("date", ["-d", "+30 days", "+%Y-%m-%d %H:%M:%S"])
+        .read()
+        .unwrap();
+    f.restic(&[
+        "backup",
+        "--host",
+        "forge",
+        "--time",
+        &ahead,
+        f.mountpoint.as_str(),
+    ]);
+    let dir = status_config(&f, "future", 1, f.repo.as_str());
+    let textfile = f.pool.scratch("future.prom");
+    let r = status(&dir, &["--textfile", textfile.as_str()]);
+    assert_eq!(r.code, 1, "{r:#?}");
+    assert!(
+        r.stdout.contains("error: the restic backup ")
+            && r.stdout.contains(" of wiki in b2 is dated ")
+            && r.stdout.contains("s ahead of this host's clock"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("restic backup dated in the future: "),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("s old (objective: at most 1 s)"),
+        "the real backup's age is judged: {}",
+        r.stdout
+    );
+    let j = status(&dir, &["--json"]);
+    let report: Value = serde_json::from_str(&j.stdout).unwrap();
+    let wiki = &report["services"][0];
+    let age = wiki["backupAgeSeconds"].as_i64().unwrap();
+    assert!((2..120).contains(&age), "{age}: {wiki:#}");
+    assert!(
+        wiki["backup"]["inFuture"]["time"].as_i64().unwrap()
+            > report["now"].as_i64().unwrap() + 29 * 86_400
+    );
+    let text = std::fs::read_to_string(&textfile).unwrap();
+    assert!(
+        text.lines().any(|l| l.starts_with(&format!(
+            "zpersist_status_future_dated_seconds{{service=\"wiki\",dataset=\"{}\",repository=\"b2\",kind=\"backup\"}} 259",
+            f.ds
+        ))),
+        "{text}"
+    );
+}

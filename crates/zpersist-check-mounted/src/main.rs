@@ -1,8 +1,10 @@
 //! zpersist-check-mounted SERVICE DATASET MOUNTPOINT [DATASET MOUNTPOINT]...
 //!
 //! Run by `zpersist-<service>-mounted.service`, which the service's units
-//! require: succeeds only when each dataset is mounted on its mountpoint,
-//! so the service never starts on the directory beneath. One bounded
+//! require: succeeds only when each dataset is mounted on its mountpoint
+//! and the mountpoint shows it (its filesystem in /proc/self/mountinfo is
+//! the dataset, not a tmpfs or bind mount over it), so the service never
+//! starts on the directory beneath or on a cover. One bounded
 //! `zfs get mounted,mountpoint` for all the datasets.
 //!
 //! Exit 0: every dataset is mounted where it should be; 1: one is not (or
@@ -14,9 +16,11 @@ use std::time::Duration;
 use clap::Parser;
 use serde::Serialize;
 use zpersist_core::mounted::{
-    argument_problem, message_and_help, mount_state, MountState, Observed, PROPERTIES,
+    argument_problem, confirm_shown, message_and_help, mount_state, MountState, Observed,
+    PROPERTIES,
 };
 use zpersist_core::shown;
+use zpersist_host::inuse::mount_showing;
 use zpersist_report::{Diagnostic, JsonFlag, Reporter};
 use zpersist_zfs::Zfs;
 
@@ -113,7 +117,16 @@ fn main() -> ExitCode {
                 mounted: observed.value(&dataset, "mounted").map(str::to_string),
                 mountpoint: observed.value(&dataset, "mountpoint").map(str::to_string),
             });
-            let state = mount_state(&expected, seen.as_ref());
+            // zfs's word, then the mount table's: the path must show the
+            // dataset, not a filesystem mounted over it.
+            let state = confirm_shown(
+                mount_state(&expected, seen.as_ref()),
+                &dataset,
+                &expected,
+                mount_showing(std::path::Path::new(&expected))
+                    .as_ref()
+                    .map_err(|e| format!("{e}")),
+            );
             let (message, help) = match message_and_help(&service, &dataset, &expected, &state) {
                 Some((message, help)) => (Some(message), Some(help)),
                 None => (None, None),

@@ -178,3 +178,41 @@ fn a_hung_zfs_fails_the_check_at_the_timeout() {
     assert!(stderr.contains("help: not starting sonarr"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 18: another filesystem mounted over the dataset's path. zfs
+/// still says "mounted" on that mountpoint; the service would start on
+/// the cover. The check looks at what the path shows (its device in
+/// /proc/self/mountinfo) and refuses, naming the cover.
+#[test]
+fn a_dataset_covered_by_another_mount_is_not_mounted_for_the_service() {
+    let pool = TestPool::new("covered");
+    let ds = pool.ds("app");
+    let at = pool.mnt().join("app").to_string();
+    zfs(&["create", "-o", &format!("mountpoint={at}"), &ds]);
+    std::fs::write(format!("{at}/data.db"), "the dataset's").unwrap();
+    assert_eq!(check(&["app", &ds, &at]).code, 0);
+
+    let cover = zpersist_e2e::cover::Tmpfs::over(&at, "zpersist-cover");
+    assert_eq!(get(&ds, "mounted"), "yes", "zfs still says mounted");
+    let run = check(&["app", &ds, &at]);
+    let json = check(&["--json", "app", &ds, &at]);
+    drop(cover);
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert_eq!(
+        run.stderr,
+        format!(
+            "error: {ds} is mounted (zfs says so), but {at} does not show {ds}: tmpfs from zpersist-cover is mounted over it, hiding the dataset; not starting app, which would write there and not to the dataset\n  \
+             help: see what is mounted there (`findmnt {at}`, `grep {at} /proc/self/mountinfo`), unmount what covers the dataset (`umount {at}`), then start the service again\n"
+        )
+    );
+    assert_eq!(json.code, 1, "{json:#?}");
+    let report: Value = serde_json::from_str(&json.stdout).expect("JSON");
+    assert_eq!(report["datasets"][0]["state"], "not-shown");
+    assert_eq!(report["datasets"][0]["view"]["shows"], "covered");
+    assert_eq!(
+        report["datasets"][0]["view"]["by"],
+        "tmpfs from zpersist-cover"
+    );
+    // The cover gone, the dataset is seen again.
+    assert_eq!(check(&["app", &ds, &at]).code, 0);
+}

@@ -41,6 +41,36 @@ pub fn is_ours(dataset: &str, snapshot: &str) -> bool {
         .is_some_and(|(ds, name)| ds == dataset && name.starts_with(SNAPSHOT_PREFIX))
 }
 
+/// Why `dataset` cannot be backed up when it has descendant datasets
+/// (`descendants`: the names `zfs list -r` prints, the dataset itself
+/// included or not): the backup reads a clone of the dataset's own
+/// snapshot, which shows none of its children, so their files would be
+/// silently missing from every backup. `None` when it has none. The NixOS
+/// module refuses the same at evaluation (nix/modules/backup.nix).
+pub fn children_problem(dataset: &str, descendants: &[String]) -> Option<(String, String)> {
+    let below = format!("{dataset}/");
+    let children: Vec<&str> = descendants
+        .iter()
+        .map(String::as_str)
+        .filter(|d| d.starts_with(&below))
+        .collect();
+    if children.is_empty() {
+        return None;
+    }
+    Some((
+        format!(
+            "{} has child dataset(s) {}: the backup reads a clone of {}'s own snapshot, which shows none of a child's files, so they would be missing from the backup; nothing was snapshotted",
+            crate::shown(dataset),
+            children.iter().map(|c| crate::shown(c)).collect::<Vec<_>>().join(", "),
+            crate::shown(dataset),
+        ),
+        format!(
+            "back up each child as a service of its own (zpersist.services.<name>.backup.restic), or move its data into {} (`zfs rename` it elsewhere, or copy its files in and destroy it)",
+            crate::shown(dataset)
+        ),
+    ))
+}
+
 /// The view dataset as `zfs get` found it (`None` when it does not exist).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ViewFacts {
@@ -98,6 +128,26 @@ mod tests {
             view_dataset("tank/services/sonarr"),
             "tank/services/sonarr-zpersist-restic"
         );
+    }
+
+    #[test]
+    fn a_dataset_with_children_is_refused_naming_them() {
+        let ds = "tank/services/sonarr";
+        let listed = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert_eq!(children_problem(ds, &listed(&[ds])), None);
+        assert_eq!(
+            children_problem(ds, &listed(&[ds, "tank/services/sonarr-zpersist-restic"])),
+            None,
+            "the view is a sibling, not a child"
+        );
+        let (what, help) =
+            children_problem(ds, &listed(&[ds, "tank/services/sonarr/media"])).unwrap();
+        assert!(
+            what.contains("child dataset(s) tank/services/sonarr/media"),
+            "{what}"
+        );
+        assert!(what.contains("nothing was snapshotted"), "{what}");
+        assert!(help.contains("service of its own"), "{help}");
     }
 
     #[test]

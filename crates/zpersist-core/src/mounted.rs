@@ -34,6 +34,67 @@ pub enum MountState {
     NotMounted { mountpoint: String },
     /// Its mountpoint is another path, or `none`/`legacy`.
     Elsewhere { mountpoint: String, mounted: bool },
+    /// zfs says it is mounted on the path, but the path shows another
+    /// filesystem: one mounted over it, or the directory beneath.
+    NotShown { view: PathView },
+    /// zfs says it is mounted on the path, but what the path shows could
+    /// not be read (the path cannot be stat'ed, /proc/self/mountinfo
+    /// unreadable).
+    Unverified { error: String },
+}
+
+/// The state once the host's mount table is consulted: a dataset zfs says
+/// is [`MountState::Mounted`] stays so only when its path shows it
+/// (`showing`: `zpersist_host::inuse::mount_showing` of the path, or its
+/// error); any other state is kept as it is.
+pub fn confirm_shown(
+    state: MountState,
+    dataset: &str,
+    expected: &str,
+    showing: Result<&Mount, String>,
+) -> MountState {
+    if state != MountState::Mounted {
+        return state;
+    }
+    match showing.map(|mount| path_view(dataset, expected, mount)) {
+        Ok(PathView::Dataset) => MountState::Mounted,
+        Ok(view) => MountState::NotShown { view },
+        Err(error) => MountState::Unverified { error },
+    }
+}
+
+/// What is wrong, and what to do, when zfs says `dataset` is mounted on
+/// `path` but the path does not show it (or what it shows could not be
+/// read): `zpersist-check-mounted` and `zpersist-status` say the same.
+pub fn not_shown_problem(
+    dataset: &str,
+    path: &str,
+    state: &MountState,
+) -> Option<(String, String)> {
+    match state {
+        MountState::NotShown { view } => Some((
+            format!(
+                "{} is mounted (zfs says so), but {}",
+                shown(dataset),
+                view.problem(dataset, path).unwrap_or_default()
+            ),
+            view.help(path),
+        )),
+        MountState::Unverified { error } => Some((
+            format!(
+                "{} is mounted on {} (zfs says so), but what the path shows cannot be read: {}",
+                shown(dataset),
+                shown(path),
+                shown(error)
+            ),
+            format!(
+                "see `findmnt {}` and `stat {}`; until the path is seen to show the dataset, nothing says the service would write to it",
+                shown(path),
+                shown(path)
+            ),
+        )),
+        _ => None,
+    }
 }
 
 /// Whether the dataset is mounted on `expected` (an absolute path).
@@ -120,6 +181,7 @@ pub fn message_and_help(
     expected: &str,
     state: &MountState,
 ) -> Option<(String, String)> {
+    let not_shown = not_shown_problem(dataset, expected, state);
     let (dataset, expected) = (shown(dataset), shown(expected));
     let not_mounted = |mounted: bool, mountpoint: &str| {
         format!(
@@ -138,6 +200,14 @@ pub fn message_and_help(
             format!("journalctl -u zpersist-datasets.service says why it is missing; once it is fixed, start {service}'s units again"),
         ),
         MountState::NotMounted { mountpoint } => (not_mounted(false, mountpoint), restart),
+        MountState::NotShown { .. } | MountState::Unverified { .. } => {
+            let (what, help) = not_shown?;
+            let why = match state {
+                MountState::NotShown { .. } => ", which would write there and not to the dataset",
+                _ => "",
+            };
+            (format!("{what}; not starting {service}{why}"), help)
+        }
         MountState::Elsewhere { mountpoint, mounted } => (
             not_mounted(*mounted, mountpoint),
             format!("{restart}; if the data really moved to {}, declare that path (zpersist.services.{service}.mountpoint or the dataset's zpersist.datasets entry)", shown(mountpoint)),
@@ -291,6 +361,49 @@ mod tests {
         assert!(
             message.contains("/x\\n"),
             "control characters are shown escaped: {message}"
+        );
+    }
+
+    #[test]
+    fn mounted_stays_mounted_only_when_the_path_shows_the_dataset() {
+        let (ds, at) = ("tank/s", "/var/lib/s");
+        let own = mount(at, "fuse.zfs", ds, "/");
+        let cover = mount(at, "tmpfs", "cover", "/");
+        assert_eq!(
+            confirm_shown(MountState::Mounted, ds, at, Ok(&own)),
+            MountState::Mounted
+        );
+        let covered = confirm_shown(MountState::Mounted, ds, at, Ok(&cover));
+        assert_eq!(
+            covered,
+            MountState::NotShown {
+                view: PathView::Covered {
+                    by: "tmpfs from cover".into()
+                }
+            }
+        );
+        let (message, help) = message_and_help("sonarr", ds, at, &covered).unwrap();
+        assert_eq!(message, "tank/s is mounted (zfs says so), but /var/lib/s does not show tank/s: tmpfs from cover is mounted over it, hiding the dataset; not starting sonarr, which would write there and not to the dataset");
+        assert!(help.contains("umount /var/lib/s"), "{help}");
+        let unread = confirm_shown(MountState::Mounted, ds, at, Err("gone".into()));
+        assert_eq!(
+            unread,
+            MountState::Unverified {
+                error: "gone".into()
+            }
+        );
+        assert!(message_and_help("sonarr", ds, at, &unread)
+            .unwrap()
+            .0
+            .contains("cannot be read: gone; not starting sonarr"));
+        // Not mounted stays not mounted, whatever the path shows.
+        let not = MountState::NotMounted {
+            mountpoint: at.into(),
+        };
+        assert_eq!(confirm_shown(not.clone(), ds, at, Ok(&cover)), not);
+        assert_eq!(
+            serde_json::to_value(&covered).unwrap(),
+            serde_json::json!({"state": "not-shown", "view": {"shows": "covered", "by": "tmpfs from cover"}})
         );
     }
 

@@ -318,6 +318,39 @@ pub enum SourceAnswer {
     Failed { error: String },
 }
 
+/// A source offering a point dated in the future (`time::in_future` by
+/// this host's clock `now`) becomes [`SourceAnswer::Failed`], naming the
+/// point: a clock lied when it was made, so how fresh it is cannot be
+/// told, and it must never win "freshest" by its date. As for any source
+/// that cannot be asked, [`decide`] then fails the run unless
+/// `allowStaleOnSourceError` restores from the others.
+pub fn refuse_future(answers: Vec<SourceAnswer>, now: i64) -> Vec<SourceAnswer> {
+    answers
+        .into_iter()
+        .map(|answer| match answer {
+            SourceAnswer::Points { points } => {
+                match points
+                    .iter()
+                    .filter(|p| crate::time::in_future(p.created, now))
+                    .max_by_key(|p| p.created)
+                {
+                    None => SourceAnswer::Points { points },
+                    Some(p) => SourceAnswer::Failed {
+                        error: format!(
+                            "its point {} is dated {}, {} s ahead of this host's clock ({}): a clock ran ahead when it was made (or this one runs behind), so how fresh its data is cannot be told; check the clocks (`timedatectl status`), and restore by hand (docs/runbooks) if that point is the one to restore",
+                            p.label,
+                            crate::time::rfc3339(p.created),
+                            p.created - now,
+                            crate::time::rfc3339(now)
+                        ),
+                    },
+                }
+            }
+            failed => failed,
+        })
+        .collect()
+}
+
 /// The pool's health, as `zpool list -H -o health` says it.
 pub fn health_allows_restore(health: &str) -> bool {
     matches!(health, "ONLINE" | "DEGRADED")
@@ -570,6 +603,48 @@ mod tests {
         SourceAnswer::Points {
             points: list.to_vec(),
         }
+    }
+
+    #[test]
+    fn a_point_dated_in_the_future_never_wins_and_fails_its_source() {
+        let now = 1_000_000;
+        let month = 30 * 86_400;
+        let answers = refuse_future(
+            vec![
+                points(&[point(0, "replica:nas:x@a", now - 100)]),
+                points(&[
+                    point(1, "local:x@old", now - 50),
+                    point(1, "local:x@ahead", now + month),
+                ]),
+            ],
+            now,
+        );
+        assert_eq!(
+            answers[0],
+            points(&[point(0, "replica:nas:x@a", now - 100)])
+        );
+        let SourceAnswer::Failed { error } = &answers[1] else {
+            panic!("{answers:?}");
+        };
+        assert!(
+            error.starts_with(
+                "its point local:x@ahead is dated 1970-02-11T13:46:40Z, 2592000 s ahead"
+            ),
+            "{error}"
+        );
+        let sources = [replica("nas"), SourceSpec::Local(LocalSource {})];
+        assert!(matches!(
+            decide(false, Some("ONLINE"), &sources, &answers, false),
+            Decision::Fail { .. }
+        ));
+        // With the opt-in, the other sources restore; the future one never wins.
+        let Decision::Restore { candidates, .. } =
+            decide(false, Some("ONLINE"), &sources, &answers, true)
+        else {
+            panic!()
+        };
+        assert_eq!(candidates.len(), 1);
+        assert_eq!(candidates[0].label, "replica:nas:x@a");
     }
 
     #[test]

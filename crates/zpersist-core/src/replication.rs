@@ -87,6 +87,89 @@ pub fn measure(
     )
 }
 
+/// One of a replica's snapshots as a restore point, dated by the data from
+/// this host it is known to hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaPoint {
+    pub snapshot: Snapshot,
+    /// The creation of the newest snapshot from this host the target's
+    /// copy held when `snapshot` was taken: `snapshot`'s own creation
+    /// when it is one of those, else its anchor's.
+    pub data_from: i64,
+    /// The anchor that dates it, when that is another snapshot.
+    pub dated_by: Option<String>,
+}
+
+/// Whether a snapshot name is one this host's sanoid or syncoid takes
+/// (`autosnap_<date>_<period>`; `syncoid_[<identifier>_]<host>_<date>`
+/// naming `this_host`, any host when it is unknown).
+fn named_by_sources_tools(name: &str, this_host: Option<&str>) -> bool {
+    name.starts_with("autosnap_")
+        || name
+            .strip_prefix("syncoid_")
+            .is_some_and(|rest| match this_host {
+                Some(host) => {
+                    rest.starts_with(&format!("{host}_")) || rest.contains(&format!("_{host}_"))
+                }
+                None => true,
+            })
+}
+
+/// How fresh the data in each of a target's snapshots (`held`) is, for
+/// preseed's "freshest" (docs/preseed.md, "Which point is freshest").
+///
+/// A snapshot's `creation` says when it was taken, not how new its data
+/// is: a snapshot the target takes of its own old copy is newer than the
+/// last one received, but holds that one's data. So a held snapshot counts
+/// by its own creation only when it is known to come from this host (an
+/// **anchor**):
+///
+/// - it matches one of this host's snapshots (`local`) by guid, as
+///   [`measure`] counts them; or
+/// - it is named as this host's sanoid and syncoid name theirs
+///   (`autosnap_*`, `syncoid_*_<this_host>_*`): after the source is lost
+///   there is nothing to match, and a snapshot this host has destroyed
+///   since (the newest, when the dataset died) is still its own.
+///
+/// Any other held snapshot (taken on the target, by hand or by a tool of
+/// its own) is dated by the newest anchor at or before it by creation: the
+/// newest data from this host it is known to hold. One older than every
+/// anchor keeps its own creation (it is older data anyway); with no anchor
+/// at all, each keeps its own: nothing better is known. Nothing is
+/// dropped: a snapshot dated by its anchor stays a candidate, never
+/// fresher than the data it holds from here, so a local snapshot holding
+/// newer data wins over it.
+pub fn replica_points(
+    local: &[Snapshot],
+    held: &[Snapshot],
+    this_host: Option<&str>,
+) -> Vec<ReplicaPoint> {
+    let ours: HashSet<&str> = local.iter().map(|s| s.guid.as_str()).collect();
+    let anchor =
+        |s: &Snapshot| ours.contains(s.guid.as_str()) || named_by_sources_tools(&s.name, this_host);
+    let mut in_order: Vec<&Snapshot> = held.iter().collect();
+    in_order.sort_by(|a, b| (a.creation, &a.name).cmp(&(b.creation, &b.name)));
+    let mut last_anchor: Option<&Snapshot> = None;
+    in_order
+        .into_iter()
+        .map(|s| {
+            let (data_from, dated_by) = match last_anchor {
+                _ if anchor(s) => {
+                    last_anchor = Some(s);
+                    (s.creation, None)
+                }
+                Some(a) => (a.creation, Some(a.name.clone())),
+                None => (s.creation, None),
+            };
+            ReplicaPoint {
+                snapshot: s.clone(),
+                data_from,
+                dated_by,
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,5 +240,74 @@ mod tests {
     fn a_target_holding_nothing_has_no_lag_value() {
         let local = [snap("a", 1, "g")];
         assert_eq!(measure("nas", &ids(), &local, &[]).2, None);
+    }
+
+    fn dated(points: &[ReplicaPoint]) -> Vec<(&str, i64, Option<&str>)> {
+        points
+            .iter()
+            .map(|p| (p.snapshot.name.as_str(), p.data_from, p.dated_by.as_deref()))
+            .collect()
+    }
+
+    /// Issue 18: the target snapshots its own old copy. Its creation is
+    /// newer than a local snapshot holding newer data; it counts by the
+    /// snapshot from this host it holds.
+    #[test]
+    fn a_snapshot_made_on_the_target_counts_by_the_source_snapshot_it_holds() {
+        let local = [
+            snap("autosnap_1", 100, "g1"),
+            snap("before-upgrade", 150, "g15"),
+            snap("autosnap_2", 200, "g2"),
+        ];
+        let held = [
+            snap("autosnap_1", 100, "g1"),
+            snap("before-upgrade", 150, "g15"),
+            snap("mine", 300, "t1"),
+            // syncoid on the target, sending the copy on to a third host.
+            snap("syncoid_offsite_nas_2026", 400, "t2"),
+        ];
+        assert_eq!(
+            dated(&replica_points(&local, &held, Some("forge"))),
+            [
+                ("autosnap_1", 100, None),
+                ("before-upgrade", 150, None),
+                ("mine", 150, Some("before-upgrade")),
+                ("syncoid_offsite_nas_2026", 150, Some("before-upgrade")),
+            ]
+        );
+    }
+
+    #[test]
+    fn without_a_match_the_names_anchor_and_else_the_creation() {
+        let held = [
+            snap("before", 50, "t0"),
+            snap("autosnap_1", 100, "g1"),
+            snap("syncoid_usb_forge_2", 150, "g2"),
+            snap("mine", 300, "t1"),
+        ];
+        // The source lost, or its newest snapshots destroyed here.
+        assert_eq!(
+            dated(&replica_points(&[], &held, Some("forge"))),
+            [
+                ("before", 50, None),
+                ("autosnap_1", 100, None),
+                ("syncoid_usb_forge_2", 150, None),
+                ("mine", 150, Some("syncoid_usb_forge_2")),
+            ]
+        );
+        // Another host's sync snapshot is no anchor.
+        assert_eq!(
+            dated(&replica_points(&[], &held, Some("nas")))[2..],
+            [
+                ("syncoid_usb_forge_2", 100, Some("autosnap_1")),
+                ("mine", 100, Some("autosnap_1")),
+            ]
+        );
+        // No anchor by any rule: each by its own creation.
+        let manual = [snap("a", 10, "t1"), snap("b", 20, "t2")];
+        assert_eq!(
+            dated(&replica_points(&[], &manual, None)),
+            [("a", 10, None), ("b", 20, None)]
+        );
     }
 }

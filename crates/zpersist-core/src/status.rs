@@ -63,6 +63,23 @@ pub struct DatasetFacts {
     pub preseed: Option<String>,
     pub preseed_source: Option<String>,
     pub preseed_at: Option<String>,
+    /// What the declared mountpoint shows, when zfs says the dataset is
+    /// mounted there (`mounted::confirm_shown`): `mounted`, or a cover
+    /// (`not-shown`) or `unverified`; `None` when it was not looked at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_state: Option<crate::mounted::MountState>,
+}
+
+impl DatasetFacts {
+    /// Mounted, and its declared path shows it (no cover over it).
+    pub fn mounted_and_shown(&self) -> bool {
+        self.mounted
+            && !matches!(
+                self.path_state,
+                Some(crate::mounted::MountState::NotShown { .. })
+                    | Some(crate::mounted::MountState::Unverified { .. })
+            )
+    }
 }
 
 /// What one replication target was found to hold.
@@ -78,6 +95,10 @@ pub enum TargetFacts {
     Reached {
         newest_held: Option<SnapshotRef>,
         lag_seconds: Option<i64>,
+        /// The newest snapshot of the target's copy dated in the future
+        /// (`time::in_future`): the clock of the host that made it lied.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        future_snapshot: Option<SnapshotRef>,
         /// Why it holds none of this host's snapshots, when it holds none.
         why_none: Option<String>,
         help: Option<String>,
@@ -108,7 +129,12 @@ pub enum BackupFacts {
     /// host, if any.
     Reached {
         repository: String,
+        /// The newest not dated in the future (`time::newest_by_clock`).
         newest: Option<BackupRef>,
+        /// The newest dated in the future: a clock that lied (`restic
+        /// backup --time`, a host whose clock ran ahead).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        in_future: Option<BackupRef>,
     },
     /// The repository could not be read (unreachable, wrong password,
     /// timed out): never "fine".
@@ -136,14 +162,21 @@ pub struct ServiceStatus {
     pub declared_mountpoint: String,
     pub exists: bool,
     pub facts: Option<DatasetFacts>,
+    /// The newest snapshot not dated in the future: what the age is
+    /// judged from.
     pub newest_snapshot: Option<SnapshotRef>,
     pub snapshot_age_seconds: Option<i64>,
+    /// The newest snapshot dated in the future, an alarm of its own.
+    pub future_snapshot: Option<SnapshotRef>,
     pub objectives: Objectives,
     pub targets: BTreeMap<String, TargetFacts>,
     /// The restic repository's answer, when the service has `backup.restic`.
     pub backup: Option<BackupFacts>,
     pub backup_age_seconds: Option<i64>,
     pub problems: Vec<Problem>,
+    /// The clock the ages were judged by (the report's `now`).
+    #[serde(skip)]
+    pub now: i64,
 }
 
 impl ServiceStatus {
@@ -158,12 +191,29 @@ pub struct Inputs<'a> {
     pub dataset: &'a str,
     pub declared_mountpoint: &'a str,
     pub facts: Option<DatasetFacts>,
-    pub newest_snapshot: Option<SnapshotRef>,
+    /// The dataset's snapshots (the backups' transient ones left out).
+    pub snapshots: Vec<SnapshotRef>,
     pub objectives: Objectives,
     pub targets: BTreeMap<String, TargetFacts>,
     pub backup: Option<BackupFacts>,
     pub now: i64,
 }
+
+/// The problem of a point dated `at`, `now` being this host's clock: what
+/// it is (`what`: "the snapshot tank/x@y"), and that its age says nothing.
+fn future_problem(what: &str, at: i64, now: i64, judged: &str, help: String) -> Problem {
+    Problem {
+        error: format!(
+            "{what} is dated {}, {} s ahead of this host's clock ({}): a clock ran ahead when it was made, or this one runs behind; its age says nothing, so {judged}",
+            crate::time::rfc3339(at),
+            at - now,
+            crate::time::rfc3339(now)
+        ),
+        help,
+    }
+}
+
+const CLOCK_HELP: &str = "check the clocks (`timedatectl status`, `chronyc tracking`, here and on the host that made it)";
 
 /// The verdict: every objective checked, each miss a [`Problem`].
 pub fn evaluate(inputs: Inputs<'_>) -> ServiceStatus {
@@ -172,12 +222,14 @@ pub fn evaluate(inputs: Inputs<'_>) -> ServiceStatus {
         dataset,
         declared_mountpoint,
         facts,
-        newest_snapshot,
+        snapshots,
         objectives,
         targets,
         backup,
         now,
     } = inputs;
+    let (newest_snapshot, future_snapshot) =
+        crate::time::newest_by_clock(snapshots, |s| s.creation, now);
     let mut problems = Vec::new();
     match &facts {
         None => problems.push(Problem {
@@ -195,13 +247,37 @@ pub fn evaluate(inputs: Inputs<'_>) -> ServiceStatus {
             ),
             help: "`systemctl restart zpersist-datasets` sets the declared mountpoint".into(),
         }),
-        Some(_) => {}
+        Some(f) => {
+            if let Some((error, help)) = f.path_state.as_ref().and_then(|state| {
+                crate::mounted::not_shown_problem(dataset, declared_mountpoint, state)
+            }) {
+                problems.push(Problem {
+                    error: format!("{error}; {service} would not see its data"),
+                    help,
+                });
+            }
+        }
     }
     let snapshot_age_seconds = newest_snapshot.as_ref().map(|s| (now - s.creation).max(0));
+    if let Some(f) = &future_snapshot {
+        problems.push(future_problem(
+            &format!("the snapshot {dataset}@{}", f.name),
+            f.creation,
+            now,
+            &format!(
+                "the snapshot age is judged from the newest snapshot not in the future ({})",
+                newest_snapshot.as_ref().map(|s| s.name.as_str()).unwrap_or("none")
+            ),
+            format!("{CLOCK_HELP}; once the clock is right, see what the snapshot holds and destroy it (`zfs destroy {dataset}@{}`) if it is not needed: while it is there, this stays red", f.name),
+        ));
+    }
     if let Some(max) = objectives.max_snapshot_age_seconds {
         match snapshot_age_seconds {
             None if facts.is_some() => problems.push(Problem {
-                error: format!("{dataset} has no snapshot (objective: at most {max} s old)"),
+                error: format!(
+                    "{dataset} has no snapshot{} (objective: at most {max} s old)",
+                    if future_snapshot.is_some() { " that is not dated in the future" } else { "" }
+                ),
                 help: "`systemctl status sanoid` and `journalctl -u sanoid`: sanoid takes the snapshots (zpersist.datasets.<name>.snapshots)".into(),
             }),
             Some(age) if age as u64 > max => problems.push(Problem {
@@ -215,6 +291,19 @@ pub fn evaluate(inputs: Inputs<'_>) -> ServiceStatus {
         }
     }
     for (target, found) in &targets {
+        if let TargetFacts::Reached {
+            future_snapshot: Some(f),
+            ..
+        } = found
+        {
+            problems.push(future_problem(
+                &format!("the snapshot {} on target {target} (the copy of {dataset})", f.name),
+                f.creation,
+                now,
+                "it never counts as what the target holds from this host",
+                format!("{CLOCK_HELP}; then see what the snapshot holds on {target} and destroy it there if it is not needed"),
+            ));
+        }
         match found {
             TargetFacts::Unreachable { error, help } => problems.push(Problem {
                 error: format!("target {target} of {dataset} is unreachable: {error}"),
@@ -259,6 +348,23 @@ pub fn evaluate(inputs: Inputs<'_>) -> ServiceStatus {
         _ => None,
     };
     let unit = format!("restic-backups-zpersist-{service}");
+    if let Some(BackupFacts::Reached {
+        repository,
+        in_future: Some(f),
+        newest,
+    }) = &backup
+    {
+        problems.push(future_problem(
+            &format!("the restic backup {} of {service} in {repository}", f.id),
+            f.time,
+            now,
+            &format!(
+                "the backup age is judged from the newest backup not in the future ({})",
+                newest.as_ref().map(|b| b.id.as_str()).unwrap_or("none")
+            ),
+            format!("{CLOCK_HELP}; a backup dated ahead hides that no real backup is made: `systemctl start {unit}` makes one now, and `restic forget {}` (with the repository's options) removes the misdated one once you have checked it", f.id),
+        ));
+    }
     match &backup {
         Some(BackupFacts::Unreachable {
             repository,
@@ -273,9 +379,11 @@ pub fn evaluate(inputs: Inputs<'_>) -> ServiceStatus {
         Some(BackupFacts::Reached {
             repository,
             newest: None,
+            in_future,
         }) => problems.push(Problem {
             error: format!(
-                "the restic repository {repository} holds no backup of {service}'s data{}",
+                "the restic repository {repository} holds no backup of {service}'s data{}{}",
+                if in_future.is_some() { " that is not dated in the future" } else { "" },
                 objectives
                     .restic_backup
                     .as_ref()
@@ -291,6 +399,7 @@ pub fn evaluate(inputs: Inputs<'_>) -> ServiceStatus {
         Some(BackupFacts::Reached {
             repository,
             newest: Some(b),
+            ..
         }) => {
             let age = backup_age_seconds.unwrap_or(0);
             if let Some(max) = objectives.max_backup_age_seconds {
@@ -316,11 +425,13 @@ pub fn evaluate(inputs: Inputs<'_>) -> ServiceStatus {
         facts,
         newest_snapshot,
         snapshot_age_seconds,
+        future_snapshot,
         objectives,
         targets,
         backup,
         backup_age_seconds,
         problems,
+        now,
     }
 }
 
@@ -358,13 +469,13 @@ pub fn textfile(statuses: &[ServiceStatus]) -> String {
     );
     metric(
         "zpersist_status_mounted",
-        "1 when the service's dataset exists and is mounted.",
+        "1 when the service's dataset exists, is mounted, and its path shows it (no other filesystem mounted over it).",
         statuses
             .iter()
             .map(|s| {
                 (
                     base(s),
-                    i64::from(s.facts.as_ref().is_some_and(|f| f.mounted)),
+                    i64::from(s.facts.as_ref().is_some_and(DatasetFacts::mounted_and_shown)),
                 )
             })
             .collect(),
@@ -467,6 +578,37 @@ pub fn textfile(statuses: &[ServiceStatus]) -> String {
             })
             .collect(),
     );
+    // Every service has a row per kind it has (0: nothing dated ahead), so
+    // an alert can fire on `> 0` and a missing series means no data.
+    metric(
+        "zpersist_status_future_dated_seconds",
+        "How far ahead of this host's clock the newest point dated in the future is (kind: snapshot, replica, backup); 0 when none is. Its age says nothing; the age series are judged from the newest point not in the future.",
+        statuses
+            .iter()
+            .flat_map(|s| {
+                let ahead = |at: Option<i64>| at.map_or(0, |at| at - s.now);
+                let mut rows = vec![(
+                    format!("{},kind=\"snapshot\"", base(s)),
+                    ahead(s.future_snapshot.as_ref().map(|f| f.creation)),
+                )];
+                for (t, facts) in &s.targets {
+                    if let TargetFacts::Reached { future_snapshot, .. } = facts {
+                        rows.push((
+                            format!("{},kind=\"replica\",target=\"{}\"", base(s), label(t)),
+                            ahead(future_snapshot.as_ref().map(|f| f.creation)),
+                        ));
+                    }
+                }
+                if let Some(BackupFacts::Reached { in_future, .. }) = &s.backup {
+                    rows.push((
+                        format!("{},kind=\"backup\"", with_repository(s)),
+                        ahead(in_future.as_ref().map(|f| f.time)),
+                    ));
+                }
+                rows
+            })
+            .collect(),
+    );
     metric(
         "zpersist_status_preseed_info",
         "1 when the dataset was preseeded; the labels say how, from where and when (com.zpersist:preseed*).",
@@ -501,10 +643,10 @@ mod tests {
             dataset: "tank/services/sonarr",
             declared_mountpoint: "/var/lib/sonarr",
             facts,
-            newest_snapshot: Some(SnapshotRef {
+            snapshots: vec![SnapshotRef {
                 name: "a".into(),
                 creation: 100,
-            }),
+            }],
             objectives: Objectives {
                 max_snapshot_age_seconds: Some(50),
                 max_replication_lag_seconds: Some(10),
@@ -555,6 +697,7 @@ mod tests {
                     creation: 80,
                 }),
                 lag_seconds: Some(20),
+                future_snapshot: None,
                 why_none: None,
                 help: None,
             },
@@ -588,6 +731,7 @@ mod tests {
                 id: "abc".into(),
                 time: 100,
             }),
+            in_future: None,
         };
         let s = with(fresh.clone(), Some(30));
         assert!(s.in_shape(), "{s:?}");
@@ -607,6 +751,7 @@ mod tests {
             BackupFacts::Reached {
                 repository: "b2".into(),
                 newest: None,
+                in_future: None,
             },
             None,
         );
@@ -626,5 +771,104 @@ mod tests {
             "zpersist_status_backup_reachable{service=\"sonarr\",dataset=\"tank/services/sonarr\",repository=\"b2\"} 0"
         ), "{text}");
         assert!(!text.contains("zpersist_status_backup_age_seconds{"));
+    }
+
+    /// Issue 18: a point dated 30 days ahead (`restic backup --time`, a
+    /// clock that ran ahead) is an alarm, and the ages are judged from the
+    /// newest point that is not in the future.
+    #[test]
+    fn a_point_dated_in_the_future_is_an_alarm_and_never_the_newest() {
+        let month = 30 * 86_400;
+        let mut i = inputs(Some(mounted()));
+        i.snapshots.push(SnapshotRef {
+            name: "ahead".into(),
+            creation: 120 + month,
+        });
+        i.objectives.max_backup_age_seconds = Some(30);
+        i.backup = Some(BackupFacts::Reached {
+            repository: "b2".into(),
+            newest: Some(BackupRef {
+                id: "old".into(),
+                time: 0,
+            }),
+            in_future: Some(BackupRef {
+                id: "ahead".into(),
+                time: 120 + month,
+            }),
+        });
+        let s = evaluate(i);
+        assert_eq!(s.newest_snapshot.as_ref().unwrap().name, "a");
+        assert_eq!(s.snapshot_age_seconds, Some(20));
+        assert_eq!(s.future_snapshot.as_ref().unwrap().name, "ahead");
+        assert_eq!(s.backup_age_seconds, Some(120), "judged from `old`");
+        let errors: Vec<&str> = s.problems.iter().map(|p| p.error.as_str()).collect();
+        assert_eq!(errors.len(), 3, "{errors:#?}");
+        assert!(errors[0].starts_with("the snapshot tank/services/sonarr@ahead is dated 1970-01-31T00:02:00Z, 2592000 s ahead of this host's clock"), "{}", errors[0]);
+        assert!(
+            errors[1].starts_with("the restic backup ahead of sonarr in b2 is dated"),
+            "{}",
+            errors[1]
+        );
+        assert!(
+            errors[1].contains("judged from the newest backup not in the future (old)"),
+            "{}",
+            errors[1]
+        );
+        assert!(
+            errors[2].contains("(old, 1970-01-01T00:00:00Z) is 120 s old"),
+            "{}",
+            errors[2]
+        );
+        let text = textfile(&[s]);
+        for row in [
+            "zpersist_status_future_dated_seconds{service=\"sonarr\",dataset=\"tank/services/sonarr\",kind=\"snapshot\"} 2592000",
+            "zpersist_status_future_dated_seconds{service=\"sonarr\",dataset=\"tank/services/sonarr\",repository=\"b2\",kind=\"backup\"} 2592000",
+            "zpersist_status_backup_age_seconds{service=\"sonarr\",dataset=\"tank/services/sonarr\",repository=\"b2\"} 120",
+        ] {
+            assert!(text.contains(row), "{row}\n{text}");
+        }
+
+        // Only a future point: no age at all, never 0.
+        let mut only = inputs(Some(mounted()));
+        only.snapshots = vec![SnapshotRef {
+            name: "ahead".into(),
+            creation: 120 + month,
+        }];
+        let s = evaluate(only);
+        assert_eq!(s.snapshot_age_seconds, None);
+        assert!(
+            s.problems.iter().any(|p| p
+                .error
+                .contains("has no snapshot that is not dated in the future")),
+            "{s:?}"
+        );
+
+        // A target holding a snapshot dated ahead.
+        let mut target = inputs(Some(mounted()));
+        target.targets.insert(
+            "nas".into(),
+            TargetFacts::Reached {
+                newest_held: Some(SnapshotRef {
+                    name: "a".into(),
+                    creation: 100,
+                }),
+                lag_seconds: Some(0),
+                future_snapshot: Some(SnapshotRef {
+                    name: "made-there".into(),
+                    creation: 120 + month,
+                }),
+                why_none: None,
+                help: None,
+            },
+        );
+        let s = evaluate(target);
+        assert_eq!(s.problems.len(), 1, "{s:?}");
+        assert!(
+            s.problems[0]
+                .error
+                .starts_with("the snapshot made-there on target nas"),
+            "{s:?}"
+        );
+        assert!(textfile(&[s]).contains("kind=\"replica\",target=\"nas\"} 2592000"));
     }
 }

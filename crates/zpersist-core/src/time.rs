@@ -15,6 +15,40 @@ pub fn rfc3339(unix_seconds: i64) -> String {
     )
 }
 
+/// How far after `now` a point (a snapshot, a backup) may be dated before
+/// it counts as dated in the future: two hosts' clocks (a target's, the
+/// one that wrote a backup) disagree by a little.
+pub const CLOCK_SKEW_SECONDS: i64 = 300;
+
+/// Whether a point dated `at` is in the future by this host's clock `now`
+/// (beyond [`CLOCK_SKEW_SECONDS`]): a clock that ran ahead when it was
+/// made, or that runs behind now. Its age says nothing, and it must never
+/// count as the freshest.
+pub fn in_future(at: i64, now: i64) -> bool {
+    at > now.saturating_add(CLOCK_SKEW_SECONDS)
+}
+
+/// The newest of `items` not dated in the future, and the newest of those
+/// that are (`at` gives an item's date).
+pub fn newest_by_clock<T>(
+    items: impl IntoIterator<Item = T>,
+    at: impl Fn(&T) -> i64,
+    now: i64,
+) -> (Option<T>, Option<T>) {
+    let (mut newest, mut future): (Option<T>, Option<T>) = (None, None);
+    for item in items {
+        let slot = if in_future(at(&item), now) {
+            &mut future
+        } else {
+            &mut newest
+        };
+        if slot.as_ref().is_none_or(|best| at(&item) > at(best)) {
+            *slot = Some(item);
+        }
+    }
+    (newest, future)
+}
+
 /// Seconds since the epoch of an RFC 3339 timestamp (fractions of a second
 /// are dropped), or why it is not one.
 pub fn parse_rfc3339(text: &str) -> Result<i64, String> {
@@ -119,6 +153,29 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_point_ahead_of_the_clock_is_in_the_future_and_never_the_newest() {
+        let now = 1_000_000;
+        assert!(!in_future(now, now));
+        assert!(!in_future(now + CLOCK_SKEW_SECONDS, now), "a little skew");
+        assert!(in_future(now + CLOCK_SKEW_SECONDS + 1, now));
+        let month_ahead = now + 30 * 86_400;
+        let (newest, future) = newest_by_clock(
+            [now - 10, month_ahead, now - 500, month_ahead - 1],
+            |t| *t,
+            now,
+        );
+        assert_eq!((newest, future), (Some(now - 10), Some(month_ahead)));
+        assert_eq!(
+            newest_by_clock([month_ahead], |t| *t, now),
+            (None, Some(month_ahead))
+        );
+        assert_eq!(
+            newest_by_clock(Vec::<i64>::new(), |t| *t, now),
+            (None, None)
+        );
+    }
 
     #[test]
     fn known_instants() {

@@ -17,13 +17,16 @@ use replication_lag::{listing, report};
 use zpersist_core::backup::SNAPSHOT_PREFIX;
 use zpersist_core::contract::Contract;
 use zpersist_core::migration::ServicesFile;
+use zpersist_core::mounted::{confirm_shown, mount_state, MountState, Observed};
 use zpersist_core::preseed::{PROP_AT, PROP_PRESEED, PROP_SOURCE};
 use zpersist_core::replication::{self, SnapshotRef};
 use zpersist_core::status::{
     evaluate, BackupFacts, BackupRef, DatasetFacts, Inputs, Objectives, ServiceStatus, StatusFile,
     TargetFacts,
 };
+use zpersist_core::time::{in_future, newest_by_clock};
 use zpersist_core::ObservedPool;
+use zpersist_host::inuse::mount_showing;
 use zpersist_report::{Diagnostic, JsonFlag, Reporter};
 use zpersist_zfs::{all_snapshots_argv, parse_all_snapshots, Zfs};
 
@@ -190,11 +193,21 @@ fn main() -> ExitCode {
         }
     };
 
-    let mut targets_of = replication.as_ref().map(|r| Targets::new(r, &zfs, timeout));
-    let mut backups = Backups::new(timeout);
+    let mut targets_of = replication
+        .as_ref()
+        .map(|r| Targets::new(r, &zfs, timeout, now));
+    let mut backups = Backups::new(timeout, now);
     let mut statuses = Vec::new();
     for (name, entry) in selected {
         let local = snapshots.get(&entry.dataset).cloned().unwrap_or_default();
+        // A snapshot dated in the future never counts as what a target
+        // should hold or holds: lag is judged from the newest that is not
+        // (evaluate reports the future one).
+        let present: Vec<replication::Snapshot> = local
+            .iter()
+            .filter(|s| !in_future(s.creation, now))
+            .cloned()
+            .collect();
         let mut declared = objectives
             .services
             .get(name)
@@ -205,22 +218,22 @@ fn main() -> ExitCode {
             if declared.max_replication_lag_seconds.is_none() {
                 declared.max_replication_lag_seconds = r.max_lag_seconds;
             }
-            targets = t.facts(&entry.dataset, &local);
+            targets = t.facts(&entry.dataset, &present);
         }
         // The backups' own snapshots live only while a backup runs: they
         // say nothing about sanoid's.
-        let newest = local
+        let own: Vec<SnapshotRef> = local
             .iter()
             .filter(|s| !s.name.starts_with(SNAPSHOT_PREFIX))
-            .max_by_key(|s| s.creation)
-            .map(SnapshotRef::from);
+            .map(SnapshotRef::from)
+            .collect();
         let backup = declared.restic_backup.as_ref().map(|r| backups.facts(r));
         statuses.push(evaluate(Inputs {
             service: name,
             dataset: &entry.dataset,
             declared_mountpoint: &entry.mountpoint,
-            facts: dataset_facts(&observed, &entry.dataset),
-            newest_snapshot: newest,
+            facts: dataset_facts(&observed, &entry.dataset, &entry.mountpoint),
+            snapshots: own,
             objectives: declared,
             targets,
             backup,
@@ -267,6 +280,7 @@ struct Targets<'a> {
     r: &'a Replication,
     zfs: &'a Result<Zfs, zpersist_zfs::ZfsError>,
     timeout: Duration,
+    now: i64,
     identifiers: Vec<String>,
     /// Per local target: its tree (dataset names and their snapshots), or
     /// why it could not be read.
@@ -285,11 +299,13 @@ impl<'a> Targets<'a> {
         r: &'a Replication,
         zfs: &'a Result<Zfs, zpersist_zfs::ZfsError>,
         timeout: Duration,
+        now: i64,
     ) -> Self {
         Targets {
             r,
             zfs,
             timeout,
+            now,
             identifiers: r.targets.values().map(|t| t.identifier.clone()).collect(),
             local: BTreeMap::new(),
             failed: BTreeMap::new(),
@@ -407,9 +423,15 @@ impl<'a> Targets<'a> {
                     } else {
                         (None, None)
                     };
+                    let (_, future_snapshot) = newest_by_clock(
+                        held.as_deref().unwrap_or_default(),
+                        |s| s.creation,
+                        self.now,
+                    );
                     TargetFacts::Reached {
                         newest_held,
                         lag_seconds: lag,
+                        future_snapshot: future_snapshot.map(SnapshotRef::from),
                         why_none,
                         help,
                     }
@@ -431,13 +453,15 @@ impl<'a> Targets<'a> {
 /// repository that cannot be read is unreachable for each of them.
 struct Backups {
     timeout: Duration,
+    now: i64,
     listings: BTreeMap<(String, Option<String>), Result<Vec<zpersist_restic::Snapshot>, String>>,
 }
 
 impl Backups {
-    fn new(timeout: Duration) -> Self {
+    fn new(timeout: Duration, now: i64) -> Self {
         Backups {
             timeout,
+            now,
             listings: BTreeMap::new(),
         }
     }
@@ -455,17 +479,24 @@ impl Backups {
             .map_err(|e| e.to_string())
         });
         match listing {
-            Ok(snapshots) => BackupFacts::Reached {
-                repository: source.name.clone(),
-                newest: snapshots
-                    .iter()
-                    .filter(|s| s.paths.iter().any(|p| p == &source.path))
-                    .max_by_key(|s| s.time)
-                    .map(|s| BackupRef {
-                        id: s.short_id.clone(),
-                        time: s.time,
-                    }),
-            },
+            Ok(snapshots) => {
+                let (newest, in_future) = newest_by_clock(
+                    snapshots
+                        .iter()
+                        .filter(|s| s.paths.iter().any(|p| p == &source.path))
+                        .map(|s| BackupRef {
+                            id: s.short_id.clone(),
+                            time: s.time,
+                        }),
+                    |b| b.time,
+                    self.now,
+                );
+                BackupFacts::Reached {
+                    repository: source.name.clone(),
+                    newest,
+                    in_future,
+                }
+            }
             Err(error) => BackupFacts::Unreachable {
                 repository: source.name.clone(),
                 error: error.clone(),
@@ -484,13 +515,33 @@ impl Backups {
     }
 }
 
-fn dataset_facts(observed: &ObservedPool, dataset: &str) -> Option<DatasetFacts> {
+fn dataset_facts(observed: &ObservedPool, dataset: &str, declared: &str) -> Option<DatasetFacts> {
     if !observed.exists(dataset) {
         return None;
     }
     let value = |p: &str| observed.value(dataset, p).map(str::to_string);
     let number = |p: &str| value(p).and_then(|v| v.parse::<u64>().ok());
+    // zfs's word, then the mount table's: only a dataset zfs says is
+    // mounted on the declared path is looked at.
+    let zfs_says = mount_state(
+        declared,
+        Some(&Observed {
+            mounted: value("mounted"),
+            mountpoint: value("mountpoint"),
+        }),
+    );
+    let path_state = (zfs_says == MountState::Mounted).then(|| {
+        confirm_shown(
+            zfs_says,
+            dataset,
+            declared,
+            mount_showing(std::path::Path::new(declared))
+                .as_ref()
+                .map_err(|e| e.to_string()),
+        )
+    });
     Some(DatasetFacts {
+        path_state,
         mounted: value("mounted").as_deref() == Some("yes"),
         mountpoint: value("mountpoint"),
         used: number("used"),
@@ -518,7 +569,12 @@ fn describe(s: &ServiceStatus, colour: bool) -> String {
         Some(f) => {
             out.push_str(&format!(
                 "  mounted: {} at {}\n  used: {}{}\n",
-                if f.mounted { "yes" } else { "no" },
+                match (&f.path_state, f.mounted) {
+                    (Some(MountState::NotShown { .. }), _) => "covered (zfs says yes)",
+                    (Some(MountState::Unverified { .. }), _) => "unverified (zfs says yes)",
+                    (_, true) => "yes",
+                    (_, false) => "no",
+                },
                 f.mountpoint.as_deref().unwrap_or("-"),
                 f.used.map(zpersist_core::human_bytes).unwrap_or("-".into()),
                 f.quota
@@ -545,6 +601,13 @@ fn describe(s: &ServiceStatus, colour: bool) -> String {
         )),
         _ => out.push_str("  newest snapshot: none\n"),
     }
+    if let Some(f) = &s.future_snapshot {
+        out.push_str(&format!(
+            "  snapshot dated in the future: {} ({})\n",
+            f.name,
+            zpersist_core::time::rfc3339(f.creation)
+        ));
+    }
     for (target, facts) in &s.targets {
         match facts {
             TargetFacts::Unreachable { .. } => {
@@ -569,6 +632,7 @@ fn describe(s: &ServiceStatus, colour: bool) -> String {
             Some(BackupFacts::Reached {
                 repository,
                 newest: Some(b),
+                ..
             }),
             Some(age),
         ) => out.push_str(&format!(
@@ -586,6 +650,16 @@ fn describe(s: &ServiceStatus, colour: bool) -> String {
             out.push_str(&format!("  restic backup: {repository} unreachable\n"))
         }
         (None, _) => {}
+    }
+    if let Some(BackupFacts::Reached {
+        in_future: Some(f), ..
+    }) = &s.backup
+    {
+        out.push_str(&format!(
+            "  restic backup dated in the future: {} ({})\n",
+            f.id,
+            zpersist_core::time::rfc3339(f.time)
+        ));
     }
     for p in &s.problems {
         if colour {

@@ -437,3 +437,148 @@ fn a_local_target_without_its_pool_is_unreachable() {
         r.stdout
     );
 }
+
+/// Issue 18: a tmpfs mounted over the dataset's path. zfs still says the
+/// dataset is mounted there, but the service would see the tmpfs: status
+/// is red (exit 1), names the cover, and the textfile's mounted is 0.
+#[test]
+fn a_dataset_covered_by_another_mount_is_red_naming_the_cover() {
+    let pool = TestPool::new("stcover");
+    let app = pool.ds("app");
+    zfs(&["create", &app]);
+    let at = pool.mnt().join("app");
+    let textfile = pool.scratch("cover.prom");
+    let dir = config(
+        &pool,
+        "cover",
+        &[("services.json", services(&pool, &["app"]))],
+    );
+    assert_eq!(status(&dir, &[]).code, 0);
+
+    let cover = zpersist_e2e::cover::Tmpfs::over(at.as_str(), "zpersist-cover");
+    let r = status(&dir, &["--textfile", textfile.as_str()]);
+    let j = status(&dir, &["--json"]);
+    drop(cover);
+    assert_eq!(r.code, 1, "{r:#?}");
+    assert!(r.stdout.starts_with("FAIL app"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("mounted: covered (zfs says yes)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains(&format!(
+            "error: {app} is mounted (zfs says so), but {at} does not show {app}: tmpfs from zpersist-cover is mounted over it, hiding the dataset; app would not see its data"
+        )),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains(&format!("(`umount {at}`)")),
+        "{}",
+        r.stdout
+    );
+    let report: Value = serde_json::from_str(&j.stdout).unwrap();
+    let facts = &report["services"][0]["facts"];
+    assert_eq!(facts["pathState"]["state"], "not-shown", "{facts}");
+    assert_eq!(
+        facts["pathState"]["view"]["by"],
+        "tmpfs from zpersist-cover"
+    );
+    let text = std::fs::read_to_string(&textfile).unwrap();
+    assert!(
+        text.contains(&format!(
+            "zpersist_status_mounted{{service=\"app\",dataset=\"{app}\"}} 0"
+        )),
+        "{text}"
+    );
+    // Uncovered, green again.
+    assert_eq!(status(&dir, &[]).code, 0);
+}
+
+/// Issue 18: a snapshot dated 30 days ahead of the clock status runs by
+/// (here: status's clock set 30 days back with libfaketime, the same as a
+/// host whose clock ran ahead when the snapshot was taken). Its age was 0
+/// (clamped) and status green; now it is an alarm, the age is judged from
+/// the newest snapshot not in the future (none here), and the target's
+/// copy of it does not count as held.
+#[test]
+fn a_snapshot_dated_in_the_future_is_an_alarm_not_a_fresh_snapshot() {
+    let pool = TestPool::new("stfuture");
+    let usb = pool.companion("sfusb");
+    replicated_app(&pool, &usb, |_| {});
+    let app = pool.ds("app");
+    let textfile = pool.scratch("future.prom");
+    let dir = config(
+        &pool,
+        "future",
+        &[
+            ("services.json", services(&pool, &["app"])),
+            ("replication.json", local_replication(&pool, &usb)),
+            ("status.json", objectives(3600, 3600)),
+        ],
+    );
+    assert_eq!(status(&dir, &[]).code, 0, "in shape by the true clock");
+    let behind: BTreeMap<&str, &str> = [
+        (
+            "LD_PRELOAD",
+            "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        ),
+        ("FAKETIME", "-30d"),
+    ]
+    .into();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["--config", dir.as_str()];
+        args.extend(extra);
+        run_recorded(Utf8Path::new(STATUS), &args, &behind)
+    };
+    let r = run(&["--textfile", textfile.as_str()]);
+    assert_eq!(r.code, 1, "{r:#?}");
+    assert!(
+        r.stdout
+            .contains(&format!("error: the snapshot {app}@s1 is dated ")),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("s ahead of this host's clock"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("snapshot dated in the future: s1"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("timedatectl status"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!(
+            "error: the snapshot s1 on target usb (the copy of {app}) is dated"
+        )),
+        "{}",
+        r.stdout
+    );
+    let j = run(&["--json"]);
+    let report: Value = serde_json::from_str(&j.stdout).unwrap();
+    let s = &report["services"][0];
+    assert_eq!(s["newestSnapshot"], Value::Null, "{s:#}");
+    assert_eq!(s["snapshotAgeSeconds"], Value::Null, "never 0: {s:#}");
+    assert_eq!(s["futureSnapshot"]["name"], "s1");
+    assert_eq!(s["targets"]["usb"]["newestHeld"], Value::Null, "{s:#}");
+    assert_eq!(s["targets"]["usb"]["futureSnapshot"]["name"], "s1");
+    let text = std::fs::read_to_string(&textfile).unwrap();
+    let ahead = text
+        .lines()
+        .find(|l| {
+            l.starts_with(&format!(
+                "zpersist_status_future_dated_seconds{{service=\"app\",dataset=\"{app}\",kind=\"snapshot\"}} "
+            ))
+        })
+        .unwrap_or_else(|| panic!("{text}"));
+    let seconds: i64 = ahead.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!((29 * 86_400..31 * 86_400).contains(&seconds), "{seconds}");
+    assert!(
+        !text.contains("zpersist_status_snapshot_age_seconds{"),
+        "{text}"
+    );
+}

@@ -1,6 +1,7 @@
 //! Scaffolding for tests against real components. Never used by what users run.
 pub mod binaries;
 pub mod container;
+pub mod cover;
 pub mod delegation;
 pub mod generated;
 pub mod machine;

@@ -180,4 +180,5 @@ zpersist_e2e::nix_cases! {
     assertion_postgresql_by_another_name => "backup-postgresql-by-another-name",
     assertion_calendar_unreadable => "backup-calendar-unreadable",
     assertion_mountpoint_unsafe => "backup-mountpoint-unsafe",
+    assertion_dataset_with_child => "backup-dataset-with-child",
 }

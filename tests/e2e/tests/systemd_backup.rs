@@ -154,6 +154,16 @@ fn the_backup_unit_reads_the_snapshot_at_the_mountpoint_and_preseed_restores_it(
         text.contains(&format!("zpersist_status_backup_age_seconds{{{labels}}} ")),
         "{text}"
     );
+    // In the unit's own mount namespace (ProtectSystem=strict, PrivateTmp)
+    // the mountpoint still shows the dataset: never a false "covered".
+    assert!(
+        text.contains(&format!(
+            "zpersist_status_mounted{{service=\"sonarr\",dataset=\"{}/services/sonarr\"}} 1",
+            machine.pool()
+        )),
+        "{text}\n{}",
+        c.diagnostics(&["zpersist-status.service"])
+    );
 
     // kill -9 in the middle of a run: the job fails, the view is released
     // all the same, and the failure is notified.
