@@ -95,7 +95,9 @@ fn now() -> i64 {
 
 /// `ZPERSIST_PRESEED_FAILPOINT=after:STEP` aborts right after STEP's effect,
 /// before the journal records it; `journaled:STAGE` right after it does;
-/// `during:fill` once the stream into the sibling has begun. Tests only.
+/// `during:fill` once the stream into the sibling has begun;
+/// `during:ownership` once the ownership fix-up changed two entries (the
+/// root first). Tests only.
 const FAILPOINTS: Failpoints = Failpoints::new("ZPERSIST_PRESEED_FAILPOINT", "preseed-restore");
 
 fn failpoint(when: &str, step: &str) {
@@ -515,7 +517,7 @@ impl Run<'_> {
             .props(&dataset, &[PROP_PROVENANCE])?
             .and_then(|p| p.get(PROP_PROVENANCE).cloned())
             .filter(|v| v != "-");
-        for property in [PROP_FILLED, PROP_SIBLING, PROP_PROVENANCE] {
+        for property in [PROP_FILLED, PROP_SIBLING, PROP_PROVENANCE, PROP_ASIDE] {
             self.zfs(&["inherit", property, &dataset])?;
         }
         self.zfs(&[
