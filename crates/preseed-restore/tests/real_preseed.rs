@@ -998,6 +998,26 @@ fn a_second_run_started_during_a_restore_finds_it_done() {
     assert_eq!(f.asides().len(), 1, "{:?}", f.asides());
     let later = f.run(&f.plan(vec![json!({ "local": {} })]), &[]);
     assert_eq!(later.code, 0, "{later:#?}");
+
+    // Lost again, and two runs started at the same moment: one restores,
+    // the other waits and finds it done; both exit 0, no journal left.
+    f.wipe();
+    let both = [start(&plan), start(&plan)].map(|h| h.wait().unwrap().clone());
+    for out in &both {
+        assert!(out.status.success(), "{}", text(out));
+    }
+    let outcomes: Vec<bool> = both
+        .iter()
+        .map(|o| text(o).contains("holds data; nothing to do"))
+        .collect();
+    assert_eq!(
+        outcomes.iter().filter(|&&found| found).count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert!(!journal.exists(), "a journal is left");
+    assert_eq!(f.read("db/sonarr.db"), "database v1");
+    assert_eq!(f.asides().len(), 2, "{:?}", f.asides());
 }
 
 /// Class 5: restoring another host's uids, killed after the root and one
