@@ -185,13 +185,22 @@ impl Run<'_> {
         })
     }
 
-    fn mount(&self, dataset: &str) -> Result<(), Failure> {
-        mount_retrying(&self.zfs, dataset).map_err(|e| {
+    /// Mounts the sibling on its private path, and waits (bounded) for
+    /// that path to show it: restored files never go to, and a check never
+    /// reads, the directory beneath or a cover.
+    fn mount_sibling(&self) -> Result<(), Failure> {
+        let sibling = self.plan.sibling();
+        mount_retrying(&self.zfs, &sibling).map_err(|e| {
             fail(
-                format!("cannot mount {dataset}: {e}"),
+                format!("cannot mount {sibling}: {e}"),
                 "see zfs's message; fix it and start the service again: the restore resumes",
             )
-        })
+        })?;
+        path_shows(
+            &sibling,
+            &self.private_mount(),
+            "the restore did not read or write there; it resumes on the next start",
+        )
     }
 
     /// Destroys the sibling, only if it carries preseed's mark with this
@@ -350,7 +359,7 @@ impl Run<'_> {
                     &format!("{PROP_SIBLING}={}", self.plan.service),
                     &sibling,
                 ])?;
-                self.mount(&sibling)?;
+                self.mount_sibling()?;
                 if is_pitr {
                     let provenance = sources::pitr_into(self.plan, point, Path::new(&private)).map_err(|e| {
                         fail(e, "check the PITR repository (docs/postgresql-pitr.md), then start the service again")
@@ -438,7 +447,7 @@ impl Run<'_> {
     fn verify(&mut self) -> Result<bool, Failure> {
         let sibling = self.plan.sibling();
         let private = self.private_mount();
-        self.mount(&sibling)?;
+        self.mount_sibling()?;
         let holds = holds_data(Path::new(&private)).map_err(|e| {
             fail(
                 format!("cannot read {private} (the restored data): {e}"),
@@ -773,41 +782,10 @@ impl Run<'_> {
         Ok(None)
     }
 
-    /// The dataset's path shows the dataset: not a filesystem mounted over
-    /// it, not the directory beneath it. zfs-fuse mounts asynchronously
-    /// (`zfs get mounted` says yes a moment before the mount table has
-    /// it), so the directory beneath is looked at again for up to 5 s; a
-    /// cover fails at once. `consequence` ends the error.
+    /// The service's path shows its dataset: not a filesystem mounted
+    /// over it, not the directory beneath it. `consequence` ends the error.
     fn path_shows_dataset(&self, consequence: &str) -> Result<(), Failure> {
-        let plan = self.plan;
-        let path = Path::new(&plan.mountpoint);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let showing = mount_showing(path).map_err(|e| {
-                fail(
-                    format!(
-                        "cannot tell which filesystem {} shows: {e}",
-                        plan.mountpoint
-                    ),
-                    "check the path and /proc/self/mountinfo, then start the service again",
-                )
-            })?;
-            let view = path_view(&plan.dataset, &plan.mountpoint, &showing);
-            let Some(problem) = view.problem(&plan.dataset, &plan.mountpoint) else {
-                return Ok(());
-            };
-            if matches!(view, PathView::Beneath { .. }) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(100));
-                continue;
-            }
-            return Err(fail(
-                format!(
-                    "{} is mounted (zfs says so), but {problem}; {consequence}",
-                    plan.dataset
-                ),
-                view.help(&plan.mountpoint),
-            ));
-        }
+        path_shows(&self.plan.dataset, &self.plan.mountpoint, consequence)
     }
 
     /// The dataset's descendants (filesystems and volumes, not itself).
@@ -1189,6 +1167,39 @@ fn remap_tree(root: &Path, uid: Option<(u32, u32)>, gid: Option<(u32, u32)>) -> 
         }
     }
     Ok(changed)
+}
+
+/// `path` shows `dataset`: not a filesystem mounted over it, not the
+/// directory beneath it. zfs-fuse mounts asynchronously (`zfs get mounted`
+/// says yes a moment before the mount table has it), so the directory
+/// beneath is looked at again for up to 5 s; a cover fails at once.
+/// `consequence` ends the error.
+fn path_shows(dataset: &str, path: &str, consequence: &str) -> Result<(), Failure> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let showing = mount_showing(Path::new(path)).map_err(|e| {
+            fail(
+                format!("cannot tell which filesystem {path} shows: {e}"),
+                "check the path and /proc/self/mountinfo, then start the service again",
+            )
+        })?;
+        // The mount table has resolved paths: compare with the path resolved.
+        let resolved = fs::canonicalize(path)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| path.to_string());
+        let view = path_view(dataset, &resolved, &showing);
+        let Some(problem) = view.problem(dataset, path) else {
+            return Ok(());
+        };
+        if matches!(view, PathView::Beneath { .. }) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        return Err(fail(
+            format!("{dataset} is mounted (zfs says so), but {problem}; {consequence}"),
+            view.help(path),
+        ));
+    }
 }
 
 /// A `zfs receive` into the sibling left running by a run that was killed
