@@ -313,6 +313,10 @@ in
   # Why `name` cannot be an owner or group, or null.
   inherit ownerProblem;
 
+  # The longest full dataset name preseed takes (the names it derives from
+  # it, with their snapshots, fit ZFS's limit).
+  preseedMaxDatasetLength = data.preseed.maxDatasetLength;
+
   inherit (properties)
     createOnly
     readOnly

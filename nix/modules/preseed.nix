@@ -268,6 +268,7 @@ let
       d = cfg.datasets.${s.dataset} or { mountpoint = null; };
       kinds = src: lib.count (x: x) [ (src.replica != null) src.local (src.restic != null) src.pitr ];
       children = filter (k: hasPrefix "${s.dataset}/" k) (attrNames cfg.datasets);
+      fullName = "${toString cfg.pool}/${s.dataset}";
     in
     optional (s.preseed.sources == [ ]) "${opt}.sources is empty: list where data may come from, e.g. [ { replica = \"nas\"; } { local = true; } ]."
     ++ concatMap (
@@ -289,7 +290,10 @@ let
     ++ optional (
       d.mountpoint == null || !(hasPrefix "/" d.mountpoint)
     ) "${opt} needs a dataset that mounts on a path (it checks the data where the service reads it); zpersist.datasets.\"${s.dataset}\" has mountpoint = ${builtins.toJSON d.mountpoint}."
-    ++ optional (children != [ ]) "${opt}: the restored dataset is swapped in whole, which would take its child datasets (${lib.concatStringsSep ", " children}) along; preseed a dataset without children.";
+    ++ optional (children != [ ]) "${opt}: the restored dataset is swapped in whole, which would take its child datasets (${lib.concatStringsSep ", " children}) along; preseed a dataset without children."
+    ++ optional (
+      lib.stringLength fullName > zlib.rules.preseedMaxDatasetLength
+    ) "${opt}: the dataset ${fullName} is ${toString (lib.stringLength fullName)} bytes long; preseed names its emptied original ${fullName}.zpersist-empty-<unix time> and its restore ${fullName}.zpersist-preseed, which with their snapshots must fit ZFS's 255 bytes: a preseeded dataset's name is at most ${toString zlib.rules.preseedMaxDatasetLength} bytes. Give it a shorter name.";
 in
 {
   options.zpersist.services = mkOption {

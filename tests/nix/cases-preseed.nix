@@ -66,6 +66,14 @@ in
     expect = "would take its child datasets (services/jellyfin/cache) along";
   };
 
+  preseed-name-too-long = {
+    module = jellyfin {
+      enable = true;
+      sources = [ { local = true; } ];
+    } { zpersist.services.jellyfin.dataset = "services/${builtins.concatStringsSep "" (builtins.genList (_: "j") 160)}"; };
+    expect = "a preseeded dataset's name is at most 165 bytes";
+  };
+
   preseed-pitr-without-pitr = {
     module = jellyfin {
       enable = true;

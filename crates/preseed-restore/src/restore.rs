@@ -9,17 +9,20 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use camino::Utf8PathBuf;
 use serde::Serialize;
+use zpersist_core::mounted::{path_view, PathView};
 use zpersist_core::observed::HostFacts;
 use zpersist_core::plan::parse_mode;
 use zpersist_core::preseed::{
-    decide, next_step, Decision, Journal, PreseedPlan, RestorePoint, SourceSpec, Stage, Step,
-    SwapFacts, PROP_AT, PROP_PRESEED, PROP_SIBLING, PROP_SOURCE,
+    decide, inspect_command, next_step, Decision, Journal, OwnerIds, PreseedPlan, RestorePoint,
+    SourceSpec, Stage, Step, SwapFacts, PROP_ASIDE, PROP_AT, PROP_PRESEED, PROP_SIBLING,
+    PROP_SOURCE,
 };
 use zpersist_core::property::is_create_only;
 use zpersist_core::text::human_bytes;
 use zpersist_core::time::rfc3339;
 use zpersist_host::failpoint::Failpoints;
-use zpersist_host::manifest::holds_data;
+use zpersist_host::inuse::mount_showing;
+use zpersist_host::manifest::{holds_data, look_for_data};
 use zpersist_process::Command;
 use zpersist_zfs::dataset::{is_busy, mount_retrying, unmount_retrying};
 use zpersist_zfs::Zfs;
@@ -92,7 +95,9 @@ fn now() -> i64 {
 
 /// `ZPERSIST_PRESEED_FAILPOINT=after:STEP` aborts right after STEP's effect,
 /// before the journal records it; `journaled:STAGE` right after it does;
-/// `during:fill` once the stream into the sibling has begun. Tests only.
+/// `during:fill` once the stream into the sibling has begun;
+/// `during:ownership` once the ownership fix-up changed two entries (the
+/// root first). Tests only.
 const FAILPOINTS: Failpoints = Failpoints::new("ZPERSIST_PRESEED_FAILPOINT", "preseed-restore");
 
 fn failpoint(when: &str, step: &str) {
@@ -180,47 +185,83 @@ impl Run<'_> {
         })
     }
 
-    fn mount(&self, dataset: &str) -> Result<(), Failure> {
-        mount_retrying(&self.zfs, dataset).map_err(|e| {
+    /// Mounts the sibling on its private path, and waits (bounded) for
+    /// that path to show it: restored files never go to, and a check never
+    /// reads, the directory beneath or a cover.
+    fn mount_sibling(&self) -> Result<(), Failure> {
+        let sibling = self.plan.sibling();
+        mount_retrying(&self.zfs, &sibling).map_err(|e| {
             fail(
-                format!("cannot mount {dataset}: {e}"),
+                format!("cannot mount {sibling}: {e}"),
                 "see zfs's message; fix it and start the service again: the restore resumes",
             )
-        })
+        })?;
+        path_shows(
+            &sibling,
+            &self.private_mount(),
+            "the restore did not read or write there; it resumes on the next start",
+        )
     }
 
-    /// Destroys the sibling, only if it is preseed's own for this service.
+    /// Destroys the sibling, only if it carries preseed's mark with this
+    /// service's name: anything else by that name is left as it is.
     fn clear_sibling(&mut self) -> Result<(), Failure> {
         let sibling = self.plan.sibling();
-        stop_receives_into(&sibling);
         let Some(props) = self.props(&sibling, &[PROP_SIBLING])? else {
             return Ok(());
         };
-        // A received sibling gets the mark just after the stream: one
-        // without it is ours when the journal chose this run's point.
-        if props
-            .get(PROP_SIBLING)
-            .is_some_and(|v| v != "-" && v != &self.plan.service)
-        {
-            return Err(fail(
-                format!("{sibling} exists and is not this service's restore in progress (its {PROP_SIBLING} is not {})", self.plan.service),
-                format!("rename or remove {sibling} by hand, then start the service again"),
-            ));
+        if props.get(PROP_SIBLING) != Some(&self.plan.service) {
+            return Err(self.not_ours(&sibling, props.get(PROP_SIBLING)));
         }
         self.unmount(&sibling)?;
         self.zfs_busy_retry(&["destroy", "-r", &sibling])?;
         Ok(())
     }
 
-    fn facts(&self, journal: &Journal) -> Result<SwapFacts, Failure> {
+    /// A dataset in preseed's way that is not its own: what it is, and the
+    /// command that shows whose it is.
+    fn not_ours(&self, dataset: &str, mark: Option<&String>) -> Failure {
+        let mark = match mark.map(String::as_str) {
+            None | Some("-") => "no such mark".to_string(),
+            Some(other) => format!("`{other}`"),
+        };
+        fail(
+            format!(
+                "{dataset} is in the restore's way and is not preseed's own for {}: it does not carry {PROP_SIBLING}={} (it has {mark}); nothing was done to it",
+                self.plan.service, self.plan.service
+            ),
+            format!(
+                "see whose it is: `{}`; rename it (or remove it, if it is not needed) yourself, then start the service again",
+                inspect_command(dataset)
+            ),
+        )
+    }
+
+    fn facts(&mut self, journal: &Journal) -> Result<SwapFacts, Failure> {
         let sibling = self.plan.sibling();
-        let filled = self
-            .props(&sibling, &[PROP_FILLED])?
-            .and_then(|p| p.get(PROP_FILLED).cloned());
+        if journal.stage == Stage::Chosen {
+            // A `zfs receive` into the sibling left running by a run that
+            // was killed mid-stream: stopped before the sibling is looked at.
+            stop_receives_into(&sibling);
+        }
+        let service = self.plan.service.clone();
+        let marked = |props: &Option<std::collections::BTreeMap<String, String>>| {
+            props
+                .as_ref()
+                .is_some_and(|p| p.get(PROP_SIBLING) == Some(&service))
+        };
+        let mut props = self.props(&sibling, &[PROP_FILLED, PROP_SIBLING])?;
+        if journal.stage == Stage::Chosen && props.is_some() && !marked(&props) {
+            self.adopt_received(journal)?;
+            props = self.props(&sibling, &[PROP_FILLED, PROP_SIBLING])?;
+        }
+        let ours = marked(&props);
+        let filled = props.as_ref().and_then(|p| p.get(PROP_FILLED).cloned());
         Ok(SwapFacts {
             dataset_exists: self.exists(&self.plan.dataset)?,
-            sibling_exists: filled.is_some(),
-            sibling_complete: filled.as_deref() == Some(journal.point.label.as_str()),
+            sibling_exists: props.is_some(),
+            sibling_ours: ours,
+            sibling_complete: ours && filled.as_deref() == Some(journal.point.label.as_str()),
             aside_exists: match &journal.aside {
                 Some(aside) => self.exists(aside)?,
                 None => false,
@@ -294,13 +335,8 @@ impl Run<'_> {
                             "the source or this pool failed mid-stream; fix it and start the service again: the restore starts this stream over",
                         )
                     })?;
-                self.zfs(&[
-                    "set",
-                    &format!("{PROP_SIBLING}={}", self.plan.service),
-                    &sibling,
-                ])?;
-                self.zfs(&["set", "canmount=noauto", &sibling])?;
-                self.zfs(&["set", &format!("mountpoint={private}"), &sibling])?;
+                failpoint("after", "receive");
+                self.mark_received()?;
             }
             None => {
                 let is_pitr = matches!(self.plan.sources[point.source], SourceSpec::Pitr(_));
@@ -323,7 +359,7 @@ impl Run<'_> {
                     &format!("{PROP_SIBLING}={}", self.plan.service),
                     &sibling,
                 ])?;
-                self.mount(&sibling)?;
+                self.mount_sibling()?;
                 if is_pitr {
                     let provenance = sources::pitr_into(self.plan, point, Path::new(&private)).map_err(|e| {
                         fail(e, "check the PITR repository (docs/postgresql-pitr.md), then start the service again")
@@ -342,11 +378,76 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// What a received sibling gets right after the stream: preseed's mark,
+    /// and a private mountpoint.
+    fn mark_received(&self) -> Result<(), Failure> {
+        let sibling = self.plan.sibling();
+        self.zfs(&[
+            "set",
+            &format!("{PROP_SIBLING}={}", self.plan.service),
+            &sibling,
+        ])?;
+        self.zfs(&["set", "canmount=noauto", &sibling])?;
+        self.zfs(&[
+            "set",
+            &format!("mountpoint={}", self.private_mount()),
+            &sibling,
+        ])?;
+        Ok(())
+    }
+
+    /// A run killed between the end of the stream and the mark leaves the
+    /// sibling unmarked: it is this restore's only if it holds the
+    /// journal's point itself (its snapshot, with the source snapshot's
+    /// guid) and was made after the restore began. Then it is marked and
+    /// used; anything else is left alone ([`Step::NotOurs`]).
+    fn adopt_received(&mut self, journal: &Journal) -> Result<(), Failure> {
+        let sibling = self.plan.sibling();
+        let point = &journal.point;
+        let Some((source_dataset, snapshot)) = point.reference.split_once('@') else {
+            return Ok(());
+        };
+        let Some(source) = sources::point_zfs(self.plan, point, &self.zfs) else {
+            return Ok(());
+        };
+        let Some(props) = self.props(&sibling, &[PROP_SIBLING, "creation"])? else {
+            return Ok(());
+        };
+        let unmarked = props.get(PROP_SIBLING).is_none_or(|v| v == "-");
+        let made_since = props
+            .get("creation")
+            .and_then(|c| c.parse::<i64>().ok())
+            .is_some_and(|c| c >= journal.started_at);
+        if !unmarked || !made_since {
+            return Ok(());
+        }
+        // `zfs get` of a snapshot is not parsed (zpersist_zfs::parse_get
+        // drops snapshot rows): the listings, which carry guids.
+        let guid = |zfs: &Zfs, dataset: &str| {
+            zfs.snapshots(dataset)
+                .ok()
+                .flatten()
+                .and_then(|all| all.into_iter().find(|s| s.name == snapshot))
+                .map(|s| s.guid)
+        };
+        let received = guid(&self.zfs, &sibling);
+        if received.is_none() || received != guid(&source, source_dataset) {
+            return Ok(());
+        }
+        self.say(format!(
+            "adopt   {sibling}: it holds {} (received before a run was killed)",
+            point.label
+        ));
+        self.mark_received()?;
+        self.zfs(&["set", &format!("{PROP_FILLED}={}", point.label), &sibling])?;
+        Ok(())
+    }
+
     /// Mounts the sibling privately: does it hold data?
     fn verify(&mut self) -> Result<bool, Failure> {
         let sibling = self.plan.sibling();
         let private = self.private_mount();
-        self.mount(&sibling)?;
+        self.mount_sibling()?;
         let holds = holds_data(Path::new(&private)).map_err(|e| {
             fail(
                 format!("cannot read {private} (the restored data): {e}"),
@@ -360,18 +461,21 @@ impl Run<'_> {
     fn move_aside(&mut self, journal: &mut Journal) -> Result<(), Failure> {
         let dataset = &self.plan.dataset;
         // The service has not started: nothing may have appeared, but
-        // never move data aside on a guess.
-        if self
-            .props(dataset, &["mounted"])?
-            .and_then(|p| p.get("mounted").cloned())
-            .as_deref()
-            == Some("yes")
-            && holds_data(Path::new(&self.plan.mountpoint)).unwrap_or(true)
-        {
-            return Err(fail(
-                format!("{dataset} on {} now holds data; nothing was swapped", self.plan.mountpoint),
-                "something wrote there while the restore ran; look at it, and remove the journal in the state directory if that data is right",
-            ));
+        // never move data aside on a guess. The same look as before the
+        // restore, on the dataset itself; only a dataset this step already
+        // began to move (marked, then unmounted) is not looked at again.
+        let props = self
+            .props(dataset, &["mounted", "mountpoint", PROP_ASIDE])?
+            .unwrap_or_default();
+        let half_moved = props.get(PROP_ASIDE) == Some(&self.plan.service)
+            && props.get("mounted").map(String::as_str) != Some("yes");
+        if !half_moved {
+            if let Some(what) = self.data_held(&props)? {
+                return Err(fail(
+                    format!("{what} now; nothing was swapped"),
+                    format!("something wrote there while the restore ran; look at it, and remove the journal {} if that data is right", self.journal_path().display()),
+                ));
+            }
         }
         let mut at = now();
         let mut aside = self.plan.aside(at);
@@ -385,7 +489,12 @@ impl Run<'_> {
         // Unmounted by its mountpoint going away, so that the rename has
         // nothing to unmount or remount (zfs-fuse calls a renamed mounted
         // dataset busy, and OpenZFS would remount it where the service
-        // reads).
+        // reads). Marked first: the aside is known as preseed's own.
+        self.zfs(&[
+            "set",
+            &format!("{PROP_ASIDE}={}", self.plan.service),
+            dataset,
+        ])?;
         self.zfs(&["set", "canmount=noauto", dataset])?;
         self.zfs_busy_retry(&["set", "mountpoint=none", dataset])?;
         self.unmount(dataset)?;
@@ -400,7 +509,7 @@ impl Run<'_> {
         self.zfs_busy_retry(&["rename", &sibling, &self.plan.dataset])
     }
 
-    fn finish(&mut self, journal: &Journal) -> Result<(), Failure> {
+    fn finish(&mut self, journal: &mut Journal) -> Result<(), Failure> {
         let dataset = self.plan.dataset.clone();
         for (property, value) in &self.plan.properties {
             if is_create_only(property) {
@@ -417,7 +526,7 @@ impl Run<'_> {
             .props(&dataset, &[PROP_PROVENANCE])?
             .and_then(|p| p.get(PROP_PROVENANCE).cloned())
             .filter(|v| v != "-");
-        for property in [PROP_FILLED, PROP_SIBLING, PROP_PROVENANCE] {
+        for property in [PROP_FILLED, PROP_SIBLING, PROP_PROVENANCE, PROP_ASIDE] {
             self.zfs(&["inherit", property, &dataset])?;
         }
         self.zfs(&[
@@ -434,12 +543,20 @@ impl Run<'_> {
         {
             self.zfs_busy_retry(&["mount", &dataset])?;
         }
-        if let Some(aside) = &journal.aside {
-            if self.exists(aside)? {
-                self.zfs(&["set", "mountpoint=none", aside])?;
+        if let Some(aside) = journal.aside.clone() {
+            let mark = self
+                .props(&aside, &[PROP_ASIDE])?
+                .and_then(|p| p.get(PROP_ASIDE).cloned());
+            if mark.as_ref() == Some(&self.plan.service) {
+                self.zfs(&["set", "mountpoint=none", &aside])?;
             }
         }
-        self.ownership()?;
+        // Owner, group and mode go to the dataset's files, never to a cover
+        // or to the directory beneath it.
+        self.path_shows_dataset(
+            "its owner, group and mode were not set; the restore resumes there",
+        )?;
+        self.ownership(journal)?;
         self.zfs(&["set", &format!("{PROP_PRESEED}=restored"), &dataset])?;
         let source = match provenance {
             Some(provenance) => format!("pitr:{provenance}"),
@@ -452,7 +569,9 @@ impl Run<'_> {
 
     /// The declared owner, group and mode on the root; files the restored
     /// data's owner had (a uid from another host) go to the declared owner.
-    fn ownership(&mut self) -> Result<(), Failure> {
+    /// That owner is journaled before anything changes, so a run killed
+    /// mid-way finishes the whole tree on the next start.
+    fn ownership(&mut self, journal: &mut Journal) -> Result<(), Failure> {
         let root = Path::new(&self.plan.mountpoint);
         let host = zpersist_host::RealHost::new();
         let meta = fs::symlink_metadata(root).map_err(|e| {
@@ -479,12 +598,24 @@ impl Run<'_> {
             })?),
             None => None,
         };
+        let from = match journal.owners_from {
+            Some(from) => from,
+            None => {
+                let from = OwnerIds {
+                    uid: meta.uid(),
+                    gid: meta.gid(),
+                };
+                journal.owners_from = Some(from);
+                self.write_journal(journal)?;
+                from
+            }
+        };
         let remap_uid = uid
-            .filter(|&new| new != meta.uid())
-            .map(|new| (meta.uid(), new));
+            .filter(|&new| new != from.uid)
+            .map(|new| (from.uid, new));
         let remap_gid = gid
-            .filter(|&new| new != meta.gid())
-            .map(|new| (meta.gid(), new));
+            .filter(|&new| new != from.gid)
+            .map(|new| (from.gid, new));
         if remap_uid.is_some() || remap_gid.is_some() {
             let changed = remap_tree(root, remap_uid, remap_gid).map_err(|e| {
                 fail(
@@ -494,10 +625,10 @@ impl Run<'_> {
             })?;
             self.say(format!(
                 "owners  {changed} entries from uid/gid {}/{} to {}/{} (the restored data came from a host where the ids differ)",
-                meta.uid(),
-                meta.gid(),
-                uid.unwrap_or(meta.uid()),
-                gid.unwrap_or(meta.gid())
+                from.uid,
+                from.gid,
+                uid.unwrap_or(from.uid),
+                gid.unwrap_or(from.gid)
             ));
         }
         zpersist_host::set_ownership(
@@ -544,6 +675,10 @@ impl Run<'_> {
                                 "the sources hold only snapshots of an emptied dataset; restore an older snapshot by hand (docs/runbooks/restore-service.md) or, if the service should start empty, set its preseed.enable = false",
                             ));
                         };
+                        if let Err(failure) = self.names_fit(&next) {
+                            let _ = fs::remove_file(self.journal_path());
+                            return Err(failure);
+                        }
                         journal.point = next;
                         journal.stage = Stage::Chosen;
                         self.write_journal(&journal)?;
@@ -563,11 +698,17 @@ impl Run<'_> {
                     journal.stage = Stage::SwappedIn;
                 }
                 Step::Finish => {
-                    self.finish(&journal)?;
+                    self.finish(&mut journal)?;
                     failpoint("after", "finish");
                     let _ = fs::remove_file(self.journal_path());
                     self.report.source = Some(journal.point.label.clone());
                     return Ok(());
+                }
+                Step::NotOurs { dataset } => {
+                    let mark = self
+                        .props(&dataset, &[PROP_SIBLING])?
+                        .and_then(|p| p.get(PROP_SIBLING).cloned());
+                    return Err(self.not_ours(&dataset, mark.as_ref()));
                 }
                 Step::Stuck { why } => {
                     return Err(fail(
@@ -581,10 +722,138 @@ impl Run<'_> {
         }
     }
 
+    /// Whether the dataset holds data, decided on the dataset itself (its
+    /// `mounted`, `mountpoint` in `props`): mounted where the service reads
+    /// it, the path showing the dataset (not a filesystem mounted over it),
+    /// any file, symlink or special file on it, or any child dataset.
+    /// `Some(what)`: it holds data; `None`: empty. What cannot be told (a
+    /// cover, a mount inside hiding part of it) is a failure, never empty.
+    fn data_held(
+        &self,
+        props: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Option<String>, Failure> {
+        let plan = self.plan;
+        let mounted = props.get("mounted").map(String::as_str) == Some("yes");
+        let mountpoint = props.get("mountpoint").cloned().unwrap_or_default();
+        if !mounted
+            || zpersist_core::plan::normalize_path(&mountpoint)
+                != zpersist_core::plan::normalize_path(&plan.mountpoint)
+        {
+            return Err(fail(
+                format!("{} is not mounted on {} (mounted: {}, mountpoint: {mountpoint}); nothing was moved", plan.dataset, plan.mountpoint, if mounted { "yes" } else { "no" }),
+                "zpersist-<service>-mounted.service checks this first; see its journal and zpersist-datasets.service's",
+            ));
+        }
+        self.path_shows_dataset(
+            "whether the dataset holds data cannot be seen there, so nothing was moved",
+        )?;
+        let path = Path::new(&plan.mountpoint);
+        let found = look_for_data(path).map_err(|e| {
+            fail(
+                format!("cannot read {}: {e}", plan.mountpoint),
+                "check the directory's permissions",
+            )
+        })?;
+        if found.data.is_some() {
+            return Ok(Some(format!("{} holds data", plan.mountpoint)));
+        }
+        let children = self.descendants()?;
+        if !children.is_empty() {
+            return Ok(Some(format!(
+                "{} holds only directories, but its child dataset(s) {} hold what is below: data",
+                plan.dataset,
+                children.join(", ")
+            )));
+        }
+        if !found.mounts_inside.is_empty() {
+            let mounts: Vec<String> = found
+                .mounts_inside
+                .iter()
+                .map(|p| match mount_showing(p) {
+                    Ok(m) => format!("{} on {}", m.describe(), p.display()),
+                    Err(_) => p.display().to_string(),
+                })
+                .collect();
+            return Err(fail(
+                format!("{} shows no data on {}, but {} is mounted inside it, hiding what the dataset holds there; nothing was moved", plan.dataset, plan.mountpoint, mounts.join(", ")),
+                format!("see what is mounted there (`findmnt -R {}`), unmount what does not belong to the dataset, then start the service again", plan.mountpoint),
+            ));
+        }
+        Ok(None)
+    }
+
+    /// The service's path shows its dataset: not a filesystem mounted
+    /// over it, not the directory beneath it. `consequence` ends the error.
+    fn path_shows_dataset(&self, consequence: &str) -> Result<(), Failure> {
+        path_shows(&self.plan.dataset, &self.plan.mountpoint, consequence)
+    }
+
+    /// The dataset's descendants (filesystems and volumes, not itself).
+    fn descendants(&self) -> Result<Vec<String>, Failure> {
+        let dataset = &self.plan.dataset;
+        let listing = self.zfs(&[
+            "list",
+            "-H",
+            "-r",
+            "-o",
+            "name",
+            "-t",
+            "filesystem,volume",
+            dataset,
+        ])?;
+        Ok(listing
+            .lines()
+            .filter(|name| !name.is_empty() && name != dataset)
+            .map(str::to_owned)
+            .collect())
+    }
+
+    /// The names a restore from `point` makes (the aside and its snapshots,
+    /// the sibling and the point's snapshot in it) fit ZFS's limit: checked
+    /// before anything is touched, so that no restore stops half-way.
+    fn names_fit(&self, point: &RestorePoint) -> Result<(), Failure> {
+        let plan = self.plan;
+        let snapshots: Vec<String> = self
+            .zfs
+            .snapshots(&plan.dataset)
+            .map_err(|e| {
+                fail(
+                    e.to_string(),
+                    "check that ZFS answers (`zpool status`) and start the service again",
+                )
+            })?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        let received = sources::send_argv(plan, point).and_then(|_| {
+            point
+                .reference
+                .split_once('@')
+                .map(|(_, snapshot)| snapshot)
+        });
+        let too_long = plan.names_too_long(now(), &snapshots, received);
+        if too_long.is_empty() {
+            return Ok(());
+        }
+        Err(fail(
+            format!(
+                "restoring {} would make name(s) longer than ZFS's 255 bytes: {}; nothing was touched",
+                point.label,
+                too_long.join(", ")
+            ),
+            format!(
+                "rename the long snapshot(s) (`zfs rename {}@LONG {}@SHORT`, on the source for a received one), or give the dataset a shorter name",
+                plan.dataset, plan.dataset
+            ),
+        ))
+    }
+
     fn main(&mut self) -> Result<(), Failure> {
         let plan = self.plan;
-        // Facts first: a dry run takes no lock and changes nothing.
-        let journal = self.read_journal()?;
+        // The lock first, every fact after it: a run that waited for
+        // another finds what that one left (done: no journal, data there).
+        // A dry run takes no lock and changes nothing.
         let _lock = if self.options.dry_run {
             None
         } else {
@@ -598,7 +867,7 @@ impl Run<'_> {
                 })?,
             )
         };
-        if let Some(journal) = journal {
+        if let Some(journal) = self.read_journal()? {
             if self.options.dry_run {
                 self.report.outcome = "would-resume".into();
                 self.say(format!(
@@ -624,23 +893,8 @@ impl Run<'_> {
                     "zpersist-datasets.service creates it: see `journalctl -u zpersist-datasets.service`",
                 )
             })?;
-        let mounted = props.get("mounted").map(String::as_str) == Some("yes");
-        let mountpoint = props.get("mountpoint").cloned().unwrap_or_default();
-        if !mounted
-            || zpersist_core::plan::normalize_path(&mountpoint)
-                != zpersist_core::plan::normalize_path(&plan.mountpoint)
-        {
-            return Err(fail(
-                format!("{} is not mounted on {} (mounted: {}, mountpoint: {mountpoint})", plan.dataset, plan.mountpoint, if mounted { "yes" } else { "no" }),
-                "zpersist-<service>-mounted.service checks this first; see its journal and zpersist-datasets.service's",
-            ));
-        }
-        let holds = holds_data(Path::new(&plan.mountpoint)).map_err(|e| {
-            fail(
-                format!("cannot read {}: {e}", plan.mountpoint),
-                "check the directory's permissions",
-            )
-        })?;
+        let held = self.data_held(&props)?;
+        let holds = held.is_some();
         let recorded = props
             .get(PROP_PRESEED)
             .filter(|v| v.as_str() != "-")
@@ -669,8 +923,9 @@ impl Run<'_> {
                     self.zfs(&["set", &format!("{PROP_PRESEED}=existing"), &plan.dataset])?;
                 }
                 self.say(format!(
-                    "{}: {} holds data; nothing to do",
-                    plan.service, plan.mountpoint
+                    "{}: {}; nothing to do",
+                    plan.service,
+                    held.unwrap_or_default()
                 ));
                 Ok(())
             }
@@ -707,6 +962,7 @@ impl Run<'_> {
                     first.label,
                     rfc3339(first.created)
                 ));
+                self.names_fit(&first)?;
                 self.report.by_hand = by_hand(plan, &first);
                 if self.options.dry_run {
                     self.report.outcome = "would-restore".into();
@@ -724,6 +980,7 @@ impl Run<'_> {
                     aside: None,
                     skipped_empty: Vec::new(),
                     started_at: now(),
+                    owners_from: None,
                 };
                 self.write_journal(&journal)?;
                 failpoint("journaled", "chosen");
@@ -899,6 +1156,9 @@ fn remap_tree(root: &Path, uid: Option<(u32, u32)>, gid: Option<(u32, u32)>) -> 
         if new_uid.is_some() || new_gid.is_some() {
             std::os::unix::fs::lchown(&path, new_uid, new_gid)?;
             changed += 1;
+            if changed == 2 {
+                failpoint("during", "ownership");
+            }
         }
         if meta.is_dir() {
             for entry in fs::read_dir(&path)? {
@@ -907,6 +1167,39 @@ fn remap_tree(root: &Path, uid: Option<(u32, u32)>, gid: Option<(u32, u32)>) -> 
         }
     }
     Ok(changed)
+}
+
+/// `path` shows `dataset`: not a filesystem mounted over it, not the
+/// directory beneath it. zfs-fuse mounts asynchronously (`zfs get mounted`
+/// says yes a moment before the mount table has it), so the directory
+/// beneath is looked at again for up to 5 s; a cover fails at once.
+/// `consequence` ends the error.
+fn path_shows(dataset: &str, path: &str, consequence: &str) -> Result<(), Failure> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let showing = mount_showing(Path::new(path)).map_err(|e| {
+            fail(
+                format!("cannot tell which filesystem {path} shows: {e}"),
+                "check the path and /proc/self/mountinfo, then start the service again",
+            )
+        })?;
+        // The mount table has resolved paths: compare with the path resolved.
+        let resolved = fs::canonicalize(path)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| path.to_string());
+        let view = path_view(dataset, &resolved, &showing);
+        let Some(problem) = view.problem(dataset, path) else {
+            return Ok(());
+        };
+        if matches!(view, PathView::Beneath { .. }) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        return Err(fail(
+            format!("{dataset} is mounted (zfs says so), but {problem}; {consequence}"),
+            view.help(path),
+        ));
+    }
 }
 
 /// A `zfs receive` into the sibling left running by a run that was killed

@@ -263,6 +263,17 @@ pub fn send_command(plan: &PreseedPlan, point: &RestorePoint, here: &Zfs) -> Opt
     }
 }
 
+/// The zfs where a snapshot point's snapshot is (replica or local).
+pub fn point_zfs(plan: &PreseedPlan, point: &RestorePoint, here: &Zfs) -> Option<Zfs> {
+    match &plan.sources[point.source] {
+        SourceSpec::Replica(r) => {
+            Some(Replica::of(r, Duration::from_secs(plan.timeout_seconds)).zfs(here))
+        }
+        SourceSpec::Local(_) => Some(here.clone()),
+        SourceSpec::Restic(_) | SourceSpec::Pitr(_) => None,
+    }
+}
+
 /// The argv of the sending side for a snapshot point (replica or local).
 pub fn send_argv(plan: &PreseedPlan, point: &RestorePoint) -> Option<Vec<String>> {
     match &plan.sources[point.source] {

@@ -176,6 +176,19 @@ impl Fixture {
             .collect()
     }
 
+    /// Nothing was received, renamed or destroyed, and no journal is left:
+    /// a run that refused, or found data.
+    fn assert_nothing_moved(&self, run: &Recorded) {
+        for sub in ["rename", "receive", "recv", "destroy"] {
+            assert!(run.calls_named(sub).is_empty(), "{:?}", run.zfs_calls);
+        }
+        assert!(self.asides().is_empty(), "{:?}", self.asides());
+        assert!(
+            !self.state.join("sonarr.json").exists(),
+            "the journal is left"
+        );
+    }
+
     /// The restore went through: data, provenance, nothing left behind.
     fn assert_restored(&self, run: &Recorded, version: &str, source: &str) {
         assert_eq!(run.code, 0, "{run:#?}");
@@ -214,6 +227,18 @@ impl Fixture {
             (1, 1, 0o750)
         );
     }
+}
+
+/// A run started in the background (outside the recording wrapper), for
+/// runs at once.
+fn start(plan: &Utf8Path) -> duct::Handle {
+    duct::cmd(binary().as_str(), ["--plan", plan.as_str()])
+        .env("PATH", path_with_wrapper())
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .start()
+        .unwrap()
 }
 
 /// preseed renames only the dataset (aside) and its sibling, receives
@@ -604,6 +629,7 @@ fn killed_at_every_step_a_rerun_converges() {
     for point in [
         "journaled:chosen",
         "during:fill",
+        "after:receive",
         "after:fill",
         "after:verify",
         "journaled:filled",
@@ -742,18 +768,7 @@ fn two_services_preseed_at_once() {
     radarr_plan["mountpoint"] = json!(other_mnt);
     radarr_plan["service"] = json!("radarr");
     let radarr = f.pool.write_plan("radarr.json", &radarr_plan);
-    let handles: Vec<_> = [sonarr, radarr]
-        .iter()
-        .map(|plan| {
-            duct::cmd(binary().as_str(), ["--plan", plan.as_str()])
-                .env("PATH", path_with_wrapper())
-                .stdout_capture()
-                .stderr_capture()
-                .unchecked()
-                .start()
-                .unwrap()
-        })
-        .collect();
+    let handles: Vec<_> = [sonarr, radarr].iter().map(|plan| start(plan)).collect();
     for handle in handles {
         let out = handle.wait().unwrap();
         assert!(
@@ -814,4 +829,354 @@ fn bad_plans_exit_2_and_run_no_zfs_command() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("given twice"), "{}", run.stderr);
     assert!(run.zfs_calls.is_empty());
+}
+
+/// A filesystem mounted over a path for a test, unmounted when dropped
+/// (declared after the fixture, so it goes first).
+struct Cover(Utf8PathBuf);
+
+impl Cover {
+    fn tmpfs(path: &Utf8Path) -> Cover {
+        zpersist_e2e::pool::run_ok("mount", &["-t", "tmpfs", "preseed-cover", path.as_str()]);
+        Cover(path.to_owned())
+    }
+}
+
+impl Drop for Cover {
+    fn drop(&mut self) {
+        let _ = duct::cmd("umount", [self.0.as_str()])
+            .stderr_null()
+            .unchecked()
+            .run();
+    }
+}
+
+/// The class 1: zfs says the dataset is mounted on its path, but
+/// the path shows something else (an empty tmpfs over it, or one over a
+/// directory inside it): that is a failure naming the cover, never
+/// "empty"; nothing is moved, received or recorded. The move-aside
+/// step's own "holds data now?" look is the same look.
+#[test]
+fn a_path_that_does_not_show_the_dataset_fails_and_nothing_moves() {
+    let f = Fixture::new("covered");
+    let plan = f.plan(vec![f.local_replica(), json!({ "local": {} })]);
+    {
+        let _cover = Cover::tmpfs(&f.mountpoint);
+        let run = f.run(&plan, &[]);
+        assert_eq!(run.code, 1, "{run:#?}");
+        assert!(
+            run.stderr.contains("does not show") && run.stderr.contains("tmpfs"),
+            "{}",
+            run.stderr
+        );
+        assert!(run.mutating_calls().is_empty(), "{:?}", run.zfs_calls);
+        f.assert_nothing_moved(&run);
+    }
+    assert_eq!(
+        f.read("db/sonarr.db"),
+        "database v1",
+        "the data is untouched"
+    );
+    assert_eq!(get(&f.ds, "com.zpersist:preseed"), "-");
+
+    // A mount inside the dataset hides what it holds there.
+    f.wipe();
+    std::fs::create_dir_all(f.mountpoint.join("db")).unwrap();
+    std::fs::write(f.mountpoint.join("db/sonarr.db"), "database v9").unwrap();
+    {
+        let _cover = Cover::tmpfs(&f.mountpoint.join("db"));
+        let run = f.run(&plan, &[]);
+        assert_eq!(run.code, 1, "{run:#?}");
+        assert!(run.stderr.contains("mounted inside"), "{}", run.stderr);
+        assert!(run.mutating_calls().is_empty(), "{:?}", run.zfs_calls);
+    }
+    assert_eq!(f.read("db/sonarr.db"), "database v9");
+
+    // Killed once the sibling is filled; then data appears in the dataset
+    // and an empty tmpfs covers it: the resumed run's move-aside fails too.
+    f.wipe();
+    let crashed = f.run(&plan, &[("ZPERSIST_PRESEED_FAILPOINT", "journaled:filled")]);
+    assert_ne!(crashed.code, 0, "{crashed:#?}");
+    std::fs::write(f.mountpoint.join("written-meanwhile"), "new").unwrap();
+    {
+        let _cover = Cover::tmpfs(&f.mountpoint);
+        let resumed = f.run(&plan, &[]);
+        assert_eq!(resumed.code, 1, "{resumed:#?}");
+        assert!(
+            resumed.stderr.contains("does not show"),
+            "{}",
+            resumed.stderr
+        );
+        assert!(
+            resumed.calls_named("rename").is_empty(),
+            "{:?}",
+            resumed.zfs_calls
+        );
+    }
+    assert!(f.asides().is_empty(), "{:?}", f.asides());
+    assert_eq!(f.read("written-meanwhile"), "new");
+}
+
+/// Class 2: a dataset holding only directories, with an undeclared child
+/// dataset (made by hand) holding the files, holds data: `existing`,
+/// the child named, nothing moved.
+#[test]
+fn data_in_a_child_dataset_is_data() {
+    let f = Fixture::new("child");
+    f.wipe();
+    let child = format!("{}/extra", f.ds);
+    zfs(&["create", &child]);
+    std::fs::write(f.mountpoint.join("extra/episodes.db"), "child data").unwrap();
+    let run = f.run(
+        &f.plan(vec![f.local_replica(), json!({ "local": {} })]),
+        &[],
+    );
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert!(
+        run.stdout.contains(&child) && run.stdout.contains("nothing to do"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(get(&f.ds, "com.zpersist:preseed"), "existing");
+    f.assert_nothing_moved(&run);
+    assert_eq!(f.read("extra/episodes.db"), "child data");
+}
+
+/// Class 3: a user's own dataset named `<ds>.zpersist-preseed` (files, a
+/// snapshot, no mark; then another service's mark) is never destroyed,
+/// received into or renamed: the run stops with the command to inspect
+/// it, and once it is out of the way the restore goes on.
+#[test]
+fn a_dataset_by_the_siblings_name_that_is_not_ours_is_never_touched() {
+    let f = Fixture::new("notours");
+    f.wipe();
+    let sibling = format!("{}.zpersist-preseed", f.ds);
+    let own_mnt = f.pool.mnt().join("users-own");
+    zfs(&["create", "-o", &format!("mountpoint={own_mnt}"), &sibling]);
+    std::fs::write(own_mnt.join("mine.txt"), "the user's").unwrap();
+    zfs(&["snapshot", &format!("{sibling}@mine")]);
+    let plan = f.plan(vec![json!({ "local": {} })]);
+    for mark in [None, Some("radarr")] {
+        if let Some(mark) = mark {
+            zfs(&[
+                "set",
+                &format!("com.zpersist:preseed-sibling={mark}"),
+                &sibling,
+            ]);
+        }
+        let run = f.run(&plan, &[]);
+        assert_eq!(run.code, 1, "{mark:?}: {run:#?}");
+        assert!(
+            run.stderr.contains("zfs list -r -t all -o name,")
+                && run.stderr.contains(&sibling)
+                && run.stderr.contains("not preseed's own"),
+            "{mark:?}: {}",
+            run.stderr
+        );
+        let on_it: Vec<_> = run
+            .mutating_calls()
+            .into_iter()
+            .filter(|argv| argv.iter().any(|a| a.starts_with(&sibling)))
+            .collect();
+        assert!(on_it.is_empty(), "{mark:?}: {on_it:?}");
+        assert_eq!(
+            std::fs::read_to_string(own_mnt.join("mine.txt")).unwrap(),
+            "the user's"
+        );
+        assert!(exists(&format!("{sibling}@mine")));
+        assert!(f.asides().is_empty(), "{:?}", f.asides());
+    }
+    // The user moves theirs away; the next start restores. (zfs-fuse
+    // calls a just-unmounted dataset busy for a moment.)
+    zfs(&["set", "mountpoint=none", &sibling]);
+    let renamed = (0..40).any(|_| {
+        let done = duct::cmd("zfs", ["rename", &sibling, &format!("{}-mine", f.ds)])
+            .stderr_null()
+            .unchecked()
+            .run()
+            .is_ok_and(|o| o.status.success());
+        if !done {
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        done
+    });
+    assert!(renamed, "{sibling} cannot be renamed");
+    zfs(&[
+        "set",
+        &format!("mountpoint={own_mnt}"),
+        &format!("{}-mine", f.ds),
+    ]);
+    let run = f.run(&plan, &[]);
+    f.assert_restored(&run, "v1", "local:");
+    assert_eq!(
+        std::fs::read_to_string(own_mnt.join("mine.txt")).unwrap(),
+        "the user's"
+    );
+}
+
+/// Class 4: a second run started while the first restores waits for the
+/// lock, then reads what the first left (data, no journal): exit 0,
+/// nothing done twice, no journal left behind.
+#[test]
+fn a_second_run_started_during_a_restore_finds_it_done() {
+    let f = Fixture::new("tworuns");
+    std::fs::write(f.mountpoint.join("big.bin"), vec![7u8; 32 << 20]).unwrap();
+    f.snapshot("autosnap_2026-11-02_00:00:00_hourly");
+    f.wipe();
+    let plan = f
+        .pool
+        .write_plan("preseed.json", &f.plan(vec![json!({ "local": {} })]));
+    let journal = f.state.join("sonarr.json");
+    let first = start(&plan);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !journal.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first run wrote no journal"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let second = start(&plan);
+    let (first, second) = (first.wait().unwrap(), second.wait().unwrap());
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    assert!(first.status.success(), "{}", text(first));
+    assert!(second.status.success(), "{}", text(second));
+    assert!(
+        text(second).contains("holds data; nothing to do"),
+        "the second run finds the first one's work: {}",
+        text(second)
+    );
+    assert!(!journal.exists(), "a journal is left");
+    assert_eq!(f.read("db/sonarr.db"), "database v1");
+    assert_eq!(get(&f.ds, "com.zpersist:preseed"), "restored");
+    assert!(!exists(&format!("{}.zpersist-preseed", f.ds)));
+    assert_eq!(f.asides().len(), 1, "{:?}", f.asides());
+    let later = f.run(&f.plan(vec![json!({ "local": {} })]), &[]);
+    assert_eq!(later.code, 0, "{later:#?}");
+
+    // Lost again, and two runs started at the same moment: one restores,
+    // the other waits and finds it done; both exit 0, no journal left.
+    f.wipe();
+    let both = [start(&plan), start(&plan)].map(|h| h.wait().unwrap().clone());
+    for out in &both {
+        assert!(out.status.success(), "{}", text(out));
+    }
+    let outcomes: Vec<bool> = both
+        .iter()
+        .map(|o| text(o).contains("holds data; nothing to do"))
+        .collect();
+    assert_eq!(
+        outcomes.iter().filter(|&&found| found).count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert!(!journal.exists(), "a journal is left");
+    assert_eq!(f.read("db/sonarr.db"), "database v1");
+    assert_eq!(f.asides().len(), 2, "{:?}", f.asides());
+}
+
+/// Class 5: restoring another host's uids, killed after the root and one
+/// entry got the declared owner: the rerun finishes the whole tree.
+#[test]
+fn killed_during_the_ownership_fix_up_a_rerun_gives_every_entry_the_declared_owner() {
+    let f = Fixture::new("uidcrash");
+    for i in 0..200 {
+        std::fs::write(f.mountpoint.join(format!("db/entry-{i}")), "x").unwrap();
+    }
+    let walk = |root: &Utf8Path| -> Vec<std::path::PathBuf> {
+        let mut all = Vec::new();
+        let mut pending = vec![root.as_std_path().to_path_buf()];
+        while let Some(path) = pending.pop() {
+            if path.is_dir() && !path.is_symlink() {
+                for entry in std::fs::read_dir(&path).unwrap() {
+                    pending.push(entry.unwrap().path());
+                }
+            }
+            all.push(path);
+        }
+        all
+    };
+    for path in walk(&f.mountpoint) {
+        std::os::unix::fs::lchown(&path, Some(4242), Some(4243)).unwrap();
+    }
+    f.snapshot("autosnap_2026-11-02_00:00:00_hourly");
+    f.wipe();
+    let plan = f.plan(vec![json!({ "local": {} })]);
+    let crashed = f.run(&plan, &[("ZPERSIST_PRESEED_FAILPOINT", "during:ownership")]);
+    assert_ne!(crashed.code, 0, "{crashed:#?}");
+    assert!(
+        crashed.stderr.contains("failpoint during:ownership"),
+        "{}",
+        crashed.stderr
+    );
+    let rerun = f.run(&plan, &[]);
+    f.assert_restored(&rerun, "v1", "local:");
+    let foreign: Vec<_> = walk(&f.mountpoint)
+        .into_iter()
+        .filter(|p| {
+            let meta = std::fs::symlink_metadata(p).unwrap();
+            (meta.uid(), meta.gid()) != (1, 1)
+        })
+        .collect();
+    assert!(
+        foreign.is_empty(),
+        "{} entries keep a foreign owner: {:?}",
+        foreign.len(),
+        &foreign[..foreign.len().min(5)]
+    );
+}
+
+/// Class 6: a dataset name whose aside (`.zpersist-empty-<time>`) and a
+/// snapshot of it would not fit ZFS's 255 bytes is refused with the plan
+/// (exit 2, no zfs call); the longest accepted one whose own snapshot's
+/// name is too long for the aside fails before anything is touched
+/// (exit 1, no journal), never half-way.
+#[test]
+fn names_near_zfss_limit_are_refused_before_anything_is_touched() {
+    let f = Fixture::new("longname");
+    let base = f.pool.ds("services/");
+    let longest = format!(
+        "{base}{}",
+        "n".repeat(zpersist_core::preseed::MAX_PRESEED_DATASET_LEN - base.len())
+    );
+    let mountpoint = f.pool.mnt().join("var/lib/long");
+    let mut plan = f.plan(vec![json!({ "local": {} })]);
+    plan["dataset"] = json!(format!("{longest}n"));
+    plan["mountpoint"] = json!(mountpoint);
+    let refused = f.run(&plan, &[]);
+    assert_eq!(refused.code, 2, "{refused:#?}");
+    assert!(
+        refused.stderr.contains("at most 165 bytes"),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.zfs_calls.is_empty(), "{:?}", refused.zfs_calls);
+
+    zfs(&[
+        "create",
+        "-o",
+        &format!("mountpoint={mountpoint}"),
+        &longest,
+    ]);
+    std::fs::write(mountpoint.join("data"), "long").unwrap();
+    // Fits the dataset itself (and the sibling), not the aside.
+    let snapshot = format!("{longest}@{}", "s".repeat(70));
+    zfs(&["snapshot", &snapshot]);
+    std::fs::remove_file(mountpoint.join("data")).unwrap();
+    plan["dataset"] = json!(longest);
+    let run = f.run(&plan, &[]);
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(
+        run.stderr.contains("longer than ZFS's 255 bytes"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.mutating_calls().is_empty(), "{:?}", run.zfs_calls);
+    f.assert_nothing_moved(&run);
 }

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::contract::{Contract, Diagnostic};
-use crate::name::{is_within, name_problem};
+use crate::name::{is_within, name_problem, MAX_NAME_LEN};
 use crate::ownership::{mode_problem, owner_problem};
 use crate::plan::mountpoint_problem;
 
@@ -170,6 +170,8 @@ impl PreseedPlan {
                 "dataset `{}` is a pool's root dataset; preseed swaps datasets, so it needs one below the root",
                 self.dataset
             ));
+        } else if let Some(why) = dataset_length_problem(&self.dataset) {
+            problems.push(why);
         }
         if let Some(why) = mountpoint_problem(&self.mountpoint) {
             problems.push(why);
@@ -279,17 +281,68 @@ impl PreseedPlan {
     /// The dataset a restore fills before it is swapped in: a sibling, never
     /// mounted where the service looks.
     pub fn sibling(&self) -> String {
-        format!("{}.zpersist-preseed", self.dataset)
+        format!("{}{SIBLING_SUFFIX}", self.dataset)
     }
 
     /// Where the emptied original is kept (zpersist never destroys it).
     pub fn aside(&self, at: i64) -> String {
-        format!("{}.zpersist-empty-{at}", self.dataset)
+        format!("{}{ASIDE_SUFFIX}{at}", self.dataset)
+    }
+
+    /// Which names a restore would make do not fit ZFS's limit, now that
+    /// the snapshots are known: the aside's snapshots (the dataset's own,
+    /// `snapshots`, renamed with it) and the sibling's (the point's
+    /// snapshot, `point_snapshot`, received into it). Asked before
+    /// anything is touched, so that no restore stops half-way on a name.
+    pub fn names_too_long(
+        &self,
+        at: i64,
+        snapshots: &[String],
+        point_snapshot: Option<&str>,
+    ) -> Vec<String> {
+        let aside = self.aside(at);
+        let sibling = self.sibling();
+        snapshots
+            .iter()
+            .map(|snapshot| format!("{aside}@{snapshot}"))
+            .chain(point_snapshot.map(|snapshot| format!("{sibling}@{snapshot}")))
+            .filter(|name| name.len() > MAX_NAME_LEN)
+            .collect()
     }
 
     pub fn pool(&self) -> &str {
         crate::name::pool_of(&self.dataset)
     }
+}
+
+/// What preseed appends to the dataset's name for its sibling.
+pub const SIBLING_SUFFIX: &str = ".zpersist-preseed";
+/// What preseed appends, before a unix time, for the emptied original.
+pub const ASIDE_SUFFIX: &str = ".zpersist-empty-";
+/// Digits of the unix time in an aside's name (10 until the year 2286).
+pub const ASIDE_TIME_DIGITS: usize = 10;
+/// Room kept for a snapshot's part of a name (`@` and 63 bytes: sanoid's
+/// `@autosnap_2026-11-30_10:00:00_frequently`, syncoid's sync snapshots),
+/// since the sibling and the aside carry snapshots too.
+pub const SNAPSHOT_NAME_ROOM: usize = 64;
+
+/// The longest dataset name preseed takes: its aside's name and a
+/// snapshot of it fit ZFS's limit (the sibling's suffix is shorter).
+pub const MAX_PRESEED_DATASET_LEN: usize =
+    MAX_NAME_LEN - ASIDE_SUFFIX.len() - ASIDE_TIME_DIGITS - SNAPSHOT_NAME_ROOM;
+
+/// Why a dataset's name is too long for preseed's names derived from it.
+pub fn dataset_length_problem(dataset: &str) -> Option<String> {
+    (dataset.len() > MAX_PRESEED_DATASET_LEN).then(|| {
+        format!(
+            "dataset `{}` is {} bytes long: preseed names its emptied original `{}{ASIDE_SUFFIX}<unix time>` and its restore `{}{SIBLING_SUFFIX}`, which with their snapshots (`@` and up to {} bytes) must fit ZFS's {MAX_NAME_LEN}; a preseeded dataset's name is at most {MAX_PRESEED_DATASET_LEN} bytes",
+            crate::shown(dataset),
+            dataset.len(),
+            crate::shown(dataset),
+            crate::shown(dataset),
+            SNAPSHOT_NAME_ROOM - 1,
+        )
+    })
 }
 
 /// One restore point a source offers.
@@ -478,6 +531,20 @@ pub struct Journal {
     #[serde(default)]
     pub skipped_empty: Vec<String>,
     pub started_at: i64,
+    /// The restored root's owner before the ownership fix-up changed
+    /// anything (the ids of the host the data came from): recorded first,
+    /// so that a run killed mid-way remaps by these, not by a root it
+    /// already changed.
+    #[serde(default)]
+    pub owners_from: Option<OwnerIds>,
+}
+
+/// A uid and a gid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OwnerIds {
+    pub uid: u32,
+    pub gid: u32,
 }
 
 /// What the pool shows now, for resuming.
@@ -485,6 +552,9 @@ pub struct Journal {
 pub struct SwapFacts {
     pub dataset_exists: bool,
     pub sibling_exists: bool,
+    /// The sibling carries preseed's mark with this service's name
+    /// ([`PROP_SIBLING`]); any other is never cleared, renamed or used.
+    pub sibling_ours: bool,
     /// The sibling holds the chosen point (received snapshot present, or a
     /// completed restic restore marked on it).
     pub sibling_complete: bool,
@@ -509,9 +579,17 @@ pub enum Step {
     Finish,
     /// The journal and the pool disagree in a way no step repairs.
     Stuck { why: String },
+    /// A dataset by the sibling's name exists that is not preseed's own (no
+    /// mark, or another service's): nothing is done to it, a person looks.
+    NotOurs { dataset: String },
 }
 
 pub fn next_step(journal: &Journal, facts: SwapFacts) -> Step {
+    if facts.sibling_exists && !facts.sibling_ours {
+        return Step::NotOurs {
+            dataset: format!("{}{SIBLING_SUFFIX}", journal.dataset),
+        };
+    }
     match journal.stage {
         Stage::Chosen => {
             if facts.sibling_complete {
@@ -573,6 +651,17 @@ pub const PROP_SOURCE: &str = "com.zpersist:preseed-source";
 pub const PROP_AT: &str = "com.zpersist:preseed-at";
 /// Marks a sibling as preseed's own (the only dataset it may clear).
 pub const PROP_SIBLING: &str = "com.zpersist:preseed-sibling";
+/// Marks an emptied original preseed moved aside (the service's name).
+pub const PROP_ASIDE: &str = "com.zpersist:preseed-aside";
+
+/// `zfs list -r -t all -o name,...` of a dataset in preseed's way: what a
+/// person runs to see whose it is.
+pub fn inspect_command(dataset: &str) -> String {
+    format!(
+        "zfs list -r -t all -o name,{PROP_SIBLING},{PROP_ASIDE},used,creation {}",
+        crate::shown(dataset)
+    )
+}
 
 #[cfg(test)]
 mod tests {
@@ -754,6 +843,7 @@ mod tests {
             aside: None,
             skipped_empty: vec![],
             started_at: 0,
+            owners_from: None,
         }
     }
 
@@ -761,6 +851,7 @@ mod tests {
         SwapFacts {
             dataset_exists: dataset,
             sibling_exists: sibling,
+            sibling_ours: sibling,
             sibling_complete: complete,
             aside_exists: false,
         }
@@ -803,6 +894,68 @@ mod tests {
             next_step(&journal(Stage::Aside), facts(false, false, false)),
             Step::Stuck { .. }
         ));
+    }
+
+    /// A dataset by the sibling's name without preseed's mark (a user's
+    /// own, `-` included) is never cleared, renamed or swapped in, at
+    /// whatever stage.
+    #[test]
+    fn a_sibling_that_is_not_ours_stops_every_stage() {
+        for stage in [Stage::Chosen, Stage::Filled, Stage::Aside, Stage::SwappedIn] {
+            let foreign = SwapFacts {
+                sibling_ours: false,
+                ..facts(true, true, false)
+            };
+            assert_eq!(
+                next_step(&journal(stage), foreign),
+                Step::NotOurs {
+                    dataset: "tank/s.zpersist-preseed".into()
+                },
+                "{stage:?}"
+            );
+        }
+    }
+
+    /// A dataset whose aside name and a snapshot of it would not fit is
+    /// refused when the plan is checked; the longest accepted one fits,
+    /// and at run time the snapshots really there are checked too.
+    #[test]
+    fn names_preseed_derives_always_fit_zfs_s_limit() {
+        let plan = |dataset: String| {
+            let text = json_plan(&dataset);
+            PreseedPlan::parse(&text)
+        };
+        let longest = format!("tank/{}", "a".repeat(MAX_PRESEED_DATASET_LEN - 5));
+        let plan_ok = plan(longest.clone()).expect("the longest accepted name");
+        let aside = plan_ok.aside(9_999_999_999);
+        let sibling = plan_ok.sibling();
+        assert!(aside.len() + SNAPSHOT_NAME_ROOM <= MAX_NAME_LEN, "{aside}");
+        assert!(
+            sibling.len() + SNAPSHOT_NAME_ROOM <= MAX_NAME_LEN,
+            "{sibling}"
+        );
+        let problems = plan(format!("{longest}a")).unwrap_err();
+        assert!(problems[0].contains("at most 165 bytes"), "{problems:?}");
+        let fits = "autosnap_2026-11-30_10:00:00_frequently".to_string();
+        assert!(plan_ok
+            .names_too_long(9_999_999_999, std::slice::from_ref(&fits), Some(&fits))
+            .is_empty());
+        let long = "s".repeat(80);
+        assert_eq!(
+            plan_ok
+                .names_too_long(9_999_999_999, std::slice::from_ref(&long), Some(&long))
+                .len(),
+            2
+        );
+    }
+
+    fn json_plan(dataset: &str) -> String {
+        serde_json::json!({
+            "version": 1, "service": "sonarr", "dataset": dataset,
+            "mountpoint": "/var/lib/sonarr", "sources": [{ "local": {} }],
+            "stateDir": "/var/lib/zpersist/preseed",
+        })
+        .to_string()
     }
 
     #[test]

@@ -49,6 +49,17 @@ pub struct NixRules {
     pub properties: PropertyRules,
     pub sizes: SizeRules,
     pub counts: CountRules,
+    pub preseed: PreseedRules,
+}
+
+/// [`crate::preseed::dataset_length_problem`]: a preseeded dataset's full
+/// name is at most `maxDatasetLength` bytes, so that the names preseed
+/// derives from it (`<name>.zpersist-empty-<time>`, `<name>.zpersist-preseed`)
+/// and their snapshots fit ZFS's limit.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreseedRules {
+    pub max_dataset_length: usize,
 }
 
 /// [`crate::name::name_problem`], applied to a full dataset name in this
@@ -272,6 +283,9 @@ pub fn nix_rules() -> NixRules {
         },
         counts: CountRules {
             max: u64::MAX.to_string(),
+        },
+        preseed: PreseedRules {
+            max_dataset_length: crate::preseed::MAX_PRESEED_DATASET_LEN,
         },
     }
 }

@@ -5,7 +5,8 @@
 //! attributes ([`walk`], [`Tree::hash_contents`], [`hash_trees`] with
 //! progress lines); compare two such lists ([`differences`]) or their
 //! digests ([`Tree::summary`]). And the cheap question before any of that:
-//! does a tree hold data at all ([`holds_data`]).
+//! does a tree hold data at all ([`holds_data`], [`look_for_data`] saying
+//! where, and which mounts inside it hide part of it).
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -179,9 +180,27 @@ pub fn walk(root: &Path) -> io::Result<Tree> {
 /// filesystem (a mount inside it is another filesystem's data). Stops at
 /// the first one found; directories alone, however many, are no data.
 pub fn holds_data(root: &Path) -> io::Result<bool> {
+    Ok(look_for_data(root)?.data.is_some())
+}
+
+/// What [`look_for_data`] found on a tree's own filesystem.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// The first entry that is data (anything but a directory).
+    pub data: Option<PathBuf>,
+    /// Directories another filesystem is mounted on, seen before `data`
+    /// was (all of them when there is none): what the tree's own
+    /// filesystem holds beneath them is hidden, so "no data" is not known.
+    pub mounts_inside: Vec<PathBuf>,
+}
+
+/// [`holds_data`], saying where: the first entry that is data, and the
+/// mounts inside the tree that hide part of it.
+pub fn look_for_data(root: &Path) -> io::Result<Found> {
     let device = fs::symlink_metadata(root)
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", root.display())))?
         .dev();
+    let mut found = Found::default();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
         let entries = fs::read_dir(&dir)
@@ -193,14 +212,17 @@ pub fn holds_data(root: &Path) -> io::Result<bool> {
             let meta = fs::symlink_metadata(&path)
                 .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
             if !meta.is_dir() {
-                return Ok(true);
+                found.data = Some(path);
+                return Ok(found);
             }
             if meta.dev() == device {
                 stack.push(path);
+            } else {
+                found.mounts_inside.push(path);
             }
         }
     }
-    Ok(false)
+    Ok(found)
 }
 
 /// Walks and hashes the trees at `roots` side by side (a thread each),
@@ -570,6 +592,9 @@ mod tests {
         fs::write(dir.join("d/empty file"), "").unwrap();
         assert!(holds_data(&dir).unwrap(), "an empty file is data");
         assert!(holds_data(&dir.join("missing")).is_err());
+        let found = look_for_data(&dir).unwrap();
+        assert_eq!(found.data, Some(dir.join("d/empty file")));
+        assert!(found.mounts_inside.is_empty());
         fs::remove_dir_all(dir).unwrap();
     }
 

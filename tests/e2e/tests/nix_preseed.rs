@@ -59,6 +59,7 @@ zpersist_e2e::nix_cases! {
     assertion_no_mountpoint => "preseed-no-mountpoint",
     assertion_with_children => "preseed-with-children",
     assertion_pitr_without_pitr => "preseed-pitr-without-pitr",
+    assertion_name_too_long => "preseed-name-too-long",
 }
 
 /// PostgreSQL preseeded from its PITR archive: the plan names the contract
