@@ -1,10 +1,13 @@
 //! `zpersist status [SERVICE] [--json] [--config DIR]`: per service, what
 //! /etc/zpersist declares against what ZFS and the replication targets
-//! hold. Wires the contracts (services.json, replication.json,
-//! status.json) to the facts (one recursive `zfs get` of the properties,
-//! one recursive snapshot listing, one listing per replication target) and
-//! zpersist-core's `status::evaluate`. Exit 0: every objective met; 1: one
-//! is missed; 2: bad arguments or contracts (nothing read from ZFS).
+//! hold; then every pool's health and last scrub, and PostgreSQL's
+//! recovery when pitr.json is there. Wires the contracts (services.json,
+//! replication.json, status.json, pitr.json) to the facts (one recursive
+//! `zfs get` of the properties, one recursive snapshot listing, one
+//! listing per replication target, two zpool calls, pg_stat_archiver and
+//! the PITR repository) and zpersist-core's `status` verdicts. Exit 0:
+//! every objective met; 1: one is missed; 2: bad arguments or contracts
+//! (nothing read from ZFS).
 
 mod health;
 

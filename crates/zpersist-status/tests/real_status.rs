@@ -2,7 +2,9 @@
 //! each broken promise (a stale snapshot, a lagging local target, an
 //! unreachable remote target on a closed port, a missing mount) shown and
 //! exit 1; bad input exit 2 touching no zfs; 200 datasets within the bound
-//! of two zfs calls (counted by the recording wrapper).
+//! of two zfs calls (counted by the recording wrapper); pools (a real
+//! scrub, a degraded mirror), a stopped sanoid while syncoid ships, and
+//! PostgreSQL 15 with PITR archiving.
 
 use std::collections::BTreeMap;
 
