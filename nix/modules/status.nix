@@ -3,6 +3,15 @@
 # replication.json. The snapshot-age objective defaults from the sanoid
 # template the service's dataset follows: the most frequent period with a
 # count above 0, times 2 (hourly = 1 → 7200 s); no template, no default.
+# Only the policy's snapshots count (snapshotPeriods: the template's
+# periods with a count above 0, sanoid's autosnap_*_<period>).
+#
+# Pools: zpersist.pool and services.zfs.autoScrub.pools, each with a scrub
+# objective of twice autoScrub's interval plus its randomizedDelaySec when
+# autoScrub scrubs it; the module turns autoScrub on (mkDefault) unless the
+# host says otherwise. PostgreSQL (zpersist.postgresql.pitr): base backups
+# and drills within twice their schedule's period, an RPO within the
+# archive-age limit.
 #
 # zpersist-status.service (on zpersist.status.interval) writes the report
 # as a Prometheus textfile; a missed objective fails the unit, which
@@ -77,14 +86,71 @@ let
     in
     if period == null then null else period * 2 + (if delay == null then 0 else delay);
 
+  # The template's periods with a count above 0, as sanoid names its
+  # snapshots (autosnap_<date>_<period>); null: no template, any period.
+  snapshotPeriods =
+    dataset:
+    let
+      name = policies.${dataset} or null;
+      template = if name == null then null else cfg.snapshots.templates.${name} or null;
+      count = p: template.${p} or 0;
+    in
+    if template == null then
+      null
+    else
+      lib.filter (p: builtins.isInt (count p) && count p > 0) [
+        "frequently"
+        "hourly"
+        "daily"
+        "weekly"
+        "monthly"
+        "yearly"
+      ];
+
+  scrub = config.services.zfs.autoScrub;
+  # Twice autoScrub's interval plus its randomized delay, for the pools it
+  # scrubs (all when its list is empty); null when it is off or its
+  # calendar cannot be read.
+  defaultScrubAge =
+    pool:
+    let
+      period = zlib.systemd.timerPeriodSeconds { OnCalendar = scrub.interval; };
+      delay = zlib.systemd.spanSeconds (scrub.randomizedDelaySec or 0);
+      scrubbed = scrub.enable && (scrub.pools == [ ] || lib.elem pool scrub.pools);
+    in
+    if !scrubbed || period == null then null else period * 2 + (if delay == null then 0 else delay);
+  poolNames = lib.unique (lib.optional ((cfg.pool or null) != null) (toString cfg.pool) ++ scrub.pools);
+
+  pitr = cfg.postgresql.pitr or { enable = false; };
+  twice =
+    calendar:
+    let
+      period = zlib.systemd.timerPeriodSeconds { OnCalendar = calendar; };
+    in
+    if period == null then null else period * 2;
+  orDefault = own: default: if own != null then own else default;
+
   statusFile = {
     version = 1;
+    pools = lib.genAttrs poolNames (pool: {
+      maxScrubAgeSeconds = orDefault scfg.maxScrubAge (defaultScrubAge pool);
+    });
+  }
+  // lib.optionalAttrs pitr.enable {
+    postgresql = {
+      maxBaseBackupAgeSeconds = orDefault scfg.postgresql.maxBaseBackupAge (twice pitr.baseBackup.schedule);
+      maxDrillAgeSeconds = orDefault scfg.postgresql.maxDrillAge (twice pitr.drill.schedule);
+      maxRpoSeconds = orDefault scfg.postgresql.maxRpo pitr.maxArchiveAgeSeconds;
+    };
+  }
+  // {
     services = mapAttrs (name: entry: {
       maxSnapshotAgeSeconds =
         let
           own = cfg.services.${name}.objectives.maxSnapshotAge or null;
         in
         if own != null then own else defaultSnapshotAge entry.dataset;
+      snapshotPeriods = snapshotPeriods entry.dataset;
       maxReplicationLagSeconds = cfg.services.${name}.objectives.maxReplicationLag or null;
     }
     // lib.optionalAttrs (backups ? ${name}) {
@@ -161,6 +227,36 @@ in
       default = "/var/lib/zpersist/status.prom";
       description = "Prometheus textfile the report is written to (atomically), for node_exporter's textfile collector.";
     };
+    maxScrubAge = mkOption {
+      type = types.nullOr types.ints.positive;
+      default = null;
+      example = 5356800;
+      description = ''
+        Seconds the last completed scrub of each checked pool
+        (`zpersist.pool` and `services.zfs.autoScrub.pools`) may be old
+        before `zpersist-status` reports it. `null`: twice
+        `services.zfs.autoScrub.interval` plus its `randomizedDelaySec`
+        (monthly → 5378400) for the pools autoScrub scrubs; none when
+        autoScrub is off.
+      '';
+    };
+    postgresql = {
+      maxBaseBackupAge = mkOption {
+        type = types.nullOr types.ints.positive;
+        default = null;
+        description = "Seconds the newest PostgreSQL base backup may be old (`zpersist.postgresql.pitr`). `null`: twice the period of `baseBackup.schedule` (daily → 172800).";
+      };
+      maxDrillAge = mkOption {
+        type = types.nullOr types.ints.positive;
+        default = null;
+        description = "Seconds the last restore drill may be old. `null`: twice the period of `drill.schedule` (weekly → 1209600).";
+      };
+      maxRpo = mkOption {
+        type = types.nullOr types.ints.positive;
+        default = null;
+        description = "Seconds of data the last drill may have lost (its recovery point). `null`: `maxArchiveAgeSeconds`.";
+      };
+    };
   };
 
   options.zpersist.status.internal.file = mkOption {
@@ -172,6 +268,10 @@ in
 
   config = lib.mkMerge [
     { zpersist.status.internal.file = statusFile; }
+    # Scrubs find the damage snapshots and replicas would copy: on by
+    # default for a zpersist host (every pool, nixpkgs' default list),
+    # unless the host says otherwise.
+    (mkIf cfg.enable { services.zfs.autoScrub.enable = lib.mkDefault true; })
     (mkIf (cfg.enable && (plan.services or { }) != { }) {
       environment.etc."zpersist/status.json".text = builtins.toJSON statusFile;
     })
@@ -197,7 +297,10 @@ in
         path = [
           pkgs.openssh
           pkgs.restic
-        ] ++ zlib.unit.bootedZfs config.boot.zfs.package;
+        ]
+        # runuser: pg_stat_archiver is read with psql as the cluster's user.
+        ++ lib.optional pitr.enable pkgs.util-linux
+        ++ zlib.unit.bootedZfs config.boot.zfs.package;
         zfs = true;
         network = "ip";
         serviceConfig = {
@@ -208,7 +311,14 @@ in
           );
           ProtectHome = "read-only";
           PrivateTmp = true;
-          CapabilityBoundingSet = [ "CAP_DAC_READ_SEARCH" ];
+          CapabilityBoundingSet = [
+            "CAP_DAC_READ_SEARCH"
+          ]
+          # runuser -u postgres for psql (pg_stat_archiver).
+          ++ lib.optionals pitr.enable [
+            "CAP_SETUID"
+            "CAP_SETGID"
+          ];
           UMask = "0022";
           # restic's cache for the repository listings (backup.restic).
           CacheDirectory = "zpersist-status";

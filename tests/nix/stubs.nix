@@ -175,6 +175,23 @@ in
     # useTemplate to use_template; here both are kept and the renderer joins
     # them.
     services.sanoid = import ./stubs-sanoid.nix { inherit lib; };
+    # nixpkgs' nixos/modules/tasks/filesystems/zfs.nix, as it declares
+    # services.zfs.autoScrub (NixOS 24.05 and later).
+    services.zfs.autoScrub = {
+      enable = lib.mkEnableOption "periodic scrubbing of ZFS pools";
+      interval = mkOption {
+        type = types.str;
+        default = "monthly";
+      };
+      randomizedDelaySec = mkOption {
+        type = types.str;
+        default = "6h";
+      };
+      pools = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+      };
+    };
     # services.syncoid: model-syncoid.nix (imported below).
 
     # nixpkgs services read by the zpersist.services profiles.

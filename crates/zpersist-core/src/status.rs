@@ -9,6 +9,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::preseed::ResticSource;
+
+pub mod pitr;
+pub mod pools;
 use crate::replication::SnapshotRef;
 
 pub const STATUS_VERSION: u64 = 1;
@@ -21,15 +24,28 @@ pub struct StatusFile {
     pub version: u64,
     #[serde(default)]
     pub services: BTreeMap<String, Objectives>,
+    /// The pools whose health and scrubs are checked, with their scrub
+    /// objective; none listed: the pool of services.json, unjudged.
+    #[serde(default)]
+    pub pools: BTreeMap<String, pools::PoolObjectives>,
+    /// PostgreSQL's recovery objectives, when the host archives WAL
+    /// (`zpersist.postgresql.pitr`; the facts come from pitr.json).
+    #[serde(default)]
+    pub postgresql: Option<pitr::PitrObjectives>,
 }
 
 /// What one service promises.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Objectives {
-    /// The newest snapshot of the dataset is at most this old.
+    /// The newest policy snapshot of the dataset is at most this old.
     #[serde(default)]
     pub max_snapshot_age_seconds: Option<u64>,
+    /// The sanoid periods of the dataset's policy (`hourly`, `daily`,
+    /// ...): only `autosnap_*_<period>` snapshots count as its newest;
+    /// `None`: sanoid's of any period. Never syncoid's or zpersist's own.
+    #[serde(default)]
+    pub snapshot_periods: Option<Vec<String>>,
     /// Each replication target holds a snapshot at most this far behind
     /// the newest local one.
     #[serde(default)]
@@ -185,13 +201,33 @@ impl ServiceStatus {
     }
 }
 
+/// The prefix of the snapshots sanoid takes (`autosnap_<date>_<period>`).
+pub const POLICY_PREFIX: &str = "autosnap_";
+
+/// Whether a snapshot is one the snapshot policy took: sanoid's
+/// `autosnap_*` of one of `periods` (any period when `None`). syncoid's
+/// sync snapshots (`syncoid_*`), zpersist's own (`zpersist-*`) and
+/// snapshots made by hand never are: they say nothing about sanoid.
+pub fn is_policy_snapshot(name: &str, periods: Option<&[String]>) -> bool {
+    let Some(rest) = name.strip_prefix(POLICY_PREFIX) else {
+        return false;
+    };
+    periods.is_none_or(|periods| {
+        periods.iter().any(|p| {
+            rest.strip_suffix(p.as_str())
+                .is_some_and(|r| r.ends_with('_'))
+        })
+    })
+}
+
 /// The inputs of [`evaluate`] for one service.
 pub struct Inputs<'a> {
     pub service: &'a str,
     pub dataset: &'a str,
     pub declared_mountpoint: &'a str,
     pub facts: Option<DatasetFacts>,
-    /// The dataset's snapshots (the backups' transient ones left out).
+    /// The dataset's snapshots, all of them: only the policy's count
+    /// ([`is_policy_snapshot`]).
     pub snapshots: Vec<SnapshotRef>,
     pub objectives: Objectives,
     pub targets: BTreeMap<String, TargetFacts>,
@@ -228,8 +264,44 @@ pub fn evaluate(inputs: Inputs<'_>) -> ServiceStatus {
         backup,
         now,
     } = inputs;
+    let periods = objectives.snapshot_periods.as_deref();
+    let (policy, others): (Vec<SnapshotRef>, Vec<SnapshotRef>) = snapshots
+        .into_iter()
+        .partition(|s| is_policy_snapshot(&s.name, periods));
     let (newest_snapshot, future_snapshot) =
-        crate::time::newest_by_clock(snapshots, |s| s.creation, now);
+        crate::time::newest_by_clock(policy, |s| s.creation, now);
+    // Newer snapshots that do not count (syncoid's, zpersist's, by hand):
+    // named in the problem, so a fresh syncoid_* is not mistaken for sanoid.
+    let newer_others: Vec<&str> = others
+        .iter()
+        .filter(|o| {
+            newest_snapshot
+                .as_ref()
+                .is_none_or(|n| o.creation > n.creation)
+        })
+        .map(|o| o.name.as_str())
+        .collect();
+    let not_counted = if newer_others.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; {} newer snapshot{} not taken by the snapshot policy do{} not count ({}{})",
+            newer_others.len(),
+            if newer_others.len() == 1 { "" } else { "s" },
+            if newer_others.len() == 1 { "es" } else { "" },
+            newer_others
+                .iter()
+                .take(3)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", "),
+            if newer_others.len() > 3 { ", ..." } else { "" }
+        )
+    };
+    let policy_words = match periods {
+        Some(p) => format!("sanoid's autosnap_* of {}", p.join("/")),
+        None => "sanoid's autosnap_*".into(),
+    };
     let mut problems = Vec::new();
     match &facts {
         None => problems.push(Problem {
@@ -275,14 +347,14 @@ pub fn evaluate(inputs: Inputs<'_>) -> ServiceStatus {
         match snapshot_age_seconds {
             None if facts.is_some() => problems.push(Problem {
                 error: format!(
-                    "{dataset} has no snapshot{} (objective: at most {max} s old)",
+                    "{dataset} has no policy snapshot ({policy_words}){} (objective: at most {max} s old){not_counted}",
                     if future_snapshot.is_some() { " that is not dated in the future" } else { "" }
                 ),
                 help: "`systemctl status sanoid` and `journalctl -u sanoid`: sanoid takes the snapshots (zpersist.datasets.<name>.snapshots)".into(),
             }),
             Some(age) if age as u64 > max => problems.push(Problem {
                 error: format!(
-                    "the newest snapshot of {dataset} ({}) is {age} s old (objective: at most {max} s)",
+                    "the newest policy snapshot of {dataset} ({}) is {age} s old (objective: at most {max} s){not_counted}",
                     newest_snapshot.as_ref().map(|s| s.name.as_str()).unwrap_or("-")
                 ),
                 help: "`systemctl status sanoid` and `journalctl -u sanoid`: sanoid takes the snapshots".into(),
@@ -435,6 +507,15 @@ pub fn evaluate(inputs: Inputs<'_>) -> ServiceStatus {
     }
 }
 
+/// One gauge of a Prometheus textfile: its HELP and TYPE lines and a row
+/// per (labels, value).
+fn metric(out: &mut String, name: &str, help: &str, rows: Vec<(String, i64)>) {
+    out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+    for (labels, value) in rows {
+        out.push_str(&format!("{name}{{{labels}}} {value}\n"));
+    }
+}
+
 fn label(value: &str) -> String {
     value
         .replace('\\', "\\\\")
@@ -446,12 +527,6 @@ fn label(value: &str) -> String {
 /// collector reads it): the same numbers `--json` prints.
 pub fn textfile(statuses: &[ServiceStatus]) -> String {
     let mut out = String::new();
-    let mut metric = |name: &str, help: &str, rows: Vec<(String, i64)>| {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
-        for (labels, value) in rows {
-            out.push_str(&format!("{name}{{{labels}}} {value}\n"));
-        }
-    };
     let base = |s: &ServiceStatus| {
         format!(
             "service=\"{}\",dataset=\"{}\"",
@@ -460,6 +535,7 @@ pub fn textfile(statuses: &[ServiceStatus]) -> String {
         )
     };
     metric(
+        &mut out,
         "zpersist_status_ok",
         "1 when every objective of the service is met (zpersist-status exits 0 for it).",
         statuses
@@ -468,6 +544,7 @@ pub fn textfile(statuses: &[ServiceStatus]) -> String {
             .collect(),
     );
     metric(
+        &mut out,
         "zpersist_status_mounted",
         "1 when the service's dataset exists, is mounted, and its path shows it (no other filesystem mounted over it).",
         statuses
@@ -481,6 +558,7 @@ pub fn textfile(statuses: &[ServiceStatus]) -> String {
             .collect(),
     );
     metric(
+        &mut out,
         "zpersist_status_snapshot_age_seconds",
         "Age of the newest snapshot of the service's dataset.",
         statuses
@@ -489,6 +567,7 @@ pub fn textfile(statuses: &[ServiceStatus]) -> String {
             .collect(),
     );
     metric(
+        &mut out,
         "zpersist_status_snapshot_age_objective_seconds",
         "The most the newest snapshot may be old (status.json).",
         statuses
@@ -511,6 +590,7 @@ pub fn textfile(statuses: &[ServiceStatus]) -> String {
             .collect::<Vec<_>>()
     };
     metric(
+        &mut out,
         "zpersist_status_replication_lag_seconds",
         "How far the newest of this host's snapshots the target holds (by guid) is behind the newest local one.",
         per_target(|f| match f {
@@ -519,11 +599,13 @@ pub fn textfile(statuses: &[ServiceStatus]) -> String {
         }),
     );
     metric(
+        &mut out,
         "zpersist_status_target_reachable",
         "1 when the target could be read (0: unreachable, never in sync).",
         per_target(|f| Some(i64::from(matches!(f, TargetFacts::Reached { .. })))),
     );
     metric(
+        &mut out,
         "zpersist_status_replication_lag_objective_seconds",
         "The most a target may be behind (status.json, else replication.json's maxLagSeconds).",
         statuses
@@ -544,6 +626,7 @@ pub fn textfile(statuses: &[ServiceStatus]) -> String {
         format!("{},repository=\"{}\"", base(s), label(repository))
     };
     metric(
+        &mut out,
         "zpersist_status_backup_age_seconds",
         "Age of the newest restic backup of the service's data (backup.restic).",
         statuses
@@ -552,6 +635,7 @@ pub fn textfile(statuses: &[ServiceStatus]) -> String {
             .collect(),
     );
     metric(
+        &mut out,
         "zpersist_status_backup_reachable",
         "1 when the service's restic repository could be read (0: unreachable, never fine).",
         statuses
@@ -567,6 +651,7 @@ pub fn textfile(statuses: &[ServiceStatus]) -> String {
             .collect(),
     );
     metric(
+        &mut out,
         "zpersist_status_backup_age_objective_seconds",
         "The most the newest restic backup may be old (status.json).",
         statuses
@@ -581,6 +666,7 @@ pub fn textfile(statuses: &[ServiceStatus]) -> String {
     // Every service has a row per kind it has (0: nothing dated ahead), so
     // an alert can fire on `> 0` and a missing series means no data.
     metric(
+        &mut out,
         "zpersist_status_future_dated_seconds",
         "How far ahead of this host's clock the newest point dated in the future is (kind: snapshot, replica, backup); 0 when none is. Its age says nothing; the age series are judged from the newest point not in the future.",
         statuses
@@ -610,6 +696,7 @@ pub fn textfile(statuses: &[ServiceStatus]) -> String {
             .collect(),
     );
     metric(
+        &mut out,
         "zpersist_status_preseed_info",
         "1 when the dataset was preseeded; the labels say how, from where and when (com.zpersist:preseed*).",
         statuses
@@ -644,7 +731,7 @@ mod tests {
             declared_mountpoint: "/var/lib/sonarr",
             facts,
             snapshots: vec![SnapshotRef {
-                name: "a".into(),
+                name: "autosnap_a_hourly".into(),
                 creation: 100,
             }],
             objectives: Objectives {
@@ -781,7 +868,7 @@ mod tests {
         let month = 30 * 86_400;
         let mut i = inputs(Some(mounted()));
         i.snapshots.push(SnapshotRef {
-            name: "ahead".into(),
+            name: "autosnap_ahead_hourly".into(),
             creation: 120 + month,
         });
         i.objectives.max_backup_age_seconds = Some(30);
@@ -797,13 +884,19 @@ mod tests {
             }),
         });
         let s = evaluate(i);
-        assert_eq!(s.newest_snapshot.as_ref().unwrap().name, "a");
+        assert_eq!(
+            s.newest_snapshot.as_ref().unwrap().name,
+            "autosnap_a_hourly"
+        );
         assert_eq!(s.snapshot_age_seconds, Some(20));
-        assert_eq!(s.future_snapshot.as_ref().unwrap().name, "ahead");
+        assert_eq!(
+            s.future_snapshot.as_ref().unwrap().name,
+            "autosnap_ahead_hourly"
+        );
         assert_eq!(s.backup_age_seconds, Some(120), "judged from `old`");
         let errors: Vec<&str> = s.problems.iter().map(|p| p.error.as_str()).collect();
         assert_eq!(errors.len(), 3, "{errors:#?}");
-        assert!(errors[0].starts_with("the snapshot tank/services/sonarr@ahead is dated 1970-01-31T00:02:00Z, 2592000 s ahead of this host's clock"), "{}", errors[0]);
+        assert!(errors[0].starts_with("the snapshot tank/services/sonarr@autosnap_ahead_hourly is dated 1970-01-31T00:02:00Z, 2592000 s ahead of this host's clock"), "{}", errors[0]);
         assert!(
             errors[1].starts_with("the restic backup ahead of sonarr in b2 is dated"),
             "{}",
@@ -831,15 +924,15 @@ mod tests {
         // Only a future point: no age at all, never 0.
         let mut only = inputs(Some(mounted()));
         only.snapshots = vec![SnapshotRef {
-            name: "ahead".into(),
+            name: "autosnap_ahead_hourly".into(),
             creation: 120 + month,
         }];
         let s = evaluate(only);
         assert_eq!(s.snapshot_age_seconds, None);
         assert!(
-            s.problems.iter().any(|p| p
-                .error
-                .contains("has no snapshot that is not dated in the future")),
+            s.problems
+                .iter()
+                .any(|p| p.error.contains("that is not dated in the future")),
             "{s:?}"
         );
 
@@ -870,5 +963,76 @@ mod tests {
             "{s:?}"
         );
         assert!(textfile(&[s]).contains("kind=\"replica\",target=\"nas\"} 2592000"));
+    }
+
+    /// Issue 22: a sanoid that stopped while syncoid keeps shipping its
+    /// sync snapshots (and backups take zpersist's own) is stale: only
+    /// the policy's autosnap_* of its periods count.
+    #[test]
+    fn only_policy_snapshots_count_for_freshness() {
+        let hourly = Some(vec!["hourly".to_string(), "daily".to_string()]);
+        assert!(is_policy_snapshot(
+            "autosnap_2026-12-07_10:00:01_hourly",
+            hourly.as_deref()
+        ));
+        assert!(is_policy_snapshot(
+            "autosnap_2026-12-07_00:00:01_daily",
+            hourly.as_deref()
+        ));
+        assert!(!is_policy_snapshot(
+            "autosnap_2026-12-07_10:15:00_frequently",
+            hourly.as_deref()
+        ));
+        assert!(is_policy_snapshot(
+            "autosnap_2026-12-07_10:15:00_frequently",
+            None
+        ));
+        for name in [
+            "syncoid_usb_forge_2026-12-07:10:20:00-GMT00:00",
+            "zpersist-restic-20261207T102000Z",
+            "zpersist-preseed-1",
+            "before-upgrade",
+            "autosnap_x_nothourly",
+        ] {
+            assert!(!is_policy_snapshot(name, hourly.as_deref()), "{name}");
+        }
+        let mut i = inputs(Some(mounted()));
+        i.objectives.snapshot_periods = hourly;
+        i.now = 1000;
+        i.snapshots.push(SnapshotRef {
+            name: "syncoid_usb_forge_2026-12-07:10:20:00-GMT00:00".into(),
+            creation: 990,
+        });
+        i.snapshots.push(SnapshotRef {
+            name: "zpersist-restic-20261207T102000Z".into(),
+            creation: 995,
+        });
+        let s = evaluate(i);
+        assert_eq!(
+            s.newest_snapshot.as_ref().unwrap().name,
+            "autosnap_a_hourly"
+        );
+        assert_eq!(s.snapshot_age_seconds, Some(900));
+        assert_eq!(s.problems.len(), 1, "{s:?}");
+        assert!(
+            s.problems[0].error.starts_with(
+                "the newest policy snapshot of tank/services/sonarr (autosnap_a_hourly) is 900 s old (objective: at most 50 s); 2 newer snapshots not taken by the snapshot policy do not count (syncoid_usb_forge_"
+            ),
+            "{}",
+            s.problems[0].error
+        );
+        let mut only_sync = inputs(Some(mounted()));
+        only_sync.snapshots = vec![SnapshotRef {
+            name: "syncoid_usb_forge_x".into(),
+            creation: 119,
+        }];
+        let s = evaluate(only_sync);
+        assert_eq!(s.snapshot_age_seconds, None);
+        assert!(
+            s.problems[0]
+                .error
+                .contains("has no policy snapshot (sanoid's autosnap_*)"),
+            "{s:?}"
+        );
     }
 }

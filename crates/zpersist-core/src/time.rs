@@ -116,6 +116,34 @@ pub fn parse_rfc3339(text: &str) -> Result<i64, String> {
     Ok(days * 86_400 + hour * 3600 + minute * 60 + second.min(59) - offset)
 }
 
+/// Seconds since the epoch of a C `ctime` date as `zpool status` prints
+/// it (`Mon Dec  7 10:00:01 2026`, the weekday optional), read as UTC:
+/// the caller runs zpool with `TZ=UTC`. `None` when it is not one.
+pub fn parse_ctime(text: &str) -> Option<i64> {
+    let mut words: Vec<&str> = text.split_whitespace().collect();
+    if words.len() == 5 {
+        words.remove(0);
+    }
+    let [month, day, clock, year] = words[..] else {
+        return None;
+    };
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS.iter().position(|m| *m == month)? as i64 + 1;
+    let year: i64 = year.parse().ok()?;
+    let day: i64 = day.parse().ok()?;
+    let parts: Vec<i64> = clock
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let [h, m, s] = parts[..] else { return None };
+    if day < 1 || day > days_in_month(year, month) || h > 23 || m > 59 || s > 60 {
+        return None;
+    }
+    Some(days_from_civil(year, month as u32, day as u32) * 86_400 + h * 3600 + m * 60 + s.min(59))
+}
+
 fn days_in_month(year: i64, month: i64) -> i64 {
     match month {
         2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,

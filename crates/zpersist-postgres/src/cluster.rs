@@ -70,6 +70,24 @@ impl Pg {
         .map(|out| out.trim_end_matches('\n').to_string())
     }
 
+    /// `pg_stat_archiver` (read only; one bounded query): what was
+    /// archived last, and the failures. `pitr-heartbeat` and
+    /// `zpersist-status` both read it here.
+    pub fn archiver_stats(&self) -> Result<zpersist_core::pitr::health::ArchiverStats, PgError> {
+        let row = self.query(
+            "select archived_count, coalesce(last_archived_wal, ''), coalesce(extract(epoch from last_archived_time)::bigint::text, ''), \
+             failed_count, coalesce(last_failed_wal, ''), coalesce(extract(epoch from last_failed_time)::bigint::text, '') from pg_stat_archiver",
+        )?;
+        parse_archiver(&row).ok_or_else(|| {
+            PgError::new(
+                "reading pg_stat_archiver",
+                self.label(),
+                format!("unexpected answer `{row}`"),
+                "is this PostgreSQL 15?",
+            )
+        })
+    }
+
     /// `pg_basebackup` into `dest` (plain format, with a CRC-32C manifest,
     /// WAL left to the archive, a fast checkpoint), its progress on stderr.
     pub fn base_backup(&self, dest: &Path, limit: Duration) -> Result<(), PgError> {
@@ -294,4 +312,36 @@ pub fn base_backup_options(dest: &Path) -> Vec<String> {
         "--no-password".into(),
         "--progress".into(),
     ]
+}
+
+fn parse_archiver(row: &str) -> Option<zpersist_core::pitr::health::ArchiverStats> {
+    let f: Vec<&str> = row.trim().split('|').collect();
+    if f.len() != 6 {
+        return None;
+    }
+    let text = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    let time = |s: &str| s.parse::<i64>().ok();
+    Some(zpersist_core::pitr::health::ArchiverStats {
+        archived_count: f[0].parse().ok()?,
+        last_archived_wal: text(f[1]),
+        last_archived_time: time(f[2]),
+        failed_count: f[3].parse().ok()?,
+        last_failed_wal: text(f[4]),
+        last_failed_time: time(f[5]),
+    })
+}
+
+#[cfg(test)]
+mod archiver_tests {
+    #[test]
+    fn pg_stat_archiver_as_psql_prints_it() {
+        let s = super::parse_archiver(
+            "4|000000010000000000000008|1796047488|1|00000001000000000000000A|1796047400",
+        )
+        .unwrap();
+        assert_eq!(s.archived_count, 4);
+        assert_eq!(s.last_failed_time, Some(1_796_047_400));
+        let empty = super::parse_archiver("0|||0||").unwrap();
+        assert_eq!(empty.last_archived_wal, None);
+    }
 }

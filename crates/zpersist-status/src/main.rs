@@ -1,10 +1,15 @@
 //! `zpersist status [SERVICE] [--json] [--config DIR]`: per service, what
 //! /etc/zpersist declares against what ZFS and the replication targets
-//! hold. Wires the contracts (services.json, replication.json,
-//! status.json) to the facts (one recursive `zfs get` of the properties,
-//! one recursive snapshot listing, one listing per replication target) and
-//! zpersist-core's `status::evaluate`. Exit 0: every objective met; 1: one
-//! is missed; 2: bad arguments or contracts (nothing read from ZFS).
+//! hold; then every pool's health and last scrub, and PostgreSQL's
+//! recovery when pitr.json is there. Wires the contracts (services.json,
+//! replication.json, status.json, pitr.json) to the facts (one recursive
+//! `zfs get` of the properties, one recursive snapshot listing, one
+//! listing per replication target, two zpool calls, pg_stat_archiver and
+//! the PITR repository) and zpersist-core's `status` verdicts. Exit 0:
+//! every objective met; 1: one is missed; 2: bad arguments or contracts
+//! (nothing read from ZFS).
+
+mod health;
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -14,15 +19,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::Parser;
 use replication_lag::config::{Config as Replication, TargetLocation, DEFAULT_TIMEOUT_SECONDS};
 use replication_lag::{listing, report};
-use zpersist_core::backup::SNAPSHOT_PREFIX;
 use zpersist_core::contract::Contract;
 use zpersist_core::migration::ServicesFile;
 use zpersist_core::mounted::{confirm_shown, mount_state, MountState, Observed};
+use zpersist_core::pitr::PitrContract;
 use zpersist_core::preseed::{PROP_AT, PROP_PRESEED, PROP_SOURCE};
 use zpersist_core::replication::{self, SnapshotRef};
+use zpersist_core::status::pitr::PitrStatus;
+use zpersist_core::status::pools::{PoolObjectives, PoolStatus, Scan};
 use zpersist_core::status::{
-    evaluate, BackupFacts, BackupRef, DatasetFacts, Inputs, Objectives, ServiceStatus, StatusFile,
-    TargetFacts,
+    evaluate, is_policy_snapshot, BackupFacts, BackupRef, DatasetFacts, Inputs, Objectives,
+    ServiceStatus, StatusFile, TargetFacts,
 };
 use zpersist_core::time::{in_future, newest_by_clock};
 use zpersist_core::ObservedPool;
@@ -107,6 +114,22 @@ fn main() -> ExitCode {
         Ok(s) => s.unwrap_or_default(),
         Err(e) => return bad_input(&mut reporter, e, REBUILD),
     };
+    // PostgreSQL's recovery, when the host archives WAL (pitr.json).
+    let pitr = match load::<PitrContract>(dir, "pitr.json") {
+        Ok(p) => p,
+        Err(e) => return bad_input(&mut reporter, e, REBUILD),
+    };
+    if pitr.is_none() && objectives.postgresql.is_some() {
+        return bad_input(
+            &mut reporter,
+            format!(
+                "{} declares PostgreSQL objectives but there is no {}",
+                dir.join("status.json").display(),
+                dir.join("pitr.json").display()
+            ),
+            REBUILD,
+        );
+    }
     let selected: Vec<(&String, _)> = match &args.service {
         Some(name) => match services.services.get_key_value(name) {
             Some(entry) => vec![entry],
@@ -200,19 +223,22 @@ fn main() -> ExitCode {
     let mut statuses = Vec::new();
     for (name, entry) in selected {
         let local = snapshots.get(&entry.dataset).cloned().unwrap_or_default();
-        // A snapshot dated in the future never counts as what a target
-        // should hold or holds: lag is judged from the newest that is not
-        // (evaluate reports the future one).
-        let present: Vec<replication::Snapshot> = local
-            .iter()
-            .filter(|s| !in_future(s.creation, now))
-            .cloned()
-            .collect();
         let mut declared = objectives
             .services
             .get(name)
             .cloned()
             .unwrap_or(Objectives::default());
+        // What a target should hold is the policy's snapshots: one holding
+        // only syncoid's fresh sync snapshots is no fresh policy copy. A
+        // snapshot dated in the future never counts either: lag is judged
+        // from the newest that is not (evaluate reports the future one).
+        let periods = declared.snapshot_periods.clone();
+        let present: Vec<replication::Snapshot> = local
+            .iter()
+            .filter(|s| !in_future(s.creation, now))
+            .filter(|s| is_policy_snapshot(&s.name, periods.as_deref()))
+            .cloned()
+            .collect();
         let mut targets = BTreeMap::new();
         if let (Some(r), Some(t)) = (&replication, targets_of.as_mut()) {
             if declared.max_replication_lag_seconds.is_none() {
@@ -220,13 +246,9 @@ fn main() -> ExitCode {
             }
             targets = t.facts(&entry.dataset, &present);
         }
-        // The backups' own snapshots live only while a backup runs: they
-        // say nothing about sanoid's.
-        let own: Vec<SnapshotRef> = local
-            .iter()
-            .filter(|s| !s.name.starts_with(SNAPSHOT_PREFIX))
-            .map(SnapshotRef::from)
-            .collect();
+        // All of them: evaluate counts only the policy's (never syncoid's
+        // sync snapshots, nor the backups' transient zpersist-restic-*).
+        let own: Vec<SnapshotRef> = local.iter().map(SnapshotRef::from).collect();
         let backup = declared.restic_backup.as_ref().map(|r| backups.facts(r));
         statuses.push(evaluate(Inputs {
             service: name,
@@ -241,19 +263,45 @@ fn main() -> ExitCode {
         }));
     }
 
+    // Every pool: status.json's, else the services' pool (unjudged).
+    let mut pool_objectives = objectives.pools.clone();
+    if pool_objectives.is_empty() {
+        pool_objectives.insert(pool.clone(), PoolObjectives::default());
+    }
+    let pools = health::pools(&pool_objectives, timeout, now);
+    let postgresql = pitr
+        .as_ref()
+        .map(|c| health::postgresql(c, objectives.postgresql.as_ref(), timeout, now));
+    // The last drill of every service (issue 22, part 3) plugs in here:
+    // nothing records one per service yet.
+
     if reporter.json() {
-        reporter.document(&serde_json::json!({ "now": now, "services": statuses }));
+        reporter.document(&serde_json::json!({
+            "now": now,
+            "services": statuses,
+            "pools": pools,
+            "postgresql": postgresql,
+        }));
     } else {
         let colour = std::io::stdout().is_terminal();
         for s in &statuses {
             print!("{}", describe(s, colour));
         }
+        for p in &pools {
+            print!("{}", describe_pool(p, colour));
+        }
+        if let Some(p) = &postgresql {
+            print!("{}", describe_postgresql(p, colour));
+        }
     }
     if let Some(path) = &args.textfile {
-        if let Err(e) = zpersist_host::write_atomically(
-            std::path::Path::new(path),
-            zpersist_core::status::textfile(&statuses).as_bytes(),
-        ) {
+        let mut text = zpersist_core::status::textfile(&statuses);
+        zpersist_core::status::pools::textfile(&pools, &mut text);
+        if let Some(p) = &postgresql {
+            zpersist_core::status::pitr::textfile(p, &mut text);
+        }
+        if let Err(e) = zpersist_host::write_atomically(std::path::Path::new(path), text.as_bytes())
+        {
             reporter.error(
                 &Diagnostic::new(format!("cannot write the textfile: {e}"))
                     .in_file(path)
@@ -264,7 +312,10 @@ fn main() -> ExitCode {
             return reporter.exit_code();
         }
     }
-    if !statuses.iter().all(ServiceStatus::in_shape) {
+    if !statuses.iter().all(ServiceStatus::in_shape)
+        || !pools.iter().all(PoolStatus::in_shape)
+        || !postgresql.as_ref().is_none_or(PitrStatus::in_shape)
+    {
         reporter.mark_failed();
     }
     reporter.exit_code()
@@ -592,14 +643,14 @@ fn describe(s: &ServiceStatus, colour: bool) -> String {
     }
     match (&s.newest_snapshot, s.snapshot_age_seconds) {
         (Some(n), Some(age)) => out.push_str(&format!(
-            "  newest snapshot: {} ({age} s old{})\n",
+            "  newest policy snapshot: {} ({age} s old{})\n",
             n.name,
             s.objectives
                 .max_snapshot_age_seconds
                 .map(|m| format!(", objective {m} s"))
                 .unwrap_or_default()
         )),
-        _ => out.push_str("  newest snapshot: none\n"),
+        _ => out.push_str("  newest policy snapshot: none\n"),
     }
     if let Some(f) = &s.future_snapshot {
         out.push_str(&format!(
@@ -661,7 +712,12 @@ fn describe(s: &ServiceStatus, colour: bool) -> String {
             zpersist_core::time::rfc3339(f.time)
         ));
     }
-    for p in &s.problems {
+    describe_problems(&mut out, &s.problems, colour);
+    out
+}
+
+fn describe_problems(out: &mut String, problems: &[zpersist_core::status::Problem], colour: bool) {
+    for p in problems {
         if colour {
             out.push_str(&format!(
                 "  \x1b[31merror:\x1b[0m {}\n    help: {}\n",
@@ -671,6 +727,93 @@ fn describe(s: &ServiceStatus, colour: bool) -> String {
             out.push_str(&format!("  error: {}\n    help: {}\n", p.error, p.help));
         }
     }
+}
+
+fn mark(ok: bool, colour: bool) -> &'static str {
+    match (ok, colour) {
+        (true, true) => "\x1b[32mok\x1b[0m",
+        (false, true) => "\x1b[31mFAIL\x1b[0m",
+        (true, false) => "ok",
+        (false, false) => "FAIL",
+    }
+}
+
+fn objective(max: Option<u64>) -> String {
+    max.map(|m| format!(", objective {m} s"))
+        .unwrap_or_default()
+}
+
+fn describe_pool(p: &PoolStatus, colour: bool) -> String {
+    let mut out = format!("{} pool {}\n", mark(p.in_shape(), colour), p.pool);
+    if let Some(f) = &p.facts {
+        out.push_str(&format!("  health: {}\n", f.health));
+        let max = objective(p.objectives.max_scrub_age_seconds);
+        out.push_str(&match &f.scan {
+            Scan::Scrubbed { at, errors } => format!(
+                "  last scrub: {} ({} s old{max}), {errors} errors\n",
+                zpersist_core::time::rfc3339(*at),
+                p.scrub_age_seconds.unwrap_or(0)
+            ),
+            Scan::None => "  last scrub: never\n".into(),
+            Scan::Scrubbing { .. } => "  last scrub: one is running\n".into(),
+            Scan::ScrubStopped { .. } => "  last scrub: stopped before it completed\n".into(),
+            Scan::Resilvered { .. } | Scan::Resilvering { .. } => {
+                "  last scrub: unknown (the last scan is a resilver)\n".into()
+            }
+            Scan::Unknown { line } => format!("  last scrub: unknown (`{line}`)\n"),
+        });
+        if let Some(e) = &f.data_errors {
+            out.push_str(&format!("  errors: {e}\n"));
+        }
+    }
+    describe_problems(&mut out, &p.problems, colour);
+    out
+}
+
+fn describe_postgresql(p: &PitrStatus, colour: bool) -> String {
+    let mut out = format!(
+        "{} postgresql (PITR, {})\n",
+        mark(p.in_shape(), colour),
+        p.repository
+    );
+    if let Some(a) = &p.archiver {
+        out.push_str(&format!(
+            "  last archived WAL: {} ({}{}), {} archived, {} failed{}\n",
+            a.last_archived_wal.as_deref().unwrap_or("none"),
+            p.last_archived_age_seconds
+                .map(|age| format!("{age} s old"))
+                .unwrap_or_else(|| "never".into()),
+            objective(p.objectives.max_archive_age_seconds),
+            a.archived_count,
+            a.failed_count,
+            a.last_failed_wal
+                .as_ref()
+                .map(|w| format!(" (last failure: {w})"))
+                .unwrap_or_default()
+        ));
+    }
+    match (&p.base_backup, p.base_backup_age_seconds) {
+        (Some(b), Some(age)) => out.push_str(&format!(
+            "  base backup: {} ({age} s old{})\n",
+            b.id,
+            objective(p.objectives.max_base_backup_age_seconds)
+        )),
+        _ => out.push_str("  base backup: none\n"),
+    }
+    match (&p.drill, p.drill_age_seconds) {
+        (Some(d), Some(age)) => out.push_str(&format!(
+            "  last drill: {} at {} ({age} s old{}), RPO {}{}\n",
+            if d.success { "succeeded" } else { "FAILED" },
+            zpersist_core::time::rfc3339(d.at),
+            objective(p.objectives.max_drill_age_seconds),
+            d.rpo_seconds
+                .map(|r| format!("{r:.0} s"))
+                .unwrap_or_else(|| "unknown".into()),
+            objective(p.objectives.max_rpo_seconds)
+        )),
+        _ => out.push_str("  last drill: none\n"),
+    }
+    describe_problems(&mut out, &p.problems, colour);
     out
 }
 

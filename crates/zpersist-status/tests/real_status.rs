@@ -2,7 +2,9 @@
 //! each broken promise (a stale snapshot, a lagging local target, an
 //! unreachable remote target on a closed port, a missing mount) shown and
 //! exit 1; bad input exit 2 touching no zfs; 200 datasets within the bound
-//! of two zfs calls (counted by the recording wrapper).
+//! of two zfs calls (counted by the recording wrapper); pools (a real
+//! scrub, a degraded mirror), a stopped sanoid while syncoid ships, and
+//! PostgreSQL 15 with PITR archiving.
 
 use std::collections::BTreeMap;
 
@@ -50,20 +52,20 @@ fn local_replication(pool: &TestPool, usb: &TestPool) -> Value {
         "datasets": [ { "source": pool.ds("app"), "target": "usb", "targetDataset": usb.ds("backup/app") } ] })
 }
 
-/// `POOL/app` with a snapshot `s1` received into `TARGET/backup/app`;
+/// `POOL/app` with a snapshot `autosnap_s1_hourly` received into `TARGET/backup/app`;
 /// `before` runs on `POOL/app` before the snapshot (to set properties).
 fn replicated_app(pool: &TestPool, target: &TestPool, before: impl Fn(&str)) {
     let app = pool.ds("app");
     zfs(&["create", &app]);
     zfs(&["create", &target.ds("backup")]);
     before(&app);
-    zfs(&["snapshot", &format!("{app}@s1")]);
+    zfs(&["snapshot", &format!("{app}@autosnap_s1_hourly")]);
     zpersist_e2e::pool::run_ok(
         "sh",
         &[
             "-c",
             &format!(
-                "zfs send {app}@s1 | zfs receive -u {}",
+                "zfs send {app}@autosnap_s1_hourly | zfs receive -u {}",
                 target.ds("backup/app")
             ),
         ],
@@ -94,7 +96,8 @@ fn in_shape_then_each_broken_promise_is_shown_and_exits_1() {
     assert_eq!(r.code, 0, "{r:#?}");
     assert!(r.stdout.starts_with("ok app"), "{}", r.stdout);
     assert!(
-        r.stdout.contains("target usb: holds s1 (lag 0 s)"),
+        r.stdout
+            .contains("target usb: holds autosnap_s1_hourly (lag 0 s)"),
         "{}",
         r.stdout
     );
@@ -109,14 +112,17 @@ fn in_shape_then_each_broken_promise_is_shown_and_exits_1() {
     assert_eq!(app["facts"]["mounted"], true);
     assert_eq!(app["facts"]["mountpoint"], pool.mnt().join("app").as_str());
     assert_eq!(app["facts"]["preseed"], "replica");
-    assert_eq!(app["newestSnapshot"]["name"], "s1");
+    assert_eq!(app["newestSnapshot"]["name"], "autosnap_s1_hourly");
     assert_eq!(app["targets"]["usb"]["state"], "reached");
     assert_eq!(app["targets"]["usb"]["lagSeconds"], 0);
     assert_eq!(app["problems"], json!([]));
 
     // A lagging target: a newer local snapshot the target lacks.
     std::thread::sleep(std::time::Duration::from_millis(2100));
-    zfs(&["snapshot", &format!("{}@s2", pool.ds("app"))]);
+    zfs(&[
+        "snapshot",
+        &format!("{}@autosnap_s2_hourly", pool.ds("app")),
+    ]);
     let dir = config(
         &pool,
         "lag",
@@ -137,7 +143,7 @@ fn in_shape_then_each_broken_promise_is_shown_and_exits_1() {
         r.stdout
     );
 
-    // A stale snapshot: the newest (s2) older than the objective.
+    // A stale snapshot: the newest (autosnap_s2_hourly) older than the objective.
     std::thread::sleep(std::time::Duration::from_millis(2100));
     let dir = config(
         &pool,
@@ -155,7 +161,7 @@ fn in_shape_then_each_broken_promise_is_shown_and_exits_1() {
     assert!(problems[0]["error"]
         .as_str()
         .unwrap()
-        .contains("the newest snapshot of"));
+        .contains("the newest policy snapshot of"));
     assert!(problems[0]["help"].as_str().unwrap().contains("sanoid"));
 
     // An unreachable target: the pinned ssh to a closed port on 127.0.0.1.
@@ -246,7 +252,11 @@ fn two_hundred_datasets_take_two_zfs_calls() {
     for n in &names {
         zfs(&["create", &pool.ds(n)]);
     }
-    zfs(&["snapshot", "-r", &format!("{}@now", pool.name)]);
+    zfs(&[
+        "snapshot",
+        "-r",
+        &format!("{}@autosnap_now_hourly", pool.name),
+    ]);
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let dir = config(&pool, "many", &[("services.json", services(&pool, &refs))]);
     let r = status(&dir, &["--json"]);
@@ -279,7 +289,10 @@ fn the_textfile_numbers_match_json() {
         zfs(&["set", "com.zpersist:preseed-at=2026-11-30T10:00:00Z", app]);
     });
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    zfs(&["snapshot", &format!("{}@s2", pool.ds("app"))]);
+    zfs(&[
+        "snapshot",
+        &format!("{}@autosnap_s2_hourly", pool.ds("app")),
+    ]);
     let mut repl = local_replication(&pool, &usb);
     repl["targets"]["nas"] = json!({ "host": "127.0.0.1", "port": 1, "user": "root",
         "dataset": "backup", "sshKey": sshd::client_key(),
@@ -317,7 +330,10 @@ fn the_textfile_numbers_match_json() {
         app["snapshotAgeSeconds"].as_i64().unwrap()
     );
     let lag = app["targets"]["usb"]["lagSeconds"].as_i64().unwrap();
-    assert!(lag >= 1, "s2 is newer than what usb holds: {app}");
+    assert!(
+        lag >= 1,
+        "autosnap_s2_hourly is newer than what usb holds: {app}"
+    );
     assert_eq!(
         value(&format!(
             "zpersist_status_replication_lag_seconds{{{base},target=\"usb\"}}"
@@ -368,9 +384,15 @@ fn a_remote_target_is_read_over_the_pinned_ssh_by_guid() {
     let nas = pool.companion("snas");
     replicated_app(&pool, &nas, |_| {});
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    zfs(&["snapshot", &format!("{}@s2", pool.ds("app"))]);
+    zfs(&[
+        "snapshot",
+        &format!("{}@autosnap_s2_hourly", pool.ds("app")),
+    ]);
     // Same name on the target, made there: another guid.
-    zfs(&["snapshot", &format!("{}@s2", nas.ds("backup/app"))]);
+    zfs(&[
+        "snapshot",
+        &format!("{}@autosnap_s2_hourly", nas.ds("backup/app")),
+    ]);
     let repl = json!({ "version": 1, "host": "forge", "textfile": null,
         "maxLagSeconds": null, "timeoutSeconds": 20,
         "targets": { "nas": { "host": sshd::HOST, "port": sshd::PORT, "user": sshd::USER,
@@ -391,7 +413,10 @@ fn a_remote_target_is_read_over_the_pinned_ssh_by_guid() {
     let report: Value = serde_json::from_str(&r.stdout).unwrap();
     let nas_facts = &report["services"][0]["targets"]["nas"];
     assert_eq!(nas_facts["state"], "reached", "{nas_facts}");
-    assert_eq!(nas_facts["newestHeld"]["name"], "s1", "{nas_facts}");
+    assert_eq!(
+        nas_facts["newestHeld"]["name"], "autosnap_s1_hourly",
+        "{nas_facts}"
+    );
     assert!(
         nas_facts["lagSeconds"].as_i64().unwrap() >= 1,
         "{nas_facts}"
@@ -408,7 +433,10 @@ fn a_remote_target_is_read_over_the_pinned_ssh_by_guid() {
 fn a_local_target_without_its_pool_is_unreachable() {
     let pool = TestPool::new("sunplug");
     zfs(&["create", &pool.ds("app")]);
-    zfs(&["snapshot", &format!("{}@s1", pool.ds("app"))]);
+    zfs(&[
+        "snapshot",
+        &format!("{}@autosnap_s1_hourly", pool.ds("app")),
+    ]);
     let gone = format!("{}gone/backup", pool.name);
     let repl = json!({ "version": 1, "host": "forge", "textfile": null, "maxLagSeconds": null,
         "targets": { "usb": { "host": null, "dataset": gone, "identifier": "usb" } },
@@ -535,8 +563,9 @@ fn a_snapshot_dated_in_the_future_is_an_alarm_not_a_fresh_snapshot() {
     let r = run(&["--textfile", textfile.as_str()]);
     assert_eq!(r.code, 1, "{r:#?}");
     assert!(
-        r.stdout
-            .contains(&format!("error: the snapshot {app}@s1 is dated ")),
+        r.stdout.contains(&format!(
+            "error: the snapshot {app}@autosnap_s1_hourly is dated "
+        )),
         "{}",
         r.stdout
     );
@@ -546,14 +575,15 @@ fn a_snapshot_dated_in_the_future_is_an_alarm_not_a_fresh_snapshot() {
         r.stdout
     );
     assert!(
-        r.stdout.contains("snapshot dated in the future: s1"),
+        r.stdout
+            .contains("snapshot dated in the future: autosnap_s1_hourly"),
         "{}",
         r.stdout
     );
     assert!(r.stdout.contains("timedatectl status"), "{}", r.stdout);
     assert!(
         r.stdout.contains(&format!(
-            "error: the snapshot s1 on target usb (the copy of {app}) is dated"
+            "error: the snapshot autosnap_s1_hourly on target usb (the copy of {app}) is dated"
         )),
         "{}",
         r.stdout
@@ -563,9 +593,12 @@ fn a_snapshot_dated_in_the_future_is_an_alarm_not_a_fresh_snapshot() {
     let s = &report["services"][0];
     assert_eq!(s["newestSnapshot"], Value::Null, "{s:#}");
     assert_eq!(s["snapshotAgeSeconds"], Value::Null, "never 0: {s:#}");
-    assert_eq!(s["futureSnapshot"]["name"], "s1");
+    assert_eq!(s["futureSnapshot"]["name"], "autosnap_s1_hourly");
     assert_eq!(s["targets"]["usb"]["newestHeld"], Value::Null, "{s:#}");
-    assert_eq!(s["targets"]["usb"]["futureSnapshot"]["name"], "s1");
+    assert_eq!(
+        s["targets"]["usb"]["futureSnapshot"]["name"],
+        "autosnap_s1_hourly"
+    );
     let text = std::fs::read_to_string(&textfile).unwrap();
     let ahead = text
         .lines()
@@ -581,4 +614,438 @@ fn a_snapshot_dated_in_the_future_is_an_alarm_not_a_fresh_snapshot() {
         !text.contains("zpersist_status_snapshot_age_seconds{"),
         "{text}"
     );
+}
+
+fn zpool(args: &[&str]) -> String {
+    zpersist_e2e::pool::run_ok("zpool", args)
+}
+
+/// Waits (at most 120 s) until the pool's last scan is a completed scrub.
+fn scrub_and_wait(pool: &str) {
+    zpool(&["scrub", pool]);
+    for _ in 0..240 {
+        let s = zpool(&["status", pool]);
+        if s.contains("scrub completed") || s.contains("scrub repaired") {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    panic!(
+        "the scrub of {pool} did not complete: {}",
+        zpool(&["status", pool])
+    );
+}
+
+/// Issue 22: every pool's health and last scrub, judged: never scrubbed
+/// is red, a real scrub makes it green (age and errors shown), a mirror
+/// with one side offline is DEGRADED and red, in text, JSON and textfile.
+#[test]
+fn pool_health_and_scrub_age_are_judged_a_degraded_mirror_is_red() {
+    let pool = TestPool::new("stscrub");
+    zfs(&["create", &pool.ds("app")]);
+    let mirror = format!("{}m", pool.name);
+    let (a, b) = (pool.scratch("m-a.img"), pool.scratch("m-b.img"));
+    for img in [&a, &b] {
+        std::fs::File::create(img)
+            .unwrap()
+            .set_len(128 << 20)
+            .unwrap();
+    }
+    let mnt = pool.scratch("m-mnt");
+    zpool(&[
+        "create",
+        "-m",
+        mnt.as_str(),
+        &mirror,
+        "mirror",
+        a.as_str(),
+        b.as_str(),
+    ]);
+    let dir = config(
+        &pool,
+        "scrub",
+        &[
+            ("services.json", services(&pool, &["app"])),
+            (
+                "status.json",
+                json!({ "version": 1, "pools": {
+                    pool.name.clone(): { "maxScrubAgeSeconds": 3600 },
+                    mirror.clone(): { "maxScrubAgeSeconds": 3600 } } }),
+            ),
+        ],
+    );
+    let textfile = pool.scratch("scrub.prom");
+    let json_of = |r: &Recorded| -> Value { serde_json::from_str(&r.stdout).unwrap() };
+
+    // Never scrubbed: red, with the command that fixes it.
+    let never = status(&dir, &["--json"]);
+    assert_eq!(never.code, 1, "{never:#?}");
+    let v = json_of(&never);
+    let pools = v["pools"].as_array().unwrap();
+    assert_eq!(pools.len(), 2, "{v}");
+    for p in pools {
+        assert_eq!(p["facts"]["health"], "ONLINE", "{p}");
+        assert_eq!(p["facts"]["scan"]["state"], "none", "{p}");
+        let problem = &p["problems"][0];
+        assert!(
+            problem["error"]
+                .as_str()
+                .unwrap()
+                .contains("has never been scrubbed"),
+            "{p}"
+        );
+        assert!(
+            problem["help"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("`zpool scrub {}`", p["pool"].as_str().unwrap())),
+            "{p}"
+        );
+    }
+
+    // A real scrub of each: green, its age and errors shown.
+    scrub_and_wait(&pool.name);
+    scrub_and_wait(&mirror);
+    let scrubbed = status(&dir, &["--json", "--textfile", textfile.as_str()]);
+    assert_eq!(scrubbed.code, 0, "{scrubbed:#?}");
+    let v = json_of(&scrubbed);
+    for p in v["pools"].as_array().unwrap() {
+        assert_eq!(p["problems"], json!([]), "{p}");
+        assert_eq!(p["scrubErrors"], 0, "{p}");
+        let age = p["scrubAgeSeconds"].as_i64().unwrap();
+        assert!((0..300).contains(&age), "the scrub just ran: {p}");
+    }
+    let text = std::fs::read_to_string(&textfile).unwrap();
+    let age = v["pools"][0]["scrubAgeSeconds"].as_i64().unwrap();
+    for row in [
+        format!("zpersist_status_pool_healthy{{pool=\"{mirror}\"}} 1"),
+        format!("zpersist_status_pool_scrub_errors{{pool=\"{mirror}\"}} 0"),
+        format!(
+            "zpersist_status_pool_scrub_age_seconds{{pool=\"{}\"}} {age}",
+            v["pools"][0]["pool"].as_str().unwrap()
+        ),
+        format!("zpersist_status_pool_scrub_age_objective_seconds{{pool=\"{mirror}\"}} 3600"),
+    ] {
+        assert!(text.contains(&row), "{row}\n{text}");
+    }
+
+    // One side of the mirror offline: DEGRADED, red, with the command
+    // that names the device.
+    zpool(&["offline", &mirror, b.as_str()]);
+    let degraded = status(&dir, &["--textfile", textfile.as_str()]);
+    assert_eq!(degraded.code, 1, "{degraded:#?}");
+    assert!(
+        degraded
+            .stdout
+            .contains(&format!("FAIL pool {mirror}\n  health: DEGRADED\n")),
+        "{}",
+        degraded.stdout
+    );
+    assert!(
+        degraded.stdout.contains(&format!(
+            "  error: the pool {mirror} is DEGRADED\n    help: `zpool status -v {mirror}`"
+        )),
+        "{}",
+        degraded.stdout
+    );
+    assert!(
+        degraded
+            .stdout
+            .contains(&format!("ok pool {}\n", pool.name)),
+        "{}",
+        degraded.stdout
+    );
+    let text = std::fs::read_to_string(&textfile).unwrap();
+    for row in [
+        format!("zpersist_status_pool_healthy{{pool=\"{mirror}\"}} 0"),
+        format!("zpersist_status_pool_health_info{{pool=\"{mirror}\",health=\"DEGRADED\"}} 1"),
+        format!("zpersist_status_pool_ok{{pool=\"{mirror}\"}} 0"),
+        format!("zpersist_status_pool_ok{{pool=\"{}\"}} 1", pool.name),
+    ] {
+        assert!(text.contains(&row), "{row}\n{text}");
+    }
+    for _ in 0..20 {
+        if duct::cmd("zpool", ["destroy", "-f", &mirror])
+            .stderr_null()
+            .unchecked()
+            .run()
+            .is_ok_and(|o| o.status.success())
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
+/// Runs `program args` (sanoid, syncoid) with `path` as PATH (their
+/// zfs-fuse wrapper first) and TZ=UTC as nixpkgs' units: it must succeed.
+fn run_tool(program: &str, args: &[&str], path: String) {
+    let out = duct::cmd(program, args)
+        .env("PATH", path)
+        .env("TZ", "UTC")
+        .stderr_to_stdout()
+        .stdout_capture()
+        .unchecked()
+        .run()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{program}: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// Real sanoid --take-snapshots with `conf` as its sanoid.conf.
+fn sanoid_take(pool: &TestPool, conf: &str) {
+    let configdir = pool.scratch("sanoid");
+    let (cache, run) = (pool.scratch("sanoid-cache"), pool.scratch("sanoid-run"));
+    for d in [&configdir, &cache, &run] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::write(configdir.join("sanoid.conf"), conf).unwrap();
+    let path = format!(
+        "{}:{}",
+        zpersist_e2e::repo_root().join("tests/env/sanoid-zfs"),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let args = [
+        "--configdir",
+        configdir.as_str(),
+        "--cache-dir",
+        cache.as_str(),
+        "--run-dir",
+        run.as_str(),
+        "--take-snapshots",
+    ];
+    run_tool("sanoid", &args, path);
+}
+
+/// Real syncoid from `source` to the local `target`, as the usb target.
+fn syncoid(source: &str, target: &str) {
+    let args = [
+        "--no-resume",
+        "--no-privilege-elevation",
+        "--identifier=usb",
+        source,
+        target,
+    ];
+    run_tool("syncoid", &args, zpersist_e2e::syncoid::path_with_wrapper());
+}
+
+/// Issue 22: sanoid stops while syncoid keeps shipping: its fresh
+/// `syncoid_usb_*` sync snapshots never count as the dataset's newest
+/// (only the policy's autosnap_*_hourly do), so status goes red naming
+/// them; the target is judged by the policy snapshots it holds.
+#[test]
+fn a_stopped_sanoid_is_red_while_syncoid_keeps_shipping_sync_snapshots() {
+    let pool = TestPool::new("stsanoid");
+    let usb = pool.companion("stsusb");
+    let app = pool.ds("app");
+    zfs(&["create", &app]);
+    zfs(&["create", &usb.ds("backup")]);
+    sanoid_take(
+        &pool,
+        &format!(
+            "[{app}]\n  use_template = hourly\n\n[template_hourly]\n  frequently = 0\n  hourly = 24\n  daily = 0\n  weekly = 0\n  monthly = 0\n  yearly = 0\n  autosnap = yes\n  autoprune = no\n"
+        ),
+    );
+    let target = usb.ds("backup/app");
+    syncoid(&app, &target);
+    let objective = 20;
+    let dir = config(
+        &pool,
+        "sanoid-stopped",
+        &[
+            ("services.json", services(&pool, &["app"])),
+            ("replication.json", local_replication(&pool, &usb)),
+            (
+                "status.json",
+                json!({ "version": 1, "services": { "app": {
+                    "maxSnapshotAgeSeconds": objective, "maxReplicationLagSeconds": 3600 } } }),
+            ),
+        ],
+    );
+    let fresh = status(&dir, &["--json"]);
+    assert_eq!(fresh.code, 0, "sanoid just ran: {fresh:#?}");
+    let v: Value = serde_json::from_str(&fresh.stdout).unwrap();
+    let newest = v["services"][0]["newestSnapshot"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        newest.starts_with("autosnap_") && newest.ends_with("_hourly"),
+        "{v}"
+    );
+
+    // sanoid stops; syncoid keeps shipping (a new sync snapshot each run).
+    std::thread::sleep(std::time::Duration::from_secs(objective + 2));
+    syncoid(&app, &target);
+    let stale = status(&dir, &["--json"]);
+    assert_eq!(stale.code, 1, "{stale:#?}");
+    let v: Value = serde_json::from_str(&stale.stdout).unwrap();
+    let s = &v["services"][0];
+    assert_eq!(s["newestSnapshot"]["name"], newest.as_str(), "{s}");
+    let problems = s["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{s}");
+    let error = problems[0]["error"].as_str().unwrap();
+    assert!(
+        error.starts_with(&format!(
+            "the newest policy snapshot of {app} ({newest}) is "
+        )),
+        "{error}"
+    );
+    assert!(
+        error.contains("not taken by the snapshot policy"),
+        "{error}"
+    );
+    assert!(error.contains("syncoid_usb_"), "{error}");
+    assert!(
+        problems[0]["help"].as_str().unwrap().contains("sanoid"),
+        "{s}"
+    );
+    // The target holds the policy snapshot too: what it holds of the
+    // policy is judged, not syncoid's sync snapshot.
+    assert_eq!(
+        s["targets"]["usb"]["newestHeld"]["name"],
+        newest.as_str(),
+        "{s}"
+    );
+    assert_eq!(s["targets"]["usb"]["lagSeconds"], 0, "{s}");
+}
+
+/// Issue 22: PostgreSQL's recovery in status, from a real PostgreSQL 15
+/// archiving through pitr-archive-wal: no base backup and no drill yet is
+/// red; after pitr-base-backup and a real pitr-drill it is green with the
+/// last archived segment, the base backup, the drill and its RPO (text,
+/// JSON, textfile); archiving that fails is red with the command to look.
+#[test]
+fn postgresql_archive_base_backup_and_drill_are_judged() {
+    use zpersist_e2e::postgres::PgCluster;
+    let pool = TestPool::new("stpg");
+    let pg = PgCluster::new("status");
+    pg.sql("create table rows (n int primary key)");
+    pg.commit_row(1);
+    pg.switch_and_wait_archived();
+    let contract: Value =
+        serde_json::from_str(&std::fs::read_to_string(&pg.contract).unwrap()).unwrap();
+    let dir = config(
+        &pool,
+        "pg",
+        &[
+            ("services.json", services(&pool, &[])),
+            ("pitr.json", contract),
+            (
+                "status.json",
+                json!({ "version": 1, "postgresql": {
+                    "maxBaseBackupAgeSeconds": 3600, "maxDrillAgeSeconds": 3600, "maxRpoSeconds": 600 } }),
+            ),
+        ],
+    );
+    let textfile = pool.scratch("pg.prom");
+    let pg_of = |r: &Recorded| -> Value {
+        let v: Value = serde_json::from_str(&r.stdout).unwrap();
+        v["postgresql"].clone()
+    };
+
+    // Archiving works, but nothing can be restored yet.
+    let bare = status(&dir, &["--json"]);
+    assert_eq!(bare.code, 1, "{bare:#?}");
+    let p = pg_of(&bare);
+    assert_eq!(p["archive"]["state"], "ok", "{p}");
+    assert!(
+        p["archiver"]["lastArchivedWal"].as_str().unwrap().len() == 24,
+        "{p}"
+    );
+    let errors: Vec<&str> = p["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["error"].as_str().unwrap())
+        .collect();
+    assert_eq!(errors.len(), 2, "{p}");
+    assert!(errors[0].contains("holds no base backup"), "{errors:?}");
+    assert!(errors[1].contains("no restore drill has run"), "{errors:?}");
+
+    // A base backup and a real drill: green.
+    pg.pitr("pitr-heartbeat", &[]);
+    pg.pitr("pitr-base-backup", &[]);
+    pg.pitr("pitr-heartbeat", &[]);
+    pg.switch_and_wait_archived();
+    pg.pitr("pitr-drill", &[]);
+    let good = status(&dir, &["--json", "--textfile", textfile.as_str()]);
+    assert_eq!(good.code, 0, "{good:#?}");
+    let p = pg_of(&good);
+    assert_eq!(p["problems"], json!([]), "{p}");
+    let backup = p["baseBackup"]["id"].as_str().unwrap().to_string();
+    assert!(!backup.is_empty(), "{p}");
+    assert_eq!(p["drill"]["success"], true, "{p}");
+    let rpo = p["drill"]["rpoSeconds"].as_f64().unwrap();
+    assert!((0.0..600.0).contains(&rpo), "{p}");
+    let text = std::fs::read_to_string(&textfile).unwrap();
+    for row in [
+        "zpersist_status_pitr_ok{service=\"postgresql\"} 1".to_string(),
+        "zpersist_status_pitr_archive_ok{service=\"postgresql\"} 1".to_string(),
+        "zpersist_status_pitr_drill_success{service=\"postgresql\"} 1".to_string(),
+        format!(
+            "zpersist_status_pitr_base_backup_age_seconds{{service=\"postgresql\"}} {}",
+            p["baseBackupAgeSeconds"]
+        ),
+        format!(
+            "zpersist_status_pitr_rpo_seconds{{service=\"postgresql\"}} {}",
+            rpo.round() as i64
+        ),
+        "zpersist_status_pitr_archive_age_objective_seconds{service=\"postgresql\"} 600"
+            .to_string(),
+    ] {
+        assert!(text.contains(&row), "{row}\n{text}");
+    }
+    let shown = status(&dir, &[]);
+    assert_eq!(shown.code, 0, "{shown:#?}");
+    assert!(
+        shown.stdout.contains(&format!("  base backup: {backup} (")),
+        "{}",
+        shown.stdout
+    );
+    assert!(
+        shown.stdout.contains("  last drill: succeeded at "),
+        "{}",
+        shown.stdout
+    );
+
+    // Archiving fails (the repository's WAL directory unwritable): red.
+    let wal = pg.dir.join("repo/wal");
+    zpersist_e2e::pool::run_ok("chmod", &["000", wal.as_str()]);
+    pg.commit_row(2);
+    pg.sql("select pg_switch_wal()");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let failing = loop {
+        let r = status(&dir, &["--json"]);
+        if pg_of(&r)["archive"]["state"] == "failing" {
+            break r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "archiving never failed: {r:#?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    zpersist_e2e::pool::run_ok("chmod", &["755", wal.as_str()]);
+    assert_eq!(failing.code, 1, "{failing:#?}");
+    let p = pg_of(&failing);
+    let problem = &p["problems"][0];
+    assert!(
+        problem["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("archiving WAL fails: segment "),
+        "{p}"
+    );
+    assert!(
+        problem["help"]
+            .as_str()
+            .unwrap()
+            .contains("journalctl -u postgresql"),
+        "{p}"
+    );
+    assert!(p["archiver"]["failedCount"].as_u64().unwrap() >= 1, "{p}");
 }

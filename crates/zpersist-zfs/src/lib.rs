@@ -4,7 +4,8 @@
 //! state. Works with OpenZFS 2.x and zfs-fuse: only the forms both
 //! understand are used, or the difference is handled here.
 //! [`dataset`]: a dataset's mount state, mounting and moving it with
-//! retries while busy; [`space`]: the quotas and free space that limit it.
+//! retries while busy; [`space`]: the quotas and free space that limit it;
+//! [`pool`]: `zpool`, a pool's health and its last scrub.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -18,6 +19,7 @@ mod snapshots;
 pub use snapshots::{all_snapshots_argv, parse_all_snapshots, parse_snapshots, snapshots_argv};
 
 pub mod dataset;
+pub mod pool;
 pub mod space;
 
 /// A `zfs` invocation that failed: zpersist-process's one error, whose

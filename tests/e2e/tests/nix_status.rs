@@ -84,3 +84,79 @@ fn the_status_unit_writes_the_textfile_on_a_timer() {
         "a missed objective fails the unit and notifies"
     );
 }
+
+/// Issue 22: status.json names the pools with their scrub objective
+/// (twice autoScrub's monthly interval plus its 6 h delay), the module
+/// turns autoScrub on unless the host says otherwise, PostgreSQL's
+/// objectives come from the PITR schedules, and only the template's
+/// periods count as policy snapshots.
+#[test]
+fn status_json_has_pools_postgresql_and_policy_periods_and_autoscrub_is_on() {
+    let base = r#"zpersist.snapshots.templates.services = { hourly = 0; daily = 7; };
+    zpersist.snapshots.templates.busy = { frequently = 4; hourly = 24; daily = 7; };
+    zpersist.datasets."services".snapshots = "services";
+    zpersist.datasets."services/radarr".snapshots = "busy";
+    zpersist.datasets."services/vault".snapshots = "none";
+    services.sonarr.enable = true;
+    services.radarr.enable = true;
+    zpersist.services.sonarr.enable = true;
+    zpersist.services.radarr.enable = true;
+    zpersist.services.vault.enable = true;"#;
+    let result = r#"{ text = e.config.environment.etc."zpersist/status.json".text;
+     scrub = e.config.services.zfs.autoScrub.enable;
+     caps = e.config.systemd.services.zpersist-status.serviceConfig.CapabilityBoundingSet; }"#;
+    let v = eval_with(
+        &format!(
+            r#"{base}
+    services.postgresql.enable = true;
+    zpersist.postgresql.pitr = {{ enable = true; repository.local.dataset = "backup/pitr"; }};
+    services.zfs.autoScrub.pools = [ "tank" "usb" ];"#
+        ),
+        result,
+    );
+    assert_eq!(v["failed"], json!([]), "{v}");
+    assert_eq!(v["result"]["scrub"], true, "on by default");
+    let file = zpersist_core::contract::parse::<StatusFile>(v["result"]["text"].as_str().unwrap())
+        .unwrap();
+    let monthly = 2 * 31 * 86_400 + 6 * 3600;
+    for pool in ["tank", "usb"] {
+        assert_eq!(
+            file.pools[pool].max_scrub_age_seconds,
+            Some(monthly),
+            "{file:?}"
+        );
+    }
+    let pg = file.postgresql.as_ref().expect("pitr is on");
+    assert_eq!(pg.max_base_backup_age_seconds, Some(2 * 86_400), "daily");
+    assert_eq!(pg.max_drill_age_seconds, Some(2 * 7 * 86_400), "weekly");
+    assert_eq!(pg.max_rpo_seconds, Some(3600), "maxArchiveAgeSeconds");
+    let periods = |s: &str| file.services[s].snapshot_periods.clone();
+    assert_eq!(periods("sonarr"), Some(vec!["daily".to_string()]));
+    assert_eq!(
+        periods("radarr"),
+        Some(vec![
+            "frequently".to_string(),
+            "hourly".to_string(),
+            "daily".to_string()
+        ])
+    );
+    assert_eq!(periods("vault"), None, "no template: any autosnap_");
+    assert_eq!(
+        v["result"]["caps"],
+        json!(["CAP_DAC_READ_SEARCH", "CAP_SETUID", "CAP_SETGID"]),
+        "runuser for psql"
+    );
+
+    // The host says no: autoScrub stays off, the pool is shown, unjudged.
+    let v = eval_with(
+        &format!("{base}\n    services.zfs.autoScrub.enable = false;"),
+        result,
+    );
+    assert_eq!(v["failed"], json!([]), "{v}");
+    assert_eq!(v["result"]["scrub"], false);
+    let file = zpersist_core::contract::parse::<StatusFile>(v["result"]["text"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(file.pools["tank"].max_scrub_age_seconds, None);
+    assert!(file.postgresql.is_none());
+    assert_eq!(v["result"]["caps"], json!(["CAP_DAC_READ_SEARCH"]));
+}

@@ -131,6 +131,38 @@ pub fn drill_metrics(facts: &DrillFacts, success: bool) -> String {
     out
 }
 
+/// What the last drill's textfile (`pitr-drill.prom`, [`drill_metrics`])
+/// says: when it ran, whether it succeeded and the RPO it measured.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DrillRecord {
+    pub at: i64,
+    pub success: bool,
+    pub rpo_seconds: Option<f64>,
+}
+
+/// Reads back what [`drill_metrics`] wrote; why not, when it cannot.
+pub fn read_drill_metrics(text: &str) -> Result<DrillRecord, String> {
+    let value = |name: &str| {
+        text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+            l.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+    };
+    let at = value("zpersist_pitr_drill_timestamp_seconds")
+        .ok_or("no zpersist_pitr_drill_timestamp_seconds")?;
+    let success =
+        value("zpersist_pitr_drill_success").ok_or("no zpersist_pitr_drill_success")? == 1.0;
+    Ok(DrillRecord {
+        at: at as i64,
+        success,
+        rpo_seconds: value("zpersist_pitr_drill_rpo_seconds"),
+    })
+}
+
 fn gauge(out: &mut String, name: &str, help: &str, value: f64) {
     out.push_str(&format!(
         "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
@@ -188,5 +220,26 @@ mod tests {
         };
         assert_eq!(facts.rpo_seconds(), Some(59.5));
         insta::assert_snapshot!(drill_metrics(&facts, true));
+        assert_eq!(
+            read_drill_metrics(&drill_metrics(&facts, true)),
+            Ok(DrillRecord {
+                at: 1000,
+                success: true,
+                rpo_seconds: Some(59.5)
+            })
+        );
+        let failed = DrillFacts {
+            heartbeat: None,
+            ..facts
+        };
+        assert_eq!(
+            read_drill_metrics(&drill_metrics(&failed, false)),
+            Ok(DrillRecord {
+                at: 1000,
+                success: false,
+                rpo_seconds: None
+            })
+        );
+        assert!(read_drill_metrics("garbage").is_err());
     }
 }
