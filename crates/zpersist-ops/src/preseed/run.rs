@@ -27,7 +27,7 @@ use zpersist_process::Command;
 use zpersist_zfs::dataset::{is_busy, mount_retrying, unmount_retrying};
 use zpersist_zfs::Zfs;
 
-use crate::sources;
+use super::sources;
 
 /// Marks a filled sibling with the point it holds (its completeness).
 const PROP_FILLED: &str = "com.zpersist:preseed-filled";
