@@ -435,7 +435,8 @@ pub fn evaluate(inputs: Inputs<'_>) -> ServiceStatus {
     }
 }
 
-fn label(value: &str) -> String {
+/// A Prometheus label value, escaped.
+pub fn label(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")

@@ -4,5 +4,9 @@
 //!
 //! - [`preseed`]: restore a service's empty dataset from the freshest good
 //!   source before it starts (`preseed-restore`).
+//! - [`drill`]: restore each declared source's freshest point into a
+//!   scratch place no service sees, check it, measure RPO and RTO
+//!   (`zpersist-drill`).
 
+pub mod drill;
 pub mod preseed;
