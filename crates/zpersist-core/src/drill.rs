@@ -406,4 +406,43 @@ mod tests {
             assert!(text.contains(line), "{line} in\n{text}");
         }
     }
+
+    /// Every series the example alert rules use is one the textfile has.
+    #[test]
+    fn the_alert_rules_use_only_series_the_textfile_writes() {
+        let rules = include_str!("../../../docs/alerts/zpersist-drill.rules.yml");
+        let result = DrillResult {
+            version: 1,
+            service: "s".into(),
+            dataset: "tank/s".into(),
+            started: 0,
+            success: true,
+            sources: vec![SourceResult {
+                source: "local".into(),
+                success: true,
+                point: None,
+                point_time: None,
+                rpo_seconds: Some(1),
+                rto_seconds: 1.0,
+                checks: vec![],
+                error: None,
+                help: None,
+            }],
+            cleaned: vec![],
+            error: None,
+            help: None,
+        };
+        let text = textfile(&result, 1);
+        let mut used = 0;
+        for word in rules.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if word.starts_with("zpersist_drill_") {
+                used += 1;
+                assert!(
+                    text.contains(&format!("# TYPE {word} gauge")),
+                    "{word} is not written"
+                );
+            }
+        }
+        assert!(used >= 4, "{used}");
+    }
 }
