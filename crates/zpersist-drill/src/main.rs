@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use camino::Utf8PathBuf;
 use clap::Parser;
+use zpersist_core::contract::Diagnostic;
 use zpersist_core::drill::DrillPlan;
 use zpersist_ops::drill;
 use zpersist_report::{JsonFlag, Reporter};
@@ -49,12 +50,12 @@ fn main() -> ExitCode {
     if let Some(only) = &args.source {
         if !plan.preseed.sources.iter().any(|s| &s.label() == only) {
             let labels: Vec<String> = plan.preseed.sources.iter().map(|s| s.label()).collect();
-            reporter.fail(
-                format!(
+            reporter.abort(
+                &Diagnostic::new(format!(
                     "{}: no source is labelled `{only}`; nothing was touched",
                     plan.service
-                ),
-                format!("give one of {}", labels.join(", ")),
+                ))
+                .with_help(format!("give one of {}", labels.join(", "))),
             );
             return ExitCode::from(2);
         }
@@ -68,7 +69,12 @@ fn main() -> ExitCode {
     if json {
         reporter.document(&result);
     }
-    for source in result.sources.iter().filter(|s| !s.success) {
+    // A source the run stopped before repeats the run's error: said once.
+    for source in result
+        .sources
+        .iter()
+        .filter(|s| !s.success && s.help.is_some())
+    {
         reporter.fail(
             format!(
                 "{}: {}: {}",

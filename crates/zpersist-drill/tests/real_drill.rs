@@ -279,8 +279,16 @@ fn every_source_restores_into_scratch_checks_and_is_measured_the_live_dataset_un
     assert_eq!(run.code, 0, "{run:#?}");
     let doc: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(doc["sources"].as_array().unwrap().len(), 1, "{doc:#}");
-    let run = f.run(&plan, &["--source", "restic:s3"], &[]);
+    let run = f.run(&plan, &["--source", "restic:s3", "--json"], &[]);
     assert_eq!(run.code, 2, "{run:#?}");
+    let doc: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert!(
+        doc["errors"][0]["what"]
+            .as_str()
+            .unwrap()
+            .contains("restic:s3"),
+        "{doc:#}"
+    );
     assert!(run.zfs_calls.is_empty(), "{:?}", run.zfs_calls);
     drop(f.replica);
 }
@@ -371,6 +379,14 @@ fn a_dataset_by_the_scratch_name_without_the_mark_is_never_touched() {
     );
     assert!(run.mutating_calls().is_empty(), "{:?}", run.zfs_calls);
     assert!(exists(&f.scratch()));
+    // The source the run did not reach failed, in the result and the textfile.
+    assert_eq!(f.result()["sources"][0]["success"], false);
+    let textfile =
+        std::fs::read_to_string(f.pool.scratch("textfile/zpersist-drill-sonarr.prom")).unwrap();
+    assert!(
+        textfile.contains("zpersist_drill_success{service=\"sonarr\",source=\"local\"} 0"),
+        "{textfile}"
+    );
 }
 
 #[test]

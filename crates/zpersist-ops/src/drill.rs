@@ -78,6 +78,16 @@ pub fn run(plan: &DrillPlan, options: &Options) -> DrillResult {
     };
     let drill = Drill { plan, zfs, options };
     if let Err(failure) = drill.main(&mut result) {
+        // Every source the run did not reach failed too: the result file
+        // and the textfile say so per source (an alert on
+        // zpersist_drill_success fires), not by a missing series.
+        for source in &plan.preseed.sources {
+            let label = source.label();
+            let wanted = options.only.as_ref().is_none_or(|only| *only == label);
+            if wanted && !result.sources.iter().any(|s| s.source == label) {
+                result.sources.push(not_reached(label, &failure.error));
+            }
+        }
         result.error = Some(failure.error);
         result.help = Some(failure.help);
     }
@@ -92,6 +102,21 @@ pub fn run(plan: &DrillPlan, options: &Options) -> DrillResult {
         result.success = false;
     }
     result
+}
+
+/// A source the run stopped before.
+fn not_reached(source: String, error: &str) -> SourceResult {
+    SourceResult {
+        source,
+        success: false,
+        point: None,
+        point_time: None,
+        rpo_seconds: None,
+        rto_seconds: 0.0,
+        checks: Vec::new(),
+        error: Some(format!("the drill stopped before this source: {error}")),
+        help: None,
+    }
 }
 
 /// Writes `contents` to `path` atomically, its directory made first.
@@ -184,15 +209,8 @@ impl Drill<'_> {
             }
             let started = Instant::now();
             let mut source_result = SourceResult {
-                source: label.clone(),
-                success: false,
-                point: None,
-                point_time: None,
-                rpo_seconds: None,
-                rto_seconds: 0.0,
-                checks: Vec::new(),
                 error: None,
-                help: None,
+                ..not_reached(label.clone(), "")
             };
             let outcome = self.drill_source(index, answer, &mut source_result, result.started);
             source_result.rto_seconds = started.elapsed().as_secs_f64();
