@@ -249,7 +249,7 @@ pub struct DrillResult {
 /// The Prometheus text exposition of one drill run (node_exporter's
 /// textfile collector reads it).
 pub fn textfile(result: &DrillResult, finished: i64) -> String {
-    let label = crate::status::label;
+    let label = crate::text::prometheus_label;
     let labels = |s: &SourceResult| {
         format!(
             "service=\"{}\",source=\"{}\"",
@@ -397,6 +397,15 @@ mod tests {
             help: None,
         };
         let text = textfile(&result, 102);
+        let odd = DrillResult {
+            service: "a\"b\\c\nd".into(),
+            ..result.clone()
+        };
+        assert!(
+            textfile(&odd, 1).contains("{service=\"a\\\"b\\\\c\\nd\",source=\"local\"}"),
+            "{}",
+            textfile(&odd, 1)
+        );
         for line in [
             "zpersist_drill_success{service=\"sonarr\",source=\"local\"} 0",
             "zpersist_drill_rpo_seconds{service=\"sonarr\",source=\"local\"} 60",

@@ -435,8 +435,7 @@ pub fn evaluate(inputs: Inputs<'_>) -> ServiceStatus {
     }
 }
 
-/// A Prometheus label value, escaped.
-pub fn label(value: &str) -> String {
+fn label(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
