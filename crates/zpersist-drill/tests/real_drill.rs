@@ -399,3 +399,61 @@ fn postgresql_is_refused_pointing_to_pitr_drill_and_nothing_is_touched() {
     assert!(run.stderr.contains("pitr-drill"), "{}", run.stderr);
     assert!(run.zfs_calls.is_empty(), "{:?}", run.zfs_calls);
 }
+
+/// A real `kill -9` while the declared check runs in the copy (the local
+/// snapshot's clone made too), then the rest of the unit's cgroup killed
+/// as systemd does: the next run destroys what the killed one made and
+/// passes.
+#[test]
+fn kill_9_during_the_check_the_next_run_cleans_the_copy_and_the_clone() {
+    let f = Fixture::new("drillsigkill", false);
+    let marker = f.pool.scratch("check-started");
+    let slow = json!(["sh", "-c", format!("echo $$ > {marker}; exec sleep 60")]);
+    let plan = f.plan(vec![json!({ "local": {} })], slow);
+    let path = f.pool.write_plan("drill-slow.json", &plan);
+    let handle = duct::cmd(binary().as_str(), ["--plan", path.as_str()])
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .start()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let check_pid = loop {
+        if let Ok(text) = std::fs::read_to_string(&marker) {
+            if let Ok(pid) = text.trim().parse::<i32>() {
+                break pid;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the check never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    for pid in handle.pids() {
+        duct::cmd("kill", ["-9", &pid.to_string()]).run().unwrap();
+    }
+    let _ = handle.wait();
+    duct::cmd("kill", ["-9", &check_pid.to_string()])
+        .run()
+        .unwrap();
+    assert_eq!(get(&f.scratch(), "com.zpersist:drill"), "sonarr");
+    assert!(exists(&format!("{}/o0", f.scratch())), "the clone is there");
+
+    let plan = f.plan(vec![json!({ "local": {} })], Value::Null);
+    let run = f.run(&plan, &[], &[]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    let cleaned = f.result()["cleaned"].clone();
+    for name in ["o0", "s0"] {
+        let full = format!("{}/{name}", f.scratch());
+        assert!(
+            cleaned
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c == &Value::from(full.clone())),
+            "{full} in {cleaned}"
+        );
+    }
+    f.assert_live_as_it_was();
+}
