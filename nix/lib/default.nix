@@ -11,4 +11,16 @@
   hardening = import ./hardening.nix { inherit lib; };
   unit = import ./unit.nix { inherit lib; };
   systemd = import ./systemd.nix { inherit lib; };
+
+  # The failed assertions of services, one per message `problemsOf name
+  # service` gives for each of `services` (an attrset by name).
+  serviceAssertions =
+    problemsOf: services:
+    lib.concatMap (
+      name:
+      map (message: {
+        assertion = false;
+        inherit message;
+      }) (problemsOf name services.${name})
+    ) (lib.attrNames services);
 }

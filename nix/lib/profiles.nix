@@ -10,6 +10,11 @@
 #   mode            octal mode of the dataset's root directory
 #   units           the systemd units that use the data
 #   properties      ZFS properties (recordsize, compression, ...)
+#   sqlite          the application's SQLite databases, relative to the
+#                   dataset's root: the restore drill runs
+#                   `PRAGMA integrity_check` on each restored copy
+#   drill           "pitr" where the restore drill is pitr-drill's
+#                   (PostgreSQL), else "copy"
 { lib }:
 let
   # Options of a nixpkgs service are read only when that service is enabled:
@@ -32,7 +37,7 @@ let
   # SQLite with its default 4 KiB pages (Sonarr, Radarr, Home Assistant's
   # recorder, Plex's library): 16K records bound the read-modify-write of a
   # page update to 4x instead of 32x with the default 128K.
-  sqlite = common // {
+  sqliteProperties = common // {
     recordsize = "16K";
   };
 
@@ -44,6 +49,7 @@ let
       service,
       dataDir,
       mode,
+      sqlite,
     }:
     config: _name:
     let
@@ -56,7 +62,9 @@ let
       group = get "group" service;
       inherit mode;
       units = [ "${service}.service" ];
-      properties = sqlite;
+      properties = sqliteProperties;
+      inherit sqlite;
+      drill = "copy";
     };
 in
 {
@@ -67,12 +75,14 @@ in
     service = "sonarr";
     dataDir = "/var/lib/sonarr/.config/NzbDrone";
     mode = "0700";
+    sqlite = [ "sonarr.db" ];
   };
 
   profiles.radarr = sqliteApp {
     service = "radarr";
     dataDir = "/var/lib/radarr/.config/Radarr";
     mode = "0700";
+    sqlite = [ "radarr.db" ];
   };
 
   # Metadata only (library database, artwork, preview thumbnails); media
@@ -81,6 +91,7 @@ in
     service = "plex";
     dataDir = "/var/lib/plex";
     mode = "0750";
+    sqlite = [ "Plex Media Server/Plug-in Support/Databases/com.plexapp.plugins.library.db" ];
   };
 
   profiles.home-assistant =
@@ -97,7 +108,9 @@ in
       group = "hass";
       mode = "0700";
       units = [ "home-assistant.service" ];
-      properties = sqlite;
+      properties = sqliteProperties;
+      sqlite = [ "home-assistant_v2.db" ];
+      drill = "copy";
     };
 
   profiles.postgresql =
@@ -122,6 +135,10 @@ in
         recordsize = "8K";
         logbias = "latency";
       };
+      sqlite = [ ];
+      # A copy of a running cluster's files proves nothing: pitr-drill
+      # restores the archive and replays it in a throwaway server.
+      drill = "pitr";
     };
 
   profiles.generic = _config: name: {
@@ -133,6 +150,8 @@ in
     mode = null;
     units = [ "${name}.service" ];
     properties = common;
+    sqlite = [ ];
+    drill = "copy";
   };
 
   # The dataset for a service's large files (zpersist.services.<name>.media).

@@ -164,6 +164,14 @@ rec {
       )
     );
 
+  # Units whose names come from `config` (one per service, their
+  # `definition` arguments), as module config: `systemd.services` and
+  # their notification entries.
+  perService = units: {
+    systemd.services = lib.mkMerge (map (u: { ${u.name} = definition u; }) units);
+    zpersist.notify.units = notifications units;
+  };
+
   # `definition`, as module config, with the unit's notification entry.
   service = args: {
     systemd.services.${args.name} = definition args;

@@ -308,13 +308,7 @@ in
         ) valid;
     })
     (mkIf (backedUp != { }) {
-      assertions = concatMap (
-        name:
-        map (message: {
-          assertion = false;
-          inherit message;
-        }) (problemsOf name backedUp.${name})
-      ) (attrNames backedUp);
+      assertions = zlib.serviceAssertions problemsOf backedUp;
     })
   ];
 }

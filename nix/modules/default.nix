@@ -13,6 +13,7 @@
     ./replication.nix
     ./notify.nix
     ./preseed.nix
+    ./drill.nix
     ./backup.nix
     ./pitr.nix
     ./status.nix

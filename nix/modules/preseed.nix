@@ -260,15 +260,13 @@ let
   };
   preseedUnits = lib.mapAttrsToList preseedUnitOf preseeded;
 
-  # Checks, per service.
-  problemsOf =
+  # What is wrong with a service's preseed.sources (the drill restores from
+  # them too, nix/modules/drill.nix).
+  sourceProblemsOf =
     name: s:
     let
       opt = ''zpersist.services."${name}".preseed'';
-      d = cfg.datasets.${s.dataset} or { mountpoint = null; };
       kinds = src: lib.count (x: x) [ (src.replica != null) src.local (src.restic != null) src.pitr ];
-      children = filter (k: hasPrefix "${s.dataset}/" k) (attrNames cfg.datasets);
-      fullName = "${toString cfg.pool}/${s.dataset}";
     in
     optional (s.preseed.sources == [ ]) "${opt}.sources is empty: list where data may come from, e.g. [ { replica = \"nas\"; } { local = true; } ]."
     ++ concatMap (
@@ -286,7 +284,18 @@ let
       ++ optional (
         src.restic == null && (src.host != null || src.path != null)
       ) "${opt}.sources: host and path filter restic backups; they mean nothing for a ${if src.local then "local" else if src.pitr then "pitr" else "replica"} source."
-    ) s.preseed.sources
+    ) s.preseed.sources;
+
+  # Checks, per service.
+  problemsOf =
+    name: s:
+    let
+      opt = ''zpersist.services."${name}".preseed'';
+      d = cfg.datasets.${s.dataset} or { mountpoint = null; };
+      children = filter (k: hasPrefix "${s.dataset}/" k) (attrNames cfg.datasets);
+      fullName = "${toString cfg.pool}/${s.dataset}";
+    in
+    sourceProblemsOf name s
     ++ optional (
       d.mountpoint == null || !(hasPrefix "/" d.mountpoint)
     ) "${opt} needs a dataset that mounts on a path (it checks the data where the service reads it); zpersist.datasets.\"${s.dataset}\" has mountpoint = ${builtins.toJSON d.mountpoint}."
@@ -316,19 +325,29 @@ in
     description = "Each preseeded service's plan, as preseed-restore reads it.";
   };
 
-  config = lib.mkMerge [
-    { zpersist.internal.preseedPlans = lib.mapAttrs planOf preseeded; }
-    (mkIf (cfg.enable && cfg.pool != null && preseeded != { }) {
-      systemd.services = mkMerge (map (u: { ${u.name} = zlib.unit.definition u; }) preseedUnits);
-      zpersist.notify.units = zlib.unit.notifications preseedUnits;
+  options.zpersist.internal.sourcePlans = mkOption {
+    type = types.attrsOf types.anything;
+    readOnly = true;
+    internal = true;
+    description = "Each enabled service's preseed plan (its dataset and preseed.sources), preseeded or not: what the restore drill embeds.";
+  };
 
-      assertions = concatMap (
-        name:
-        map (message: {
-          assertion = false;
-          inherit message;
-        }) (problemsOf name preseeded.${name})
-      ) (attrNames preseeded);
-    })
+  options.zpersist.internal.sourceProblems = mkOption {
+    type = types.attrsOf (types.listOf types.str);
+    readOnly = true;
+    internal = true;
+    description = "What is wrong with each enabled service's preseed.sources.";
+  };
+
+  config = lib.mkMerge [
+    {
+      zpersist.internal.preseedPlans = lib.mapAttrs planOf preseeded;
+      zpersist.internal.sourcePlans = lib.mapAttrs planOf (filterAttrs (_: s: s.enable) cfg.services);
+      zpersist.internal.sourceProblems = lib.mapAttrs sourceProblemsOf (filterAttrs (_: s: s.enable) cfg.services);
+    }
+    (mkIf (cfg.enable && cfg.pool != null && preseeded != { }) (mkMerge [
+      (zlib.unit.perService preseedUnits)
+      { assertions = zlib.serviceAssertions problemsOf preseeded; }
+    ]))
   ];
 }

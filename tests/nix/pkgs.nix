@@ -14,6 +14,7 @@ in
   curl = stub "curl";
   openssh = stub "openssh";
   restic = stub "restic";
+  sqlite = stub "sqlite";
   rsync = stub "rsync";
   getent = stub "getent";
   barman = stub "barman";

@@ -6,15 +6,13 @@
 //! (or is rightly fresh), 1 data is missing and could not be restored (the
 //! service must not start), 2 bad plan or arguments, nothing touched.
 
-mod restore;
-mod sources;
-
 use std::process::ExitCode;
 use std::time::Duration;
 
 use camino::Utf8PathBuf;
 use clap::Parser;
 use zpersist_core::preseed::PreseedPlan;
+use zpersist_ops::preseed as restore;
 use zpersist_report::{JsonFlag, Reporter};
 
 /// Restore a service's empty dataset before it starts (docs/preseed.md).

@@ -7,6 +7,7 @@
 
 pub mod backup;
 pub mod contract;
+pub mod drill;
 pub mod facts;
 pub mod json;
 pub mod migration;

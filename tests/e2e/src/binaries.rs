@@ -14,6 +14,7 @@ pub const ALL: &[&str] = &[
     "zpersist-notify",
     "replication-lag",
     "preseed-restore",
+    "zpersist-drill",
     "zpersist-check-mounted",
     "zpersist-status",
     "zpersist-backup-snapshot",

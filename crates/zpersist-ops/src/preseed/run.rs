@@ -27,7 +27,7 @@ use zpersist_process::Command;
 use zpersist_zfs::dataset::{is_busy, mount_retrying, unmount_retrying};
 use zpersist_zfs::Zfs;
 
-use crate::sources;
+use super::sources;
 
 /// Marks a filled sibling with the point it holds (its completeness).
 const PROP_FILLED: &str = "com.zpersist:preseed-filled";
@@ -75,12 +75,12 @@ pub struct Options {
 }
 
 /// A step failed: what, and what to do.
-struct Failure {
-    error: String,
-    help: String,
+pub(crate) struct Failure {
+    pub(crate) error: String,
+    pub(crate) help: String,
 }
 
-fn fail(error: impl Into<String>, help: impl Into<String>) -> Failure {
+pub(crate) fn fail(error: impl Into<String>, help: impl Into<String>) -> Failure {
     Failure {
         error: error.into(),
         help: help.into(),
@@ -1174,7 +1174,7 @@ fn remap_tree(root: &Path, uid: Option<(u32, u32)>, gid: Option<(u32, u32)>) -> 
 /// says yes a moment before the mount table has it), so the directory
 /// beneath is looked at again for up to 5 s; a cover fails at once.
 /// `consequence` ends the error.
-fn path_shows(dataset: &str, path: &str, consequence: &str) -> Result<(), Failure> {
+pub(crate) fn path_shows(dataset: &str, path: &str, consequence: &str) -> Result<(), Failure> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let showing = mount_showing(Path::new(path)).map_err(|e| {
@@ -1204,7 +1204,7 @@ fn path_shows(dataset: &str, path: &str, consequence: &str) -> Result<(), Failur
 
 /// A `zfs receive` into the sibling left running by a run that was killed
 /// mid-stream would collide with a new one: it is stopped first.
-fn stop_receives_into(sibling: &str) {
+pub(crate) fn stop_receives_into(sibling: &str) {
     let Ok(entries) = fs::read_dir("/proc") else {
         return;
     };
