@@ -38,3 +38,21 @@ fn the_demos_preseed_plan_restores_sonarr_from_the_usb_pool_first() {
         assert_eq!(sonarr["properties"][property], value.as_str(), "{property}");
     }
 }
+
+#[test]
+fn the_demos_drill_plan_drills_the_same_sources_preseed_restores_from() {
+    let read = |name: &str| {
+        std::fs::read_to_string(format!(
+            "{}/../../examples/demo/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    };
+    let drill = zpersist_core::contract::parse::<zpersist_core::drill::DrillPlan>(&read(
+        "drill-sonarr.json",
+    ))
+    .unwrap_or_else(|problems| panic!("drill-sonarr.json: {problems:?}"));
+    let preseed = PreseedPlan::parse(&read("preseed-sonarr.json")).unwrap();
+    assert_eq!(drill.preseed, preseed);
+    assert_eq!(drill.sqlite, ["sonarr.db"]);
+}
