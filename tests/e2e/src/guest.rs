@@ -130,7 +130,12 @@ impl Guest {
                     accel()
                 ),
                 Err(Failure::Unavailable(why)) => {
-                    format!("\n********** SKIPPING the OpenZFS tests: {why} **********\n")
+                    // One line, whatever qemu said.
+                    let why: Vec<&str> = why.lines().filter(|l| !l.trim().is_empty()).collect();
+                    format!(
+                        "********** SKIPPING the OpenZFS tests: {} **********",
+                        why.join(" | ")
+                    )
                 }
                 Err(Failure::Broken(why)) => format!("OpenZFS guest unusable: {why}"),
             };
