@@ -125,9 +125,14 @@ fn bench_on_openzfs() {
         preseed_s / raw_s
     );
 
-    // 3. resuming a transfer cut at half.
+    // 3. resuming a transfer cut at half: from the replica back into the
+    // source pool, emptied first (each disk holds one copy).
+    guest.sh_ok(&format!(
+        "zfs destroy -r {ds} && for d in $(zfs list -H -o name -r {svc} | grep zpersist-); do zfs destroy -r $d; done",
+        svc = src.ds("svc")
+    ));
     let copy_snap = format!("{copy}@autosnap_2026-11-01_00:00:00_hourly");
-    let cut = rep.ds("backup/cut");
+    let cut = src.ds("cut");
     let half = (mib << 20) / 2;
     let first_half_s = timed(|| {
         guest.sh_ok(&format!(
