@@ -1164,3 +1164,90 @@ fn a_backup_holds_the_snapshot_at_the_mountpoint_and_preseed_restores_it() {
         .run(&["test", "-e", &format!("{mountpoint}/written-after.txt")])
         .success());
 }
+
+#[test]
+fn syncoid_replicates_into_a_local_pool_incrementally_and_lag_follows_it() {
+    let Some(guest) = guest() else { return };
+    let pool = GuestPool::new(guest, "lrp");
+    let usb = GuestPool::new(guest, "lrpusb");
+    let source = pool.ds("services/sonarr");
+    let target = usb.ds("backup/forge/services/sonarr");
+    guest.zfs(&["create", "-p", &source]);
+    guest.zfs(&[
+        "create",
+        "-p",
+        "-o",
+        "canmount=off",
+        &usb.ds("backup/forge/services"),
+    ]);
+    guest.write(
+        &format!("{}/services/sonarr/config.xml", pool.mnt()),
+        b"<sonarr/>",
+    );
+    // The module's argv for a local target (no ssh), without --no-resume.
+    let run = |what: &str| {
+        let out = guest.run(&[
+            "syncoid",
+            "--identifier=usb",
+            "--sendoptions",
+            "",
+            "--recvoptions",
+            "u",
+            "--no-privilege-elevation",
+            &source,
+            &target,
+        ]);
+        assert!(out.success(), "{what}: {out:#?}");
+        format!("{}{}", out.stdout, out.stderr)
+    };
+    let first = run("first run");
+    assert!(!first.contains("incremental"), "first run:\n{first}");
+    assert!(guest.exists(&target));
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let second = run("second run");
+    assert!(second.contains("incremental"), "second run:\n{second}");
+    let local = guest.zfs(&[
+        "list", "-H", "-o", "name", "-t", "snapshot", "-s", "creation", &source,
+    ]);
+    let base = local
+        .lines()
+        .filter_map(|l| l.split_once('@').map(|(_, s)| s.to_owned()))
+        .find(|s| s.starts_with("syncoid_usb_"))
+        .unwrap_or_else(|| panic!("no sync snapshot for usb: {local}"));
+
+    let config = pool.write_plan(
+        "replication.json",
+        &json!({ "version": 1, "host": "forge", "textfile": null, "maxLagSeconds": null,
+            "targets": { "usb": { "host": null, "dataset": usb.ds("backup/forge"), "identifier": "usb" } },
+            "datasets": [ { "source": source, "target": "usb", "targetDataset": target } ] }),
+    );
+    let lag = || {
+        let r = guest.run_recorded(
+            &guest.binary("replication-lag"),
+            &["--config", &config, "--json"],
+            &[],
+        );
+        let all: Value = serde_json::from_str(&r.stdout)
+            .unwrap_or_else(|e| panic!("replication-lag printed no JSON ({e}): {r:#?}"));
+        let m = all
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["source"] == source.as_str() && m["target"] == "usb")
+            .unwrap_or_else(|| panic!("no measurement: {all}"))
+            .clone();
+        (r.code, m)
+    };
+    let (code, m) = lag();
+    assert_eq!(code, 0, "{m}");
+    assert_eq!(m["lagSeconds"], 0, "{m}");
+    assert_eq!(m["newestOnTarget"]["name"], json!(base), "{m}");
+
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    guest.zfs(&["snapshot", &format!("{source}@autosnap_missed")]);
+    let (code, m) = lag();
+    assert!(m["lagSeconds"].as_i64().unwrap() >= 2, "{m}");
+    assert_eq!(m["newestLocal"]["name"], "autosnap_missed", "{m}");
+    assert_eq!(m["newestOnTarget"]["name"], json!(base), "{m}");
+    assert_eq!(code, 0, "no maxLagSeconds is set: {m}");
+}
