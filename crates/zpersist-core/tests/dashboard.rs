@@ -394,3 +394,33 @@ fn a_misspelt_metric_in_a_panel_fails_the_check() {
         ["a", "b", "c", "d"]
     );
 }
+
+/// The example alert rules read only series zpersist writes, besides
+/// node_exporter's own `node_textfile_mtime_seconds` (when a textfile was
+/// last written).
+#[test]
+fn every_metric_the_alert_rules_use_is_one_zpersist_writes() {
+    let written = written();
+    let mut checked = 0;
+    for (file, rules) in [
+        (
+            "zpersist-status.rules.yml",
+            include_str!("../../../docs/alerts/zpersist-status.rules.yml"),
+        ),
+        (
+            "zpersist-drill.rules.yml",
+            include_str!("../../../docs/alerts/zpersist-drill.rules.yml"),
+        ),
+    ] {
+        for expr in rules.lines().filter_map(|l| l.trim().strip_prefix("expr:")) {
+            for name in metric_names(expr) {
+                checked += 1;
+                assert!(
+                    written.contains(&name) || name == "node_textfile_mtime_seconds",
+                    "{file}: `{expr}` reads {name}, which no zpersist textfile has"
+                );
+            }
+        }
+    }
+    assert!(checked > 20, "{checked}");
+}
