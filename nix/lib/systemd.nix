@@ -36,7 +36,8 @@ rec {
   # How often a timer with this timerConfig fires at most, in seconds, or
   # null when zpersist cannot tell: OnCalendar shorthands (hourly, daily,
   # weekly, ...; a month and a year at their longest), a time of day alone
-  # ("03:15", "*-*-* 03:15:00": daily), or OnUnitActiveSec /
+  # ("03:15", "*-*-* 03:15:00": daily), one weekday at a time ("Sun
+  # 04:00": weekly), or OnUnitActiveSec /
   # OnUnitInactiveSec spans.
   timerPeriodSeconds =
     timerConfig:
@@ -55,12 +56,19 @@ rec {
       calendar = timerConfig.OnCalendar or null;
       span = timerConfig.OnUnitActiveSec or timerConfig.OnUnitInactiveSec or null;
       timeOfDay = c: builtins.match "([*]-[*]-[*] )?[0-9]{1,2}:[0-9]{2}(:[0-9]{2})?" c != null;
+      # One weekday at a time of day (`Sun 04:00`, `Mon *-*-* 04:00:00`): weekly.
+      weekdayAt =
+        c:
+        builtins.match "(Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]* ([*]-[*]-[*] )?[0-9]{1,2}:[0-9]{2}(:[0-9]{2})?" c
+        != null;
     in
     if builtins.isString calendar then
       if shorthands ? ${calendar} then
         shorthands.${calendar}
       else if timeOfDay calendar then
         86400
+      else if weekdayAt calendar then
+        604800
       else
         null
     else if calendar == null && span != null then

@@ -11,7 +11,9 @@
 # autoScrub scrubs it; the module turns autoScrub on (mkDefault) unless the
 # host says otherwise. PostgreSQL (zpersist.postgresql.pitr): base backups
 # and drills within twice their schedule's period, an RPO within the
-# archive-age limit.
+# archive-age limit. Each service whose restore drill is enabled
+# (zpersist.services.<name>.drill): where its result is, and a drill
+# within twice its interval plus the timer's hour of randomized delay.
 #
 # zpersist-status.service (on zpersist.status.interval) writes the report
 # as a Prometheus textfile; a missed objective fails the unit, which
@@ -130,6 +132,18 @@ let
     if period == null then null else period * 2;
   orDefault = own: default: if own != null then own else default;
 
+  # Services whose restore drill is enabled (nix/modules/drill.nix): their
+  # result file and objectives go into status.json, no one else's.
+  drillPlans = cfg.internal.drillPlans;
+  # Twice the drill's interval plus the timer's randomized delay (1 h):
+  # weekly → 1213200; null when the calendar cannot be read.
+  defaultDrillAge =
+    calendar:
+    let
+      period = twice calendar;
+    in
+    if period == null then null else period + 3600;
+
   statusFile = {
     version = 1;
     pools = lib.genAttrs poolNames (pool: {
@@ -152,6 +166,16 @@ let
         if own != null then own else defaultSnapshotAge entry.dataset;
       snapshotPeriods = snapshotPeriods entry.dataset;
       maxReplicationLagSeconds = cfg.services.${name}.objectives.maxReplicationLag or null;
+    }
+    // lib.optionalAttrs (drillPlans ? ${name}) {
+      drill = {
+        resultFile = "${drillPlans.${name}.stateDir}/${name}.json";
+        unit = "zpersist-${name}-drill.service";
+        maxAgeSeconds = orDefault cfg.services.${name}.objectives.maxDrillAge (
+          defaultDrillAge cfg.services.${name}.drill.interval
+        );
+        maxRpoSeconds = cfg.services.${name}.objectives.maxDrillRpo;
+      };
     }
     // lib.optionalAttrs (backups ? ${name}) {
       maxBackupAgeSeconds =
@@ -187,6 +211,29 @@ in
               Seconds each replication target may be behind the newest
               local snapshot before `zpersist-status` reports it. `null`:
               `zpersist.replication`'s lag limit, when set.
+            '';
+          };
+          maxDrillAge = mkOption {
+            type = types.nullOr types.ints.positive;
+            default = null;
+            example = 1213200;
+            description = ''
+              Seconds the last restore drill of the service (`drill`) may
+              be old before `zpersist-status` reports it. `null`: twice the
+              period of `drill.interval` plus the timer's randomized delay
+              of 1 h (weekly → 1213200). Only for a service whose drill is
+              enabled.
+            '';
+          };
+          maxDrillRpo = mkOption {
+            type = types.nullOr types.ints.positive;
+            default = null;
+            example = 86400;
+            description = ''
+              Seconds of data each source of the service's restore drill
+              may lose (the age of the point it restored when the drill
+              started) before `zpersist-status` reports it. `null`: shown,
+              never judged.
             '';
           };
           maxBackupAge = mkOption {

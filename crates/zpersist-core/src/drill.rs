@@ -202,7 +202,7 @@ impl DrillPlan {
 
 /// What one source's drill found.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SourceResult {
     /// `local`, `replica:nas`, `restic:b2`.
     pub source: String,
@@ -226,9 +226,10 @@ pub struct SourceResult {
     pub help: Option<String>,
 }
 
-/// The result file (`<stateDir>/<service>.json`) and `--json`'s document.
+/// The result file (`<stateDir>/<service>.json`) and `--json`'s document;
+/// `zpersist status` reads it as a contract (strictly, its version first).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DrillResult {
     pub version: u64,
     pub service: String,
@@ -244,6 +245,12 @@ pub struct DrillResult {
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub help: Option<String>,
+}
+
+impl Contract for DrillResult {
+    const KIND: &'static str = "drill result";
+    const VERSION: u64 = DRILL_VERSION;
+    const READER: &'static str = "zpersist status";
 }
 
 /// The Prometheus text exposition of one drill run (node_exporter's

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::preseed::ResticSource;
 
+pub mod drill;
 pub mod pitr;
 pub mod pools;
 use crate::replication::SnapshotRef;
@@ -58,6 +59,10 @@ pub struct Objectives {
     /// recorded under.
     #[serde(default)]
     pub restic_backup: Option<ResticSource>,
+    /// Where the service's restore drill leaves its result and what it
+    /// promises; only for a service whose drill is enabled.
+    #[serde(default)]
+    pub drill: Option<drill::DrillObjectives>,
 }
 
 impl crate::contract::Contract for StatusFile {
@@ -189,6 +194,9 @@ pub struct ServiceStatus {
     /// The restic repository's answer, when the service has `backup.restic`.
     pub backup: Option<BackupFacts>,
     pub backup_age_seconds: Option<i64>,
+    /// The last restore drill, when the service has one (status.json's
+    /// `drill`); `None`: no drill, nothing judged.
+    pub drill: Option<drill::DrillStatus>,
     pub problems: Vec<Problem>,
     /// The clock the ages were judged by (the report's `now`).
     #[serde(skip)]
@@ -232,6 +240,8 @@ pub struct Inputs<'a> {
     pub objectives: Objectives,
     pub targets: BTreeMap<String, TargetFacts>,
     pub backup: Option<BackupFacts>,
+    /// The drill's result file as read, when `objectives.drill` is set.
+    pub drill: Option<drill::DrillFacts>,
     pub now: i64,
 }
 
@@ -262,6 +272,7 @@ pub fn evaluate(inputs: Inputs<'_>) -> ServiceStatus {
         objectives,
         targets,
         backup,
+        drill,
         now,
     } = inputs;
     let periods = objectives.snapshot_periods.as_deref();
@@ -489,6 +500,15 @@ pub fn evaluate(inputs: Inputs<'_>) -> ServiceStatus {
         }
         None => {}
     }
+    let drill = objectives.drill.as_ref().map(|o| {
+        drill::evaluate_drill(
+            service,
+            o,
+            drill.unwrap_or(drill::DrillFacts::Never),
+            now,
+            &mut problems,
+        )
+    });
     ServiceStatus {
         service: service.into(),
         dataset: dataset.into(),
@@ -502,6 +522,7 @@ pub fn evaluate(inputs: Inputs<'_>) -> ServiceStatus {
         targets,
         backup,
         backup_age_seconds,
+        drill,
         problems,
         now,
     }
@@ -509,7 +530,7 @@ pub fn evaluate(inputs: Inputs<'_>) -> ServiceStatus {
 
 /// One gauge of a Prometheus textfile: its HELP and TYPE lines and a row
 /// per (labels, value).
-fn metric(out: &mut String, name: &str, help: &str, rows: Vec<(String, i64)>) {
+fn metric<V: std::fmt::Display>(out: &mut String, name: &str, help: &str, rows: Vec<(String, V)>) {
     out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
     for (labels, value) in rows {
         out.push_str(&format!("{name}{{{labels}}} {value}\n"));
@@ -717,7 +738,93 @@ pub fn textfile(statuses: &[ServiceStatus]) -> String {
             })
             .collect(),
     );
+    drill_textfile(&mut out, statuses, &base);
     out
+}
+
+/// The drill rows of [`textfile`]: only services with a drill have them.
+fn drill_textfile(
+    out: &mut String,
+    statuses: &[ServiceStatus],
+    base: &dyn Fn(&ServiceStatus) -> String,
+) {
+    let drilled: Vec<(&ServiceStatus, &drill::DrillStatus)> = statuses
+        .iter()
+        .filter_map(|s| s.drill.as_ref().map(|d| (s, d)))
+        .collect();
+    let per_source = |f: fn(&crate::drill::SourceResult) -> Option<f64>| {
+        drilled
+            .iter()
+            .flat_map(|(s, d)| {
+                d.result().into_iter().flat_map(move |r| {
+                    r.sources.iter().filter_map(move |src| {
+                        f(src)
+                            .map(|v| (format!("{},source=\"{}\"", base(s), label(&src.source)), v))
+                    })
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    metric(
+        out,
+        "zpersist_status_drill_ok",
+        "1 when the service's last restore drill ran within its objective, every source restored and passed its checks, within the RPO objective (0 also when none has run or its result cannot be read).",
+        drilled
+            .iter()
+            .map(|(s, d)| (base(s), i64::from(d.ok)))
+            .collect(),
+    );
+    metric(
+        out,
+        "zpersist_status_drill_success",
+        "1 when the source's freshest point restored into a scratch copy that passed every check in the last drill.",
+        per_source(|src| Some(f64::from(u8::from(src.success)))),
+    );
+    metric(
+        out,
+        "zpersist_status_drill_rpo_seconds",
+        "Age of the data the last drill restored from the source when it started (its recovery point).",
+        per_source(|src| src.rpo_seconds.map(|r| r as f64)),
+    );
+    metric(
+        out,
+        "zpersist_status_drill_rto_seconds",
+        "Seconds from the source's start to a checked copy in the last drill (its recovery time).",
+        per_source(|src| Some(src.rto_seconds)),
+    );
+    metric(
+        out,
+        "zpersist_status_drill_age_seconds",
+        "Since the service's last restore drill started.",
+        drilled
+            .iter()
+            .filter_map(|(s, d)| d.age_seconds.map(|a| (base(s), a)))
+            .collect(),
+    );
+    metric(
+        out,
+        "zpersist_status_drill_age_objective_seconds",
+        "The most the last restore drill may be old (status.json).",
+        drilled
+            .iter()
+            .filter_map(|(s, _)| {
+                let o = s.objectives.drill.as_ref()?;
+                o.max_age_seconds.map(|m| (base(s), m as i64))
+            })
+            .collect(),
+    );
+    metric(
+        out,
+        "zpersist_status_drill_rpo_objective_seconds",
+        "The most data a restore drill's source may lose (status.json; absent when none is declared).",
+        drilled
+            .iter()
+            .filter_map(|(s, _)| {
+                let o = s.objectives.drill.as_ref()?;
+                o.max_rpo_seconds.map(|m| (base(s), m as i64))
+            })
+            .collect(),
+    );
 }
 
 #[cfg(test)]
@@ -741,6 +848,7 @@ mod tests {
             },
             targets: BTreeMap::new(),
             backup: None,
+            drill: None,
             now: 120,
         }
     }

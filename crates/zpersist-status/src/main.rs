@@ -20,11 +20,13 @@ use clap::Parser;
 use replication_lag::config::{Config as Replication, TargetLocation, DEFAULT_TIMEOUT_SECONDS};
 use replication_lag::{listing, report};
 use zpersist_core::contract::Contract;
+use zpersist_core::drill::DrillResult;
 use zpersist_core::migration::ServicesFile;
 use zpersist_core::mounted::{confirm_shown, mount_state, MountState, Observed};
 use zpersist_core::pitr::PitrContract;
 use zpersist_core::preseed::{PROP_AT, PROP_PRESEED, PROP_SOURCE};
 use zpersist_core::replication::{self, SnapshotRef};
+use zpersist_core::status::drill::{DrillFacts, DrillObjectives, DrillStatus};
 use zpersist_core::status::pitr::PitrStatus;
 use zpersist_core::status::pools::{PoolObjectives, PoolStatus, Scan};
 use zpersist_core::status::{
@@ -250,6 +252,7 @@ fn main() -> ExitCode {
         // sync snapshots, nor the backups' transient zpersist-restic-*).
         let own: Vec<SnapshotRef> = local.iter().map(SnapshotRef::from).collect();
         let backup = declared.restic_backup.as_ref().map(|r| backups.facts(r));
+        let drill = declared.drill.as_ref().map(|d| drill_facts(name, d));
         statuses.push(evaluate(Inputs {
             service: name,
             dataset: &entry.dataset,
@@ -259,6 +262,7 @@ fn main() -> ExitCode {
             objectives: declared,
             targets,
             backup,
+            drill,
             now,
         }));
     }
@@ -272,8 +276,6 @@ fn main() -> ExitCode {
     let postgresql = pitr
         .as_ref()
         .map(|c| health::postgresql(c, objectives.postgresql.as_ref(), timeout, now));
-    // The last drill of every service (issue 22, part 3) plugs in here:
-    // nothing records one per service yet.
 
     if reporter.json() {
         reporter.document(&serde_json::json!({
@@ -566,6 +568,38 @@ impl Backups {
     }
 }
 
+/// The service's last drill: zpersist-drill's result file, read by the
+/// one contract loader (strict JSON, its version first, unknown fields
+/// refused); no file: no drill has run.
+fn drill_facts(service: &str, objectives: &DrillObjectives) -> DrillFacts {
+    let path = std::path::Path::new(&objectives.result_file);
+    let unit = &objectives.unit;
+    let help = format!("zpersist-drill writes it at the end of each run: `systemctl start {unit}` runs one, `journalctl -u {unit}` shows the last");
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return DrillFacts::Never,
+        _ => {}
+    }
+    match zpersist_host::read_contract::<DrillResult>(path) {
+        Ok(result) if result.service == service => DrillFacts::Ran { result },
+        Ok(result) => DrillFacts::Unreadable {
+            error: format!(
+                "{} is the drill result of `{}`, not of {service}",
+                path.display(),
+                zpersist_core::shown(&result.service)
+            ),
+            help,
+        },
+        Err(problems) => DrillFacts::Unreadable {
+            error: problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+            help,
+        },
+    }
+}
+
 fn dataset_facts(observed: &ObservedPool, dataset: &str, declared: &str) -> Option<DatasetFacts> {
     if !observed.exists(dataset) {
         return None;
@@ -712,8 +746,45 @@ fn describe(s: &ServiceStatus, colour: bool) -> String {
             zpersist_core::time::rfc3339(f.time)
         ));
     }
+    if let Some(d) = &s.drill {
+        describe_drill(&mut out, d, s.objectives.drill.as_ref());
+    }
     describe_problems(&mut out, &s.problems, colour);
     out
+}
+
+fn describe_drill(out: &mut String, d: &DrillStatus, objectives: Option<&DrillObjectives>) {
+    let max_age = objective(objectives.and_then(|o| o.max_age_seconds));
+    let max_rpo = objective(objectives.and_then(|o| o.max_rpo_seconds));
+    match &d.facts {
+        DrillFacts::Never => out.push_str(&format!("  last drill: none{}\n", max_age)),
+        DrillFacts::Unreadable { .. } => {
+            out.push_str(&format!("  last drill: unreadable ({})\n", d.result_file))
+        }
+        DrillFacts::Ran { result } => {
+            out.push_str(&format!(
+                "  last drill: {} at {} ({} s old{max_age})\n",
+                if result.success {
+                    "succeeded"
+                } else {
+                    "FAILED"
+                },
+                zpersist_core::time::rfc3339(result.started),
+                d.age_seconds.unwrap_or(0)
+            ));
+            for src in &result.sources {
+                out.push_str(&format!(
+                    "    {}: {}, RPO {}{max_rpo}, RTO {:.1} s\n",
+                    src.source,
+                    if src.success { "ok" } else { "FAILED" },
+                    src.rpo_seconds
+                        .map(|r| format!("{r} s"))
+                        .unwrap_or_else(|| "unknown".into()),
+                    src.rto_seconds
+                ));
+            }
+        }
+    }
 }
 
 fn describe_problems(out: &mut String, problems: &[zpersist_core::status::Problem], colour: bool) {

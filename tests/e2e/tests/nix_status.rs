@@ -160,3 +160,57 @@ fn status_json_has_pools_postgresql_and_policy_periods_and_autoscrub_is_on() {
     assert!(file.postgresql.is_none());
     assert_eq!(v["result"]["caps"], json!(["CAP_DAC_READ_SEARCH"]));
 }
+
+/// Issue 22 part 3: status.json learns where each drilled service's drill
+/// result lives and its objectives (twice the drill's interval plus the
+/// timer's hour of delay, or the declared ones); a service without a drill
+/// has none; zpersist-status's loader accepts the file.
+#[test]
+fn status_json_has_the_drill_of_each_drilled_service_only() {
+    let text = |module: &str| {
+        let eval = zpersist_e2e::nix::Eval::host("forge").with_module(module);
+        let text = eval.attr(r#"config.environment.etc."zpersist/status.json".text"#);
+        zpersist_core::contract::parse::<StatusFile>(text.as_str().unwrap())
+            .expect("zpersist-status reads the status.json the module writes")
+    };
+    let file =
+        text(r#"{ zpersist.services.sonarr.drill = { enable = true; interval = "Sun 04:00"; }; }"#);
+    let drill = file.services["sonarr"]
+        .drill
+        .as_ref()
+        .expect("sonarr is drilled");
+    assert_eq!(drill.result_file, "/var/lib/zpersist/drill/sonarr.json");
+    assert_eq!(drill.unit, "zpersist-sonarr-drill.service");
+    assert_eq!(drill.max_age_seconds, Some(2 * 7 * 86_400 + 3600), "weekly");
+    assert_eq!(drill.max_rpo_seconds, None, "none declared");
+    for (name, objectives) in &file.services {
+        if name != "sonarr" {
+            assert!(
+                objectives.drill.is_none(),
+                "{name} has no drill: {objectives:?}"
+            );
+        }
+    }
+    let file = text(
+        r#"{ zpersist.services.sonarr = { drill = { enable = true; interval = "daily"; }; objectives.maxDrillRpo = 7200; }; }"#,
+    );
+    let drill = file.services["sonarr"].drill.as_ref().unwrap();
+    assert_eq!(drill.max_age_seconds, Some(2 * 86_400 + 3600), "daily");
+    assert_eq!(drill.max_rpo_seconds, Some(7200));
+    let file = text(
+        r#"{ zpersist.services.sonarr = { drill.enable = true; objectives.maxDrillAge = 600; }; }"#,
+    );
+    assert_eq!(
+        file.services["sonarr"]
+            .drill
+            .as_ref()
+            .unwrap()
+            .max_age_seconds,
+        Some(600)
+    );
+    let file = text("{ }");
+    assert!(
+        file.services.values().all(|o| o.drill.is_none()),
+        "{file:?}"
+    );
+}
