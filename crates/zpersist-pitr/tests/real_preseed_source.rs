@@ -96,13 +96,16 @@ fn preseed_restores_a_wiped_postgresql_dataset_from_the_pitr_archive() {
     });
     let plan_path = pool.write_plan("preseed.json", &plan);
     let preseed = zpersist_e2e::binaries::fresh("preseed-restore");
-    let out = duct::cmd(preseed.as_str(), ["--plan", plan_path.as_str()])
-        .env("PATH", zpersist_e2e::syncoid::path_with_wrapper())
-        .stderr_to_stdout()
-        .stdout_capture()
-        .unchecked()
-        .run()
-        .unwrap();
+    let out = zpersist_e2e::zfs_watchdog::run_watching_zfs(
+        duct::cmd(preseed.as_str(), ["--plan", plan_path.as_str()])
+            .env("PATH", zpersist_e2e::syncoid::path_with_wrapper())
+            .stdin_null()
+            .stderr_to_stdout()
+            .stdout_capture(),
+        &format!("preseed-restore --plan {plan_path}"),
+        zpersist_e2e::zfs_watchdog::OTHER_LIMIT,
+    )
+    .unwrap_or_else(zpersist_e2e::zfs_watchdog::Hung::fail);
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{said}");
     assert_eq!(

@@ -16,6 +16,7 @@ pub mod systemd;
 pub mod timed;
 pub mod units;
 pub mod zfs_fuse;
+pub mod zfs_watchdog;
 
 use camino::{Utf8Path, Utf8PathBuf};
 
