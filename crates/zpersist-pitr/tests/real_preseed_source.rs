@@ -98,6 +98,7 @@ fn preseed_restores_a_wiped_postgresql_dataset_from_the_pitr_archive() {
     let preseed = zpersist_e2e::binaries::fresh("preseed-restore");
     let out = zpersist_e2e::zfs_watchdog::run_watching_zfs(
         duct::cmd(preseed.as_str(), ["--plan", plan_path.as_str()])
+            .dir(zpersist_e2e::reachable::NEUTRAL_CWD)
             .env("PATH", zpersist_e2e::syncoid::path_with_wrapper())
             .stdin_null()
             .stderr_to_stdout()

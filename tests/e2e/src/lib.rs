@@ -8,6 +8,7 @@ pub mod nix;
 pub mod pitr_units;
 pub mod pool;
 pub mod postgres;
+pub mod reachable;
 pub mod runbook;
 pub mod sshd;
 pub mod stand_in;

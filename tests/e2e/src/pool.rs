@@ -264,7 +264,7 @@ pub fn run_logged(program: &Utf8Path, args: &[&str], env: &BTreeMap<&str, &str>)
     ));
     std::fs::create_dir_all(log.parent().unwrap()).unwrap();
     let _ = std::fs::remove_file(&log);
-    let wrapper_dir = repo_root().join("tests/env/recording-zfs");
+    let wrapper_dir = crate::reachable::env_dir("recording-zfs");
     let path = format!(
         "{wrapper_dir}:{}",
         std::env::var("PATH").unwrap_or_default()

@@ -20,13 +20,13 @@ use serde_json::Value;
 
 use crate::nix::eval_expr;
 use crate::pool::{zfs, TestPool};
-use crate::repo_root;
 
-/// PATH with the `zfs` wrapper syncoid and sanoid need on zfs-fuse first.
+/// PATH with the `zfs` wrapper syncoid and sanoid need on zfs-fuse first
+/// (staged: a unit with PrivateTmp= runs it, and the clone may be in /tmp).
 pub fn path_with_wrapper() -> String {
     format!(
         "{}:{}",
-        repo_root().join("tests/env/sanoid-zfs"),
+        crate::reachable::env_dir("sanoid-zfs"),
         std::env::var("PATH").unwrap_or_default()
     )
 }

@@ -28,7 +28,7 @@ use serde_json::json;
 use zpersist_e2e::binaries;
 use zpersist_e2e::pool::{exists, get, run_ok, zfs, TestPool};
 use zpersist_e2e::postgres::PgCluster;
-use zpersist_e2e::repo_root;
+use zpersist_e2e::reachable;
 use zpersist_e2e::runbook::{self, Runbook};
 use zpersist_e2e::sshd;
 use zpersist_e2e::syncoid::syncoid;
@@ -65,8 +65,8 @@ fn every_runbook_has_a_test() {
 /// zpersist's freshly built binaries.
 fn path_front() -> Vec<Utf8PathBuf> {
     vec![
-        repo_root().join("tests/env/runbook-bin"),
-        repo_root().join("tests/env/sanoid-zfs"),
+        reachable::env_dir("runbook-bin"),
+        reachable::env_dir("sanoid-zfs"),
         binaries::fresh("ensure-datasets")
             .parent()
             .unwrap()
