@@ -226,4 +226,35 @@ mod tests {
         prune_stale(Utf8Path::new(STAGE));
         assert!(!staged.exists(), "{staged} outlived its source");
     }
+
+    /// From another file system (a clone on a tmpfs) no hard link is
+    /// possible: the staged file is a copy, kept as long as the source is
+    /// unchanged and renewed when it changes.
+    #[test]
+    fn a_file_on_another_file_system_is_copied_and_renewed() {
+        let source = Utf8PathBuf::from(format!(
+            "/dev/shm/zpersist-reachable-test-{}",
+            std::process::id()
+        ));
+        fs::create_dir_all(&source).unwrap();
+        let file = source.join("tool");
+        fs::write(&file, "one").unwrap();
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o755)).unwrap();
+
+        let staged = staged_dir(&source, None).join("tool");
+        let (a, b) = (fs::metadata(&file).unwrap(), fs::metadata(&staged).unwrap());
+        assert_ne!(a.dev(), b.dev(), "{staged} is on another file system");
+        assert_eq!(fs::read_to_string(&staged).unwrap(), "one");
+        assert_eq!(b.mode() & 0o7777, 0o755);
+        let inode = b.ino();
+        staged_dir(&source, None);
+        assert_eq!(fs::metadata(&staged).unwrap().ino(), inode, "left alone");
+
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs::write(&file, "two!").unwrap();
+        staged_dir(&source, None);
+        assert_eq!(fs::read_to_string(&staged).unwrap(), "two!");
+        fs::remove_dir_all(&source).unwrap();
+        prune_stale(Utf8Path::new(STAGE));
+    }
 }
