@@ -189,7 +189,7 @@ fn forge_replicates_in_any_start_order_and_no_run_loses_its_permissions() {
             .trim_start_matches("syncoid-");
         commands
             .iter()
-            .find(|(command, _)| command.to_string() == name || command.replace('/', "-") == name)
+            .find(|(command, _)| *command == name || command.replace('/', "-") == name)
             .map_or(0, |(_, c)| {
                 c["source"].as_str().unwrap().matches('/').count()
             })
