@@ -38,18 +38,23 @@ fn gid(group: &str) -> u32 {
 /// zpersist-check-mounted`, here the freshly built binary, and its
 /// arguments, with the dataset and mountpoint moved onto the test pool)
 /// with zfs on PATH.
-fn run_check(program: &str, args: &[String]) -> duct::Expression {
+fn run_check(program: &str, args: &[String]) -> std::process::Output {
     assert_eq!(
         program, "/run/current-system/sw/bin/zpersist-check-mounted",
         "the check unit runs the check as the current system has it"
     );
-    duct::cmd(
-        binaries::fresh("zpersist-check-mounted").into_string(),
-        args,
+    zpersist_e2e::zfs_watchdog::run_watching_zfs(
+        duct::cmd(
+            binaries::fresh("zpersist-check-mounted").into_string(),
+            args,
+        )
+        .stdin_null()
+        .stdout_capture()
+        .stderr_capture(),
+        "zpersist-check-mounted",
+        zpersist_e2e::zfs_watchdog::OTHER_LIMIT,
     )
-    .stdout_capture()
-    .stderr_capture()
-    .unchecked()
+    .unwrap_or_else(zpersist_e2e::zfs_watchdog::Hung::fail)
 }
 
 #[test]
@@ -155,12 +160,12 @@ fn every_profile_creates_its_dataset_as_services_json_says() {
         sonarr.clone(),
         format!("{}{}", pool.mnt(), argv[3]),
     ];
-    let ok = run_check(argv[0], &args).run().unwrap();
+    let ok = run_check(argv[0], &args);
     assert!(ok.status.success(), "{ok:?}");
     assert!(String::from_utf8_lossy(&ok.stdout).contains("is mounted on"));
 
     run_ok("zfs", &["unmount", &sonarr]);
-    let refused = run_check(argv[0], &args).run().unwrap();
+    let refused = run_check(argv[0], &args);
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(1), "{stderr}");
     assert!(
@@ -175,9 +180,7 @@ fn every_profile_creates_its_dataset_as_services_json_says() {
     let missing = run_check(
         argv[0],
         &["sonarr".into(), pool.ds("services/nothing"), "/x".into()],
-    )
-    .run()
-    .unwrap();
+    );
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("which zfs cannot read"));
 
@@ -188,5 +191,5 @@ fn every_profile_creates_its_dataset_as_services_json_says() {
         &BTreeMap::new(),
     );
     assert_eq!(again.code, 0, "{again:#?}");
-    assert!(run_check(argv[0], &args).run().unwrap().status.success());
+    assert!(run_check(argv[0], &args).status.success());
 }

@@ -526,7 +526,12 @@ fn a_run_waits_for_the_lock_held_by_another() {
         "the run acted while another held the lock"
     );
     held.unlock().unwrap();
-    let output = handle.wait().unwrap();
+    let output = zpersist_e2e::zfs_watchdog::wait_watching_zfs(
+        &handle,
+        "ensure-datasets after the lock",
+        zpersist_e2e::zfs_watchdog::OTHER_LIMIT,
+    )
+    .unwrap_or_else(zpersist_e2e::zfs_watchdog::Hung::fail);
     assert!(output.status.success(), "{output:?}");
     assert!(String::from_utf8_lossy(&output.stderr).contains("waiting up to 120 s for another run"));
     assert!(exists(&pool.ds("a")));

@@ -17,6 +17,25 @@ use serde_json::{json, Value};
 use zpersist_e2e::pool::{exists, get, run_logged, zfs, Recorded, TestPool};
 use zpersist_e2e::sshd;
 use zpersist_e2e::syncoid::path_with_wrapper;
+use zpersist_e2e::zfs_watchdog::{self as watchdog, Hung};
+
+/// restic with `args`, bounded, which must succeed.
+fn restic_ok(args: &[&str]) {
+    let out = watchdog::run_bounded(
+        duct::cmd("restic", args)
+            .stdin_null()
+            .stdout_null()
+            .stderr_capture(),
+        &format!("restic {}", args.join(" ")),
+        watchdog::OTHER_LIMIT,
+    )
+    .unwrap_or_else(Hung::fail);
+    assert!(
+        out.status.success(),
+        "restic {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
 
 fn binary() -> &'static Utf8Path {
     Utf8Path::new(env!("CARGO_BIN_EXE_preseed-restore"))
@@ -97,10 +116,17 @@ impl Fixture {
             send.extend(["-i".into(), format!("{}@{base}", self.ds)]);
         }
         send.push(format!("{}@{name}", self.ds));
-        duct::cmd("zfs", &send)
-            .pipe(duct::cmd("zfs", ["receive", "-u", "-F", &self.copy]))
-            .run()
-            .expect("the replica receives");
+        let what = format!("zfs {} | zfs receive -u -F {}", send.join(" "), self.copy);
+        let out = watchdog::run_watching_zfs(
+            duct::cmd("zfs", &send)
+                .pipe(duct::cmd("zfs", ["receive", "-u", "-F", &self.copy]))
+                .stdin_null()
+                .stderr_capture(),
+            &what,
+            watchdog::zfs_limit(),
+        )
+        .unwrap_or_else(Hung::fail);
+        assert!(out.status.success(), "{what}: {out:?}");
     }
 
     fn send_to_replica(&self, name: &str) {
@@ -324,11 +350,11 @@ fn the_replica_over_ssh_is_freshest_and_the_next_syncoid_run_is_incremental() {
         ],
     )
     .env("PATH", path_with_wrapper())
+    .stdin_null()
     .stderr_to_stdout()
-    .stdout_capture()
-    .unchecked()
-    .run()
-    .unwrap();
+    .stdout_capture();
+    let out = watchdog::run_watching_zfs(out, "syncoid to the replica", watchdog::OTHER_LIMIT)
+        .unwrap_or_else(Hung::fail);
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{said}");
     assert!(said.contains("incremental"), "{said}");
@@ -420,11 +446,7 @@ fn restic_freshest_restores_the_contents_at_the_dataset_root() {
     let restic = |args: &[&str]| {
         let mut all = vec!["-r", repo.as_str(), "--password-file", password.as_str()];
         all.extend_from_slice(args);
-        duct::cmd("restic", &all)
-            .stdout_null()
-            .stderr_capture()
-            .run()
-            .expect("restic runs")
+        restic_ok(&all)
     };
     restic(&["init"]);
     restic(&["backup", "--host", "forge", f.mountpoint.as_str()]);
@@ -472,11 +494,7 @@ fn the_dry_runs_restore_by_hand_restores_from_restic() {
     ] {
         let mut all = vec!["-r", repo.as_str(), "--password-file", password.as_str()];
         all.extend(args);
-        duct::cmd("restic", &all)
-            .stdout_null()
-            .stderr_capture()
-            .run()
-            .expect("restic runs");
+        restic_ok(&all);
     }
     f.wipe();
     let source = json!({ "restic": {
@@ -496,12 +514,15 @@ fn the_dry_runs_restore_by_hand_restores_from_restic() {
         .collect();
     assert!(lines.iter().any(|l| l.starts_with("restic ")), "{lines:#?}");
     let script = format!("set -euo pipefail\n{}\n", lines.join("\n"));
-    let ran = duct::cmd("bash", ["-c", script.as_str()])
-        .stderr_to_stdout()
-        .stdout_capture()
-        .unchecked()
-        .run()
-        .unwrap();
+    let ran = watchdog::run_watching_zfs(
+        duct::cmd("bash", ["-c", script.as_str()])
+            .stdin_null()
+            .stderr_to_stdout()
+            .stdout_capture(),
+        "the by-hand restic lines",
+        watchdog::OTHER_LIMIT,
+    )
+    .unwrap_or_else(Hung::fail);
     assert!(
         ran.status.success(),
         "{script}\n{}",
@@ -738,11 +759,10 @@ fn a_degraded_pool_restores_a_missing_source_pool_is_an_error_not_fresh() {
     assert_eq!(missing.code, 1, "{missing:#?}");
     assert!(missing.stderr.contains("nosuchpool"), "{}", missing.stderr);
     for _ in 0..20 {
-        if duct::cmd("zpool", ["destroy", "-f", &mirror])
-            .stderr_null()
-            .unchecked()
-            .run()
-            .is_ok_and(|o| o.status.success())
+        if watchdog::run("zpool", &["destroy", "-f", &mirror])
+            .unwrap_or_else(Hung::fail)
+            .status
+            .success()
         {
             break;
         }
@@ -768,9 +788,11 @@ fn two_services_preseed_at_once() {
     radarr_plan["mountpoint"] = json!(other_mnt);
     radarr_plan["service"] = json!("radarr");
     let radarr = f.pool.write_plan("radarr.json", &radarr_plan);
+    // Two receive-and-mount runs at once: where zfs-fuse once deadlocked.
     let handles: Vec<_> = [sonarr, radarr].iter().map(|plan| start(plan)).collect();
     for handle in handles {
-        let out = handle.wait().unwrap();
+        let out = watchdog::wait_watching_zfs(&handle, "preseed-restore", watchdog::OTHER_LIMIT)
+            .unwrap_or_else(Hung::fail);
         assert!(
             out.status.success(),
             "{}",
@@ -1037,7 +1059,11 @@ fn a_second_run_started_during_a_restore_finds_it_done() {
         std::thread::sleep(Duration::from_millis(5));
     }
     let second = start(&plan);
-    let (first, second) = (first.wait().unwrap(), second.wait().unwrap());
+    let finished = |handle: &duct::Handle| {
+        watchdog::wait_watching_zfs(handle, "preseed-restore", watchdog::OTHER_LIMIT)
+            .unwrap_or_else(Hung::fail)
+    };
+    let (first, second) = (finished(&first), finished(&second));
     let text = |o: &std::process::Output| {
         format!(
             "{}{}",
@@ -1045,12 +1071,12 @@ fn a_second_run_started_during_a_restore_finds_it_done() {
             String::from_utf8_lossy(&o.stderr)
         )
     };
-    assert!(first.status.success(), "{}", text(first));
-    assert!(second.status.success(), "{}", text(second));
+    assert!(first.status.success(), "{}", text(&first));
+    assert!(second.status.success(), "{}", text(&second));
     assert!(
-        text(second).contains("holds data; nothing to do"),
+        text(&second).contains("holds data; nothing to do"),
         "the second run finds the first one's work: {}",
-        text(second)
+        text(&second)
     );
     assert!(!journal.exists(), "a journal is left");
     assert_eq!(f.read("db/sonarr.db"), "database v1");
@@ -1063,7 +1089,10 @@ fn a_second_run_started_during_a_restore_finds_it_done() {
     // Lost again, and two runs started at the same moment: one restores,
     // the other waits and finds it done; both exit 0, no journal left.
     f.wipe();
-    let both = [start(&plan), start(&plan)].map(|h| h.wait().unwrap().clone());
+    let both = [start(&plan), start(&plan)].map(|h| {
+        watchdog::wait_watching_zfs(&h, "preseed-restore", watchdog::OTHER_LIMIT)
+            .unwrap_or_else(Hung::fail)
+    });
     for out in &both {
         assert!(out.status.success(), "{}", text(out));
     }

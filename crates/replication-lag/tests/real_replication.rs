@@ -271,15 +271,18 @@ fn bad_config_is_exit_2_and_touches_nothing() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("replication.json");
     std::fs::write(&path, r#"{"version": 1, "host": "h", "targets": {}, "datasets": [{"source": "t/a", "target": "nas", "targetDataset": "b/a"}], "textfile": null, "maxLagSeconds": null}"#).unwrap();
-    let out = duct::cmd(
-        env!("CARGO_BIN_EXE_replication-lag"),
-        ["--config", path.to_str().unwrap()],
+    let out = zpersist_e2e::zfs_watchdog::run_watching_zfs(
+        duct::cmd(
+            env!("CARGO_BIN_EXE_replication-lag"),
+            ["--config", path.to_str().unwrap()],
+        )
+        .stdin_null()
+        .stdout_capture()
+        .stderr_capture(),
+        "replication-lag with a bad config",
+        zpersist_e2e::zfs_watchdog::OTHER_LIMIT,
     )
-    .stdout_capture()
-    .stderr_capture()
-    .unchecked()
-    .run()
-    .unwrap();
+    .unwrap_or_else(zpersist_e2e::zfs_watchdog::Hung::fail);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(

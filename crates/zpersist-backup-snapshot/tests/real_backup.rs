@@ -81,11 +81,23 @@ impl Fixture {
             self.password.as_str(),
         ];
         all.extend_from_slice(args);
-        duct::cmd("restic", &all)
-            .stdout_capture()
-            .stderr_capture()
-            .read()
-            .expect("restic runs")
+        let out = zpersist_e2e::zfs_watchdog::run_bounded(
+            duct::cmd("restic", &all)
+                .stdin_null()
+                .stdout_capture()
+                .stderr_capture(),
+            &format!("restic {}", args.join(" ")),
+            zpersist_e2e::zfs_watchdog::OTHER_LIMIT,
+        )
+        .unwrap_or_else(zpersist_e2e::zfs_watchdog::Hung::fail);
+        assert!(
+            out.status.success(),
+            "restic {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .trim_end_matches(['\n', '\r'])
+            .to_owned()
     }
 
     /// Runs the binary; whatever it destroys is its own view or one of
@@ -137,11 +149,15 @@ impl Fixture {
                 self.password.as_str(),
             ],
         )
+        .stdin_null()
         .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .run()
-        .unwrap();
+        .stderr_capture();
+        let out = zpersist_e2e::zfs_watchdog::run_bounded(
+            out,
+            "restic backup in a mount namespace",
+            zpersist_e2e::zfs_watchdog::OTHER_LIMIT,
+        )
+        .unwrap_or_else(zpersist_e2e::zfs_watchdog::Hung::fail);
         assert!(
             out.status.success(),
             "restic backup failed: {}",

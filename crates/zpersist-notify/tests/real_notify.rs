@@ -111,12 +111,15 @@ in {{
             }
         })
         .collect();
-    let out = duct::cmd(&words[0], &words[1..])
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .run()
-        .unwrap();
+    let out = zpersist_e2e::zfs_watchdog::run_bounded(
+        duct::cmd(&words[0], &words[1..])
+            .stdin_null()
+            .stdout_capture()
+            .stderr_capture(),
+        exec_start,
+        zpersist_e2e::zfs_watchdog::OTHER_LIMIT,
+    )
+    .unwrap_or_else(zpersist_e2e::zfs_watchdog::Hung::fail);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
@@ -199,20 +202,23 @@ fn context(dir: &Utf8Path, delivery: Value) -> Utf8PathBuf {
 }
 
 fn notify(context: &Utf8Path) -> (i32, String) {
-    let out = duct::cmd(
-        binary(),
-        [
-            "--failed-unit",
-            "sanoid.service",
-            "--context",
-            context.as_str(),
-        ],
+    let out = zpersist_e2e::zfs_watchdog::run_bounded(
+        duct::cmd(
+            binary(),
+            [
+                "--failed-unit",
+                "sanoid.service",
+                "--context",
+                context.as_str(),
+            ],
+        )
+        .stdin_null()
+        .stdout_capture()
+        .stderr_capture(),
+        "zpersist-notify --failed-unit sanoid.service",
+        zpersist_e2e::zfs_watchdog::OTHER_LIMIT,
     )
-    .stdout_capture()
-    .stderr_capture()
-    .unchecked()
-    .run()
-    .unwrap();
+    .unwrap_or_else(zpersist_e2e::zfs_watchdog::Hung::fail);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stderr).into_owned(),

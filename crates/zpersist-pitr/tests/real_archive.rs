@@ -30,13 +30,18 @@ fn archive(
             name,
         ],
     )
+    .stdin_null()
     .stdout_capture()
-    .stderr_capture()
-    .unchecked();
+    .stderr_capture();
     if let Some(point) = failpoint {
         expression = expression.env("ZPERSIST_PITR_FAILPOINT", point);
     }
-    expression.run().unwrap()
+    zpersist_e2e::zfs_watchdog::run_bounded(
+        expression,
+        &format!("pitr-archive-wal {name}"),
+        zpersist_e2e::zfs_watchdog::OTHER_LIMIT,
+    )
+    .unwrap_or_else(zpersist_e2e::zfs_watchdog::Hung::fail)
 }
 
 #[test]

@@ -1,5 +1,9 @@
 //! zpersist's binaries, freshly built, for tests that cross packages (a
-//! test can only name its own package's binaries with CARGO_BIN_EXE_*).
+//! test can only name its own package's binaries with CARGO_BIN_EXE_*),
+//! and staged where every user and sandbox reaches them
+//! ([`crate::reachable`]): PostgreSQL runs `pitr-archive-wal` and
+//! `pitr-restore-wal` as postgres, and the target directory may sit in a
+//! clone under /root.
 
 use std::sync::OnceLock;
 
@@ -50,7 +54,9 @@ fn profile_dir() -> Utf8PathBuf {
 
 /// The path of a zpersist binary, built from this checkout first (once per
 /// test process; cargo makes that a no-op when it is up to date), so a test
-/// never runs a stale build.
+/// never runs a stale build; staged with all the others
+/// ([`crate::reachable::staged_dir`]), so that a binary that finds another beside itself
+/// (pitr-restore's `pitr-restore-wal`) finds the staged one.
 pub fn fresh(name: &str) -> Utf8PathBuf {
     assert!(
         ALL.contains(&name),
@@ -77,7 +83,7 @@ pub fn fresh(name: &str) -> Utf8PathBuf {
             "error: {cargo} {args:?} failed:\n{}\nhelp: fix the build and run the tests again",
             String::from_utf8_lossy(&output.stderr)
         );
-        profile_dir()
+        crate::reachable::staged_dir(&profile_dir(), Some(ALL))
     });
     dir.join(name)
 }

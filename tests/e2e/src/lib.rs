@@ -10,6 +10,7 @@ pub mod nix;
 pub mod pitr_units;
 pub mod pool;
 pub mod postgres;
+pub mod reachable;
 pub mod runbook;
 pub mod sshd;
 pub mod stand_in;
@@ -18,6 +19,7 @@ pub mod systemd;
 pub mod timed;
 pub mod units;
 pub mod zfs_fuse;
+pub mod zfs_watchdog;
 
 use camino::{Utf8Path, Utf8PathBuf};
 

@@ -13,6 +13,10 @@ use std::io::ErrorKind;
 use serde_json::Value;
 
 pub use crate::repo_root;
+use crate::zfs_watchdog;
+
+/// How long one evaluation may take (a whole host, on a busy machine).
+pub const NIX_LIMIT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// What to evaluate: the arguments of `tests/nix/eval.nix`.
 #[derive(Debug, Clone, Default)]
@@ -101,12 +105,14 @@ impl Eval {
     /// Evaluates `attr`; `Err` holds Nix's error output.
     pub fn try_attr(&self, attr: &str) -> Result<Value, String> {
         let argv = self.argv(attr);
-        let output = match duct::cmd("nix-instantiate", &argv)
-            .stdout_capture()
-            .stderr_capture()
-            .unchecked()
-            .run()
-        {
+        let output = match zfs_watchdog::try_run_bounded(
+            duct::cmd("nix-instantiate", &argv)
+                .stdin_null()
+                .stdout_capture()
+                .stderr_capture(),
+            &format!("nix-instantiate evaluating {attr}"),
+            NIX_LIMIT,
+        ) {
             Ok(output) => output,
             Err(e) if e.kind() == ErrorKind::NotFound => panic!(
                 "nix-instantiate is not on PATH. These tests evaluate the NixOS modules with \
@@ -174,7 +180,7 @@ pub fn options_markdown() -> String {
 /// Runs a Nix expression through `nix-instantiate --eval --strict --json`
 /// with the repository root as working directory (for `./` paths).
 pub fn eval_expr(expr: &str) -> Value {
-    let output = duct::cmd(
+    let expression = duct::cmd(
         "nix-instantiate",
         [
             "--eval",
@@ -191,10 +197,10 @@ pub fn eval_expr(expr: &str) -> Value {
         ],
     )
     .dir(repo_root())
+    .stdin_null()
     .stdout_capture()
-    .stderr_capture()
-    .unchecked()
-    .run();
+    .stderr_capture();
+    let output = zfs_watchdog::try_run_bounded(expression, "nix-instantiate --eval", NIX_LIMIT);
     let output = match output {
         Ok(output) => output,
         Err(e) if e.kind() == ErrorKind::NotFound => panic!(

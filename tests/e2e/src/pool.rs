@@ -8,15 +8,13 @@ use std::time::Duration;
 use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::repo_root;
+use crate::zfs_watchdog::{self, Hung};
 
-/// Runs a command (argv, no shell), panicking with its stderr on failure.
+/// Runs a command (argv, no shell), bounded ([`zfs_watchdog::run`]: a
+/// zfs or zpool call that hangs brings zfs-fuse back and fails naming
+/// it), panicking with its stderr on failure.
 pub fn run_ok(program: &str, args: &[&str]) -> String {
-    let output = duct::cmd(program, args)
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .run()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    let output = zfs_watchdog::run(program, args).unwrap_or_else(Hung::fail);
     assert!(
         output.status.success(),
         "{program} {args:?} failed: {}",
@@ -38,22 +36,16 @@ pub fn get(dataset: &str, property: &str) -> String {
 }
 
 pub fn exists(dataset: &str) -> bool {
-    duct::cmd("zfs", ["list", "-H", "-o", "name", dataset])
-        .stdout_null()
-        .stderr_null()
-        .unchecked()
-        .run()
-        .is_ok_and(|o| o.status.success())
+    zfs_watchdog::run("zfs", &["list", "-H", "-o", "name", dataset])
+        .unwrap_or_else(Hung::fail)
+        .status
+        .success()
 }
 
 fn require_zfs_fuse() {
-    let answers = duct::cmd("zpool", ["list"])
-        .stdout_null()
-        .stderr_null()
-        .unchecked()
-        .run();
+    let answers = zfs_watchdog::run("zpool", &["list"]).unwrap_or_else(Hung::fail);
     assert!(
-        answers.is_ok_and(|o| o.status.success()),
+        answers.status.success(),
         "ZFS does not answer (`zpool list` failed). Start it with tests/env/start-zfs.sh, \
          or run the whole suite with scripts/test"
     );
@@ -67,6 +59,12 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 /// processes alike (flock on one file); OpenZFS has no such limit, and the
 /// concurrency test still runs its binaries at once.
 fn take_turn() -> std::fs::File {
+    exclusive_turn()
+}
+
+/// The pools' turn, held while no test of any process has a pool (the
+/// watchdog's test stops zfs-fuse within it); released when dropped.
+pub fn exclusive_turn() -> std::fs::File {
     let path = "/tmp/zpersist-tests/pool-turn.lock";
     std::fs::create_dir_all("/tmp/zpersist-tests").unwrap();
     let file = std::fs::OpenOptions::new()
@@ -194,12 +192,16 @@ impl Drop for TestPool {
     fn drop(&mut self) {
         // zfs-fuse unmounts asynchronously: "busy" passes after a moment.
         for attempt in 0..20 {
-            let destroyed = duct::cmd("zpool", ["destroy", "-f", &self.name])
-                .stdout_null()
-                .stderr_null()
-                .unchecked()
-                .run()
-                .is_ok_and(|o| o.status.success());
+            let destroyed = match zfs_watchdog::run("zpool", &["destroy", "-f", &self.name]) {
+                Ok(out) => out.status.success(),
+                Err(hung) => {
+                    // Not 20 times the bound: the pool is left to
+                    // tests/env/start-zfs.sh, which removes a test pool
+                    // once its process has ended.
+                    eprintln!("error: {hung}");
+                    break;
+                }
+            };
             if destroyed || attempt == 19 {
                 break;
             }
@@ -278,7 +280,7 @@ pub fn run_logged(program: &Utf8Path, args: &[&str], env: &BTreeMap<&str, &str>)
     ));
     std::fs::create_dir_all(log.parent().unwrap()).unwrap();
     let _ = std::fs::remove_file(&log);
-    let wrapper_dir = repo_root().join("tests/env/recording-zfs");
+    let wrapper_dir = crate::reachable::env_dir("recording-zfs");
     let path = format!(
         "{wrapper_dir}:{}",
         std::env::var("PATH").unwrap_or_default()
@@ -288,15 +290,18 @@ pub fn run_logged(program: &Utf8Path, args: &[&str], env: &BTreeMap<&str, &str>)
         .env("PATH", path)
         .env("ZFS_ARGV_LOG", log.as_str())
         .env("REAL_ZFS", real_zfs)
+        .stdin_null()
         .stdout_capture()
-        .stderr_capture()
-        .unchecked();
+        .stderr_capture();
     for (key, value) in env {
         command = command.env(key, value);
     }
-    let output = command
-        .run()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    let output = zfs_watchdog::run_watching_zfs(
+        command,
+        &format!("{program} {}", args.join(" ")),
+        zfs_watchdog::OTHER_LIMIT,
+    )
+    .unwrap_or_else(Hung::fail);
     let zfs_calls = parse_argv_log(&std::fs::read_to_string(&log).unwrap_or_default());
     let _ = std::fs::remove_file(&log);
     Recorded {

@@ -14,15 +14,17 @@ use std::time::{Duration, Instant};
 use camino::{Utf8Path, Utf8PathBuf};
 use serde_json::{json, Value};
 
-use crate::binaries;
-use crate::pool::run_ok;
+use crate::{binaries, reachable};
 
 pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 
-/// Runs argv, bounded by `limit` (killed after it); panics when it cannot
-/// start or still runs.
+/// Runs argv, bounded by `limit` (killed after it), in
+/// [`reachable::NEUTRAL_CWD`] (what it runs as postgres, itself or through
+/// runuser, inherits the directory, and the test's own is in the clone);
+/// panics when it cannot start or still runs.
 pub fn run_bounded(argv: &[&str], limit: Duration) -> Output {
     let handle = duct::cmd(argv[0], &argv[1..])
+        .dir(reachable::NEUTRAL_CWD)
         .stdin_null()
         .stdout_capture()
         .stderr_capture()
@@ -302,11 +304,15 @@ impl PgCluster {
     }
 
     /// Runs a freshly built pitr binary with this contract (as root, as a
-    /// person would); its stdout, which must succeed.
+    /// person would; bounded: 180 s); its stdout, which must succeed.
     pub fn pitr(&self, name: &str, args: &[&str]) -> String {
-        let mut all = vec!["--contract", self.contract.as_str()];
-        all.extend_from_slice(args);
-        run_ok(binaries::fresh(name).as_str(), &all)
+        let binary = binaries::fresh(name);
+        let mut argv = vec![binary.as_str(), "--contract", self.contract.as_str()];
+        argv.extend_from_slice(args);
+        ok(
+            run_bounded(&argv, Duration::from_secs(180)),
+            &format!("{argv:?}"),
+        )
     }
 }
 

@@ -377,7 +377,10 @@ impl Runbook {
     pub fn run_script(&self, script: &str, path_front: &[&Utf8Path], limit: Duration) -> Ran {
         let mut path: Vec<String> = path_front.iter().map(|p| p.to_string()).collect();
         path.push(std::env::var("PATH").unwrap_or_default());
+        // From a directory every user reaches: the runbooks run
+        // `runuser -u postgres`, which inherits it.
         let handle = duct::cmd("bash", ["-euo", "pipefail", "-c", script])
+            .dir(crate::reachable::NEUTRAL_CWD)
             .env("PATH", path.join(":"))
             .stdin_null()
             .stderr_to_stdout()

@@ -56,10 +56,15 @@ pub fn require() -> String {
     )
     .stdin_null()
     .stdout_null()
-    .stderr_null()
-    .unchecked()
-    .run()
-    .is_ok_and(|o| o.status.success());
+    .stderr_null();
+    let answers = crate::zfs_watchdog::run_bounded(
+        answers,
+        "ssh to the test sshd",
+        std::time::Duration::from_secs(30),
+    )
+    .unwrap_or_else(crate::zfs_watchdog::Hung::fail)
+    .status
+    .success();
     assert!(
         answers,
         "the test sshd on {HOST}:{PORT} does not answer; run tests/env/start-sshd.sh (scripts/test does)"

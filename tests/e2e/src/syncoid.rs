@@ -20,13 +20,13 @@ use serde_json::Value;
 
 use crate::nix::eval_expr;
 use crate::pool::{zfs, TestPool};
-use crate::repo_root;
 
-/// PATH with the `zfs` wrapper syncoid and sanoid need on zfs-fuse first.
+/// PATH with the `zfs` wrapper syncoid and sanoid need on zfs-fuse first
+/// (staged: a unit with PrivateTmp= runs it, and the clone may be in /tmp).
 pub fn path_with_wrapper() -> String {
     format!(
         "{}:{}",
-        repo_root().join("tests/env/sanoid-zfs"),
+        crate::reachable::env_dir("sanoid-zfs"),
         std::env::var("PATH").unwrap_or_default()
     )
 }
@@ -37,13 +37,16 @@ pub fn path_with_wrapper() -> String {
 pub fn syncoid<S: AsRef<str>>(args: &[S]) -> (bool, String) {
     let mut all = vec!["--no-resume".to_string()];
     all.extend(args.iter().map(|a| a.as_ref().to_owned()));
-    let out = duct::cmd("syncoid", &all)
-        .env("PATH", path_with_wrapper())
-        .stderr_to_stdout()
-        .stdout_capture()
-        .unchecked()
-        .run()
-        .expect("syncoid runs");
+    let out = crate::zfs_watchdog::run_watching_zfs(
+        duct::cmd("syncoid", &all)
+            .env("PATH", path_with_wrapper())
+            .stdin_null()
+            .stderr_to_stdout()
+            .stdout_capture(),
+        &format!("syncoid {}", all.join(" ")),
+        crate::zfs_watchdog::OTHER_LIMIT,
+    )
+    .unwrap_or_else(crate::zfs_watchdog::Hung::fail);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -217,11 +220,15 @@ in {{
                 panic!("unexpected ExecStartPre program: {argv:?}")
             };
             let argv: Vec<String> = argv.iter().map(|a| self.localise(a)).collect();
-            let _ = duct::cmd(&argv[0], &argv[1..])
-                .stdout_null()
-                .stderr_null()
-                .unchecked()
-                .run();
+            let _ = crate::zfs_watchdog::run_watching_zfs(
+                duct::cmd(&argv[0], &argv[1..])
+                    .stdin_null()
+                    .stdout_null()
+                    .stderr_null(),
+                &argv.join(" "),
+                crate::zfs_watchdog::zfs_limit(),
+            )
+            .unwrap_or_else(crate::zfs_watchdog::Hung::fail);
         }
         let argv: Vec<String> = self.eval["argv"][command]
             .as_array()
@@ -296,11 +303,14 @@ pub fn lag_json_with_config(
 }
 
 fn run_lag(program: &str, args: &[&str]) -> std::process::Output {
-    duct::cmd(program, args)
-        .env("PATH", path_with_wrapper())
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .run()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"))
+    crate::zfs_watchdog::run_watching_zfs(
+        duct::cmd(program, args)
+            .env("PATH", path_with_wrapper())
+            .stdin_null()
+            .stdout_capture()
+            .stderr_capture(),
+        &format!("{program} {}", args.join(" ")),
+        crate::zfs_watchdog::OTHER_LIMIT,
+    )
+    .unwrap_or_else(crate::zfs_watchdog::Hung::fail)
 }

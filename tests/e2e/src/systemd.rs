@@ -492,14 +492,17 @@ fn systemd_analyze(args: &[&str], unit_dir: &Utf8Path) -> Analysis {
     // A trailing ':' appends systemd's default search path, so units of
     // this machine (multi-user.target, network-online.target, ...) are found
     // after the ones in unit_dir.
-    let output = duct::cmd("systemd-analyze", args)
-        .env("SYSTEMD_UNIT_PATH", format!("{unit_dir}:"))
-        .env("SYSTEMD_PAGER", "")
-        .env("SYSTEMD_COLORS", "0")
-        .stderr_to_stdout()
-        .stdout_capture()
-        .unchecked()
-        .run();
+    let output = crate::zfs_watchdog::try_run_bounded(
+        duct::cmd("systemd-analyze", args)
+            .env("SYSTEMD_UNIT_PATH", format!("{unit_dir}:"))
+            .env("SYSTEMD_PAGER", "")
+            .env("SYSTEMD_COLORS", "0")
+            .stdin_null()
+            .stderr_to_stdout()
+            .stdout_capture(),
+        &format!("systemd-analyze {}", args.join(" ")),
+        crate::zfs_watchdog::OTHER_LIMIT,
+    );
     let output = match output {
         Ok(output) => output,
         Err(e) if e.kind() == ErrorKind::NotFound => panic!(

@@ -8,7 +8,6 @@ use camino::Utf8PathBuf;
 use serde_json::Value;
 use zpersist_e2e::nix::eval_expr;
 use zpersist_e2e::pool::{zfs, TestPool};
-use zpersist_e2e::repo_root;
 
 fn sanoid_conf(pool: &str) -> String {
     // Small counts so that one later set of snapshots makes the first
@@ -62,14 +61,7 @@ impl Sanoid {
         );
         argv.extend(args.iter().map(|s| s.to_string()));
         let out = duct::cmd(&argv[0], &argv[1..])
-            .env(
-                "PATH",
-                format!(
-                    "{}:{}",
-                    repo_root().join("tests/env/sanoid-zfs"),
-                    std::env::var("PATH").unwrap_or_default()
-                ),
-            )
+            .env("PATH", zpersist_e2e::syncoid::path_with_wrapper())
             .env("TZ", "UTC") // as nixpkgs' unit sets it
             .stderr_to_stdout()
             .stdout_capture()

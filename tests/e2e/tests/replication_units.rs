@@ -26,7 +26,7 @@ use zpersist_e2e::nix::Eval;
 use zpersist_e2e::pool::{exists, zfs, TestPool};
 use zpersist_e2e::syncoid::{path_with_wrapper, shell_words};
 use zpersist_e2e::units::{private_tmp_argv, run_jobs, Unit};
-use zpersist_e2e::{repo_root, sshd};
+use zpersist_e2e::{reachable, sshd};
 
 /// forge as it is, with its pool and targets on this machine's test pools.
 fn forge_here(pool: &str, nas: &str, usb: &str, host_key: &str) -> String {
@@ -167,7 +167,7 @@ fn forge_replicates_in_any_start_order_and_no_run_loses_its_permissions() {
         etc_files.insert(format!("/etc/{name}"), path.to_string());
     }
     let runner = LineRunner {
-        delegation_zfs: repo_root().join("tests/env/delegation-zfs/zfs").to_string(),
+        delegation_zfs: reachable::env_dir("delegation-zfs").join("zfs").to_string(),
         log: scratch.join("delegation.log"),
         scratch: scratch.clone(),
         etc: etc_files,
@@ -189,7 +189,7 @@ fn forge_replicates_in_any_start_order_and_no_run_loses_its_permissions() {
             .trim_start_matches("syncoid-");
         commands
             .iter()
-            .find(|(command, _)| format!("{command}") == name || command.replace('/', "-") == name)
+            .find(|(command, _)| *command == name || command.replace('/', "-") == name)
             .map_or(0, |(_, c)| {
                 c["source"].as_str().unwrap().matches('/').count()
             })

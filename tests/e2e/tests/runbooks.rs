@@ -28,10 +28,11 @@ use serde_json::json;
 use zpersist_e2e::binaries;
 use zpersist_e2e::pool::{exists, get, run_ok, zfs, TestPool};
 use zpersist_e2e::postgres::PgCluster;
-use zpersist_e2e::repo_root;
+use zpersist_e2e::reachable;
 use zpersist_e2e::runbook::{self, Runbook};
 use zpersist_e2e::sshd;
 use zpersist_e2e::syncoid::syncoid;
+use zpersist_e2e::zfs_watchdog;
 
 const LIMIT: Duration = Duration::from_secs(300);
 
@@ -64,8 +65,8 @@ fn every_runbook_has_a_test() {
 /// zpersist's freshly built binaries.
 fn path_front() -> Vec<Utf8PathBuf> {
     vec![
-        repo_root().join("tests/env/runbook-bin"),
-        repo_root().join("tests/env/sanoid-zfs"),
+        reachable::env_dir("runbook-bin"),
+        reachable::env_dir("sanoid-zfs"),
         binaries::fresh("ensure-datasets")
             .parent()
             .unwrap()
@@ -517,11 +518,10 @@ fn replace_a_failed_replica_target() {
     assert_eq!(old_sync_snapshots().len(), 2, "one per dataset");
     // zfs-fuse calls a pool busy for a moment after a receive.
     let destroyed = (0..30).any(|_| {
-        let gone = duct::cmd("zpool", ["destroy", "-f", &f.nas.name])
-            .stderr_null()
-            .unchecked()
-            .run()
-            .is_ok_and(|o| o.status.success());
+        let gone = zfs_watchdog::run("zpool", &["destroy", "-f", &f.nas.name])
+            .unwrap_or_else(zfs_watchdog::Hung::fail)
+            .status
+            .success();
         if !gone {
             std::thread::sleep(Duration::from_millis(300));
         }

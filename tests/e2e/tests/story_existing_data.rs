@@ -107,15 +107,18 @@ fn existing_data_is_refused_then_migrated_then_in_shape() {
 
     // 2. migrate-to-dataset, as the README tells the admin to run it.
     let migrate = binaries::fresh("migrate-to-dataset");
-    let migrated = duct::cmd(
-        migrate.as_str(),
-        ["sonarr", "--services", services_file.as_str()],
+    let migrated = zpersist_e2e::zfs_watchdog::run_watching_zfs(
+        duct::cmd(
+            migrate.as_str(),
+            ["sonarr", "--services", services_file.as_str()],
+        )
+        .stdin_null()
+        .stdout_capture()
+        .stderr_capture(),
+        "migrate-to-dataset sonarr",
+        zpersist_e2e::zfs_watchdog::OTHER_LIMIT,
     )
-    .stdout_capture()
-    .stderr_capture()
-    .unchecked()
-    .run()
-    .unwrap();
+    .unwrap_or_else(zpersist_e2e::zfs_watchdog::Hung::fail);
     assert!(
         migrated.status.success(),
         "{}\n{}",

@@ -10,7 +10,6 @@
 
 use std::fs;
 use std::ops::Deref;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::OnceLock;
@@ -24,26 +23,23 @@ pub use zpersist_e2e::postgres::{run_bounded as run, PG_BIN};
 
 pub const MOTO: &str = "http://127.0.0.1:58300";
 
-/// The binaries, copied where the postgres user can run them (the target
-/// directory may sit below a home directory it cannot enter).
+/// The binaries, staged where the postgres user can run them (the target
+/// directory may sit below a home directory it cannot enter): every
+/// PITR binary (this package's), so that pitr-restore finds the staged
+/// pitr-restore-wal beside itself.
 pub fn bin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("zpersist-pitr-bin-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let built = PathBuf::from(env!("CARGO_BIN_EXE_pitr-restore"))
+        let built = Utf8Path::new(env!("CARGO_BIN_EXE_pitr-restore"))
             .parent()
             .unwrap()
-            .to_path_buf();
-        // Every PITR binary zpersist ships (zpersist_e2e::binaries::ALL).
-        for name in zpersist_e2e::binaries::ALL
+            .to_owned();
+        let pitr: Vec<&str> = zpersist_e2e::binaries::ALL
             .iter()
+            .copied()
             .filter(|name| name.starts_with("pitr-"))
-        {
-            fs::copy(built.join(name), dir.join(name)).unwrap();
-        }
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
-        dir
+            .collect();
+        zpersist_e2e::reachable::staged_dir(&built, Some(&pitr)).into_std_path_buf()
     })
 }
 
@@ -217,13 +213,17 @@ pub fn wait_mounted(path: &Path, mounted: bool) {
 /// and everything it said.
 pub fn preseed_restore(plan: &Utf8Path) -> (Option<i32>, String) {
     let preseed = zpersist_e2e::binaries::fresh("preseed-restore");
-    let out = duct::cmd(preseed.as_str(), ["--plan", plan.as_str()])
-        .env("PATH", zpersist_e2e::syncoid::path_with_wrapper())
-        .stderr_to_stdout()
-        .stdout_capture()
-        .unchecked()
-        .run()
-        .unwrap();
+    let out = zpersist_e2e::zfs_watchdog::run_watching_zfs(
+        duct::cmd(preseed.as_str(), ["--plan", plan.as_str()])
+            .dir(zpersist_e2e::reachable::NEUTRAL_CWD)
+            .env("PATH", zpersist_e2e::syncoid::path_with_wrapper())
+            .stdin_null()
+            .stderr_to_stdout()
+            .stdout_capture(),
+        &format!("preseed-restore --plan {plan}"),
+        zpersist_e2e::zfs_watchdog::OTHER_LIMIT,
+    )
+    .unwrap_or_else(zpersist_e2e::zfs_watchdog::Hung::fail);
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
     eprintln!("preseed-restore: {}\n{said}", out.status);
     (out.status.code(), said)
