@@ -58,12 +58,23 @@ fn profile_dir() -> Utf8PathBuf {
 /// ([`crate::reachable::staged_dir`]), so that a binary that finds another beside itself
 /// (pitr-restore's `pitr-restore-wal`) finds the staged one.
 pub fn fresh(name: &str) -> Utf8PathBuf {
+    built(name);
+    static STAGED: OnceLock<Utf8PathBuf> = OnceLock::new();
+    STAGED
+        .get_or_init(|| crate::reachable::staged_dir(&profile_dir(), Some(ALL)))
+        .join(name)
+}
+
+/// The path of a zpersist binary in cargo's target directory, built from
+/// this checkout first (once per test process), not staged: for what
+/// reaches the target directory itself (the OpenZFS guest's 9p share).
+pub fn built(name: &str) -> Utf8PathBuf {
     assert!(
         ALL.contains(&name),
         "{name} is not one of zpersist's binaries: {ALL:?}"
     );
-    static BUILT: OnceLock<Utf8PathBuf> = OnceLock::new();
-    let dir = BUILT.get_or_init(|| {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut args = vec!["build", "--quiet", "--bins"];
         let mut packages: Vec<&str> = ALL.iter().map(|bin| package_of(bin)).collect();
@@ -83,7 +94,6 @@ pub fn fresh(name: &str) -> Utf8PathBuf {
             "error: {cargo} {args:?} failed:\n{}\nhelp: fix the build and run the tests again",
             String::from_utf8_lossy(&output.stderr)
         );
-        crate::reachable::staged_dir(&profile_dir(), Some(ALL))
     });
-    dir.join(name)
+    profile_dir().join(name)
 }

@@ -540,9 +540,9 @@ rm -rf "$run""#;
     }
 
     /// The guest's path of a zpersist binary built fresh on the host
-    /// (crate::binaries::fresh), through the 9p share of the target directory.
+    /// (crate::binaries::built), through the 9p share of the target directory.
     pub fn binary(&self, name: &str) -> String {
-        let host = crate::binaries::fresh(name);
+        let host = crate::binaries::built(name);
         let rel = host
             .strip_prefix(&self.target_dir)
             .unwrap_or_else(|_| panic!("{host} is not under {}", self.target_dir));

@@ -620,8 +620,11 @@ fn a_preseed_receive_killed_mid_stream_restarts_cleanly_and_stale_resume_tokens_
     drop(f);
 
     // A partial receive left with a resume token (`zfs receive -s` cut
-    // short) in preseed's sibling, and another in the replica's copy (an
-    // interrupted incremental): neither blocks the restore.
+    // short) in the replica's copy (an interrupted incremental) never
+    // blocks the restore; one in a dataset by the sibling's name that
+    // preseed did not make (it never receives with -s) is not preseed's
+    // to destroy: the run stops, says how to discard it, and touches it
+    // not; once discarded, the restore goes on.
     let f = Preseed::new(guest, "stl");
     let sibling = format!("{}.zpersist-preseed", f.ds);
     guest.sh_ok(&format!(
@@ -643,6 +646,25 @@ fn a_preseed_receive_killed_mid_stream_restarts_cleanly_and_stale_resume_tokens_
     ]);
     f.wipe();
     let plan = f.plan(vec![f.local_replica(), json!({ "local": {} })]);
+    let refused = f.run(&plan);
+    assert_eq!(refused.code, 1, "{refused:#?}");
+    assert!(
+        refused
+            .stderr
+            .contains(&format!("discard it with `zfs receive -A {sibling}`")),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.zfs_calls.iter().all(|argv| !matches!(
+            argv[0].as_str(),
+            "destroy" | "rename" | "receive" | "recv" | "set" | "inherit"
+        ) || !argv.contains(&sibling)),
+        "{:?}",
+        refused.zfs_calls
+    );
+    assert_ne!(guest.get(&sibling, "receive_resume_token"), "-");
+    guest.zfs(&["receive", "-A", &sibling]);
     let run = f.run(&plan);
     f.assert_restored(&run, "v1", "replica:usb:");
     assert!(guest
@@ -891,6 +913,10 @@ fn status_config(guest: &Guest, pool: &GuestPool, name: &str, files: &[(&str, Va
     dir
 }
 
+/// Policy snapshots (sanoid's names): only they count for freshness.
+const S1: &str = "autosnap_2026-12-01_00:00:00_hourly";
+const S2: &str = "autosnap_2026-12-01_01:00:00_hourly";
+
 #[test]
 fn status_in_shape_then_a_lagging_target_a_stale_snapshot_and_a_missing_mount() {
     let Some(guest) = guest() else { return };
@@ -899,9 +925,9 @@ fn status_in_shape_then_a_lagging_target_a_stale_snapshot_and_a_missing_mount() 
     let app = pool.ds("app");
     guest.zfs(&["create", "-o", "com.zpersist:preseed=replica", &app]);
     guest.zfs(&["create", &usb.ds("backup")]);
-    guest.zfs(&["snapshot", &format!("{app}@s1")]);
+    guest.zfs(&["snapshot", &format!("{app}@{S1}")]);
     guest.sh_ok(&format!(
-        "zfs send {app}@s1 | zfs receive -u {}",
+        "zfs send {app}@{S1} | zfs receive -u {}",
         usb.ds("backup/app")
     ));
     let svc = json!({ "version": 1, "pool": pool.name, "services": {
@@ -933,7 +959,8 @@ fn status_in_shape_then_a_lagging_target_a_stale_snapshot_and_a_missing_mount() 
     assert_eq!(r.code, 0, "{r:#?}");
     assert!(r.stdout.starts_with("ok app"), "{}", r.stdout);
     assert!(
-        r.stdout.contains("target usb: holds s1 (lag 0 s)"),
+        r.stdout
+            .contains(&format!("target usb: holds {S1} (lag 0 s)")),
         "{}",
         r.stdout
     );
@@ -945,14 +972,14 @@ fn status_in_shape_then_a_lagging_target_a_stale_snapshot_and_a_missing_mount() 
     let s = &report["services"][0];
     assert_eq!(s["facts"]["mounted"], true);
     assert_eq!(s["facts"]["mountpoint"], format!("{}/app", pool.mnt()));
-    assert_eq!(s["newestSnapshot"]["name"], "s1");
+    assert_eq!(s["newestSnapshot"]["name"], S1);
     assert_eq!(s["targets"]["usb"]["state"], "reached");
     assert_eq!(s["targets"]["usb"]["lagSeconds"], 0);
     assert_eq!(s["problems"], json!([]));
 
     // A lagging target: a newer local snapshot the target lacks.
     std::thread::sleep(std::time::Duration::from_millis(2100));
-    guest.zfs(&["snapshot", &format!("{app}@s2")]);
+    guest.zfs(&["snapshot", &format!("{app}@{S2}")]);
     let dir = status_config(
         guest,
         &pool,
@@ -987,7 +1014,7 @@ fn status_in_shape_then_a_lagging_target_a_stale_snapshot_and_a_missing_mount() 
     assert!(problems[0]["error"]
         .as_str()
         .unwrap()
-        .contains("the newest snapshot of"));
+        .contains("the newest policy snapshot of"));
 
     // A missing mount.
     guest.zfs(&["unmount", &app]);

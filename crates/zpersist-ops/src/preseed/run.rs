@@ -231,10 +231,29 @@ impl Run<'_> {
                 self.plan.service, self.plan.service
             ),
             format!(
-                "see whose it is: `{}`; rename it (or remove it, if it is not needed) yourself, then start the service again",
-                inspect_command(dataset)
+                "see whose it is: `{}`; rename it (or remove it, if it is not needed) yourself, then start the service again{}",
+                inspect_command(dataset),
+                self.partial_receive_help(dataset)
             ),
         )
+    }
+
+    /// A dataset holding only a cut-short resumable receive (OpenZFS's
+    /// `receive_resume_token`; zfs-fuse has none): how to discard it.
+    fn partial_receive_help(&self, dataset: &str) -> String {
+        let token = self
+            .zfs
+            .get(dataset, &["receive_resume_token"])
+            .ok()
+            .flatten()
+            .and_then(|p| p.get("receive_resume_token").cloned())
+            .filter(|t| !t.is_empty() && t != "-");
+        match token {
+            Some(_) => format!(
+                "; it holds a partial receive (receive_resume_token is set): if no `zfs receive` of yours still runs into it, discard it with `zfs receive -A {dataset}`"
+            ),
+            None => String::new(),
+        }
     }
 
     fn facts(&mut self, journal: &Journal) -> Result<SwapFacts, Failure> {
