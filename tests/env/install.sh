@@ -48,3 +48,31 @@ if [ ! -x "$moto_venv/bin/moto_server" ]; then
     /usr/bin/python3 -m venv "$moto_venv"
     "$moto_venv/bin/pip" install --quiet --disable-pip-version-check 'moto[s3]==5.*' flask flask-cors
 fi
+
+# The OpenZFS guest (tests/env/openzfs-guest.sh builds it, tests/e2e/src/guest.rs
+# boots it): qemu 10 from bookworm-backports (its `file:` migration saves the
+# booted guest; it installs beside bookworm's libraries), qemu-img, debootstrap
+# and mke2fs (the image is made without loop devices). Backports are reached
+# through an apt state of their own, so the machine's sources stay as they are;
+# the mirror is the one apt already uses for bookworm.
+if ! command -v qemu-system-x86_64 >/dev/null || ! command -v qemu-img >/dev/null; then
+    mirror=$("$(dirname "${BASH_SOURCE[0]}")/apt-mirror.sh" bookworm)
+    state=/var/cache/zpersist-test-apt-backports
+    mkdir -p "$state/sources" "$state/lists/partial" "$state/cache/archives/partial"
+    cat >"$state/sources/backports.sources" <<SOURCES
+Types: deb
+URIs: $mirror
+Suites: bookworm bookworm-updates bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SOURCES
+    chown -R _apt "$state/lists" "$state/cache" 2>/dev/null || true
+    apt_bp=(apt-get -o Dir::Etc::sourcelist=/dev/null -o Dir::Etc::sourceparts="$state/sources"
+        -o Dir::State::Lists="$state/lists" -o Dir::Cache="$state/cache")
+    echo "installing: qemu-system-x86 qemu-utils (bookworm-backports)"
+    export DEBIAN_FRONTEND=noninteractive
+    "${apt_bp[@]}" update -qq
+    "${apt_bp[@]}" install -y -qq --no-install-recommends -t bookworm-backports \
+        qemu-system-x86 qemu-utils >/dev/null
+fi
+command -v mke2fs >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq e2fsprogs >/dev/null

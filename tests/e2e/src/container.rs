@@ -53,8 +53,6 @@ use std::time::{Duration, Instant};
 
 use camino::{Utf8Path, Utf8PathBuf};
 
-use crate::repo_root;
-
 /// Where containers live while they run.
 const CONTAINERS: &str = "/var/tmp/zpersist-containers";
 
@@ -94,20 +92,11 @@ impl Output {
 
 /// The cached root, built first when it is missing (tests/env/container-root.sh).
 pub fn cached_root() -> Utf8PathBuf {
-    let script = repo_root().join("tests/env/container-root.sh");
-    let output = Command::new(&script)
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap_or_else(|e| panic!("error: cannot run {script}: {e}"));
-    assert!(
-        output.status.success(),
-        "error: {script} could not build the Debian root the systemd tests boot (see above)\n\
-         help: it needs debootstrap and systemd-nspawn (tests/env/install.sh installs them) and \
-         apt's Debian mirror"
-    );
-    let path = String::from_utf8(output.stdout).expect("a UTF-8 path");
-    Utf8PathBuf::from(path.trim())
+    crate::cached_by(
+        "tests/env/container-root.sh",
+        "the Debian root the systemd tests boot",
+        "debootstrap and systemd-nspawn",
+    )
 }
 
 fn require_machine() {

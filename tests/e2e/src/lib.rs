@@ -4,6 +4,7 @@ pub mod container;
 pub mod cover;
 pub mod delegation;
 pub mod generated;
+pub mod guest;
 pub mod machine;
 pub mod nix;
 pub mod pitr_units;
@@ -26,4 +27,23 @@ pub fn repo_root() -> Utf8PathBuf {
         .join("../..")
         .canonicalize_utf8()
         .expect("the repository root exists")
+}
+
+/// Runs a tests/env script that builds something once and caches it
+/// (`script`, relative to the repository), and returns the path it prints.
+/// Panics, naming `what` and the `tools` it needs, when it fails.
+pub fn cached_by(script: &str, what: &str, tools: &str) -> Utf8PathBuf {
+    let script = repo_root().join(script);
+    let output = std::process::Command::new(&script)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("error: cannot run {script}: {e}"));
+    assert!(
+        output.status.success(),
+        "error: {script} could not build {what} (see above)\n\
+         help: it needs {tools} (tests/env/install.sh installs them) and apt's Debian mirror"
+    );
+    let path = String::from_utf8(output.stdout).expect("a UTF-8 path");
+    Utf8PathBuf::from(path.trim())
 }

@@ -242,6 +242,19 @@ impl Recorded {
     }
 }
 
+/// The zfs argvs tests/env/recording-zfs logged (one call per line,
+/// arguments separated by US), without the leading `zfs`.
+pub fn parse_argv_log(text: &str) -> Vec<Vec<String>> {
+    text.lines()
+        .map(|line| {
+            line.split('\x1f')
+                .filter(|a| !a.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .collect()
+}
+
 /// Runs `program args` with the recording `zfs` first on PATH and returns
 /// what it did. Panics if it ran a destructive zfs command.
 pub fn run_recorded(program: &Utf8Path, args: &[&str], env: &BTreeMap<&str, &str>) -> Recorded {
@@ -284,16 +297,7 @@ pub fn run_logged(program: &Utf8Path, args: &[&str], env: &BTreeMap<&str, &str>)
     let output = command
         .run()
         .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    let zfs_calls = std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .lines()
-        .map(|line| {
-            line.split('\x1f')
-                .filter(|a| !a.is_empty())
-                .map(str::to_string)
-                .collect()
-        })
-        .collect();
+    let zfs_calls = parse_argv_log(&std::fs::read_to_string(&log).unwrap_or_default());
     let _ = std::fs::remove_file(&log);
     Recorded {
         code: output.status.code().unwrap_or(-1),
