@@ -596,3 +596,192 @@ fn drill_from_a_local_replica_and_local_snapshots_leaves_the_live_dataset_untouc
     assert!(guest.exists(&format!("{ds}@{SNAP}")));
     drop(replica);
 }
+
+// --------------------------------------------------------------- runbooks
+
+/// docs/runbooks/restore-service.md, from the replica on a local pool and
+/// from a local snapshot, run in the guest as a person would type it on
+/// OpenZFS: no zfs wrapper retrying busy datasets, no `--no-resume` syncoid
+/// (tests/e2e/tests/runbooks.rs's twin needs both for zfs-fuse). The
+/// `systemctl stop`/`start` blocks are skipped as there: no sonarr unit.
+#[test]
+fn restore_service_runbook_from_a_local_pool_and_a_local_snapshot_without_stand_ins() {
+    let Some(guest) = guest() else { return };
+    for source in ["pool", "snapshot"] {
+        restore_service_from(guest, source);
+    }
+}
+
+fn restore_service_from(guest: &'static Guest, source: &str) {
+    let rb = zpersist_e2e::runbook::Runbook::load_skipping(
+        "restore-service.md",
+        &["systemctl stop", "systemctl start"],
+    );
+    let tag = format!("rb{}", &source[..2]);
+    let pool = GuestPool::new(guest, &tag);
+    let usb = GuestPool::new(guest, &format!("{tag}usb"));
+    let ds = pool.ds("services/sonarr");
+    let mountpoint = format!("{}/var/lib/sonarr/.config/NzbDrone", pool.mnt());
+    let datasets_plan = pool.write_plan(
+        "datasets.json",
+        &json!({
+            "version": 1, "pool": pool.name,
+            "datasets": [
+                { "name": pool.ds("services"), "mountpoint": "none", "canmount": "off",
+                  "properties": { "atime": "off" } },
+                { "name": ds, "mountpoint": mountpoint,
+                  "properties": { "quota": "100M", "com.example:tier": "gold" },
+                  "owner": "daemon", "group": "daemon", "mode": "0700" },
+            ]
+        }),
+    );
+    guest.run_ok(&[&guest.binary("ensure-datasets"), "--plan", &datasets_plan]);
+    guest.zfs(&[
+        "create",
+        "-p",
+        "-o",
+        "canmount=off",
+        &usb.ds("backup/forge"),
+    ]);
+    guest.zfs(&[
+        "create",
+        "-o",
+        "canmount=off",
+        &usb.ds("backup/forge/services"),
+    ]);
+    let usb_copy = usb.ds("backup/forge/services/sonarr");
+    // Sonarr's data: nested files, a hidden file, a symlink.
+    guest.run_ok(&[
+        "sh",
+        "-ec",
+        r#"mkdir -p "$1/db/wal"
+printf 'database v1' >"$1/db/sonarr.db"
+printf '<v>v1</v>' >"$1/config.xml"
+printf dot >"$1/.hidden"
+ln -s db/sonarr.db "$1/current"
+chown -R -h daemon:daemon "$1""#,
+        "sh",
+        &mountpoint,
+    ]);
+    guest.zfs(&[
+        "snapshot",
+        &format!("{ds}@autosnap_2026-11-30_09:00:00_hourly"),
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let synced = guest.run(&[
+        "syncoid",
+        "--identifier=usb",
+        "--no-privilege-elevation",
+        &ds,
+        &usb_copy,
+    ]);
+    assert!(synced.success(), "{synced:#?}");
+    // Wiped: the dataset is empty and still mounted.
+    guest.run_ok(&["find", &mountpoint, "-mindepth", "1", "-delete"]);
+
+    let preseed_plan = pool.write_plan(
+        "preseed.json",
+        &json!({
+            "version": 1, "service": "sonarr", "dataset": ds, "mountpoint": mountpoint,
+            "owner": "daemon", "group": "daemon", "mode": "0700",
+            "properties": { "quota": "100M", "com.example:tier": "gold" },
+            "sources": [
+                { "replica": { "target": "usb", "host": null, "dataset": usb_copy } },
+                { "local": {} },
+            ],
+            "stateDir": pool.scratch("preseed-state"), "timeoutSeconds": 120,
+        }),
+    );
+    let config = pool.scratch("etc-zpersist");
+    guest.write(
+        &format!("{config}/services.json"),
+        json!({ "version": 1, "pool": pool.name, "services": { "sonarr": {
+            "dataset": ds, "mountpoint": mountpoint, "units": ["sonarr.service"],
+            "user": "daemon", "group": "daemon", "mode": "0700" } } })
+        .to_string()
+        .as_bytes(),
+    );
+    let sibling = format!("{ds}.zpersist-preseed");
+    // The ssh and restic settings are not used by these two alternatives;
+    // the runbook's settings block names them, so they are set.
+    let settings = format!(
+        r#"SERVICE=sonarr
+DATASET={ds}
+MOUNTPOINT={mountpoint}
+OWNER=daemon GROUP=daemon
+SIBLING={sibling}
+RESTORE_MNT={restore_mnt}
+PRESEED_PLAN={preseed_plan}
+DATASETS_PLAN={datasets_plan}
+NAS=unused@unused NAS_PORT=22
+NAS_KEY=/nonexistent NAS_KNOWN_HOSTS=/nonexistent
+NAS_DATASET=unused/unused
+USB_DATASET={usb_copy}
+export RESTIC_REPOSITORY=/nonexistent RESTIC_PASSWORD_FILE=/nonexistent
+RESTIC_ENV_FILE=/nonexistent
+BACKUP_HOST=forge
+ZPERSIST_CONFIG={config}
+"#,
+        restore_mnt = pool.scratch("restore"),
+    );
+    let script = rb.script(&settings, Some(source));
+    let bin = guest.binary("ensure-datasets");
+    let bin_dir = bin.rsplit_once('/').unwrap().0;
+    let path =
+        format!("PATH={bin_dir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    let ran = guest.run_timeout(
+        &["env", &path, "bash", "-euo", "pipefail", "-c", &script],
+        std::time::Duration::from_secs(300),
+    );
+    assert!(
+        ran.success(),
+        "{}: the runbook failed; the last ### line names the block:\n{ran:#?}",
+        source
+    );
+    let out = format!("{}{}", ran.stdout, ran.stderr);
+    assert!(out.contains("zfs receive -u"), "the dry run: {out}");
+
+    let read = |rel: &str| guest.run_ok(&["cat", &format!("{mountpoint}/{rel}")]);
+    assert_eq!(read("db/sonarr.db"), "database v1");
+    assert_eq!(read("config.xml"), "<v>v1</v>");
+    assert_eq!(read(".hidden"), "dot");
+    assert_eq!(
+        guest
+            .run_ok(&["readlink", &format!("{mountpoint}/current")])
+            .trim(),
+        "db/sonarr.db"
+    );
+    assert!(guest
+        .run(&["test", "-d", &format!("{mountpoint}/db/wal")])
+        .success());
+    assert_eq!(guest.get(&ds, "mounted"), "yes");
+    assert_eq!(guest.get(&ds, "mountpoint"), mountpoint);
+    assert_eq!(guest.get(&ds, "canmount"), "on");
+    assert_eq!(guest.get(&ds, "com.example:tier"), "gold");
+    assert_eq!(guest.get(&ds, "quota"), (100u64 << 20).to_string());
+    assert_eq!(
+        guest
+            .run_ok(&["stat", "-c", "%u %g %a", &mountpoint])
+            .trim(),
+        "1 1 700",
+        "owner daemon, mode 0700"
+    );
+    assert_eq!(guest.get(&ds, "com.zpersist:preseed"), "restored");
+    let recorded = guest.get(&ds, "com.zpersist:preseed-source");
+    let expected = match source {
+        "pool" => format!("replica:usb:{usb_copy}@syncoid_usb_"),
+        _ => format!("local:{ds}@syncoid_usb_"),
+    };
+    assert!(recorded.starts_with(&expected), "{recorded} !~ {expected}");
+    assert!(out.contains("ok sonarr"), "zpersist-status: {out}");
+    assert!(!guest.exists(&sibling), "the sibling is swapped in");
+    let asides: Vec<String> = guest
+        .zfs(&["list", "-H", "-o", "name", "-r", &pool.ds("services")])
+        .lines()
+        .filter(|l| l.contains(".zpersist-empty-"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(asides.len(), 1, "the empty original is kept: {asides:?}");
+    assert_eq!(guest.get(&asides[0], "mountpoint"), "none");
+    drop(usb);
+}
