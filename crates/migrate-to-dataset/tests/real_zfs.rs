@@ -313,23 +313,11 @@ fn a_service_tree_moves_into_its_dataset_and_the_original_is_kept_until_cleanup(
     );
     // The mutations are exactly one create (at the temporary mountpoint,
     // with the declared properties) and one mountpoint change.
-    let mutations: Vec<String> = run.mutating_calls().iter().map(|a| a.join(" ")).collect();
-    assert_eq!(mutations.len(), 2, "{mutations:?}");
-    assert!(mutations[0].starts_with("create -p "), "{mutations:?}");
-    for option in [
-        "-o canmount=on",
-        "-o compression=on",
-        "-o recordsize=16K",
-        &format!("-o mountpoint={}.zpersist-new", setup.path),
-    ] {
-        assert!(
-            mutations[0].contains(option),
-            "{option} missing: {mutations:?}"
-        );
-    }
-    assert_eq!(
-        mutations[1],
-        format!("set mountpoint={} {}", setup.path, setup.dataset)
+    zpersist_e2e::assertions::migration_created_once_and_moved_the_mountpoint(
+        &run,
+        &setup.dataset,
+        setup.path.as_str(),
+        &["-o compression=on", "-o recordsize=16K"],
     );
     // The sparse file stays sparse on the dataset.
     let sparse = std::fs::metadata(setup.path.join("cache/sparse.bin")).unwrap();

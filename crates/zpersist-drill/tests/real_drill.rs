@@ -12,6 +12,7 @@ use std::io::{Seek, SeekFrom, Write};
 
 use camino::{Utf8Path, Utf8PathBuf};
 use serde_json::{json, Value};
+use zpersist_e2e::assertions::drill_left_the_live_dataset_untouched;
 use zpersist_e2e::pool::{exists, get, run_logged, zfs, Recorded, TestPool};
 
 fn binary() -> &'static Utf8Path {
@@ -144,7 +145,7 @@ impl Fixture {
         args.extend_from_slice(extra);
         let env: BTreeMap<&str, &str> = env.iter().copied().collect();
         let run = run_logged(binary(), &args, &env);
-        assert_live_untouched(&self.ds, &run);
+        drill_left_the_live_dataset_untouched(&self.ds, &run);
         run
     }
 
@@ -181,35 +182,6 @@ impl Fixture {
     }
 }
 
-fn assert_live_untouched(ds: &str, run: &Recorded) {
-    let scratch = format!("{ds}.zpersist-drill");
-    let snapshot = format!("{ds}@");
-    for argv in run.mutating_calls() {
-        match argv[0].as_str() {
-            "send" | "clone" => {}
-            "destroy" | "receive" | "recv" | "create" | "set" | "mount" | "unmount" | "umount"
-            | "inherit" => assert!(
-                argv.last()
-                    .is_some_and(|n| *n == scratch || n.starts_with(&format!("{scratch}/"))),
-                "zfs {argv:?} is not below the scratch dataset"
-            ),
-            _ => panic!("the drill ran zfs {argv:?}"),
-        }
-        for arg in &argv[1..] {
-            assert!(
-                arg != ds && !arg.starts_with(&format!("{ds}/")),
-                "zfs {argv:?} names the live dataset"
-            );
-            if arg.starts_with(&snapshot) {
-                assert!(
-                    matches!(argv[0].as_str(), "send" | "clone"),
-                    "zfs {argv:?} names the live dataset's snapshot"
-                );
-            }
-        }
-    }
-}
-
 #[test]
 fn every_source_restores_into_scratch_checks_and_is_measured_the_live_dataset_untouched() {
     let f = Fixture::new("drillall", false);
@@ -217,43 +189,9 @@ fn every_source_restores_into_scratch_checks_and_is_measured_the_live_dataset_un
     let run = f.run(&plan, &[], &[]);
     assert_eq!(run.code, 0, "{run:#?}");
     let result = f.result();
-    assert_eq!(result["success"], true, "{result:#}");
-    let sources = result["sources"].as_array().unwrap();
-    let labels: Vec<&str> = sources
-        .iter()
-        .map(|s| s["source"].as_str().unwrap())
-        .collect();
-    assert_eq!(labels, ["replica:usb", "local", "restic:b2"]);
-    for s in sources {
-        assert_eq!(s["success"], true, "{s:#}");
-        assert!(s["rpoSeconds"].as_i64().unwrap() >= 0, "{s:#}");
-        assert!(s["rtoSeconds"].as_f64().unwrap() > 0.0, "{s:#}");
-        let checks: Vec<&str> = s["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c.as_str().unwrap())
-            .collect();
-        assert!(checks.contains(&"holds data"), "{checks:?}");
-        assert!(
-            checks.contains(&"sqlite: sonarr.db: integrity_check ok"),
-            "{checks:?}"
-        );
-        assert!(
-            checks
-                .iter()
-                .any(|c| c.starts_with("check: `test -s sonarr.db`")),
-            "{checks:?}"
-        );
-    }
-    let local = &sources[1]["checks"];
-    assert!(
-        local
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|c| c.as_str().unwrap().starts_with("manifest: ")),
-        "{local}"
+    zpersist_e2e::assertions::drill_passed_for_every_source(
+        &result,
+        &["replica:usb", "local", "restic:b2"],
     );
     let textfile =
         std::fs::read_to_string(f.pool.scratch("textfile/zpersist-drill-sonarr.prom")).unwrap();

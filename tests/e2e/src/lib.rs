@@ -1,4 +1,5 @@
 //! Scaffolding for tests against real components. Never used by what users run.
+pub mod assertions;
 pub mod binaries;
 pub mod container;
 pub mod cover;
