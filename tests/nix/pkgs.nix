@@ -18,6 +18,7 @@ in
   rsync = stub "rsync";
   getent = stub "getent";
   barman = stub "barman";
+  util-linux = stub "util-linux";
   # builtins.toFile gives a real, content-addressed store path; it refuses
   # names containing '/', which the modules never use.
   writeText = name: text: builtins.toFile name text;

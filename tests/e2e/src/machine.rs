@@ -104,6 +104,8 @@ pub const PACKAGES: &[(&str, &[&str], Option<&[&str]>)] = &[
     ("restic", &["restic"], None),
     ("curl", &["curl"], None),
     ("coreutils", &["coreutils"], None),
+    // runuser, which zpersist-status runs psql with as the cluster's user.
+    ("util-linux", &["util-linux"], Some(&["runuser"])),
     ("findutils", &["findutils"], None),
     ("gnugrep", &["grep"], None),
     ("gnused", &["sed"], None),
