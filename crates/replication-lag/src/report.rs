@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use zpersist_core::replication::{Snapshot, SnapshotRef};
+use zpersist_core::text::prometheus_label as label;
 
 /// What one check found.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -68,13 +69,6 @@ pub fn no_common_snapshot(
 
 /// A metric: name, help text, and its value for one measurement.
 type Metric = (&'static str, &'static str, fn(&Measurement) -> Option<i64>);
-
-fn label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
 
 /// The Prometheus text exposition of the measurements.
 pub fn textfile(host: &str, measurements: &[Measurement]) -> String {

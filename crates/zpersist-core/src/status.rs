@@ -14,6 +14,7 @@ pub mod drill;
 pub mod pitr;
 pub mod pools;
 use crate::replication::SnapshotRef;
+use crate::text::prometheus_label as label;
 
 pub const STATUS_VERSION: u64 = 1;
 
@@ -535,13 +536,6 @@ fn metric<V: std::fmt::Display>(out: &mut String, name: &str, help: &str, rows: 
     for (labels, value) in rows {
         out.push_str(&format!("{name}{{{labels}}} {value}\n"));
     }
-}
-
-fn label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 /// The Prometheus text exposition of `statuses` (node_exporter's textfile
