@@ -12,6 +12,7 @@ use std::time::Duration;
 use camino::Utf8PathBuf;
 use clap::Parser;
 use zpersist_core::preseed::PreseedPlan;
+use zpersist_ops::config::{read_plan, PRESEED_PLAN_HELP};
 use zpersist_ops::preseed as restore;
 use zpersist_report::{JsonFlag, Reporter};
 
@@ -37,36 +38,24 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let json = args.output.json;
     let mut reporter = Reporter::new("preseed-restore", json);
-    let plan = match zpersist_host::read_contract::<PreseedPlan>(args.plan.as_std_path()) {
+    let plan = match read_plan::<PreseedPlan>(args.plan.as_std_path()) {
         Ok(plan) => plan,
         Err(problems) => {
-            return reporter.bad_input(
-                &problems,
-                "the plan is written by zpersist's NixOS module (docs/preseed.md; zpersist-<service>-preseed.service names it)",
-                "nothing was touched",
-            )
+            return reporter.bad_input(&problems, PRESEED_PLAN_HELP, "nothing was touched")
         }
     };
     let options = restore::Options {
         dry_run: args.dry_run,
         lock_timeout: Duration::from_secs(args.lock_timeout),
         text: !json,
+        ..restore::Options::default()
     };
     let report = restore::run(&plan, &options);
     if json {
         reporter.document(&report);
     } else {
-        for source in &report.sources {
-            match (&source.error, &source.newest) {
-                (Some(error), _) => {
-                    println!("source  {}: could not be asked: {error}", source.source)
-                }
-                (None, Some(newest)) => println!(
-                    "source  {}: {} point(s), newest {newest}",
-                    source.source, source.points
-                ),
-                (None, None) => println!("source  {}: no point that may hold data", source.source),
-            }
+        for line in report.source_lines() {
+            println!("{line}");
         }
         for warning in &report.warnings {
             eprintln!("warning: {warning}");
@@ -77,16 +66,7 @@ fn main() -> ExitCode {
         return reporter.exit_code();
     }
     if !json {
-        println!(
-            "preseed-restore: {}: {}{}",
-            report.service,
-            report.outcome,
-            report
-                .source
-                .as_deref()
-                .map(|s| format!(" from {s}"))
-                .unwrap_or_default()
-        );
+        println!("{}", report.outcome_line("preseed-restore"));
     }
     ExitCode::SUCCESS
 }

@@ -537,6 +537,11 @@ pub struct Journal {
     /// already changed.
     #[serde(default)]
     pub owners_from: Option<OwnerIds>,
+    /// A restore by hand over data that was there (`zpersist restore
+    /// --replace`): the move aside takes that data (kept, never
+    /// destroyed) instead of refusing it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replace: bool,
 }
 
 /// A uid and a gid.
@@ -844,6 +849,7 @@ mod tests {
             skipped_empty: vec![],
             started_at: 0,
             owners_from: None,
+            replace: false,
         }
     }
 

@@ -12,7 +12,9 @@ use camino::Utf8PathBuf;
 use clap::Parser;
 use zpersist_core::contract::Diagnostic;
 use zpersist_core::drill::DrillPlan;
+use zpersist_ops::config::{read_plan, DRILL_PLAN_HELP};
 use zpersist_ops::drill;
+use zpersist_ops::preseed::sources;
 use zpersist_report::{JsonFlag, Reporter};
 
 /// Prove that a service's data restores, from every source (docs/drill.md).
@@ -37,26 +39,15 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let json = args.output.json;
     let mut reporter = Reporter::new("zpersist-drill", json);
-    let plan = match zpersist_host::read_contract::<DrillPlan>(args.plan.as_std_path()) {
+    let plan = match read_plan::<DrillPlan>(args.plan.as_std_path()) {
         Ok(plan) => plan,
         Err(problems) => {
-            return reporter.bad_input(
-                &problems,
-                "the plan is written by zpersist's NixOS module (docs/drill.md; zpersist-<service>-drill.service names it)",
-                "nothing was touched",
-            )
+            return reporter.bad_input(&problems, DRILL_PLAN_HELP, "nothing was touched")
         }
     };
     if let Some(only) = &args.source {
-        if !plan.preseed.sources.iter().any(|s| &s.label() == only) {
-            let labels: Vec<String> = plan.preseed.sources.iter().map(|s| s.label()).collect();
-            reporter.abort(
-                &Diagnostic::new(format!(
-                    "{}: no source is labelled `{only}`; nothing was touched",
-                    plan.service
-                ))
-                .with_help(format!("give one of {}", labels.join(", "))),
-            );
+        if let Err((error, help)) = sources::source_index(&plan.preseed, only) {
+            reporter.abort(&Diagnostic::new(error).with_help(help));
             return ExitCode::from(2);
         }
     }
@@ -69,39 +60,14 @@ fn main() -> ExitCode {
     if json {
         reporter.document(&result);
     }
-    // A source the run stopped before repeats the run's error: said once.
-    for source in result
-        .sources
-        .iter()
-        .filter(|s| !s.success && s.help.is_some())
-    {
-        reporter.fail(
-            format!(
-                "{}: {}: {}",
-                result.service,
-                source.source,
-                source.error.as_deref().unwrap_or("failed")
-            ),
-            source.help.clone().unwrap_or_default(),
-        );
-    }
-    if let (Some(error), Some(help)) = (&result.error, &result.help) {
-        reporter.fail(error.clone(), help.clone());
+    for (error, help) in drill::failures(&result) {
+        reporter.fail(error, help);
     }
     if !result.success {
         return ExitCode::FAILURE;
     }
     if !json {
-        println!(
-            "zpersist-drill: {}: every source restored and checked ({})",
-            result.service,
-            result
-                .sources
-                .iter()
-                .map(|s| format!("{}: RPO {}s", s.source, s.rpo_seconds.unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        println!("{}", drill::success_line(&result, "zpersist-drill"));
     }
     ExitCode::SUCCESS
 }

@@ -55,6 +55,46 @@ struct Drill<'a> {
 /// One run: lock, clean a killed run's leftovers, drill each source, clean
 /// up, write the result file and the textfile. A failed drill is
 /// `success: false` (exit 1).
+/// What went wrong in a drill, as `(error, help)` pairs a binary reports:
+/// each failed source (a source the run stopped before repeats the run's
+/// error: said once), then the run's own.
+pub fn failures(result: &DrillResult) -> Vec<(String, String)> {
+    let mut failures: Vec<(String, String)> = result
+        .sources
+        .iter()
+        .filter(|s| !s.success && s.help.is_some())
+        .map(|source| {
+            (
+                format!(
+                    "{}: {}: {}",
+                    result.service,
+                    source.source,
+                    source.error.as_deref().unwrap_or("failed")
+                ),
+                source.help.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    if let (Some(error), Some(help)) = (&result.error, &result.help) {
+        failures.push((error.clone(), help.clone()));
+    }
+    failures
+}
+
+/// The last line of a successful drill: `WHO: SERVICE: every source ...`.
+pub fn success_line(result: &DrillResult, who: &str) -> String {
+    format!(
+        "{who}: {}: every source restored and checked ({})",
+        result.service,
+        result
+            .sources
+            .iter()
+            .map(|s| format!("{}: RPO {}s", s.source, s.rpo_seconds.unwrap_or_default()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
 pub fn run(plan: &DrillPlan, options: &Options) -> DrillResult {
     let started = now();
     let mut result = DrillResult {
@@ -196,7 +236,12 @@ impl Drill<'_> {
             &format!("{PROP_DRILL}={}", plan.service),
             &scratch,
         ])?;
-        let answers = sources::ask_all(&plan.preseed, &self.zfs);
+        let only = self
+            .options
+            .only
+            .as_deref()
+            .and_then(|label| sources::source_index(&plan.preseed, label).ok());
+        let answers = sources::ask(&plan.preseed, &self.zfs, only);
         for (index, (source, answer)) in plan.preseed.sources.iter().zip(&answers).enumerate() {
             let label = source.label();
             if self

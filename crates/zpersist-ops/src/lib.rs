@@ -7,6 +7,9 @@
 //! - [`drill`]: restore each declared source's freshest point into a
 //!   scratch place no service sees, check it, measure RPO and RTO
 //!   (`zpersist-drill`).
+//! - [`config`]: where each contract is in the configuration directory,
+//!   read by the one loader; `check` reads them all (`zpersist config check`).
 
+pub mod config;
 pub mod drill;
 pub mod preseed;

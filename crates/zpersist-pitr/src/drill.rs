@@ -176,3 +176,20 @@ pub fn run(contract: &PitrContract, contract_path: &Path) -> Result<DrillReport,
     cleaned?;
     Ok(report)
 }
+
+impl DrillReport {
+    /// The report as a person reads it (pitr-drill's and `zpersist pitr
+    /// drill`'s text).
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = vec![format!(
+            "drill: {} in {:.1} s",
+            self.restore.provenance, self.facts.restore_seconds
+        )];
+        if let Some(rpo) = self.rpo_seconds {
+            lines.push(format!(
+                "recovery point objective: {rpo:.1} s (now minus the newest heartbeat restored)"
+            ));
+        }
+        lines
+    }
+}

@@ -673,3 +673,29 @@ fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
+
+impl RestoreReport {
+    /// The report as a person reads it (pitr-restore's and `zpersist pitr
+    /// restore`'s text).
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = vec![format!("restored into {}: {}", self.into, self.provenance)];
+        lines.extend(
+            self.rejected
+                .iter()
+                .map(|r| format!("skipped a newer base backup that failed its verification: {r}")),
+        );
+        if let Some(t) = &self.last_transaction {
+            lines.push(format!("last transaction replayed: {t}"));
+        }
+        if let Some(stopped) = &self.stopped {
+            lines.push(format!("recovery stopped {stopped}"));
+        }
+        if !self.recovered {
+            lines.push(format!(
+                "start PostgreSQL on {} to replay the archive (recovery.signal is in place)",
+                self.into
+            ));
+        }
+        lines
+    }
+}

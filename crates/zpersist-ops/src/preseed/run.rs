@@ -39,7 +39,8 @@ const PROP_PROVENANCE: &str = "com.zpersist:preseed-provenance";
 pub struct Report {
     pub service: String,
     pub dataset: String,
-    /// existing, fresh, restored, would-restore, would-be-fresh, failed
+    /// existing, fresh, restored, would-restore, would-be-fresh, refused
+    /// (data there, a restore by hand without `--replace`), failed
     pub outcome: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
@@ -56,6 +57,39 @@ pub struct Report {
     pub help: Option<String>,
 }
 
+impl Report {
+    /// What each source answered, one line each (the text a person reads
+    /// after the steps).
+    pub fn source_lines(&self) -> Vec<String> {
+        self.sources
+            .iter()
+            .map(|source| match (&source.error, &source.newest) {
+                (Some(error), _) => {
+                    format!("source  {}: could not be asked: {error}", source.source)
+                }
+                (None, Some(newest)) => format!(
+                    "source  {}: {} point(s), newest {newest}",
+                    source.source, source.points
+                ),
+                (None, None) => format!("source  {}: no point that may hold data", source.source),
+            })
+            .collect()
+    }
+
+    /// The last line: `WHO: SERVICE: OUTCOME[ from SOURCE]`.
+    pub fn outcome_line(&self, who: &str) -> String {
+        format!(
+            "{who}: {}: {}{}",
+            self.service,
+            self.outcome,
+            self.source
+                .as_deref()
+                .map(|s| format!(" from {s}"))
+                .unwrap_or_default()
+        )
+    }
+}
+
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SourceReport {
@@ -67,11 +101,24 @@ pub struct SourceReport {
     pub error: Option<String>,
 }
 
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     pub dry_run: bool,
     pub lock_timeout: Duration,
     /// Lines of progress go here (`None` with --json).
     pub text: bool,
+    /// Restore only from this declared source (its label: `local`,
+    /// `replica:nas`, `restic:b2`, `pitr`); `None`: the freshest of all.
+    pub from: Option<String>,
+    /// Restore even though the dataset holds data (a restore by hand,
+    /// `zpersist restore --replace`): that data is moved aside, as an
+    /// empty dataset is, kept and never destroyed.
+    pub replace: bool,
+    /// A restore a person asked for (`zpersist restore`), not a unit's
+    /// check before a start: data there is refused (outcome `refused`,
+    /// the help naming `--replace`) and nothing is recorded on it; no
+    /// point to restore is a failure, never `fresh`.
+    pub by_hand: bool,
 }
 
 /// A step failed: what, and what to do.
@@ -488,7 +535,7 @@ impl Run<'_> {
             .unwrap_or_default();
         let half_moved = props.get(PROP_ASIDE) == Some(&self.plan.service)
             && props.get("mounted").map(String::as_str) != Some("yes");
-        if !half_moved {
+        if !half_moved && !journal.replace {
             if let Some(what) = self.data_held(&props)? {
                 return Err(fail(
                     format!("{what} now; nothing was swapped"),
@@ -503,7 +550,12 @@ impl Run<'_> {
             aside = self.plan.aside(at);
         }
         self.say(format!(
-            "aside   {dataset} -> {aside} (empty; kept, never destroyed)"
+            "aside   {dataset} -> {aside} ({}; kept, never destroyed)",
+            if journal.replace {
+                "the data it held, replaced"
+            } else {
+                "empty"
+            }
         ));
         // Unmounted by its mountpoint going away, so that the rename has
         // nothing to unmount or remount (zfs-fuse calls a renamed mounted
@@ -873,6 +925,12 @@ impl Run<'_> {
         // The lock first, every fact after it: a run that waited for
         // another finds what that one left (done: no journal, data there).
         // A dry run takes no lock and changes nothing.
+        let only = match &self.options.from {
+            Some(label) => Some(
+                sources::source_index(plan, label).map_err(|(error, help)| fail(error, help))?,
+            ),
+            None => None,
+        };
         let _lock = if self.options.dry_run {
             None
         } else {
@@ -914,23 +972,39 @@ impl Run<'_> {
             })?;
         let held = self.data_held(&props)?;
         let holds = held.is_some();
+        if let (Some(what), true, false) = (&held, self.options.by_hand, self.options.replace) {
+            self.report.outcome = "refused".into();
+            return Err(fail(
+                format!("{}: {what}; nothing was restored or touched", plan.service),
+                format!(
+                    "a restore over data that is there must be asked for: `zpersist restore {}{} --replace` moves the data there now aside (renamed to {}, kept, never destroyed) and restores into its place; stop the service first, and add --dry-run to see the point it would restore",
+                    plan.service,
+                    self.options.from.as_deref().map(|f| format!(" --from {f}")).unwrap_or_default(),
+                    plan.aside(now()),
+                ),
+            ));
+        }
+        // A restore over the data there (asked for by hand): restored as
+        // into an empty dataset, the data moved aside instead of refused.
+        let replacing = holds && self.options.replace;
+        let restoring = !holds || replacing;
         let recorded = props
             .get(PROP_PRESEED)
             .filter(|v| v.as_str() != "-")
             .cloned();
-        let health = if holds {
-            None
-        } else {
+        let health = if restoring {
             Some(pool_health(plan.pool())?)
-        };
-        let answers = if holds {
-            Vec::new()
         } else {
-            sources::ask_all(plan, &self.zfs)
+            None
         };
-        self.report.sources = source_reports(plan, &answers);
+        let answers = if restoring {
+            sources::ask(plan, &self.zfs, only)
+        } else {
+            Vec::new()
+        };
+        self.report.sources = source_reports(plan, &answers, only);
         match decide(
-            holds,
+            holds && !replacing,
             health.as_deref(),
             &plan.sources,
             &answers,
@@ -947,6 +1021,19 @@ impl Run<'_> {
                     held.unwrap_or_default()
                 ));
                 Ok(())
+            }
+            Decision::Fresh { .. } if self.options.by_hand || only.is_some() || replacing => {
+                Err(fail(
+                    format!(
+                        "{}: {} holds no restore point that may hold data; nothing was touched",
+                        plan.service,
+                        match only {
+                            Some(index) => plan.sources[index].label(),
+                            None => "no source".to_string(),
+                        }
+                    ),
+                    "list what the sources hold (`zpersist restore SERVICE --dry-run` shows each source's newest point), or restore another source with --from",
+                ))
             }
             Decision::Fresh { warnings } => {
                 self.report.warnings.extend(warnings);
@@ -975,11 +1062,17 @@ impl Run<'_> {
                 self.report.warnings.extend(warnings);
                 let first = candidates.remove(0);
                 self.say(format!(
-                    "{}: {} is empty; restoring from {} ({}), the freshest point that may hold data",
+                    "{}: {} {}; restoring from {} ({}), the freshest point that may hold data{}",
                     plan.service,
                     plan.mountpoint,
+                    if replacing {
+                        "holds data, which --replace moves aside"
+                    } else {
+                        "is empty"
+                    },
                     first.label,
-                    rfc3339(first.created)
+                    rfc3339(first.created),
+                    if only.is_some() { " of that source" } else { "" }
                 ));
                 self.names_fit(&first)?;
                 self.report.by_hand = by_hand(plan, &first);
@@ -1000,6 +1093,7 @@ impl Run<'_> {
                     skipped_empty: Vec::new(),
                     started_at: now(),
                     owners_from: None,
+                    replace: replacing,
                 };
                 self.write_journal(&journal)?;
                 failpoint("journaled", "chosen");
@@ -1015,10 +1109,14 @@ impl Run<'_> {
 fn source_reports(
     plan: &PreseedPlan,
     answers: &[zpersist_core::preseed::SourceAnswer],
+    only: Option<usize>,
 ) -> Vec<SourceReport> {
     answers
         .iter()
         .zip(&plan.sources)
+        .enumerate()
+        .filter(|(index, _)| only.is_none_or(|only| only == *index))
+        .map(|(_, pair)| pair)
         .map(|(answer, source)| match answer {
             zpersist_core::preseed::SourceAnswer::Points { points } => SourceReport {
                 source: source.label(),
@@ -1136,7 +1234,9 @@ pub fn run(plan: &PreseedPlan, options: &Options) -> Report {
         },
     };
     if let Err(failure) = run.main() {
-        run.report.outcome = "failed".into();
+        if run.report.outcome != "refused" {
+            run.report.outcome = "failed".into();
+        }
         run.report.error = Some(failure.error);
         run.report.help = Some(failure.help);
     }

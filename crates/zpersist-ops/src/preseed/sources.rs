@@ -78,12 +78,41 @@ impl<'a> Replica<'a> {
 /// dated in the future by this host's clock fails
 /// (`zpersist_core::preseed::refuse_future`).
 pub fn ask_all(plan: &PreseedPlan, zfs: &Zfs) -> Vec<SourceAnswer> {
+    ask(plan, zfs, None)
+}
+
+/// The index of the source labelled `label` (`local`, `replica:nas`,
+/// `restic:b2`, `pitr`), or what to say: no such source, and the labels
+/// there are.
+pub fn source_index(plan: &PreseedPlan, label: &str) -> Result<usize, (String, String)> {
+    plan.sources
+        .iter()
+        .position(|s| s.label() == label)
+        .ok_or_else(|| {
+            let labels: Vec<String> = plan.sources.iter().map(|s| s.label()).collect();
+            (
+                format!(
+                    "{}: no source is labelled `{label}`; nothing was touched",
+                    plan.service
+                ),
+                format!("give one of {}", labels.join(", ")),
+            )
+        })
+}
+
+/// [`ask_all`], or only the source at `only`: the others are not asked
+/// (an unreachable replica does not hold up a restore from a local
+/// snapshot) and answer no points.
+pub fn ask(plan: &PreseedPlan, zfs: &Zfs, only: Option<usize>) -> Vec<SourceAnswer> {
     let timeout = Duration::from_secs(plan.timeout_seconds);
     let answers = plan
         .sources
         .iter()
         .enumerate()
         .map(|(index, source)| {
+            if only.is_some_and(|only| only != index) {
+                return SourceAnswer::Points { points: Vec::new() };
+            }
             let answer = match source {
                 SourceSpec::Replica(r) => replica_points(plan, r, zfs, timeout, index),
                 SourceSpec::Local(_) => local_points(plan, zfs, index),

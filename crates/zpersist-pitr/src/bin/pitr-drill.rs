@@ -30,12 +30,8 @@ fn main() -> ExitCode {
             if reporter.json() {
                 reporter.document(&report);
             } else {
-                println!(
-                    "drill: {} in {:.1} s",
-                    report.restore.provenance, report.facts.restore_seconds
-                );
-                if let Some(rpo) = report.rpo_seconds {
-                    println!("recovery point objective: {rpo:.1} s (now minus the newest heartbeat restored)");
+                for line in report.lines() {
+                    println!("{line}");
                 }
             }
             ExitCode::SUCCESS

@@ -55,20 +55,8 @@ fn main() -> ExitCode {
             if reporter.json() {
                 reporter.document(&report);
             } else {
-                println!("restored into {}: {}", report.into, report.provenance);
-                for rejected in &report.rejected {
-                    println!(
-                        "skipped a newer base backup that failed its verification: {rejected}"
-                    );
-                }
-                if let Some(t) = &report.last_transaction {
-                    println!("last transaction replayed: {t}");
-                }
-                if let Some(stopped) = &report.stopped {
-                    println!("recovery stopped {stopped}");
-                }
-                if !report.recovered {
-                    println!("start PostgreSQL on {} to replay the archive (recovery.signal is in place)", report.into);
+                for line in report.lines() {
+                    println!("{line}");
                 }
             }
             ExitCode::SUCCESS
