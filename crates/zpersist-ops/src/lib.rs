@@ -7,6 +7,10 @@
 //! - [`drill`]: restore each declared source's freshest point into a
 //!   scratch place no service sees, check it, measure RPO and RTO
 //!   (`zpersist-drill`).
+//! - [`pitr`]: PostgreSQL point-in-time recovery's flows (archive and
+//!   fetch WAL, base backups, restore, drill, heartbeat): the `pitr-*`
+//!   binaries and preseed's PITR source.
 
 pub mod drill;
+pub mod pitr;
 pub mod preseed;
