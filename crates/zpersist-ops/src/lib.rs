@@ -10,7 +10,11 @@
 //! - [`pitr`]: PostgreSQL point-in-time recovery's flows (archive and
 //!   fetch WAL, base backups, restore, drill, heartbeat): the `pitr-*`
 //!   binaries and preseed's PITR source.
+//! - [`replication`]: how far each replication target is behind (the
+//!   config, the listings here and on a target, the measurements and their
+//!   textfile): `replication-lag` and `zpersist-status`.
 
 pub mod drill;
 pub mod pitr;
 pub mod preseed;
+pub mod replication;

@@ -17,8 +17,6 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
-use replication_lag::config::{Config as Replication, TargetLocation, DEFAULT_TIMEOUT_SECONDS};
-use replication_lag::{listing, report};
 use zpersist_core::contract::Contract;
 use zpersist_core::drill::DrillResult;
 use zpersist_core::migration::ServicesFile;
@@ -36,6 +34,10 @@ use zpersist_core::status::{
 use zpersist_core::time::{in_future, newest_by_clock};
 use zpersist_core::ObservedPool;
 use zpersist_host::inuse::mount_showing;
+use zpersist_ops::replication::config::{
+    Config as Replication, TargetLocation, DEFAULT_TIMEOUT_SECONDS,
+};
+use zpersist_ops::replication::{listing, report};
 use zpersist_report::{Diagnostic, JsonFlag, Reporter};
 use zpersist_zfs::{all_snapshots_argv, parse_all_snapshots, Zfs};
 
