@@ -13,8 +13,11 @@
 //! - [`replication`]: how far each replication target is behind (the
 //!   config, the listings here and on a target, the measurements and their
 //!   textfile): `replication-lag` and `zpersist-status`.
+//! - [`status`]: whether each service's persistence keeps its promises
+//!   (`zpersist-status`, `zpersist status`).
 
 pub mod drill;
 pub mod pitr;
 pub mod preseed;
 pub mod replication;
+pub mod status;

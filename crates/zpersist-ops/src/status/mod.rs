@@ -16,6 +16,8 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::replication::config::{Config as Replication, TargetLocation, DEFAULT_TIMEOUT_SECONDS};
+use crate::replication::{listing, report};
 use clap::Parser;
 use zpersist_core::contract::Contract;
 use zpersist_core::drill::DrillResult;
@@ -34,10 +36,6 @@ use zpersist_core::status::{
 use zpersist_core::time::{in_future, newest_by_clock};
 use zpersist_core::ObservedPool;
 use zpersist_host::inuse::mount_showing;
-use zpersist_ops::replication::config::{
-    Config as Replication, TargetLocation, DEFAULT_TIMEOUT_SECONDS,
-};
-use zpersist_ops::replication::{listing, report};
 use zpersist_report::{Diagnostic, JsonFlag, Reporter};
 use zpersist_zfs::{all_snapshots_argv, parse_all_snapshots, Zfs};
 
@@ -92,7 +90,7 @@ fn load<C: Contract>(dir: &std::path::Path, name: &str) -> Result<Option<C>, Str
         })
 }
 
-fn main() -> ExitCode {
+pub fn main() -> ExitCode {
     let args = Args::parse();
     let mut reporter = Reporter::new("zpersist status", args.output.json);
     let dir = std::path::Path::new(&args.config);
