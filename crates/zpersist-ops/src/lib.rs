@@ -2,11 +2,15 @@
 //! subcommand) runs, over the adapters and the core. A binary is a thin
 //! main over one of these: arguments → contract → operation → report.
 //!
+//! - [`datasets`]: make a pool's datasets match a declared plan,
+//!   idempotently and never destructively (`ensure-datasets`).
 //! - [`preseed`]: restore a service's empty dataset from the freshest good
 //!   source before it starts (`preseed-restore`).
 //! - [`drill`]: restore each declared source's freshest point into a
 //!   scratch place no service sees, check it, measure RPO and RTO
 //!   (`zpersist-drill`).
+//! - [`migrate`]: move a service's existing directory into its own
+//!   dataset: copy, verify, swap, resumable (`migrate-to-dataset`).
 //! - [`pitr`]: PostgreSQL point-in-time recovery's flows (archive and
 //!   fetch WAL, base backups, restore, drill, heartbeat): the `pitr-*`
 //!   binaries and preseed's PITR source.
@@ -16,7 +20,9 @@
 //! - [`status`]: whether each service's persistence keeps its promises
 //!   (`zpersist-status`, `zpersist status`).
 
+pub mod datasets;
 pub mod drill;
+pub mod migrate;
 pub mod pitr;
 pub mod preseed;
 pub mod replication;
