@@ -2,6 +2,10 @@
 //! subcommand) runs, over the adapters and the core. A binary is a thin
 //! main over one of these: arguments → contract → operation → report.
 //!
+//! - [`backup_snapshot`]: the snapshot and read-only clone a restic
+//!   backup reads, and their release (`zpersist-backup-snapshot`).
+//! - [`check_mounted`]: whether a service's datasets are mounted where it
+//!   keeps its data (`zpersist-check-mounted`).
 //! - [`datasets`]: make a pool's datasets match a declared plan,
 //!   idempotently and never destructively (`ensure-datasets`).
 //! - [`preseed`]: restore a service's empty dataset from the freshest good
@@ -20,6 +24,8 @@
 //! - [`status`]: whether each service's persistence keeps its promises
 //!   (`zpersist-status`, `zpersist status`).
 
+pub mod backup_snapshot;
+pub mod check_mounted;
 pub mod datasets;
 pub mod drill;
 pub mod migrate;
