@@ -3,14 +3,12 @@
 //! 1 something failed or needs a person, 2 bad plan or arguments (and then
 //! no zfs command runs).
 
-mod apply;
-mod report;
-
 use std::process::ExitCode;
 
 use camino::Utf8PathBuf;
 use clap::Parser;
 use zpersist_core::Plan;
+use zpersist_ops::datasets as apply;
 use zpersist_report::{JsonFlag, Reporter};
 
 /// Make a pool's datasets match a declared plan (docs/plan-format.md).

@@ -5,11 +5,6 @@
 //! 2 bad input or arguments (and then no zfs command ran). Errors and the
 //! `--json` document go through zpersist-report, as in every binary.
 
-mod copy;
-mod migrate;
-mod report;
-mod steps;
-
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,6 +12,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use zpersist_core::migration::{MigrationTarget, ServicesFile};
+use zpersist_ops::migrate;
 use zpersist_report::{Diagnostic, JsonFlag, Reporter};
 
 /// Move a service's existing directory into its own ZFS dataset: copy,

@@ -13,10 +13,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use replication_lag::config::{Config, TargetLocation, DEFAULT_TIMEOUT_SECONDS};
-use replication_lag::listing;
-use replication_lag::report::{self, Measurement};
 use zpersist_core::replication::{self, SnapshotRef};
+use zpersist_ops::replication::config::{Config, TargetLocation, DEFAULT_TIMEOUT_SECONDS};
+use zpersist_ops::replication::listing;
+use zpersist_ops::replication::report::{self, Measurement};
 use zpersist_process::seconds;
 use zpersist_report::{Diagnostic, JsonFlag, Reporter};
 use zpersist_zfs::Zfs;

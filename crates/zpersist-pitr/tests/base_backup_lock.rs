@@ -2,7 +2,7 @@
 //! one) never overlap, for either backend: the second waits for the first
 //! up to the contract's command timeout, then fails naming the holder, and
 //! touches nothing. The holder here is this test process, through the one
-//! lock (zpersist_host::lock_within at zpersist_pitr::backup::lock_path):
+//! lock (zpersist_host::lock_within at zpersist_ops::pitr::backup::lock_path):
 //! what it names is this process's pid. No cluster runs: a run that gets
 //! past the lock fails later, connecting to it, which tells the two apart.
 
@@ -97,7 +97,7 @@ fn stderr(out: &Output) -> String {
 /// A second run waits the whole limit, then fails naming the holder.
 fn second_run_waits_then_names_the_holder(repository: &str) {
     let s = setup(&format!("held-{repository}"), repository, 2);
-    let path = zpersist_pitr::backup::lock_path(&s.parsed);
+    let path = zpersist_ops::pitr::backup::lock_path(&s.parsed);
     let held = zpersist_host::lock_within(path.clone(), &mut std::io::sink(), Duration::ZERO)
         .expect("the test takes the lock");
 
@@ -147,7 +147,7 @@ fn a_second_s3_base_backup_waits_then_fails_naming_the_holder() {
 fn a_waiting_base_backup_goes_on_when_the_holder_finishes() {
     for repository in ["local", "s3"] {
         let s = setup(&format!("released-{repository}"), repository, 30);
-        let path = zpersist_pitr::backup::lock_path(&s.parsed);
+        let path = zpersist_ops::pitr::backup::lock_path(&s.parsed);
         let held = zpersist_host::lock_within(path, &mut std::io::sink(), Duration::ZERO)
             .expect("the test takes the lock");
         let child = base_backup(&s.contract);

@@ -101,6 +101,6 @@ fn s3_wal_without_a_base_backup_is_not_an_empty_archive() {
     c.sql("create table rows (n int primary key, at timestamptz)");
     c.commit_row(1);
     c.switch_and_wait_archived();
-    let e = zpersist_pitr::restore::newest_point(&contract).unwrap_err();
+    let e = zpersist_ops::pitr::restore::newest_point(&contract).unwrap_err();
     assert!(e.message.contains("archived WAL but no base backup"), "{e}");
 }

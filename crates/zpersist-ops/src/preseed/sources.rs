@@ -217,7 +217,7 @@ fn pitr_points(
     index: usize,
 ) -> Result<Vec<RestorePoint>, String> {
     let contract = pitr_contract(source)?;
-    let newest = zpersist_pitr::restore::newest_point(&contract).map_err(|e| {
+    let newest = crate::pitr::restore::newest_point(&contract).map_err(|e| {
         if e.help.is_empty() {
             e.to_string()
         } else {
@@ -252,11 +252,11 @@ pub fn pitr_into(plan: &PreseedPlan, point: &RestorePoint, root: &Path) -> Resul
         unreachable!("pitr_into is only called for pitr points");
     };
     let contract = pitr_contract(p)?;
-    let mut options = zpersist_pitr::restore::Options::new(&contract, Path::new(&p.contract));
+    let mut options = crate::pitr::restore::Options::new(&contract, Path::new(&p.contract));
     options.start = true;
     options.archive = true;
     let into = root.join(&p.data_dir);
-    zpersist_pitr::restore::restore(
+    crate::pitr::restore::restore(
         &contract,
         &zpersist_core::pitr::Target::Latest,
         &into,

@@ -13,7 +13,7 @@ use zpersist_report::Reporter;
 #[derive(Parser)]
 #[command(version, about)]
 struct Args {
-    #[arg(long, default_value = zpersist_pitr::DEFAULT_CONTRACT)]
+    #[arg(long, default_value = zpersist_ops::pitr::DEFAULT_CONTRACT)]
     contract: PathBuf,
     /// %p: the file's path, relative to the data directory.
     path: PathBuf,
@@ -25,11 +25,11 @@ fn main() -> ExitCode {
     let args = Args::parse();
     // No --json: PostgreSQL runs it and reads only its exit status.
     let mut reporter = Reporter::new("pitr-archive-wal", false);
-    let contract = match zpersist_pitr::load_contract(&args.contract, &mut reporter) {
+    let contract = match zpersist_ops::pitr::load_contract(&args.contract, &mut reporter) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    match zpersist_pitr::wal::archive(&contract, &args.path, &args.name) {
+    match zpersist_ops::pitr::wal::archive(&contract, &args.path, &args.name) {
         Ok(Archived::Stored) => ExitCode::SUCCESS,
         Ok(Archived::AlreadyArchived) => {
             reporter.note(format!(
@@ -39,7 +39,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            zpersist_pitr::report(&mut reporter, &e);
+            zpersist_ops::pitr::report(&mut reporter, &e);
             reporter.exit_code()
         }
     }

@@ -11,7 +11,7 @@ use zpersist_report::{JsonFlag, Reporter};
 #[derive(Parser)]
 #[command(version, about)]
 struct Args {
-    #[arg(long, default_value = zpersist_pitr::DEFAULT_CONTRACT)]
+    #[arg(long, default_value = zpersist_ops::pitr::DEFAULT_CONTRACT)]
     contract: PathBuf,
     // --json: the report as JSON on stdout instead of text.
     #[command(flatten)]
@@ -21,11 +21,11 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     let mut reporter = Reporter::new("pitr-drill", args.output.json);
-    let contract = match zpersist_pitr::load_contract(&args.contract, &mut reporter) {
+    let contract = match zpersist_ops::pitr::load_contract(&args.contract, &mut reporter) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    match zpersist_pitr::drill::run(&contract, &args.contract) {
+    match zpersist_ops::pitr::drill::run(&contract, &args.contract) {
         Ok(report) => {
             if reporter.json() {
                 reporter.document(&report);

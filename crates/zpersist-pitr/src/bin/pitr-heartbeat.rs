@@ -14,7 +14,7 @@ use zpersist_report::{Diagnostic, JsonFlag, Reporter};
 #[derive(Parser)]
 #[command(version, about)]
 struct Args {
-    #[arg(long, default_value = zpersist_pitr::DEFAULT_CONTRACT)]
+    #[arg(long, default_value = zpersist_ops::pitr::DEFAULT_CONTRACT)]
     contract: PathBuf,
     // --json: the heartbeat's report (archive health, pg_stat_archiver) as
     // JSON on stdout instead of text.
@@ -25,14 +25,14 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     let mut reporter = Reporter::new("pitr-heartbeat", args.output.json);
-    let contract = match zpersist_pitr::load_contract(&args.contract, &mut reporter) {
+    let contract = match zpersist_ops::pitr::load_contract(&args.contract, &mut reporter) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let report = match zpersist_pitr::heartbeat::run(&contract) {
+    let report = match zpersist_ops::pitr::heartbeat::run(&contract) {
         Ok(report) => report,
         Err(e) => {
-            zpersist_pitr::report(&mut reporter, &e);
+            zpersist_ops::pitr::report(&mut reporter, &e);
             return reporter.exit_code();
         }
     };

@@ -16,7 +16,7 @@ use zpersist_report::Reporter;
 #[derive(Parser)]
 #[command(version, about)]
 struct Args {
-    #[arg(long, default_value = zpersist_pitr::DEFAULT_CONTRACT)]
+    #[arg(long, default_value = zpersist_ops::pitr::DEFAULT_CONTRACT)]
     contract: PathBuf,
     /// %f: the file's name.
     name: String,
@@ -49,15 +49,15 @@ fn main() -> ExitCode {
     };
     // No --json: PostgreSQL runs it and reads only its exit status.
     let mut reporter = Reporter::new("pitr-restore-wal", false);
-    let contract = match zpersist_pitr::load_contract(&args.contract, &mut reporter) {
+    let contract = match zpersist_ops::pitr::load_contract(&args.contract, &mut reporter) {
         Ok(c) => c,
         Err(_) => return ExitCode::from(ABORT_RECOVERY),
     };
-    match zpersist_pitr::wal::fetch(&contract, &args.name, &args.path) {
+    match zpersist_ops::pitr::wal::fetch(&contract, &args.name, &args.path) {
         Ok(Fetched::Restored) => ExitCode::SUCCESS,
         Ok(Fetched::Missing) => ExitCode::FAILURE,
         Err(e) => {
-            zpersist_pitr::report(&mut reporter, &e);
+            zpersist_ops::pitr::report(&mut reporter, &e);
             ExitCode::from(ABORT_RECOVERY)
         }
     }

@@ -13,7 +13,7 @@ use zpersist_report::{JsonFlag, Reporter};
 #[derive(Parser)]
 #[command(version, about)]
 struct Args {
-    #[arg(long, default_value = zpersist_pitr::DEFAULT_CONTRACT)]
+    #[arg(long, default_value = zpersist_ops::pitr::DEFAULT_CONTRACT)]
     contract: PathBuf,
     /// Where recovery stops.
     #[arg(long, default_value = "latest", value_parser = parse_target, long_help = format!("Where recovery stops: {TARGET_FORMS}. Default: latest, everything the archive holds."))]
@@ -40,17 +40,17 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     let mut reporter = Reporter::new("pitr-restore", args.output.json);
-    let contract = match zpersist_pitr::load_contract(&args.contract, &mut reporter) {
+    let contract = match zpersist_ops::pitr::load_contract(&args.contract, &mut reporter) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let mut options = zpersist_pitr::restore::Options::new(&contract, &args.contract);
+    let mut options = zpersist_ops::pitr::restore::Options::new(&contract, &args.contract);
     options.start = args.start;
     options.archive = args.archive;
     if let Some(port) = args.port {
         options.port = port;
     }
-    match zpersist_pitr::restore::restore(&contract, &args.to, &args.into, &options) {
+    match zpersist_ops::pitr::restore::restore(&contract, &args.to, &args.into, &options) {
         Ok(report) => {
             if reporter.json() {
                 reporter.document(&report);

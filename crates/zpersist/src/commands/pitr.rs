@@ -1,6 +1,6 @@
 //! `zpersist pitr restore --to TIME --into DIR [--start]` and `zpersist
 //! pitr drill`: PostgreSQL's point-in-time recovery over the contract
-//! CONFIG_DIR/pitr.json (the flows of `zpersist_pitr`).
+//! CONFIG_DIR/pitr.json (the flows of `zpersist_ops::pitr`).
 
 use std::process::ExitCode;
 
@@ -10,17 +10,17 @@ use crate::Context;
 pub fn restore(cx: &Context, args: PitrRestoreArgs) -> ExitCode {
     let mut reporter = cx.reporter("zpersist pitr restore");
     let path = cx.config.file("pitr.json");
-    let contract = match zpersist_pitr::load_contract(&path, &mut reporter) {
+    let contract = match zpersist_ops::pitr::load_contract(&path, &mut reporter) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let mut options = zpersist_pitr::restore::Options::new(&contract, &path);
+    let mut options = zpersist_ops::pitr::restore::Options::new(&contract, &path);
     options.start = args.start;
     options.archive = args.archive;
     if let Some(port) = args.port {
         options.port = port;
     }
-    match zpersist_pitr::restore::restore(&contract, &args.to, &args.into, &options) {
+    match zpersist_ops::pitr::restore::restore(&contract, &args.to, &args.into, &options) {
         Ok(report) => {
             if reporter.json() {
                 reporter.document(&report);
@@ -38,11 +38,11 @@ pub fn restore(cx: &Context, args: PitrRestoreArgs) -> ExitCode {
 pub fn drill(cx: &Context) -> ExitCode {
     let mut reporter = cx.reporter("zpersist pitr drill");
     let path = cx.config.file("pitr.json");
-    let contract = match zpersist_pitr::load_contract(&path, &mut reporter) {
+    let contract = match zpersist_ops::pitr::load_contract(&path, &mut reporter) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    match zpersist_pitr::drill::run(&contract, &path) {
+    match zpersist_ops::pitr::drill::run(&contract, &path) {
         Ok(report) => {
             if reporter.json() {
                 reporter.document(&report);

@@ -15,7 +15,7 @@ use zpersist_process::{Command, Failure, ProcessError, Stream};
 use zpersist_zfs::space::tightest_limit;
 use zpersist_zfs::Zfs;
 
-use crate::report::StepError;
+use crate::migrate::report::StepError;
 
 /// rsync from the directory into the dataset (mounted at the temporary
 /// path), progress on stderr every `every`; running out of space names the

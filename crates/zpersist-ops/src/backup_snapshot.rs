@@ -67,7 +67,7 @@ enum Step {
 
 const HELP_ARGS: &str = "the arguments come from the zpersist NixOS module (zpersist.services.<name>.backup.restic); rebuild the system, or pass a full dataset name and an absolute path";
 
-fn main() -> ExitCode {
+pub fn main() -> ExitCode {
     let args = Args::parse();
     let mut reporter = Reporter::new("zpersist-backup-snapshot", args.output.json);
     let (dataset, view) = match &args.step {

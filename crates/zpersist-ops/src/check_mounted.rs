@@ -56,7 +56,7 @@ struct Checked {
     help: Option<String>,
 }
 
-fn main() -> ExitCode {
+pub fn main() -> ExitCode {
     let args = Args::parse();
     let mut reporter = Reporter::new("zpersist-check-mounted", args.output.json);
     if args.pairs.len() % 2 != 0 {

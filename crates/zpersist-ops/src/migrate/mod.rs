@@ -1,5 +1,5 @@
 //! Observe, decide (zpersist-core's migration module), then let
-//! zpersist_host::steps run the migration's steps (crate::steps), recording
+//! zpersist_host::steps run the migration's steps (crate::migrate::steps), recording
 //! each completed stage in the journal; and `--cleanup`.
 
 use std::fs;
@@ -23,9 +23,12 @@ use zpersist_host::{dirlock, inuse, Failure, TransientLock};
 use zpersist_zfs::dataset::dataset_state;
 use zpersist_zfs::{space, Zfs};
 
-use crate::copy;
-use crate::report::{record, Outcome, Report, Stop};
-use crate::steps::Migration;
+pub mod copy;
+pub mod report;
+pub mod steps;
+
+use crate::migrate::report::{record, Outcome, Report, Stop};
+use crate::migrate::steps::Migration;
 
 pub struct Options {
     pub dry_run: bool,

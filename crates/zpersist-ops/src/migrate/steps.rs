@@ -16,9 +16,9 @@ use zpersist_host::path::{parent_of, path_state};
 use zpersist_zfs::dataset::{dataset_state, mount_retrying, move_mountpoint};
 use zpersist_zfs::Zfs;
 
-use crate::copy::{self, copy_into_dataset};
+use crate::migrate::copy::{self, copy_into_dataset};
+use crate::migrate::report::StepError;
 use crate::migrate::Options;
-use crate::report::StepError;
 
 /// One migration's steps, with what they share.
 pub struct Migration<'a> {

@@ -12,8 +12,8 @@ use zpersist_core::pitr::{PitrContract, Target};
 use zpersist_postgres::files::empty_dir;
 use zpersist_postgres::PgError;
 
-use crate::restore::{restore_running, Options, RestoreReport};
-use crate::{now, Failure};
+use crate::pitr::restore::{restore_running, Options, RestoreReport};
+use crate::pitr::{now, Failure};
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -46,7 +46,7 @@ fn remove_own(contract: &PitrContract, scratch: &Path) -> Result<(), Failure> {
     }
     if data_there {
         if into.join("postmaster.pid").exists() {
-            let pg = crate::cluster(contract);
+            let pg = crate::pitr::cluster(contract);
             let _ = pg.stop(
                 &into,
                 Duration::from_secs(contract.timeouts.command_seconds),

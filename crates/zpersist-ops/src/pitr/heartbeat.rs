@@ -5,7 +5,7 @@ use zpersist_core::pitr::health::{archive_metrics, ArchiveHealth, ArchiverStats}
 use zpersist_core::pitr::PitrContract;
 use zpersist_postgres::PgError;
 
-use crate::{cluster, now};
+use crate::pitr::{cluster, now};
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]

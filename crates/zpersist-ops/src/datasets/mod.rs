@@ -16,7 +16,9 @@ use zpersist_host::RealHost;
 use zpersist_report::{render, render_error};
 use zpersist_zfs::{Zfs, ZfsError};
 
-use crate::report::{ActionReport, ProblemReport, Report, Status};
+pub mod report;
+
+use crate::datasets::report::{ActionReport, ProblemReport, Report, Status};
 
 /// Runs the plan; `text` receives human progress, `None` for `--json`.
 pub fn run(

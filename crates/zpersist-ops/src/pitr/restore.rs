@@ -20,7 +20,7 @@ use zpersist_postgres::files::{
 use zpersist_postgres::run::is_root;
 use zpersist_postgres::PgError;
 
-use crate::{backend, cluster, now, Backend, Failure};
+use crate::pitr::{backend, cluster, now, Backend, Failure};
 
 /// How to restore.
 #[derive(Debug, Clone)]

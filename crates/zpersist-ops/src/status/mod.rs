@@ -16,9 +16,9 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::replication::config::{Config as Replication, TargetLocation, DEFAULT_TIMEOUT_SECONDS};
+use crate::replication::{listing, report};
 use clap::Parser;
-use replication_lag::config::{Config as Replication, TargetLocation, DEFAULT_TIMEOUT_SECONDS};
-use replication_lag::{listing, report};
 use zpersist_core::contract::Contract;
 use zpersist_core::drill::DrillResult;
 use zpersist_core::migration::ServicesFile;
@@ -90,7 +90,7 @@ fn load<C: Contract>(dir: &std::path::Path, name: &str) -> Result<Option<C>, Str
         })
 }
 
-fn main() -> ExitCode {
+pub fn main() -> ExitCode {
     let args = Args::parse();
     let mut reporter = Reporter::new("zpersist status", args.output.json);
     let dir = std::path::Path::new(&args.config);

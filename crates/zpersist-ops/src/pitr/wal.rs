@@ -6,7 +6,7 @@ use zpersist_core::pitr::PitrContract;
 use zpersist_postgres::local::{Archived, Fetched};
 use zpersist_postgres::PgError;
 
-use crate::{backend, Backend};
+use crate::pitr::{backend, Backend};
 
 /// Archives the segment PostgreSQL names (`%p` relative to the data
 /// directory, `%f` its name).

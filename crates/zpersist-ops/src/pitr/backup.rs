@@ -14,7 +14,7 @@ use zpersist_postgres::cluster::Pg;
 use zpersist_postgres::local::LocalRepository;
 use zpersist_postgres::PgError;
 
-use crate::{backend, cluster, now, Backend, Failure};
+use crate::pitr::{backend, cluster, now, Backend, Failure};
 
 /// What a run did.
 #[derive(Debug, Clone, Serialize)]
@@ -147,7 +147,7 @@ fn take_local(
     let result = (|| {
         let data = repo.create_staging(&id)?;
         pg.base_backup(&data, limit)?;
-        let end_micros = crate::now_micros();
+        let end_micros = crate::pitr::now_micros();
         let end_time = end_micros.div_euclid(1_000_000) + 1;
         let read = |name: &str| {
             let path = data.join(name);

@@ -63,14 +63,14 @@ pub fn postgresql(
     if objectives.max_archive_age_seconds.is_none() {
         objectives.max_archive_age_seconds = u64::try_from(contract.max_archive_age_seconds).ok();
     }
-    let mut pg = zpersist_pitr::cluster(contract);
+    let mut pg = crate::pitr::cluster(contract);
     pg.timeout = pg.timeout.min(timeout);
     let archiver = pg.archiver_stats().map_err(unread);
-    let listed = match zpersist_pitr::backend(contract) {
-        zpersist_pitr::Backend::Local(repo) => {
+    let listed = match crate::pitr::backend(contract) {
+        crate::pitr::Backend::Local(repo) => {
             repo.check_reachable().and_then(|()| repo.list_backups())
         }
-        zpersist_pitr::Backend::S3(mut barman) => {
+        crate::pitr::Backend::S3(mut barman) => {
             barman.timeout = barman.timeout.min(timeout);
             barman.list()
         }
