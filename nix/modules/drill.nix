@@ -163,6 +163,10 @@ in
           }
         ) drilled;
         assertions = zlib.serviceAssertions problemsOf drilled;
+        # The plan each unit names, where `zpersist drill [SERVICE]` finds it.
+        environment.etc = lib.mapAttrs' (
+          name: s: lib.nameValuePair "zpersist/drill/${name}.json" { source = planFile name s; }
+        ) drilled;
       }
     ]))
   ];

@@ -347,7 +347,13 @@ in
     }
     (mkIf (cfg.enable && cfg.pool != null && preseeded != { }) (mkMerge [
       (zlib.unit.perService preseedUnits)
-      { assertions = zlib.serviceAssertions problemsOf preseeded; }
+      {
+        assertions = zlib.serviceAssertions problemsOf preseeded;
+        # The plan each unit names, where `zpersist restore SERVICE` finds it.
+        environment.etc = lib.mapAttrs' (
+          name: s: lib.nameValuePair "zpersist/preseed/${name}.json" { source = planFile name s; }
+        ) preseeded;
+      }
     ]))
   ];
 }

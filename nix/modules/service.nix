@@ -13,8 +13,15 @@ let
   neededBy = unique (concatMap (d: d.neededBy) (attrValues cfg.datasets));
 in
 {
-  config = mkIf cfg.enable (
-    zlib.unit.service {
+  config = mkIf cfg.enable (lib.mkMerge [
+    {
+      # The operator's front (`zpersist status`, `zpersist restore`, ...:
+      # docs/cli.md), and the plan it applies with `zpersist datasets
+      # apply`: the very file this unit names.
+      environment.systemPackages = [ cfg.package ];
+      environment.etc."zpersist/datasets.json".source = cfg.internal.planFile;
+    }
+    (zlib.unit.service {
       name = "zpersist-datasets";
       description = "create the declared ZFS datasets and set their properties";
       command = [ "${cfg.package}/bin/ensure-datasets" ];
@@ -94,6 +101,6 @@ in
         restartIfChanged = true;
         stopIfChanged = false;
       };
-    }
-  );
+    })
+  ]);
 }

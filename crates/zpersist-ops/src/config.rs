@@ -95,6 +95,34 @@ impl ConfigDir {
         Err(vec![no_plan(service, &preseed, "preseed.sources", &known)])
     }
 
+    /// A service's entry in services.json (what `zpersist migrate` moves).
+    pub fn service(
+        &self,
+        service: &str,
+    ) -> Result<zpersist_core::contract::services::ServiceEntry, Vec<Diagnostic>> {
+        let path = self.file("services.json");
+        let file = read_plan::<ServicesFile>(&path)?;
+        file.services.get(service).cloned().ok_or_else(|| {
+            let known: Vec<&str> = file.services.keys().map(String::as_str).collect();
+            vec![Diagnostic::new(format!("no service named `{service}`"))
+                .in_file(path.display().to_string())
+                .with_help(format!(
+                    "the services declared there are: {}",
+                    if known.is_empty() {
+                        "(none)".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ))]
+        })
+    }
+
+    /// The datasets plan (`datasets.json`, the one zpersist-datasets.service
+    /// applies), or the file given.
+    pub fn datasets_plan(&self, file: Option<&Path>) -> Result<Plan, Vec<Diagnostic>> {
+        read_plan::<Plan>(&file.map_or_else(|| self.file("datasets.json"), Path::to_path_buf))
+    }
+
     /// A service's drill plan.
     pub fn drill_plan(&self, service: &str) -> Result<DrillPlan, Vec<Diagnostic>> {
         let path = self.drill_plan_path(service);

@@ -364,6 +364,31 @@ impl Machine {
         serde_json::from_str(text).unwrap()
     }
 
+    /// What `/etc/NAME` holds: the entry's text, or its store file's bytes.
+    pub fn etc_contents(&self, name: &str) -> Vec<u8> {
+        let entry = &self.etc[name];
+        match (&entry.text, &entry.source) {
+            (Some(text), _) => text.clone().into_bytes(),
+            (None, Some(source)) => {
+                fs::read(source).unwrap_or_else(|e| panic!("environment.etc.{name}: {source}: {e}"))
+            }
+            (None, None) => panic!("environment.etc.{name} has neither text nor source"),
+        }
+    }
+
+    /// Writes every `/etc` entry below `prefix` (`zpersist/`) into `dir`,
+    /// as the host's /etc would hold them (`dir/services.json`,
+    /// `dir/preseed/sonarr.json`, ...).
+    pub fn write_etc_under(&self, prefix: &str, dir: &std::path::Path) {
+        for name in self.etc.keys() {
+            if let Some(rest) = name.strip_prefix(prefix) {
+                let path = dir.join(rest);
+                fs::create_dir_all(path.parent().expect("a file in a directory")).unwrap();
+                fs::write(&path, self.etc_contents(name)).unwrap();
+            }
+        }
+    }
+
     /// Installs this generation into the container's root: users, store
     /// paths, /etc, tmpfiles rules, units (replacing `previous`'s, whose
     /// units that are gone are removed), the stand-in program.
@@ -394,14 +419,8 @@ impl Machine {
         for path in &store_paths {
             install_store_path(container, path);
         }
-        for (name, entry) in &self.etc {
-            let contents = match (&entry.text, &entry.source) {
-                (Some(text), _) => text.clone().into_bytes(),
-                (None, Some(source)) => fs::read(source)
-                    .unwrap_or_else(|e| panic!("environment.etc.{name}: {source}: {e}")),
-                (None, None) => panic!("environment.etc.{name} has neither text nor source"),
-            };
-            container.write(&format!("/etc/{name}"), contents, 0o444);
+        for name in self.etc.keys() {
+            container.write(&format!("/etc/{name}"), self.etc_contents(name), 0o444);
         }
         let mut tmpfiles = self.tmpfiles.join("\n");
         tmpfiles.push('\n');
