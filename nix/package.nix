@@ -1,9 +1,11 @@
-# The Rust workspace (ensure-datasets, migrate-to-dataset, replication-lag,
-# zpersist-notify, zpersist-check-mounted, and the binaries later issues
-# add), built with nixpkgs' rustPlatform from Cargo.lock.
+# The Rust workspace (`zpersist`, the operator's front, and the binaries the
+# units run: ensure-datasets, preseed-restore, zpersist-drill, ...), built
+# with nixpkgs' rustPlatform from Cargo.lock.
 {
   lib,
+  stdenv,
   rustPlatform,
+  installShellFiles,
 }:
 let
   root = ../.;
@@ -42,10 +44,23 @@ rustPlatform.buildRustPackage {
     "--bins"
   ];
 
+  # `zpersist`'s man page and shell completions, generated from its own
+  # command-line definitions (`zpersist man`, `zpersist completions SHELL`),
+  # into share/man/man1 and share/{bash-completion,zsh,fish}.
+  nativeBuildInputs = [ installShellFiles ];
+  postInstall = lib.optionalString (stdenv.buildPlatform.canExecute stdenv.hostPlatform) ''
+    $out/bin/zpersist man > zpersist.1
+    installManPage zpersist.1
+    installShellCompletion --cmd zpersist \
+      --bash <($out/bin/zpersist completions bash) \
+      --zsh <($out/bin/zpersist completions zsh) \
+      --fish <($out/bin/zpersist completions fish)
+  '';
+
   meta = {
     description = "Declarative ZFS datasets for NixOS services";
     license = lib.licenses.mit;
-    mainProgram = "ensure-datasets";
+    mainProgram = "zpersist";
     platforms = lib.platforms.linux;
   };
 }

@@ -58,7 +58,7 @@ in {{
   localTargetAllow = lib.mapAttrs (_: cmd: cmd.localTargetAllow) c.services.syncoid.commands;
   notifySummaries = lib.mapAttrs (_: u: u.summary) c.zpersist.notify.units;
   units = lib.mapAttrs (_: clean) (lib.filterAttrs (n: _: ours n) c.systemd.services);
-  etc = lib.mapAttrs (_: v: v.text) (lib.filterAttrs (n: _: lib.hasPrefix "zpersist/" n) c.environment.etc);
+  etc = lib.mapAttrs (_: v: v.text) (lib.filterAttrs (n: v: lib.hasPrefix "zpersist/" n && v ? text) c.environment.etc);
   policies = c.zpersist.snapshots.internal.policies;
   failed = e.failedAssertions;
   warnings = e.warnings;

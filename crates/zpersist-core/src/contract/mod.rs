@@ -169,8 +169,17 @@ pub fn parse<C: Contract>(text: &str) -> Result<C, Vec<Diagnostic>> {
             ))])
         }
     }
-    let mut contract: C =
-        serde_json::from_value(value).map_err(|e| vec![Diagnostic::new(e.to_string())])?;
+    // The shape's error names the field where it is (`services.sonarr`,
+    // `sources[1].replica`), not only its own name.
+    let mut contract: C = serde_path_to_error::deserialize(value).map_err(|e| {
+        let field = e.path().to_string();
+        let problem = Diagnostic::new(e.into_inner().to_string());
+        vec![if field.is_empty() || field == "." {
+            problem
+        } else {
+            problem.at_field(field)
+        }]
+    })?;
     contract.loaded();
     let problems = contract.problems();
     if problems.is_empty() {
@@ -241,6 +250,18 @@ mod tests {
             whats(r#"{"version":3,"names":["", ""]}"#),
             ["names: a name is empty", "names: a name is empty"]
         );
+    }
+
+    #[test]
+    fn a_wrong_shape_names_the_field_where_it_is() {
+        assert_eq!(
+            whats(r#"{"version":3,"names":["a", 7]}"#),
+            ["names[1]: invalid type: integer `7`, expected a string"]
+        );
+        let problems = parse::<Example>(r#"{"version":3,"names":["a", 7]}"#).unwrap_err();
+        assert_eq!(problems[0].at.field.as_deref(), Some("names[1]"));
+        // A field missing at the top has no place but its name.
+        assert_eq!(whats(r#"{"version":3}"#), ["missing field `names`"]);
     }
 
     #[test]
