@@ -44,7 +44,7 @@ pub struct Error {
     /// What failed, in a sentence that reads after its place.
     pub what: String,
     /// Where: the file, dataset and field, as far as known.
-    pub at: Where,
+    pub at: Box<Where>,
     /// What to do about it.
     pub help: Option<String>,
     /// Further problems found in the same input (a contract with several
@@ -59,7 +59,7 @@ impl Error {
         Error {
             kind,
             what: what.into(),
-            at: Where::default(),
+            at: Box::default(),
             help: None,
             more: Vec::new(),
             cause: None,
@@ -125,7 +125,7 @@ impl Error {
     pub fn diagnostics(&self) -> Vec<Diagnostic> {
         let mut all = vec![Diagnostic {
             what: self.what.clone(),
-            at: self.at.clone(),
+            at: (*self.at).clone(),
             help: self.help.clone(),
         }];
         all.extend(self.more.iter().cloned());
@@ -158,7 +158,7 @@ impl From<Diagnostic> for Error {
         Error {
             kind: Kind::BadInput,
             what: d.what,
-            at: d.at,
+            at: Box::new(d.at),
             help: d.help,
             more: Vec::new(),
             cause: None,

@@ -56,7 +56,7 @@ const USAGE: &str = "zpersist-check-mounted SERVICE DATASET MOUNTPOINT [DATASET 
 /// `DATASET MOUNTPOINT...` as pairs, each checked (a full dataset name, an
 /// absolute path); bad input otherwise (zfs is not run).
 pub fn parse_pairs(arguments: &[String]) -> Result<Vec<(String, String)>, Error> {
-    if arguments.len() % 2 != 0 {
+    if !arguments.len().is_multiple_of(2) {
         return Err(Error::bad_input(format!(
             "`{}` has no mountpoint: give each dataset with its mountpoint",
             arguments.last().map(String::as_str).unwrap_or_default()
