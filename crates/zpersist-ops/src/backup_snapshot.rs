@@ -18,125 +18,70 @@
 //! Exit 0: done; 1: a zfs step failed (the message says which); 2: bad
 //! arguments (zfs was not run).
 
-use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use clap::{Parser, Subcommand};
+use serde::Serialize;
 use zpersist_core::backup::{
     children_problem, is_ours, judge_view, snapshot_name, view_dataset, ViewFacts, ViewVerdict,
     PROP_VIEW,
 };
+use zpersist_core::error::Error;
 use zpersist_core::mounted::argument_problem;
 use zpersist_core::shown;
-use zpersist_report::{Diagnostic, JsonFlag, Reporter};
 use zpersist_zfs::dataset::{destroy_retrying, mount_retrying, MountError};
 use zpersist_zfs::Zfs;
 
-#[derive(Parser)]
-#[command(
-    version,
-    about = "A fresh snapshot of a service's dataset for its restic backup, and its cleanup"
-)]
-struct Args {
-    #[command(subcommand)]
-    step: Step,
-    /// Kill a zfs call that takes longer than this many seconds.
-    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
-    timeout: u64,
-    #[command(flatten)]
-    output: JsonFlag,
-}
-
-#[derive(Subcommand)]
-enum Step {
-    /// Release stale views, then snapshot DATASET and mount a read-only
-    /// clone of the snapshot on VIEW.
-    Take {
-        /// The service's dataset (full name, with the pool).
-        dataset: String,
-        /// Where the clone mounts (the backup unit binds it over the
-        /// dataset's mountpoint).
-        view: String,
-    },
-    /// Destroy the clone and every `DATASET@zpersist-restic-*` snapshot.
-    Release {
-        /// The service's dataset (full name, with the pool).
-        dataset: String,
-    },
-}
-
 const HELP_ARGS: &str = "the arguments come from the zpersist NixOS module (zpersist.services.<name>.backup.restic); rebuild the system, or pass a full dataset name and an absolute path";
 
-pub fn main() -> ExitCode {
-    let args = Args::parse();
-    let mut reporter = Reporter::new("zpersist-backup-snapshot", args.output.json);
-    let (dataset, view) = match &args.step {
-        Step::Take { dataset, view } => (dataset.clone(), view.clone()),
-        // The view is not used by release; "/" passes the path check.
-        Step::Release { dataset } => (dataset.clone(), "/".to_string()),
-    };
-    if let Some(problem) = argument_problem(&dataset, &view) {
-        return reporter.bad_input(
-            &[Diagnostic::new(problem)],
-            HELP_ARGS,
-            "nothing was touched",
-        );
+/// `dataset` is a service's dataset (a filesystem below the pool) and
+/// `view` an absolute path; bad input otherwise (zfs is not run).
+pub fn check_arguments(dataset: &str, view: &str) -> Result<(), Error> {
+    if let Some(problem) = argument_problem(dataset, view) {
+        return Err(Error::bad_input(problem).with_help(HELP_ARGS));
     }
     if dataset.contains('@') || !dataset.contains('/') {
-        return reporter.bad_input(
-            &[Diagnostic::new(format!(
-                "`{}` is not a service's dataset: give a filesystem below the pool, like tank/services/sonarr",
-                shown(&dataset)
-            ))],
-            HELP_ARGS,
-            "nothing was touched",
-        );
+        return Err(Error::bad_input(format!(
+            "`{}` is not a service's dataset: give a filesystem below the pool, like tank/services/sonarr",
+            shown(dataset)
+        ))
+        .with_help(HELP_ARGS));
     }
-    let zfs = match Zfs::from_path() {
-        Ok(zfs) => zfs.with_timeout(Duration::from_secs(args.timeout)),
-        Err(e) => {
-            reporter.fail(
-                e.to_string(),
-                "the backup runs only from a snapshot; install zfs (boot.zfs.package)",
-            );
-            return reporter.exit_code();
-        }
-    };
-    let done = match args.step {
-        Step::Take { .. } => refuse_children(&zfs, &dataset)
-            .and_then(|()| release(&zfs, &dataset))
-            .and_then(|released| {
-                take(&zfs, &dataset, &view).map(|(snapshot, clone)| {
-                    serde_json::json!({
-                        "dataset": dataset, "released": released,
-                        "snapshot": snapshot, "view": clone, "mountpoint": view,
-                    })
-                })
-            }),
-        Step::Release { .. } => release(&zfs, &dataset)
-            .map(|released| serde_json::json!({ "dataset": dataset, "released": released })),
-    };
-    match done {
-        Ok(document) => {
-            if reporter.json() {
-                reporter.document(&document);
-            } else {
-                for name in document["released"].as_array().into_iter().flatten() {
-                    println!("destroyed {}", shown(name.as_str().unwrap_or_default()));
-                }
-                if let Some(snapshot) = document["snapshot"].as_str() {
-                    println!(
-                        "took {}; its read-only clone {} is mounted on {}",
-                        shown(snapshot),
-                        shown(document["view"].as_str().unwrap_or_default()),
-                        shown(&view)
-                    );
-                }
-            }
-        }
-        Err((what, help)) => reporter.fail(what, help),
-    }
-    reporter.exit_code()
+    Ok(())
+}
+
+/// What `take` did: the `--json` document.
+#[derive(Debug, Serialize)]
+pub struct Taken {
+    pub dataset: String,
+    /// Stale views and snapshots of an interrupted run, destroyed first.
+    pub released: Vec<String>,
+    pub snapshot: String,
+    /// The read-only clone, mounted on `mountpoint`.
+    pub view: String,
+    pub mountpoint: String,
+}
+
+/// Releases what an interrupted run left, then snapshots `dataset` and
+/// mounts a read-only clone of it on `view`. A dataset with descendants is
+/// refused before anything is touched.
+pub fn take(zfs: &Zfs, dataset: &str, view: &str) -> Result<Taken, Error> {
+    let failed = |(what, help): Failure| Error::failed(what).with_help(help);
+    refuse_children(zfs, dataset).map_err(failed)?;
+    let released = release_all(zfs, dataset).map_err(failed)?;
+    let (snapshot, clone) = take_view(zfs, dataset, view).map_err(failed)?;
+    Ok(Taken {
+        dataset: dataset.to_string(),
+        released,
+        snapshot,
+        view: clone,
+        mountpoint: view.to_string(),
+    })
+}
+
+/// Destroys the view clone (when it is ours) and every
+/// `DATASET@zpersist-restic-*` snapshot; what it destroyed.
+pub fn release(zfs: &Zfs, dataset: &str) -> Result<Vec<String>, Error> {
+    release_all(zfs, dataset).map_err(|(what, help)| Error::failed(what).with_help(help))
 }
 
 type Failure = (String, String);
@@ -184,7 +129,7 @@ fn refuse_children(zfs: &Zfs, dataset: &str) -> Result<(), Failure> {
 
 /// Destroys the view clone (when it is ours) and every snapshot of ours on
 /// `dataset`; returns what it destroyed.
-fn release(zfs: &Zfs, dataset: &str) -> Result<Vec<String>, Failure> {
+fn release_all(zfs: &Zfs, dataset: &str) -> Result<Vec<String>, Failure> {
     let mut destroyed = Vec::new();
     let view = view_dataset(dataset);
     let found = zfs
@@ -232,7 +177,7 @@ fn release(zfs: &Zfs, dataset: &str) -> Result<Vec<String>, Failure> {
 }
 
 /// Snapshots `dataset` and mounts a read-only clone of it on `mountpoint`.
-fn take(zfs: &Zfs, dataset: &str, mountpoint: &str) -> Result<(String, String), Failure> {
+fn take_view(zfs: &Zfs, dataset: &str, mountpoint: &str) -> Result<(String, String), Failure> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

@@ -10,67 +10,60 @@
 //! Exit 0: every dataset is mounted where it should be; 1: one is not (or
 //! zfs could not say); 2: bad arguments (zfs was not run).
 
-use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
 use serde::Serialize;
+use zpersist_core::error::Error;
 use zpersist_core::mounted::{
     argument_problem, confirm_shown, message_and_help, mount_state, MountState, Observed,
     PROPERTIES,
 };
 use zpersist_core::shown;
+use zpersist_core::Diagnostic;
 use zpersist_host::inuse::mount_showing;
-use zpersist_report::{Diagnostic, JsonFlag, Reporter};
 use zpersist_zfs::Zfs;
 
-#[derive(Parser)]
-#[command(
-    version,
-    about = "Checks that a service's datasets are mounted where the service keeps its data"
-)]
-struct Args {
-    /// The service the datasets belong to (named in the messages).
-    service: String,
-    /// Pairs of a full dataset name and the absolute path it must be mounted on.
-    #[arg(value_names = ["DATASET", "MOUNTPOINT"], required = true, num_args = 2..)]
-    pairs: Vec<String>,
-    /// Kill `zfs get` when it takes longer than this many seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
-    timeout: u64,
-    // --json: the outcome as JSON instead of lines.
-    #[command(flatten)]
-    output: JsonFlag,
-}
-
-#[derive(Serialize)]
-struct Checked {
-    dataset: String,
+/// One dataset checked.
+#[derive(Debug, Serialize)]
+pub struct Check {
+    pub dataset: String,
     /// Where it must be mounted.
-    expected: String,
+    pub expected: String,
     #[serde(flatten)]
-    state: MountState,
+    pub state: MountState,
     #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<String>,
+    pub message: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    help: Option<String>,
+    pub help: Option<String>,
 }
 
-pub fn main() -> ExitCode {
-    let args = Args::parse();
-    let mut reporter = Reporter::new("zpersist-check-mounted", args.output.json);
-    if args.pairs.len() % 2 != 0 {
-        return reporter.bad_input(
-            &[Diagnostic::new(format!(
-                "`{}` has no mountpoint: give each dataset with its mountpoint",
-                args.pairs.last().unwrap()
-            ))],
-            "zpersist-check-mounted SERVICE DATASET MOUNTPOINT [DATASET MOUNTPOINT]...",
-            "nothing was checked",
-        );
+/// A service's datasets checked: the `--json` document.
+#[derive(Debug, Serialize)]
+pub struct Checked {
+    pub service: String,
+    pub datasets: Vec<Check>,
+}
+
+impl Checked {
+    /// Every dataset is mounted where it should be (exit 0); else exit 1.
+    pub fn all_mounted(&self) -> bool {
+        self.datasets.iter().all(|c| c.state == MountState::Mounted)
     }
-    let pairs: Vec<(String, String)> = args
-        .pairs
+}
+
+const USAGE: &str = "zpersist-check-mounted SERVICE DATASET MOUNTPOINT [DATASET MOUNTPOINT]...";
+
+/// `DATASET MOUNTPOINT...` as pairs, each checked (a full dataset name, an
+/// absolute path); bad input otherwise (zfs is not run).
+pub fn parse_pairs(arguments: &[String]) -> Result<Vec<(String, String)>, Error> {
+    if !arguments.len().is_multiple_of(2) {
+        return Err(Error::bad_input(format!(
+            "`{}` has no mountpoint: give each dataset with its mountpoint",
+            arguments.last().map(String::as_str).unwrap_or_default()
+        ))
+        .with_help(USAGE));
+    }
+    let pairs: Vec<(String, String)> = arguments
         .chunks(2)
         .map(|pair| (pair[0].clone(), pair[1].clone()))
         .collect();
@@ -80,38 +73,36 @@ pub fn main() -> ExitCode {
         .map(Diagnostic::new)
         .collect();
     if !problems.is_empty() {
-        return reporter.bad_input(
-            &problems,
-            "the arguments come from the zpersist NixOS module (zpersist.services); rebuild the system, or pass full dataset names and absolute paths",
-            "nothing was checked",
-        );
+        return Err(Error::bad_inputs(problems).with_help("the arguments come from the zpersist NixOS module (zpersist.services); rebuild the system, or pass full dataset names and absolute paths"));
     }
+    Ok(pairs)
+}
 
-    let service = shown(&args.service).into_owned();
-    let zfs = match Zfs::from_path() {
-        Ok(zfs) => zfs.with_timeout(Duration::from_secs(args.timeout)),
-        Err(e) => {
-            reporter.fail(
-                e.to_string(),
-                format!(
-                    "not starting {service}: without zfs nothing says its datasets are mounted"
-                ),
-            );
-            return reporter.exit_code();
-        }
-    };
+/// Whether each dataset is mounted on its mountpoint and the mountpoint
+/// shows it: one bounded `zfs get` for all, then the mount table. A
+/// dataset that is not is in the answer ([`Checked::all_mounted`]); an
+/// `Err` is zfs missing or failing.
+pub fn check(
+    service: &str,
+    pairs: &[(String, String)],
+    timeout: Duration,
+) -> Result<Checked, Error> {
+    let shown_service = shown(service).into_owned();
+    let zfs = Zfs::from_path()
+        .map_err(|e| {
+            Error::from(e).with_help(format!(
+                "not starting {shown_service}: without zfs nothing says its datasets are mounted"
+            ))
+        })?
+        .with_timeout(timeout);
     let datasets: Vec<String> = pairs.iter().map(|(d, _)| d.clone()).collect();
     let properties: Vec<String> = PROPERTIES.iter().map(|p| p.to_string()).collect();
-    let (observed, _missing) = match zfs.observe_named(&datasets, &properties) {
-        Ok(found) => found,
-        Err(e) => {
-            reporter.fail(e.to_string(), format!("not starting {service}: zfs could not say whether its datasets are mounted; see whether the pool is imported and healthy (zpool status), then start {service}'s units again"));
-            return reporter.exit_code();
-        }
-    };
-
-    let checked: Vec<Checked> = pairs
-        .into_iter()
+    let (observed, _missing) = zfs.observe_named(&datasets, &properties).map_err(|e| {
+        Error::from(e).with_help(format!("not starting {shown_service}: zfs could not say whether its datasets are mounted; see whether the pool is imported and healthy (zpool status), then start {shown_service}'s units again"))
+    })?;
+    let checked = pairs
+        .iter()
+        .cloned()
         .map(|(dataset, expected)| {
             let seen = observed.exists(&dataset).then(|| Observed {
                 mounted: observed.value(&dataset, "mounted").map(str::to_string),
@@ -127,11 +118,12 @@ pub fn main() -> ExitCode {
                     .as_ref()
                     .map_err(|e| format!("{e}")),
             );
-            let (message, help) = match message_and_help(&service, &dataset, &expected, &state) {
-                Some((message, help)) => (Some(message), Some(help)),
-                None => (None, None),
-            };
-            Checked {
+            let (message, help) =
+                match message_and_help(&shown_service, &dataset, &expected, &state) {
+                    Some((message, help)) => (Some(message), Some(help)),
+                    None => (None, None),
+                };
+            Check {
                 dataset,
                 expected,
                 state,
@@ -140,20 +132,8 @@ pub fn main() -> ExitCode {
             }
         })
         .collect();
-    let all_mounted = checked.iter().all(|c| c.state == MountState::Mounted);
-
-    if reporter.json() {
-        reporter.document(&serde_json::json!({ "service": args.service, "datasets": checked }));
-    } else {
-        for c in &checked {
-            match (&c.message, &c.help) {
-                (Some(message), Some(help)) => reporter.fail(message, help),
-                _ => println!("{} is mounted on {}", shown(&c.dataset), shown(&c.expected)),
-            }
-        }
-    }
-    if !all_mounted {
-        reporter.mark_failed();
-    }
-    reporter.exit_code()
+    Ok(Checked {
+        service: service.to_string(),
+        datasets: checked,
+    })
 }

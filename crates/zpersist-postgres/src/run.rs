@@ -170,6 +170,16 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// A PostgreSQL call that failed: its line, its help, itself as the cause.
+impl From<PgError> for zpersist_core::error::Error {
+    fn from(e: PgError) -> zpersist_core::error::Error {
+        let help = e.help.clone();
+        zpersist_core::error::Error::failed(e.to_string())
+            .with_help(help)
+            .caused_by(e)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

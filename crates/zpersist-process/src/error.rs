@@ -207,6 +207,20 @@ pub fn stderr_tail(stderr: &[u8]) -> String {
     }
 }
 
+/// A program that did not succeed is a failure of the operation that ran
+/// it: its one line, its help, and itself as the cause.
+impl From<ProcessError> for zpersist_core::error::Error {
+    fn from(e: ProcessError) -> zpersist_core::error::Error {
+        let help = e.help.clone();
+        let error = zpersist_core::error::Error::failed(e.to_string()).caused_by(e);
+        if help.is_empty() {
+            error
+        } else {
+            error.with_help(help)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

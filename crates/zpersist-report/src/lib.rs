@@ -33,6 +33,7 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 pub use zpersist_core::contract::Diagnostic;
+pub use zpersist_core::error::{Error, Kind};
 use zpersist_core::shown;
 
 /// Done, or nothing to do.
@@ -158,6 +159,29 @@ impl Reporter {
         i32::from(EXIT_BAD_INPUT)
     }
 
+    /// Reports the error an operation ended with and returns the exit code
+    /// its kind maps to: bad input as [`Reporter::bad_input`] (every
+    /// problem, `BINARY: nothing was touched`, exit 2), a failure or what
+    /// needs a person as [`Reporter::abort`] (exit 1).
+    pub fn report(&mut self, error: &Error) -> ExitCode {
+        match error.kind {
+            Kind::BadInput => {
+                let mut problems = error.diagnostics();
+                let help = problems[0].help.take().unwrap_or_else(|| {
+                    "see the binary's --help and docs/ for what it accepts".to_string()
+                });
+                self.bad_input(&problems, &help, "nothing was touched")
+            }
+            Kind::Failed | Kind::NeedsPerson => {
+                for d in &error.diagnostics()[1..] {
+                    self.error(d);
+                }
+                self.abort(&error.diagnostics()[0]);
+                ExitCode::from(error.exit_code())
+            }
+        }
+    }
+
     /// Marks the run failed without printing (the problem was reported
     /// another way, e.g. in the `--json` document).
     pub fn mark_failed(&mut self) {
@@ -231,6 +255,26 @@ mod tests {
         reporter.abort(&Diagnostic::new("the repository is gone"));
         assert!(reporter.failed());
         assert_eq!(reporter.exit_code(), ExitCode::from(EXIT_FAILED));
+    }
+
+    #[test]
+    fn an_error_s_kind_is_its_exit_code() {
+        let mut reporter = Reporter::new("test", false);
+        assert_eq!(
+            reporter.report(&Error::bad_input("no such service").with_help("name one")),
+            ExitCode::from(EXIT_BAD_INPUT)
+        );
+        let mut reporter = Reporter::new("test", false);
+        assert_eq!(
+            reporter.report(&Error::failed("zfs failed").on_dataset("tank/a")),
+            ExitCode::from(EXIT_FAILED)
+        );
+        assert!(reporter.failed());
+        let mut reporter = Reporter::new("test", false);
+        assert_eq!(
+            reporter.report(&Error::needs_person("the original is kept aside")),
+            ExitCode::from(EXIT_FAILED)
+        );
     }
 
     #[test]

@@ -235,6 +235,15 @@ pub fn parse_environment(text: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// A restic call that failed: its line, itself as the cause.
+impl From<ResticError> for zpersist_core::error::Error {
+    fn from(e: ResticError) -> zpersist_core::error::Error {
+        zpersist_core::error::Error::failed(e.to_string())
+            .with_help("run the restic command by hand with the repository's environment file to see more; `restic check` tells whether the repository is sound")
+            .caused_by(e)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

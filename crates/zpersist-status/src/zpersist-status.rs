@@ -1,5 +1,66 @@
-//! zpersist-status: the thin main over `zpersist_ops::status`.
+//! `zpersist status [SERVICE] [--json] [--config DIR]`: the thin main over
+//! `zpersist_ops::status` (arguments → run → print → exit). Exit 0: every
+//! objective met; 1: one is missed (or a zfs call failed); 2: bad
+//! arguments or contracts (nothing read from ZFS).
 
-fn main() -> std::process::ExitCode {
-    zpersist_ops::status::main()
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use zpersist_ops::status;
+use zpersist_report::{JsonFlag, Reporter};
+
+#[derive(Parser)]
+#[command(
+    name = "zpersist status",
+    about = "Whether each service's persistence keeps its promises"
+)]
+struct Args {
+    /// Only this service (a name in services.json).
+    service: Option<String>,
+    /// Where services.json, replication.json and status.json are.
+    #[arg(long, default_value = status::DEFAULT_CONFIG)]
+    config: String,
+    // --json: the report as JSON on stdout instead of text.
+    #[command(flatten)]
+    output: JsonFlag,
+    /// Also write the report as a Prometheus textfile here (atomically).
+    #[arg(long, value_name = "PATH")]
+    textfile: Option<String>,
+    /// Kill a zfs or ssh call that takes longer than this many seconds
+    /// (default: replication.json's timeoutSeconds, else 60).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    timeout: Option<u64>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let mut reporter = Reporter::new("zpersist status", args.output.json);
+    let options = status::Options {
+        service: args.service,
+        config: args.config.into(),
+        timeout: args.timeout,
+    };
+    let report = match status::run(&options) {
+        Ok(report) => report,
+        Err(e) => return reporter.report(&e),
+    };
+    if reporter.json() {
+        reporter.document(&report);
+    } else {
+        print!("{}", report.text(std::io::stdout().is_terminal()));
+    }
+    if let Some(path) = &args.textfile {
+        // The report is out already: the error goes beside it, on stderr.
+        if let Err(e) = report.write_textfile(path) {
+            for d in e.diagnostics() {
+                reporter.error(&d);
+            }
+            return reporter.exit_code();
+        }
+    }
+    if !report.in_shape() {
+        reporter.mark_failed();
+    }
+    reporter.exit_code()
 }

@@ -141,3 +141,20 @@ pub fn destroy_retrying(zfs: &Zfs, name: &str) -> Result<(), MountError> {
         Err(e) => Err(MountError::from(e)),
     })
 }
+
+/// A mount, unmount or destroy that failed: a missing dataset names it; a
+/// zfs failure is zpersist-process's error.
+impl From<MountError> for zpersist_core::error::Error {
+    fn from(e: MountError) -> zpersist_core::error::Error {
+        match e {
+            MountError::Missing(dataset) => zpersist_core::error::Error::failed(
+                "the dataset does not exist",
+            )
+            .on_dataset(dataset)
+            .with_help(
+                "zpersist-datasets.service creates it; `systemctl status zpersist-datasets`",
+            ),
+            MountError::Zfs(z) => z.into(),
+        }
+    }
+}

@@ -12,15 +12,13 @@
 mod health;
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
-use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::replication::config::{Config as Replication, TargetLocation, DEFAULT_TIMEOUT_SECONDS};
 use crate::replication::{listing, report};
-use clap::Parser;
 use zpersist_core::contract::Contract;
 use zpersist_core::drill::DrillResult;
+use zpersist_core::error::Error;
 use zpersist_core::migration::ServicesFile;
 use zpersist_core::mounted::{confirm_shown, mount_state, MountState, Observed};
 use zpersist_core::pitr::PitrContract;
@@ -36,36 +34,85 @@ use zpersist_core::status::{
 use zpersist_core::time::{in_future, newest_by_clock};
 use zpersist_core::ObservedPool;
 use zpersist_host::inuse::mount_showing;
-use zpersist_report::{Diagnostic, JsonFlag, Reporter};
 use zpersist_zfs::{all_snapshots_argv, parse_all_snapshots, Zfs};
 
-#[derive(Parser)]
-#[command(
-    name = "zpersist status",
-    about = "Whether each service's persistence keeps its promises"
-)]
-struct Args {
+/// Where the module's files are read from by default.
+pub const DEFAULT_CONFIG: &str = "/etc/zpersist";
+
+/// What one status run looks at.
+#[derive(Debug, Clone)]
+pub struct Options {
     /// Only this service (a name in services.json).
-    service: Option<String>,
-    /// Where services.json, replication.json and status.json are.
-    #[arg(long, default_value = "/etc/zpersist")]
-    config: String,
-    // --json: the report as JSON on stdout instead of text.
-    #[command(flatten)]
-    output: JsonFlag,
-    /// Also write the report as a Prometheus textfile here (atomically).
-    #[arg(long, value_name = "PATH")]
-    textfile: Option<String>,
+    pub service: Option<String>,
+    /// Where services.json, replication.json, status.json and pitr.json are.
+    pub config: std::path::PathBuf,
     /// Kill a zfs or ssh call that takes longer than this many seconds
     /// (default: replication.json's timeoutSeconds, else 60).
-    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
-    timeout: Option<u64>,
+    pub timeout: Option<u64>,
 }
 
-/// Bad arguments or contracts: the error and its help (zpersist-report),
-/// exit 2; nothing was read from ZFS.
-fn bad_input(reporter: &mut Reporter, error: String, help: &str) -> ExitCode {
-    reporter.bad_input(&[Diagnostic::new(error)], help, "nothing was read from ZFS")
+/// One status run's report: each selected service's verdict, every
+/// pool's health, PostgreSQL's recovery (when pitr.json is there). The
+/// `--json` document as it serialises.
+#[derive(Debug, serde::Serialize)]
+pub struct Report {
+    pub now: i64,
+    pub services: Vec<ServiceStatus>,
+    pub pools: Vec<PoolStatus>,
+    pub postgresql: Option<PitrStatus>,
+}
+
+impl Report {
+    /// Whether every objective is met (exit 0); else exit 1.
+    pub fn in_shape(&self) -> bool {
+        self.services.iter().all(ServiceStatus::in_shape)
+            && self.pools.iter().all(PoolStatus::in_shape)
+            && self.postgresql.as_ref().is_none_or(PitrStatus::in_shape)
+    }
+
+    /// The report for people: one block per service, pool, PostgreSQL
+    /// (`colour`: marks in colour, for a terminal).
+    pub fn text(&self, colour: bool) -> String {
+        let mut out = String::new();
+        for s in &self.services {
+            out.push_str(&describe(s, colour));
+        }
+        for p in &self.pools {
+            out.push_str(&describe_pool(p, colour));
+        }
+        if let Some(p) = &self.postgresql {
+            out.push_str(&describe_postgresql(p, colour));
+        }
+        out
+    }
+
+    /// The report as a Prometheus textfile.
+    pub fn textfile(&self) -> String {
+        let mut text = zpersist_core::status::textfile(&self.services);
+        zpersist_core::status::pools::textfile(&self.pools, &mut text);
+        if let Some(p) = &self.postgresql {
+            zpersist_core::status::pitr::textfile(p, &mut text);
+        }
+        text
+    }
+
+    /// Writes [`Report::textfile`] to `path`, atomically.
+    pub fn write_textfile(&self, path: &str) -> Result<(), Error> {
+        zpersist_host::write_atomically(std::path::Path::new(path), self.textfile().as_bytes())
+            .map_err(|e| {
+                Error::failed(format!("cannot write the textfile: {e}"))
+                    .in_file(path)
+                    .with_help(
+                        "its directory must exist and be writable (zpersist.status.textfile)",
+                    )
+            })
+    }
+}
+
+/// Bad arguments or contracts: the error and its help; nothing was read
+/// from ZFS.
+fn bad_input(error: String, help: &str) -> Error {
+    Error::bad_input(error).with_help(help)
 }
 
 const REBUILD: &str =
@@ -90,54 +137,50 @@ fn load<C: Contract>(dir: &std::path::Path, name: &str) -> Result<Option<C>, Str
         })
 }
 
-pub fn main() -> ExitCode {
-    let args = Args::parse();
-    let mut reporter = Reporter::new("zpersist status", args.output.json);
-    let dir = std::path::Path::new(&args.config);
+/// One status run: reads the module's files in `options.config`, gathers
+/// the facts (two zfs calls for the pool, one listing per replication
+/// target, the restic repositories, the pools' health, PostgreSQL's
+/// recovery) and judges them. Bad input (a missing or invalid file, an
+/// unknown service) is an [`Error`] of kind bad input, before ZFS is read;
+/// a failed zfs call a failure. A missed objective is no error: see
+/// [`Report::in_shape`].
+pub fn run(options: &Options) -> Result<Report, Error> {
+    let dir = options.config.as_path();
     let services = match load::<ServicesFile>(dir, "services.json") {
         Ok(Some(services)) => services,
         Ok(None) => {
-            return bad_input(
-                &mut reporter,
+            return Err(bad_input(
                 format!(
                     "cannot read {}: no such file",
                     dir.join("services.json").display()
                 ),
                 REBUILD,
-            )
+            ))
         }
-        Err(e) => return bad_input(&mut reporter, e, REBUILD),
+        Err(e) => return Err(bad_input(e, REBUILD)),
     };
-    let replication = match load::<Replication>(dir, "replication.json") {
-        Ok(r) => r,
-        Err(e) => return bad_input(&mut reporter, e, REBUILD),
-    };
-    let objectives = match load::<StatusFile>(dir, "status.json") {
-        Ok(s) => s.unwrap_or_default(),
-        Err(e) => return bad_input(&mut reporter, e, REBUILD),
-    };
+    let replication =
+        load::<Replication>(dir, "replication.json").map_err(|e| bad_input(e, REBUILD))?;
+    let objectives = load::<StatusFile>(dir, "status.json")
+        .map_err(|e| bad_input(e, REBUILD))?
+        .unwrap_or_default();
     // PostgreSQL's recovery, when the host archives WAL (pitr.json).
-    let pitr = match load::<PitrContract>(dir, "pitr.json") {
-        Ok(p) => p,
-        Err(e) => return bad_input(&mut reporter, e, REBUILD),
-    };
+    let pitr = load::<PitrContract>(dir, "pitr.json").map_err(|e| bad_input(e, REBUILD))?;
     if pitr.is_none() && objectives.postgresql.is_some() {
-        return bad_input(
-            &mut reporter,
+        return Err(bad_input(
             format!(
                 "{} declares PostgreSQL objectives but there is no {}",
                 dir.join("status.json").display(),
                 dir.join("pitr.json").display()
             ),
             REBUILD,
-        );
+        ));
     }
-    let selected: Vec<(&String, _)> = match &args.service {
+    let selected: Vec<(&String, _)> = match &options.service {
         Some(name) => match services.services.get_key_value(name) {
             Some(entry) => vec![entry],
             None => {
-                return bad_input(
-                    &mut reporter,
+                return Err(bad_input(
                     format!(
                         "no service \"{name}\" in {}",
                         dir.join("services.json").display()
@@ -151,14 +194,15 @@ pub fn main() -> ExitCode {
                             .collect::<Vec<_>>()
                             .join(", ")
                     ),
-                )
+                ))
             }
         },
         None => services.services.iter().collect(),
     };
 
     let timeout = Duration::from_secs(
-        args.timeout
+        options
+            .timeout
             .or(replication.as_ref().and_then(|r| r.timeout_seconds))
             .unwrap_or(DEFAULT_TIMEOUT_SECONDS),
     );
@@ -189,14 +233,16 @@ pub fn main() -> ExitCode {
     {
         Ok(o) => o,
         Err(e) => {
-            reporter.fail(
-                format!("reading the properties of {pool} failed: {}", e.message()),
-                format!(
-                    "run `{}` and see what zfs says; `zpool status {pool}`",
-                    e.argv.join(" ")
-                ),
+            let help = format!(
+                "run `{}` and see what zfs says; `zpool status {pool}`",
+                e.argv.join(" ")
             );
-            return reporter.exit_code();
+            return Err(Error::failed(format!(
+                "reading the properties of {pool} failed: {}",
+                e.message()
+            ))
+            .with_help(help)
+            .caused_by(e));
         }
     };
     // Call 2: every snapshot in the pool.
@@ -210,11 +256,10 @@ pub fn main() -> ExitCode {
     {
         Ok(s) => s,
         Err((message, command)) => {
-            reporter.fail(
-                format!("listing the snapshots of {pool} failed: {message}"),
-                format!("run `{command}` and see what zfs says"),
-            );
-            return reporter.exit_code();
+            return Err(Error::failed(format!(
+                "listing the snapshots of {pool} failed: {message}"
+            ))
+            .with_help(format!("run `{command}` and see what zfs says")));
         }
     };
 
@@ -277,50 +322,12 @@ pub fn main() -> ExitCode {
         .as_ref()
         .map(|c| health::postgresql(c, objectives.postgresql.as_ref(), timeout, now));
 
-    if reporter.json() {
-        reporter.document(&serde_json::json!({
-            "now": now,
-            "services": statuses,
-            "pools": pools,
-            "postgresql": postgresql,
-        }));
-    } else {
-        let colour = std::io::stdout().is_terminal();
-        for s in &statuses {
-            print!("{}", describe(s, colour));
-        }
-        for p in &pools {
-            print!("{}", describe_pool(p, colour));
-        }
-        if let Some(p) = &postgresql {
-            print!("{}", describe_postgresql(p, colour));
-        }
-    }
-    if let Some(path) = &args.textfile {
-        let mut text = zpersist_core::status::textfile(&statuses);
-        zpersist_core::status::pools::textfile(&pools, &mut text);
-        if let Some(p) = &postgresql {
-            zpersist_core::status::pitr::textfile(p, &mut text);
-        }
-        if let Err(e) = zpersist_host::write_atomically(std::path::Path::new(path), text.as_bytes())
-        {
-            reporter.error(
-                &Diagnostic::new(format!("cannot write the textfile: {e}"))
-                    .in_file(path)
-                    .with_help(
-                        "its directory must exist and be writable (zpersist.status.textfile)",
-                    ),
-            );
-            return reporter.exit_code();
-        }
-    }
-    if !statuses.iter().all(ServiceStatus::in_shape)
-        || !pools.iter().all(PoolStatus::in_shape)
-        || !postgresql.as_ref().is_none_or(PitrStatus::in_shape)
-    {
-        reporter.mark_failed();
-    }
-    reporter.exit_code()
+    Ok(Report {
+        now,
+        services: statuses,
+        pools,
+        postgresql,
+    })
 }
 
 /// What the targets hold, gathered once per target: a local target's whole
