@@ -30,7 +30,7 @@ use zpersist_core::preseed::PreseedPlan;
 use zpersist_core::status::StatusFile;
 
 /// Where the NixOS module puts the contracts.
-pub const DEFAULT_DIR: &str = "/etc/zpersist";
+pub const DEFAULT_DIR: &str = crate::status::DEFAULT_CONFIG;
 
 /// What to do about a contract that is missing or wrong: it is not edited
 /// by hand.

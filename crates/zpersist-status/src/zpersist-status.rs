@@ -3,7 +3,6 @@
 //! objective met; 1: one is missed (or a zfs call failed); 2: bad
 //! arguments or contracts (nothing read from ZFS).
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -45,22 +44,5 @@ fn main() -> ExitCode {
         Ok(report) => report,
         Err(e) => return reporter.report(&e),
     };
-    if reporter.json() {
-        reporter.document(&report);
-    } else {
-        print!("{}", report.text(std::io::stdout().is_terminal()));
-    }
-    if let Some(path) = &args.textfile {
-        // The report is out already: the error goes beside it, on stderr.
-        if let Err(e) = report.write_textfile(path) {
-            for d in e.diagnostics() {
-                reporter.error(&d);
-            }
-            return reporter.exit_code();
-        }
-    }
-    if !report.in_shape() {
-        reporter.mark_failed();
-    }
-    reporter.exit_code()
+    report.print(&mut reporter, args.textfile.as_deref())
 }

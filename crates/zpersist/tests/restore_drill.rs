@@ -220,7 +220,7 @@ fn replace_moves_the_data_there_aside_and_restores_the_chosen_source() {
 }
 
 #[test]
-fn an_empty_dataset_restores_without_replace_and_drill_works_from_the_docs() {
+fn drill_and_status_work_from_the_docs_and_an_empty_dataset_restores_without_replace() {
     let f = Fixture::new("clidrill");
     let drill = f.run(&["drill", "sonarr"]);
     assert_eq!(drill.code, 0, "{drill:#?}");
@@ -242,6 +242,46 @@ fn an_empty_dataset_restores_without_replace_and_drill_works_from_the_docs() {
         "database v1",
         "the drill never touches the live data"
     );
+
+    // `zpersist status`: the service, its last drill, the pool.
+    let services = json!({ "version": 1, "pool": f.pool.name, "services": {
+        "sonarr": { "dataset": f.ds, "mountpoint": f.mountpoint },
+    }});
+    let status = json!({ "version": 1, "services": { "sonarr": { "drill": {
+        "resultFile": f.pool.scratch("drill-state").join("sonarr.json"),
+        "unit": "zpersist-sonarr-drill.service",
+        "maxAgeSeconds": 3600, "maxRpoSeconds": 100_000_000u64,
+    }}}});
+    for (file, value) in [("services.json", services), ("status.json", status)] {
+        std::fs::write(f.config.join(file), value.to_string()).unwrap();
+    }
+    let text = f.run(&["status"]);
+    assert_eq!(text.code, 0, "{text:#?}");
+    for said in [
+        "sonarr",
+        "  last drill: succeeded at ",
+        "    local: ok, RPO ",
+        &f.pool.name,
+    ] {
+        assert!(text.stdout.contains(said), "{said}:\n{}", text.stdout);
+    }
+    assert!(text.mutating_calls().is_empty(), "{:?}", text.zfs_calls);
+    let one = f.run(&["--json", "status", "sonarr"]);
+    assert_eq!(one.code, 0, "{one:#?}");
+    let doc: Value = serde_json::from_str(&one.stdout).unwrap();
+    assert_eq!(doc["services"][0]["service"], "sonarr", "{doc:#}");
+    assert_eq!(doc["services"][0]["drill"]["ok"], true, "{doc:#}");
+    assert!(
+        doc["pools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["pool"] == f.pool.name.as_str()),
+        "{doc:#}"
+    );
+    let unknown = f.run(&["status", "lidarr"]);
+    assert_eq!(unknown.code, 2, "{unknown:#?}");
+    assert!(unknown.zfs_calls.is_empty(), "{:?}", unknown.zfs_calls);
 
     // Emptied: a restore by hand needs no --replace.
     std::fs::remove_dir_all(f.mountpoint.join("db")).unwrap();

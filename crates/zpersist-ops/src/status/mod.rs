@@ -107,6 +107,36 @@ impl Report {
                     )
             })
     }
+
+    /// Shows the report through the binary's reporter (the JSON document,
+    /// or the text, coloured on a terminal), writes the textfile if asked,
+    /// and gives the exit code: 1 when a promise is broken or the textfile
+    /// cannot be written. zpersist-status and `zpersist status` both end so.
+    pub fn print(
+        &self,
+        reporter: &mut zpersist_report::Reporter,
+        textfile: Option<&str>,
+    ) -> std::process::ExitCode {
+        use std::io::IsTerminal;
+        if reporter.json() {
+            reporter.document(self);
+        } else {
+            print!("{}", self.text(std::io::stdout().is_terminal()));
+        }
+        if let Some(path) = textfile {
+            // The report is out already: the error goes beside it, on stderr.
+            if let Err(e) = self.write_textfile(path) {
+                for d in e.diagnostics() {
+                    reporter.error(&d);
+                }
+                return reporter.exit_code();
+            }
+        }
+        if !self.in_shape() {
+            reporter.mark_failed();
+        }
+        reporter.exit_code()
+    }
 }
 
 /// Bad arguments or contracts: the error and its help; nothing was read
