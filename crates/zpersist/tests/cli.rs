@@ -128,6 +128,15 @@ fn a_configuration_directory_without_contracts_is_bad_input_naming_the_file() {
         (&["datasets", "apply"], "datasets.json"),
         (&["datasets", "apply", "--dry-run"], "datasets.json"),
         (&["config", "check"], dir),
+        // What the units run (hidden): the plan given, named when missing.
+        (
+            &["preseed", "--plan", "/nonexistent/preseed.json"],
+            "/nonexistent/preseed.json",
+        ),
+        (
+            &["drill", "--plan", "/nonexistent/drill.json"],
+            "/nonexistent/drill.json",
+        ),
     ] {
         for json in [false, true] {
             let mut all = vec!["--config-dir", dir];
