@@ -340,6 +340,9 @@ fn restore_service_from(source: &str) {
     let config = f.pool.scratch("etc-zpersist");
     std::fs::create_dir_all(&config).unwrap();
     write_services_json(&config, &f.pool.name, &f.ds, &f.mountpoint);
+    // Where `zpersist restore` finds the plan, as the module links it.
+    std::fs::create_dir_all(config.join("preseed")).unwrap();
+    std::fs::copy(&preseed_plan, config.join("preseed/sonarr.json")).unwrap();
     let settings = format!(
         r#"SERVICE=sonarr
 DATASET={ds}
@@ -347,7 +350,6 @@ MOUNTPOINT={mp}
 OWNER=daemon GROUP=daemon
 SIBLING={sibling}
 RESTORE_MNT={restore_mnt}
-PRESEED_PLAN={preseed_plan}
 DATASETS_PLAN={datasets_plan}
 NAS={user}@{host} NAS_PORT={port}
 NAS_KEY={key} NAS_KNOWN_HOSTS={known_hosts}
