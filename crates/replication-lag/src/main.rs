@@ -7,19 +7,13 @@
 //! this host's snapshots of a dataset, or a lag is above `maxLagSeconds`;
 //! 2: bad arguments or config (nothing ran).
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Parser;
-use zpersist_core::replication::{self, SnapshotRef};
-use zpersist_ops::replication::config::{Config, TargetLocation, DEFAULT_TIMEOUT_SECONDS};
-use zpersist_ops::replication::listing;
-use zpersist_ops::replication::report::{self, Measurement};
-use zpersist_process::seconds;
+use zpersist_core::replication::SnapshotRef;
+use zpersist_ops::replication::{self, config::Config, report, report::Measurement};
 use zpersist_report::{Diagnostic, JsonFlag, Reporter};
-use zpersist_zfs::Zfs;
 
 #[derive(Parser)]
 #[command(
@@ -79,104 +73,10 @@ fn main() -> ExitCode {
             )
         }
     };
-    let identifiers: Vec<String> = config
-        .targets
-        .values()
-        .map(|t| t.identifier.clone())
-        .collect();
-    let max_lag = args.max_lag.or(config.max_lag_seconds);
-    let timeout = Duration::from_secs(
-        args.timeout
-            .or(config.timeout_seconds)
-            .unwrap_or(DEFAULT_TIMEOUT_SECONDS),
-    );
-    let total = config.datasets.len();
-    // Found once; when zfs is missing every check fails with that message.
-    // Every zfs and ssh call is killed at `timeout`.
-    let zfs = Zfs::from_path().map(|zfs| zfs.with_timeout(timeout));
-    // Targets a call timed out on, with the check it was for (source,
-    // target dataset): the rest of their checks are skipped, so that a hung
-    // target costs one timeout per run, not one per dataset.
-    let mut hung: BTreeMap<String, (String, String)> = BTreeMap::new();
-    let mut measurements = Vec::new();
-    for (i, pair) in config.datasets.iter().enumerate() {
-        let target = &config.targets[&pair.target];
-        reporter.note(format!(
-            "[{}/{total}] {} on {} ...",
-            i + 1,
-            pair.source,
-            pair.target
-        ));
-        let mut m = Measurement {
-            source: pair.source.clone(),
-            target: pair.target.clone(),
-            target_dataset: pair.target_dataset.clone(),
-            newest_local: None,
-            newest_on_target: None,
-            lag_seconds: None,
-            error: None,
-            no_common_snapshot: None,
-            help: None,
-        };
-        let location = target
-            .location(timeout)
-            .expect("the contract refuses a target that is neither local nor remote");
-        if let Some((source, dataset)) = hung.get(&pair.target) {
-            m.error = Some(format!(
-                "not checked: a call for {dataset} on {location} did not finish within {} earlier in this run",
-                seconds(timeout)
-            ));
-            m.help = Some(format!(
-                "see the error for {source} -> {}; its other checks are skipped until the next run",
-                pair.target
-            ));
-            measurements.push(m);
-            continue;
-        }
-        let listings = listing::local(&zfs, &pair.source).and_then(|local| {
-            listing::on_target(&zfs, &location, &target.dataset, &pair.target_dataset)
-                .map(|on_target| (local, on_target))
-                .inspect_err(|failure| {
-                    if failure.timed_out {
-                        hung.insert(
-                            pair.target.clone(),
-                            (pair.source.clone(), pair.target_dataset.clone()),
-                        );
-                    }
-                })
-        });
-        match listings {
-            Ok((local, on_target)) => {
-                let (l, r, lag) = replication::measure(
-                    &target.identifier,
-                    &identifiers,
-                    &local,
-                    on_target.as_deref().unwrap_or_default(),
-                );
-                if r.is_none() {
-                    let (why, help) = report::no_common_snapshot(
-                        &pair.source,
-                        &pair.target,
-                        &pair.target_dataset,
-                        &location.to_string(),
-                        &local,
-                        on_target.as_deref(),
-                    );
-                    m.no_common_snapshot = Some(why);
-                    m.help = Some(help);
-                }
-                m.newest_local = l;
-                m.newest_on_target = r;
-                m.lag_seconds = lag;
-            }
-            Err(failure) => {
-                m.error = Some(failure.error);
-                m.help = Some(failure.help);
-            }
-        }
-        measurements.push(m);
-    }
-
+    let options = replication::Options {
+        timeout: args.timeout,
+    };
+    let measurements = replication::measure_all(&config, &options, |line| reporter.note(line));
     if reporter.json() {
         reporter.document(&measurements);
     } else {
@@ -185,6 +85,7 @@ fn main() -> ExitCode {
         }
     }
 
+    let max_lag = args.max_lag.or(config.max_lag_seconds);
     let textfile = args.textfile.or(config.textfile.clone());
     if let Some(path) = textfile.filter(|p| p != "-") {
         if let Err(e) = zpersist_host::write_atomically(
