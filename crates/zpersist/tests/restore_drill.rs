@@ -184,6 +184,25 @@ fn a_dry_run_touches_nothing_and_data_there_is_refused_without_replace() {
 fn replace_moves_the_data_there_aside_and_restores_the_chosen_source() {
     let f = Fixture::new("clireplace");
     f.write("v2");
+
+    // The service still running (a process inside): refused, untouched.
+    let mut running = std::process::Command::new("sleep")
+        .arg("600")
+        .current_dir(f.mountpoint.join("db"))
+        .spawn()
+        .unwrap();
+    let busy = f.run(&["restore", "sonarr", "--from", "local", "--replace"]);
+    running.kill().unwrap();
+    running.wait().unwrap();
+    assert_eq!(busy.code, 1, "{busy:#?}");
+    assert!(
+        busy.stderr.contains("is in use by sleep (pid ")
+            && busy.stderr.contains("stop the service's units first"),
+        "{}",
+        busy.stderr
+    );
+    assert!(busy.mutating_calls().is_empty(), "{:?}", busy.zfs_calls);
+    assert_eq!(f.read(), "database v2");
     let run = f.run(&["restore", "sonarr", "--from", "local", "--replace"]);
     assert_eq!(run.code, 0, "{run:#?}");
     assert_eq!(f.read(), "database v1");

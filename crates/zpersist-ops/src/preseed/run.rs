@@ -21,8 +21,9 @@ use zpersist_core::property::is_create_only;
 use zpersist_core::text::human_bytes;
 use zpersist_core::time::rfc3339;
 use zpersist_host::failpoint::Failpoints;
-use zpersist_host::inuse::mount_showing;
+use zpersist_host::inuse::{mount_showing, processes_using};
 use zpersist_host::manifest::{holds_data, look_for_data};
+use zpersist_host::path::resolved;
 use zpersist_process::Command;
 use zpersist_zfs::dataset::{is_busy, mount_retrying, unmount_retrying};
 use zpersist_zfs::Zfs;
@@ -853,6 +854,40 @@ impl Run<'_> {
         Ok(None)
     }
 
+    /// Data that is there is replaced only when nothing uses it: a process
+    /// with a file, its working directory or its root in the mountpoint
+    /// (the service still running) stops the restore before anything is
+    /// touched; a dry run says so and goes on.
+    fn not_in_use(&mut self) -> Result<(), Failure> {
+        let users = processes_using(&[resolved(&self.plan.mountpoint)]);
+        if users.is_empty() {
+            return Ok(());
+        }
+        let who: Vec<String> = users
+            .iter()
+            .map(|u| format!("{} (pid {}): {}", u.command, u.pid, u.what))
+            .collect();
+        let error = format!(
+            "{}: {} is in use by {}",
+            self.plan.service,
+            self.plan.mountpoint,
+            who.join(", ")
+        );
+        if self.options.dry_run {
+            self.report
+                .warnings
+                .push(format!("{error}: the restore would refuse to replace it"));
+            return Ok(());
+        }
+        Err(fail(
+            format!("{error}; nothing was replaced or touched"),
+            format!(
+                "stop the service's units first (`systemctl stop` each unit of {}, and whatever else the list names), then run the restore again",
+                self.plan.service
+            ),
+        ))
+    }
+
     /// The service's path shows its dataset: not a filesystem mounted
     /// over it, not the directory beneath it. `consequence` ends the error.
     fn path_shows_dataset(&self, consequence: &str) -> Result<(), Failure> {
@@ -988,6 +1023,9 @@ impl Run<'_> {
         // into an empty dataset, the data moved aside instead of refused.
         let replacing = holds && self.options.replace;
         let restoring = !holds || replacing;
+        if replacing {
+            self.not_in_use()?;
+        }
         let recorded = props
             .get(PROP_PRESEED)
             .filter(|v| v.as_str() != "-")
