@@ -931,12 +931,15 @@ fn the_runbooks_settings_are_forges_values() {
             "restore-service.md sets {name}"
         );
     }
+    // `zpersist restore SERVICE` reads the plan the preseed unit runs, which
+    // the module links as ZPERSIST_CONFIG/preseed/SERVICE.json.
+    let linked = forge.clone().read_write().attr(&format!(
+        r#"config.environment.etc."zpersist/preseed/{}.json".source"#,
+        s(&plan["service"])
+    ));
     assert!(
-        Runbook::load("restore-service.md")
-            .settings()
-            .code
-            .contains(&format!("zpersist-{}-preseed.service", s(&plan["service"]))),
-        "the preseed unit's name"
+        s(&linked).ends_with(&format!("-zpersist-preseed-{}.json", s(&plan["service"]))),
+        "{linked}"
     );
 
     let set = settings_of("replace-replica-target.md");
