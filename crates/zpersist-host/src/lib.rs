@@ -26,6 +26,7 @@ pub mod fsync;
 pub mod inuse;
 pub mod manifest;
 pub mod path;
+pub mod resource_lock;
 pub mod steps;
 pub use failure::Failure;
 
@@ -270,6 +271,13 @@ pub fn lock_within(
             Err(fs::TryLockError::Error(e)) => return Err(e),
         }
     }
+    write_holder(&mut file, "")?;
+    Ok(RunLock { _file: file, path })
+}
+
+/// Writes who holds a lock into its file, for the next one to name:
+/// `pid N[EXTRA] (COMMAND LINE), since T (unix time)`.
+pub(crate) fn write_holder(file: &mut File, extra: &str) -> io::Result<()> {
     let since = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -277,13 +285,12 @@ pub fn lock_within(
     file.set_len(0)?;
     file.write_all(
         format!(
-            "pid {} ({}), since {since} (unix time)\n",
+            "pid {}{extra} ({}), since {since} (unix time)\n",
             std::process::id(),
             zpersist_core::shown(&command.join(" "))
         )
         .as_bytes(),
-    )?;
-    Ok(RunLock { _file: file, path })
+    )
 }
 
 /// Who holds the lock, as its holder wrote it.

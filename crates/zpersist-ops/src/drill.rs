@@ -181,6 +181,13 @@ impl Drill<'_> {
                 "another drill of this service runs (or is stuck); wait for it, or stop it",
             )
         })?;
+        // The scratch dataset and all below it are the drill's alone.
+        let _scratch = zpersist_host::resource_lock::lock_datasets(
+            "zpersist-drill",
+            &[&plan.scratch()],
+            self.options.lock_timeout,
+            &mut std::io::stderr(),
+        )?;
         result.cleaned = self.clean()?;
         for name in &result.cleaned {
             self.say(format!("cleaned {name} (left by a run that was stopped)"));

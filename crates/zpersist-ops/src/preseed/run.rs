@@ -74,11 +74,8 @@ pub struct Options {
     pub text: bool,
 }
 
-/// A step failed: what, and what to do.
-pub(crate) struct Failure {
-    pub(crate) error: String,
-    pub(crate) help: String,
-}
+/// A step failed: what, and what to do (the host adapters' one shape).
+pub(crate) use zpersist_host::Failure;
 
 pub(crate) fn fail(error: impl Into<String>, help: impl Into<String>) -> Failure {
     Failure {
@@ -885,6 +882,18 @@ impl Run<'_> {
                     )
                 })?,
             )
+        };
+        // No other mover (migrate, ensure-datasets, a backup snapshot)
+        // changes the dataset or its sibling while this run may.
+        let _datasets = if self.options.dry_run {
+            None
+        } else {
+            Some(zpersist_host::resource_lock::lock_datasets(
+                "preseed-restore",
+                &[&plan.dataset, &plan.sibling()],
+                self.options.lock_timeout,
+                &mut io::stderr(),
+            )?)
         };
         if let Some(journal) = self.read_journal()? {
             if self.options.dry_run {
