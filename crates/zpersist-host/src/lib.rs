@@ -19,7 +19,9 @@ use camino::Utf8PathBuf;
 use zpersist_core::contract::{Contract, Diagnostic};
 use zpersist_core::observed::{DirState, HostFacts};
 
+pub mod clock;
 pub mod dirlock;
+pub mod environment;
 pub mod failpoint;
 mod failure;
 pub mod fsync;
@@ -159,6 +161,40 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
         let _ = fs::remove_file(&temporary);
     }
     result
+}
+
+/// Gives every entry under `root` (symlinks themselves included) owned by
+/// `uid.0`/`gid.0` the ids `uid.1`/`gid.1`: data restored from a host
+/// where the service's ids differ. `changed` is told the count after each
+/// entry changed; the number of entries changed.
+pub fn remap_ownership(
+    root: &Path,
+    uid: Option<(u32, u32)>,
+    gid: Option<(u32, u32)>,
+    changed: &mut dyn FnMut(usize),
+) -> io::Result<usize> {
+    let mut count = 0;
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        let meta = fs::symlink_metadata(&path)?;
+        let new_uid = uid
+            .filter(|(old, _)| *old == meta.uid())
+            .map(|(_, new)| new);
+        let new_gid = gid
+            .filter(|(old, _)| *old == meta.gid())
+            .map(|(_, new)| new);
+        if new_uid.is_some() || new_gid.is_some() {
+            std::os::unix::fs::lchown(&path, new_uid, new_gid)?;
+            count += 1;
+            changed(count);
+        }
+        if meta.is_dir() {
+            for entry in fs::read_dir(&path)? {
+                pending.push(entry?.path());
+            }
+        }
+    }
+    Ok(count)
 }
 
 /// A [`RunLock`] whose file is removed when it is released: for locks

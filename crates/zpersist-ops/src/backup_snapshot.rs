@@ -18,8 +18,6 @@
 //! Exit 0: done; 1: a zfs step failed (the message says which); 2: bad
 //! arguments (zfs was not run).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use serde::Serialize;
 use zpersist_core::backup::{
     children_problem, is_ours, judge_view, snapshot_name, view_dataset, ViewFacts, ViewVerdict,
@@ -194,11 +192,7 @@ fn release_all(zfs: &Zfs, dataset: &str) -> Result<Vec<String>, Failure> {
 
 /// Snapshots `dataset` and mounts a read-only clone of it on `mountpoint`.
 fn take_view(zfs: &Zfs, dataset: &str, mountpoint: &str) -> Result<(String, String), Failure> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let snapshot = snapshot_name(dataset, now);
+    let snapshot = snapshot_name(dataset, zpersist_host::clock::now());
     zfs.run(&["snapshot", &snapshot])
         .map_err(|e| zfs_failure(&format!("taking {snapshot}"), e.into()))?;
     let view = view_dataset(dataset);

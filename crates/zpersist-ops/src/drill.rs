@@ -13,7 +13,7 @@
 //! is never touched (the run fails naming it).
 
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use camino::Utf8PathBuf;
 use zpersist_core::drill::{DrillPlan, DrillResult, SourceResult, DRILL_VERSION, PROP_DRILL};
@@ -40,11 +40,7 @@ pub struct Options {
 /// a copy is restored and mounted, before it is checked. Tests only.
 const FAILPOINTS: Failpoints = Failpoints::new("ZPERSIST_DRILL_FAILPOINT", "zpersist-drill");
 
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
+use zpersist_host::clock::now;
 
 struct Drill<'a> {
     plan: &'a DrillPlan,
