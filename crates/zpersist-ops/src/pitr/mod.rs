@@ -122,3 +122,16 @@ impl From<PgError> for Failure {
         Failure::failed(error)
     }
 }
+
+/// A PITR flow's failure as the operations' one error: bad input when its
+/// code is 2 (nothing touched), else a failure.
+impl From<Failure> for zpersist_core::error::Error {
+    fn from(f: Failure) -> zpersist_core::error::Error {
+        let kind = if f.code == 2 {
+            zpersist_core::error::Kind::BadInput
+        } else {
+            zpersist_core::error::Kind::Failed
+        };
+        zpersist_core::error::Error::from(f.error).kind(kind)
+    }
+}
