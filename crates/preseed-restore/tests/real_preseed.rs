@@ -255,6 +255,30 @@ impl Fixture {
     }
 }
 
+impl Fixture {
+    /// A restore from the local snapshot of 32 MiB, started in the
+    /// background and under way (its journal written): its plan and run.
+    fn restoring(&self) -> (Utf8PathBuf, duct::Handle) {
+        std::fs::write(self.mountpoint.join("big.bin"), vec![7u8; 32 << 20]).unwrap();
+        self.snapshot("autosnap_2026-11-02_00:00:00_hourly");
+        self.wipe();
+        let plan = self
+            .pool
+            .write_plan("preseed.json", &self.plan(vec![json!({ "local": {} })]));
+        let journal = self.state.join("sonarr.json");
+        let run = start(&plan);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !journal.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the restore wrote no journal"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        (plan, run)
+    }
+}
+
 /// A run started in the background (outside the recording wrapper), for
 /// runs at once.
 fn start(plan: &Utf8Path) -> duct::Handle {
@@ -1042,22 +1066,8 @@ fn a_dataset_by_the_siblings_name_that_is_not_ours_is_never_touched() {
 #[test]
 fn a_second_run_started_during_a_restore_finds_it_done() {
     let f = Fixture::new("tworuns");
-    std::fs::write(f.mountpoint.join("big.bin"), vec![7u8; 32 << 20]).unwrap();
-    f.snapshot("autosnap_2026-11-02_00:00:00_hourly");
-    f.wipe();
-    let plan = f
-        .pool
-        .write_plan("preseed.json", &f.plan(vec![json!({ "local": {} })]));
+    let (plan, first) = f.restoring();
     let journal = f.state.join("sonarr.json");
-    let first = start(&plan);
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !journal.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the first run wrote no journal"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
     let second = start(&plan);
     let finished = |handle: &duct::Handle| {
         watchdog::wait_watching_zfs(handle, "preseed-restore", watchdog::OTHER_LIMIT)
@@ -1208,4 +1218,82 @@ fn names_near_zfss_limit_are_refused_before_anything_is_touched() {
     );
     assert!(run.mutating_calls().is_empty(), "{:?}", run.zfs_calls);
     f.assert_nothing_moved(&run);
+}
+
+/// The one resource lock (zpersist_host::resource_lock): while preseed
+/// restores a dataset, another mover on it (a backup snapshot, a
+/// migration) waits its bound and fails with exit 1 naming the dataset
+/// and the holder, touching nothing; once the holder is killed with -9 the
+/// lock is free and the next mover goes on.
+#[test]
+fn a_second_mover_on_the_dataset_waits_for_preseed_and_fails_naming_it() {
+    let f = Fixture::new("movers");
+    let (_plan, holder) = f.restoring();
+    // Held still, mid-restore, with its locks.
+    let pid = holder.pids()[0];
+    let signal = |sig: &str| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {sig} {pid}");
+    };
+    signal("-STOP");
+    let view = f.pool.scratch("view");
+    let mover = |program: &str, args: &[&str]| {
+        let out = watchdog::run_watching_zfs(
+            duct::cmd(
+                zpersist_e2e::binaries::built(program).as_str(),
+                args.iter().copied(),
+            )
+            .env("ZPERSIST_LOCK_WAIT_SECONDS", "2")
+            .stdout_capture()
+            .stderr_capture()
+            .unchecked(),
+            program,
+            watchdog::OTHER_LIMIT,
+        )
+        .unwrap_or_else(Hung::fail);
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let take = ["take", f.ds.as_str(), view.as_str()];
+    let (code, text) = mover("zpersist-backup-snapshot", &take);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains(&format!("another mover still holds {} after 2 s", f.ds))
+            && text.contains(&format!("pid {pid}"))
+            && text.contains("preseed-restore changing"),
+        "the error names the dataset and the holder: {text}"
+    );
+    assert!(
+        !zfs(&["list", "-H", "-r", "-t", "snapshot", "-o", "name", &f.ds])
+            .contains("zpersist-restic"),
+        "the refused mover took no snapshot"
+    );
+    let migrate = ["--dataset", f.ds.as_str(), "--path", f.mountpoint.as_str()];
+    let (code, text) = mover("migrate-to-dataset", &migrate);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains(&format!("another mover still holds {}", f.ds))
+            && text.contains(&format!("pid {pid}")),
+        "{text}"
+    );
+
+    // kill -9 releases it: the next mover goes on, and preseed resumes.
+    signal("-KILL");
+    let _ = holder.wait();
+    let (code, text) = mover("zpersist-backup-snapshot", &take);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = mover("zpersist-backup-snapshot", &["release", f.ds.as_str()]);
+    assert_eq!(code, Some(0), "{text}");
+    let rerun = f.run(&f.plan(vec![json!({ "local": {} })]), &[]);
+    assert_eq!(rerun.code, 0, "{rerun:#?}");
+    assert_eq!(f.read("db/sonarr.db"), "database v1");
 }

@@ -57,6 +57,44 @@ pub fn unit_state(unit: &str) -> UnitState {
     }
 }
 
+/// Every process but this one whose command line (its arguments, as
+/// bytes) `matches` says yes to.
+pub fn processes_running(matches: impl Fn(&[&[u8]]) -> bool) -> Vec<u32> {
+    let me = std::process::id();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let cmdline = fs::read(entry.path().join("cmdline")).ok()?;
+            let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+            (pid != me && matches(&args)).then_some(pid)
+        })
+        .collect()
+}
+
+/// Sends SIGTERM to each of `pids` and waits, at most `wait`, for them to
+/// be gone; whether they all are.
+pub fn stop_processes(pids: &[u32], wait: std::time::Duration) -> bool {
+    for &pid in pids {
+        // SAFETY: kill(2) on a pid; a pid that is gone is ESRCH, ignored.
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGTERM);
+        }
+    }
+    let alive = || {
+        pids.iter()
+            .any(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
+    };
+    let deadline = std::time::Instant::now() + wait;
+    while alive() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    !alive()
+}
+
 /// Every process (but this one) using something in `dirs` (given as /proc
 /// shows them: see [`crate::path::resolved`]). Processes that vanish while
 /// being looked at are skipped.

@@ -19,13 +19,16 @@ use camino::Utf8PathBuf;
 use zpersist_core::contract::{Contract, Diagnostic};
 use zpersist_core::observed::{DirState, HostFacts};
 
+pub mod clock;
 pub mod dirlock;
+pub mod environment;
 pub mod failpoint;
 mod failure;
 pub mod fsync;
 pub mod inuse;
 pub mod manifest;
 pub mod path;
+pub mod resource_lock;
 pub mod steps;
 pub use failure::Failure;
 
@@ -160,6 +163,40 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
     result
 }
 
+/// Gives every entry under `root` (symlinks themselves included) owned by
+/// `uid.0`/`gid.0` the ids `uid.1`/`gid.1`: data restored from a host
+/// where the service's ids differ. `changed` is told the count after each
+/// entry changed; the number of entries changed.
+pub fn remap_ownership(
+    root: &Path,
+    uid: Option<(u32, u32)>,
+    gid: Option<(u32, u32)>,
+    changed: &mut dyn FnMut(usize),
+) -> io::Result<usize> {
+    let mut count = 0;
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        let meta = fs::symlink_metadata(&path)?;
+        let new_uid = uid
+            .filter(|(old, _)| *old == meta.uid())
+            .map(|(_, new)| new);
+        let new_gid = gid
+            .filter(|(old, _)| *old == meta.gid())
+            .map(|(_, new)| new);
+        if new_uid.is_some() || new_gid.is_some() {
+            std::os::unix::fs::lchown(&path, new_uid, new_gid)?;
+            count += 1;
+            changed(count);
+        }
+        if meta.is_dir() {
+            for entry in fs::read_dir(&path)? {
+                pending.push(entry?.path());
+            }
+        }
+    }
+    Ok(count)
+}
+
 /// A [`RunLock`] whose file is removed when it is released: for locks
 /// named after what they protect (one per directory), which would
 /// otherwise pile up. See [`lock_removed_when_done`].
@@ -270,6 +307,13 @@ pub fn lock_within(
             Err(fs::TryLockError::Error(e)) => return Err(e),
         }
     }
+    write_holder(&mut file, "")?;
+    Ok(RunLock { _file: file, path })
+}
+
+/// Writes who holds a lock into its file, for the next one to name:
+/// `pid N[EXTRA] (COMMAND LINE), since T (unix time)`.
+pub(crate) fn write_holder(file: &mut File, extra: &str) -> io::Result<()> {
     let since = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -277,13 +321,12 @@ pub fn lock_within(
     file.set_len(0)?;
     file.write_all(
         format!(
-            "pid {} ({}), since {since} (unix time)\n",
+            "pid {}{extra} ({}), since {since} (unix time)\n",
             std::process::id(),
             zpersist_core::shown(&command.join(" "))
         )
         .as_bytes(),
-    )?;
-    Ok(RunLock { _file: file, path })
+    )
 }
 
 /// Who holds the lock, as its holder wrote it.

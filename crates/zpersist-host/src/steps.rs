@@ -12,7 +12,6 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -24,9 +23,7 @@ use crate::Failure;
 
 /// Seconds since the epoch, as journals record them.
 pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    crate::clock::now().max(0) as u64
 }
 
 /// A journal file: JSON (pretty, one trailing newline), replaced

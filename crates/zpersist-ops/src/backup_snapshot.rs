@@ -18,8 +18,6 @@
 //! Exit 0: done; 1: a zfs step failed (the message says which); 2: bad
 //! arguments (zfs was not run).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use serde::Serialize;
 use zpersist_core::backup::{
     children_problem, is_ours, judge_view, snapshot_name, view_dataset, ViewFacts, ViewVerdict,
@@ -66,6 +64,7 @@ pub struct Taken {
 /// refused before anything is touched.
 pub fn take(zfs: &Zfs, dataset: &str, view: &str) -> Result<Taken, Error> {
     let failed = |(what, help): Failure| Error::failed(what).with_help(help);
+    let _lock = lock(dataset)?;
     refuse_children(zfs, dataset).map_err(failed)?;
     let released = release_all(zfs, dataset).map_err(failed)?;
     let (snapshot, clone) = take_view(zfs, dataset, view).map_err(failed)?;
@@ -81,10 +80,25 @@ pub fn take(zfs: &Zfs, dataset: &str, view: &str) -> Result<Taken, Error> {
 /// Destroys the view clone (when it is ours) and every
 /// `DATASET@zpersist-restic-*` snapshot; what it destroyed.
 pub fn release(zfs: &Zfs, dataset: &str) -> Result<Vec<String>, Error> {
+    let _lock = lock(dataset)?;
     release_all(zfs, dataset).map_err(|(what, help)| Error::failed(what).with_help(help))
 }
 
 type Failure = (String, String);
+
+/// The resource lock of the dataset and its view clone: no other mover
+/// (preseed's swap, migrate) changes them while a snapshot is taken or
+/// released.
+fn lock(dataset: &str) -> Result<zpersist_host::resource_lock::DatasetLock, Error> {
+    let view = view_dataset(dataset);
+    zpersist_host::resource_lock::lock_datasets(
+        "zpersist-backup-snapshot",
+        &[dataset, &view],
+        zpersist_host::resource_lock::wait_bound(),
+        &mut std::io::stderr(),
+    )
+    .map_err(Error::from)
+}
 
 fn zfs_failure(step: &str, e: MountError) -> Failure {
     let help = match &e {
@@ -178,11 +192,7 @@ fn release_all(zfs: &Zfs, dataset: &str) -> Result<Vec<String>, Failure> {
 
 /// Snapshots `dataset` and mounts a read-only clone of it on `mountpoint`.
 fn take_view(zfs: &Zfs, dataset: &str, mountpoint: &str) -> Result<(String, String), Failure> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let snapshot = snapshot_name(dataset, now);
+    let snapshot = snapshot_name(dataset, zpersist_host::clock::now());
     zfs.run(&["snapshot", &snapshot])
         .map_err(|e| zfs_failure(&format!("taking {snapshot}"), e.into()))?;
     let view = view_dataset(dataset);

@@ -13,7 +13,7 @@
 //! is never touched (the run fails naming it).
 
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use camino::Utf8PathBuf;
 use zpersist_core::drill::{DrillPlan, DrillResult, SourceResult, DRILL_VERSION, PROP_DRILL};
@@ -40,11 +40,7 @@ pub struct Options {
 /// a copy is restored and mounted, before it is checked. Tests only.
 const FAILPOINTS: Failpoints = Failpoints::new("ZPERSIST_DRILL_FAILPOINT", "zpersist-drill");
 
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
+use zpersist_host::clock::now;
 
 struct Drill<'a> {
     plan: &'a DrillPlan,
@@ -221,6 +217,13 @@ impl Drill<'_> {
                 "another drill of this service runs (or is stuck); wait for it, or stop it",
             )
         })?;
+        // The scratch dataset and all below it are the drill's alone.
+        let _scratch = zpersist_host::resource_lock::lock_datasets(
+            "zpersist-drill",
+            &[&plan.scratch()],
+            self.options.lock_timeout,
+            &mut std::io::stderr(),
+        )?;
         result.cleaned = self.clean()?;
         for name in &result.cleaned {
             self.say(format!("cleaned {name} (left by a run that was stopped)"));

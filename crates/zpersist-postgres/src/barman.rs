@@ -33,7 +33,7 @@ impl Barman<'_> {
             return Ok(BTreeMap::new());
         };
         let text = fs::read_to_string(file).map_err(|e| PgError::io("reading the S3 credentials", Path::new(file), &e, "the file named by repository.s3.environmentFile must exist and be readable by the cluster's user"))?;
-        Ok(zpersist_restic::parse_environment(&text))
+        Ok(zpersist_host::environment::parse_environment(&text))
     }
 
     fn call(&self, program: &str, args: Vec<String>, limit: Duration) -> Result<Call, PgError> {

@@ -216,24 +216,8 @@ impl Repository<'_> {
     }
 }
 
-/// `NAME=value` lines as systemd's EnvironmentFile= reads them.
-pub fn parse_environment(text: &str) -> BTreeMap<String, String> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with(';'))
-        .filter_map(|l| {
-            let l = l.strip_prefix("export ").unwrap_or(l);
-            let (name, value) = l.split_once('=')?;
-            let value = value.trim();
-            let value = value
-                .strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
-                .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
-                .unwrap_or(value);
-            Some((name.trim().to_string(), value.to_string()))
-        })
-        .collect()
-}
+/// Environment files are the host adapter's (systemd's reading of them).
+pub use zpersist_host::environment::parse_environment;
 
 /// A restic call that failed: its line, itself as the cause.
 impl From<ResticError> for zpersist_core::error::Error {

@@ -55,6 +55,12 @@ fn retrying_while_busy(
     }
 }
 
+/// Runs `zfs ARGS` (a rename, a `set mountpoint`, a `destroy -r`...),
+/// retrying while zfs says the dataset is busy, as a mount is.
+pub fn run_retrying(zfs: &Zfs, args: &[&str]) -> Result<(), MountError> {
+    retrying_while_busy(|| zfs.run(args).map(|_| Some(())).map_err(MountError::from))
+}
+
 /// Mounts the dataset unless it is mounted, retrying while busy.
 pub fn mount_retrying(zfs: &Zfs, dataset: &str) -> Result<(), MountError> {
     retrying_while_busy(|| match dataset_state(zfs, dataset)? {

@@ -126,7 +126,17 @@ pub fn run(
             continue;
         }
         say(format!("{step} {}", action.describe()));
-        match carry_out(&zfs, &action) {
+        // The dataset's resource lock, for this step only: no other mover
+        // (migrate, preseed, a backup snapshot) changes it meanwhile.
+        let done = zpersist_host::resource_lock::lock_datasets(
+            "ensure-datasets",
+            &[action.dataset()],
+            lock_wait,
+            &mut std::io::stderr(),
+        )
+        .map_err(|f| format!("{} ({})", f.error, f.help))
+        .and_then(|_lock| carry_out(&zfs, &action));
+        match done {
             Ok(()) => report.actions.push(ActionReport {
                 action,
                 status: Status::Done,

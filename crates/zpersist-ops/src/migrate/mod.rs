@@ -18,6 +18,7 @@ use zpersist_host::failpoint::Failpoints;
 use zpersist_host::fsync::sync_dir;
 use zpersist_host::manifest::{self, differences, hash_trees, Tree};
 use zpersist_host::path::{parent_of, path_state, resolved};
+use zpersist_host::resource_lock::{self, DatasetLock};
 use zpersist_host::steps::{now, JournalFile, Runner, Stopped};
 use zpersist_host::{dirlock, inuse, Failure, TransientLock};
 use zpersist_zfs::dataset::dataset_state;
@@ -47,16 +48,34 @@ fn journal_file(target: &MigrationTarget) -> JournalFile {
     JournalFile::new(target.journal(), "migration journal")
 }
 
-/// The run lock of the directory, unless this is a dry run: it changes
-/// nothing, so it neither waits for nor blocks a real run.
+/// The run lock of the directory and the resource lock of the dataset
+/// (zpersist_host::resource_lock: no other mover changes it meanwhile),
+/// held together until dropped.
+pub struct Locks {
+    _directory: TransientLock,
+    _dataset: DatasetLock,
+}
+
+/// The locks, unless this is a dry run: it changes nothing, so it neither
+/// waits for nor blocks a real run.
 fn lock_unless_dry_run(
     target: &MigrationTarget,
     options: &Options,
-) -> Result<Option<TransientLock>, Failure> {
+) -> Result<Option<Locks>, Failure> {
     if options.dry_run {
         return Ok(None);
     }
-    dirlock::lock_directory("migrate", PROGRAM, &target.path, &mut io::stderr()).map(Some)
+    let directory = dirlock::lock_directory("migrate", PROGRAM, &target.path, &mut io::stderr())?;
+    let dataset = resource_lock::lock_datasets(
+        PROGRAM,
+        &[&target.dataset],
+        resource_lock::wait_bound(),
+        &mut io::stderr(),
+    )?;
+    Ok(Some(Locks {
+        _directory: directory,
+        _dataset: dataset,
+    }))
 }
 
 fn observe(zfs: &Zfs, target: &MigrationTarget) -> Result<MigrationFacts, String> {

@@ -57,6 +57,29 @@ fn lock(contract: &PitrContract) -> Result<zpersist_host::RunLock, PgError> {
     })
 }
 
+/// The resource lock of the local repository's dataset, when it has one
+/// (zpersist_host::resource_lock): no other mover changes it while a base
+/// backup writes into it and prunes it.
+fn lock_dataset(
+    contract: &PitrContract,
+) -> Result<Option<zpersist_host::resource_lock::DatasetLock>, PgError> {
+    let Repository::Local {
+        dataset: Some(dataset),
+        ..
+    } = &contract.repository
+    else {
+        return Ok(None);
+    };
+    zpersist_host::resource_lock::lock_datasets(
+        "pitr-base-backup",
+        &[dataset],
+        Duration::from_secs(contract.timeouts.command_seconds),
+        &mut std::io::stderr(),
+    )
+    .map(Some)
+    .map_err(|f| PgError::new("locking the repository's dataset", dataset, f.error, f.help))
+}
+
 pub fn run(contract: &PitrContract) -> Result<BackupReport, Failure> {
     let pg = cluster(contract);
     let limit = Duration::from_secs(contract.timeouts.base_backup_seconds);
@@ -65,6 +88,7 @@ pub fn run(contract: &PitrContract) -> Result<BackupReport, Failure> {
         Backend::Local(repo) => {
             repo.open().map_err(Failure::failed)?;
             let _lock = lock(contract)?;
+            let _dataset = lock_dataset(contract)?;
             let leftovers = repo.remove_temporaries()?;
             if leftovers > 0 {
                 eprintln!("removed {leftovers} leftover(s) of an interrupted run");

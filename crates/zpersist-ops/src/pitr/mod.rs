@@ -12,7 +12,7 @@ pub mod wal;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use zpersist_core::pitr::{PitrContract, Repository};
 use zpersist_postgres::barman::Barman;
@@ -52,16 +52,7 @@ pub fn report(reporter: &mut Reporter, e: &PgError) {
     reporter.abort(&diagnostic(e));
 }
 
-pub fn now() -> i64 {
-    now_micros().div_euclid(1_000_000)
-}
-
-pub fn now_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
+pub use zpersist_host::clock::{now, now_micros};
 
 /// The running cluster of the contract.
 pub fn cluster(contract: &PitrContract) -> Pg {
@@ -129,5 +120,18 @@ impl Failure {
 impl From<PgError> for Failure {
     fn from(error: PgError) -> Failure {
         Failure::failed(error)
+    }
+}
+
+/// A PITR flow's failure as the operations' one error: bad input when its
+/// code is 2 (nothing touched), else a failure.
+impl From<Failure> for zpersist_core::error::Error {
+    fn from(f: Failure) -> zpersist_core::error::Error {
+        let kind = if f.code == 2 {
+            zpersist_core::error::Kind::BadInput
+        } else {
+            zpersist_core::error::Kind::Failed
+        };
+        zpersist_core::error::Error::from(f.error).kind(kind)
     }
 }

@@ -5,7 +5,7 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use camino::Utf8PathBuf;
 use serde::Serialize;
@@ -21,11 +21,12 @@ use zpersist_core::property::is_create_only;
 use zpersist_core::text::human_bytes;
 use zpersist_core::time::rfc3339;
 use zpersist_host::failpoint::Failpoints;
-use zpersist_host::inuse::{mount_showing, processes_using};
+use zpersist_host::inuse::{mount_showing, processes_running, processes_using, stop_processes};
 use zpersist_host::manifest::{holds_data, look_for_data};
 use zpersist_host::path::resolved;
-use zpersist_process::Command;
-use zpersist_zfs::dataset::{is_busy, mount_retrying, unmount_retrying};
+use zpersist_host::steps::JournalFile;
+use zpersist_zfs::dataset::{mount_retrying, run_retrying, unmount_retrying};
+use zpersist_zfs::pool::Zpool;
 use zpersist_zfs::Zfs;
 
 use super::sources;
@@ -122,11 +123,8 @@ pub struct Options {
     pub by_hand: bool,
 }
 
-/// A step failed: what, and what to do.
-pub(crate) struct Failure {
-    pub(crate) error: String,
-    pub(crate) help: String,
-}
+/// A step failed: what, and what to do (the host adapters' one shape).
+pub(crate) use zpersist_host::Failure;
 
 pub(crate) fn fail(error: impl Into<String>, help: impl Into<String>) -> Failure {
     Failure {
@@ -135,11 +133,7 @@ pub(crate) fn fail(error: impl Into<String>, help: impl Into<String>) -> Failure
     }
 }
 
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
+use zpersist_host::clock::now;
 
 /// `ZPERSIST_PRESEED_FAILPOINT=after:STEP` aborts right after STEP's effect,
 /// before the journal records it; `journaled:STAGE` right after it does;
@@ -203,25 +197,14 @@ impl Run<'_> {
     }
 
     /// zfs-fuse (and a busy OpenZFS) answer "dataset is busy" for a moment
-    /// after an unmount: a few bounded retries.
+    /// after an unmount: zpersist-zfs retries, bounded.
     fn zfs_busy_retry(&self, args: &[&str]) -> Result<(), Failure> {
-        let mut delay = Duration::from_millis(100);
-        for attempt in 0..8 {
-            match self.zfs.run(args) {
-                Ok(_) => return Ok(()),
-                Err(e) if attempt < 7 && is_busy(&e) => {
-                    std::thread::sleep(delay);
-                    delay = (delay * 2).min(Duration::from_secs(2));
-                }
-                Err(e) => {
-                    return Err(fail(
-                        e.to_string(),
-                        "something holds the dataset open; stop it and start the service again: the restore resumes",
-                    ))
-                }
-            }
-        }
-        unreachable!()
+        run_retrying(&self.zfs, args).map_err(|e| {
+            fail(
+                e.to_string(),
+                "something holds the dataset open; stop it and start the service again: the restore resumes",
+            )
+        })
     }
 
     fn unmount(&self, dataset: &str) -> Result<(), Failure> {
@@ -336,32 +319,31 @@ impl Run<'_> {
         })
     }
 
+    /// The journal file, written and read as migrate's is
+    /// (zpersist_host::steps::JournalFile: atomic, every error naming it).
+    fn journal_file(&self) -> JournalFile {
+        JournalFile::new(self.journal_path(), "preseed journal")
+    }
+
     fn write_journal(&self, journal: &Journal) -> Result<(), Failure> {
-        let path = self.journal_path();
-        let text = serde_json::to_vec_pretty(journal).expect("a journal serialises");
-        zpersist_host::write_atomically(&path, &text).map_err(|e| {
+        self.journal_file().write(journal).map_err(|f| {
             fail(
-                format!("cannot write the journal {}: {e}", path.display()),
+                f.error,
                 format!(
-                    "make {} writable (it is the unit's StateDirectory)",
-                    self.plan.state_dir
+                    "{} (the state directory {} is the unit's StateDirectory)",
+                    f.help, self.plan.state_dir
                 ),
             )
         })
     }
 
     fn read_journal(&self) -> Result<Option<Journal>, Failure> {
-        let path = self.journal_path();
-        match fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
-                fail(
-                    format!("the journal {} cannot be read: {e}", path.display()),
-                    "it records a restore in progress: look at it, finish or undo that restore by hand (docs/runbooks/restore-service.md), then remove it",
-                )
-            }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(fail(format!("cannot read {}: {e}", path.display()), "check the state directory's permissions")),
-        }
+        self.journal_file().read().map_err(|e| {
+            fail(
+                e,
+                "it records a restore in progress: look at it, finish or undo that restore by hand (docs/runbooks/restore-service.md), then remove it",
+            )
+        })
     }
 
     /// Fills the sibling from the journal's point.
@@ -689,12 +671,18 @@ impl Run<'_> {
             .filter(|&new| new != from.gid)
             .map(|new| (from.gid, new));
         if remap_uid.is_some() || remap_gid.is_some() {
-            let changed = remap_tree(root, remap_uid, remap_gid).map_err(|e| {
-                fail(
-                    format!("correcting ownership under {}: {e}", root.display()),
-                    "fix the ownership by hand (chown -R), then start the service again",
-                )
-            })?;
+            let during = &mut |changed: usize| {
+                if changed == 2 {
+                    failpoint("during", "ownership");
+                }
+            };
+            let changed = zpersist_host::remap_ownership(root, remap_uid, remap_gid, during)
+                .map_err(|e| {
+                    fail(
+                        format!("correcting ownership under {}: {e}", root.display()),
+                        "fix the ownership by hand (chown -R), then start the service again",
+                    )
+                })?;
             self.say(format!(
                 "owners  {changed} entries from uid/gid {}/{} to {}/{} (the restored data came from a host where the ids differ)",
                 from.uid,
@@ -979,6 +967,18 @@ impl Run<'_> {
                 })?,
             )
         };
+        // No other mover (migrate, ensure-datasets, a backup snapshot)
+        // changes the dataset or its sibling while this run may.
+        let _datasets = if self.options.dry_run {
+            None
+        } else {
+            Some(zpersist_host::resource_lock::lock_datasets(
+                "preseed-restore",
+                &[&plan.dataset, &plan.sibling()],
+                self.options.lock_timeout,
+                &mut io::stderr(),
+            )?)
+        };
         if let Some(journal) = self.read_journal()? {
             if self.options.dry_run {
                 self.report.outcome = "would-resume".into();
@@ -1031,7 +1031,10 @@ impl Run<'_> {
             .filter(|v| v.as_str() != "-")
             .cloned();
         let health = if restoring {
-            Some(pool_health(plan.pool())?)
+            Some(pool_health(
+                plan.pool(),
+                Duration::from_secs(plan.timeout_seconds),
+            )?)
         } else {
             None
         };
@@ -1281,49 +1284,23 @@ pub fn run(plan: &PreseedPlan, options: &Options) -> Report {
     run.report
 }
 
-fn pool_health(pool: &str) -> Result<String, Failure> {
-    let out = Command::from_argv(&["zpool", "list", "-H", "-o", "health", pool])
-        .output()
-        .map_err(|e| fail(format!("cannot run zpool: {}", e.message()), "install ZFS"))?;
-    if !out.status.success() {
-        return Err(fail(
-            format!(
-                "zpool list {pool}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
+/// The pool's health (zpersist-zfs's `Zpool::health`, bounded by the
+/// plan's timeout).
+fn pool_health(pool: &str, timeout: Duration) -> Result<String, Failure> {
+    let zpool = Zpool::from_path()
+        .map_err(|e| fail(e.to_string(), "install ZFS"))?
+        .with_timeout(timeout);
+    match zpool.health(pool) {
+        Ok(Some(health)) => Ok(health),
+        Ok(None) => Err(fail(
+            format!("pool {pool} is not imported"),
             format!("import the pool ({pool}) and start the service again"),
-        ));
+        )),
+        Err(e) => Err(fail(
+            e.to_string(),
+            format!("import the pool ({pool}) and start the service again"),
+        )),
     }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-/// Gives entries owned by `uid.0`/`gid.0` the ids `uid.1`/`gid.1`,
-/// symlinks themselves included. The number of entries changed.
-fn remap_tree(root: &Path, uid: Option<(u32, u32)>, gid: Option<(u32, u32)>) -> io::Result<usize> {
-    let mut changed = 0;
-    let mut pending = vec![root.to_path_buf()];
-    while let Some(path) = pending.pop() {
-        let meta = fs::symlink_metadata(&path)?;
-        let new_uid = uid
-            .filter(|(old, _)| *old == meta.uid())
-            .map(|(_, new)| new);
-        let new_gid = gid
-            .filter(|(old, _)| *old == meta.gid())
-            .map(|(_, new)| new);
-        if new_uid.is_some() || new_gid.is_some() {
-            std::os::unix::fs::lchown(&path, new_uid, new_gid)?;
-            changed += 1;
-            if changed == 2 {
-                failpoint("during", "ownership");
-            }
-        }
-        if meta.is_dir() {
-            for entry in fs::read_dir(&path)? {
-                pending.push(entry?.path());
-            }
-        }
-    }
-    Ok(changed)
 }
 
 /// `path` shows `dataset`: not a filesystem mounted over it, not the
@@ -1362,37 +1339,8 @@ pub(crate) fn path_shows(dataset: &str, path: &str, consequence: &str) -> Result
 /// A `zfs receive` into the sibling left running by a run that was killed
 /// mid-stream would collide with a new one: it is stopped first.
 pub(crate) fn stop_receives_into(sibling: &str) {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return;
-    };
-    let mut pids = Vec::new();
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(cmdline) = fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-        let is_receive = args.iter().any(|a| *a == b"receive" || *a == b"recv")
-            && args.contains(&sibling.as_bytes());
-        if is_receive && pid != std::process::id() {
-            pids.push(pid);
-        }
-    }
-    for pid in &pids {
-        let _ = Command::from_argv(&["kill", &pid.to_string()]).output();
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while pids
-        .iter()
-        .any(|pid| Path::new(&format!("/proc/{pid}")).exists())
-        && Instant::now() < deadline
-    {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let receives = processes_running(|args| {
+        args.iter().any(|a| *a == b"receive" || *a == b"recv") && args.contains(&sibling.as_bytes())
+    });
+    stop_processes(&receives, Duration::from_secs(30));
 }

@@ -140,11 +140,7 @@ pub fn ask(plan: &PreseedPlan, zfs: &Zfs, only: Option<usize>) -> Vec<SourceAnsw
         .collect();
     // Read after every source answered: a point dated "now" while asking
     // is never ahead of it.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    zpersist_core::preseed::refuse_future(answers, now)
+    zpersist_core::preseed::refuse_future(answers, zpersist_host::clock::now())
 }
 
 /// A replica's snapshots as restore points, each dated by the data from

@@ -17,6 +17,13 @@ pub struct Failure {
     pub timed_out: bool,
 }
 
+/// A listing that failed, as the operations' one error.
+impl From<Failure> for zpersist_core::error::Error {
+    fn from(f: Failure) -> zpersist_core::error::Error {
+        zpersist_core::error::Error::failed(f.error).with_help(f.help)
+    }
+}
+
 /// Where the limit of each call is set.
 pub const TIMEOUT_OPTION: &str =
     "zpersist.replication.lag.timeoutSeconds (replication-lag --timeout)";

@@ -12,7 +12,7 @@
 mod health;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::replication::config::{Config as Replication, TargetLocation, DEFAULT_TIMEOUT_SECONDS};
 use crate::replication::{listing, report};
@@ -237,10 +237,7 @@ pub fn run(options: &Options) -> Result<Report, Error> {
             .unwrap_or(DEFAULT_TIMEOUT_SECONDS),
     );
     let zfs = Zfs::from_path().map(|z| z.with_timeout(timeout));
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let now = zpersist_host::clock::now();
 
     // Call 1: every property of every dataset in the pool.
     let properties: Vec<String> = [
