@@ -186,11 +186,6 @@ fn main() -> ExitCode {
         json,
         progress_every,
     };
-    let report = if args.cleanup {
-        migrate::cleanup(&target, &options)
-    } else {
-        migrate::migrate(&target, &options)
-    };
-    report.print(&mut reporter);
+    migrate::run(&target, &options, args.cleanup).print(&mut reporter);
     reporter.exit_code()
 }

@@ -50,23 +50,5 @@ fn main() -> ExitCode {
         text: !json,
         ..restore::Options::default()
     };
-    let report = restore::run(&plan, &options);
-    if json {
-        reporter.document(&report);
-    } else {
-        for line in report.source_lines() {
-            println!("{line}");
-        }
-        for warning in &report.warnings {
-            eprintln!("warning: {warning}");
-        }
-    }
-    if let (Some(error), Some(help)) = (&report.error, &report.help) {
-        reporter.fail(error, help);
-        return reporter.exit_code();
-    }
-    if !json {
-        println!("{}", report.outcome_line("preseed-restore"));
-    }
-    ExitCode::SUCCESS
+    restore::run(&plan, &options).print(&mut reporter, "preseed-restore")
 }

@@ -87,6 +87,16 @@ fn observe(zfs: &Zfs, target: &MigrationTarget) -> Result<MigrationFacts, String
     })
 }
 
+/// A migration, or with `cleanup` the removal of the original it kept
+/// aside (migrate-to-dataset's and `zpersist migrate`'s run).
+pub fn run(target: &MigrationTarget, options: &Options, cleanup: bool) -> Report {
+    if cleanup {
+        self::cleanup(target, options)
+    } else {
+        migrate(target, options)
+    }
+}
+
 pub fn migrate(target: &MigrationTarget, options: &Options) -> Report {
     let report = Report::new(target, options.dry_run);
     let zfs = match Zfs::from_path() {

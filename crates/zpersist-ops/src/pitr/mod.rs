@@ -117,6 +117,29 @@ impl Failure {
     }
 }
 
+/// How a PITR flow's outcome is shown (pitr-restore, pitr-drill and
+/// `zpersist pitr`): its report as the JSON document or as `lines`, exit 0;
+/// a failure through [`Failure::exit`].
+pub fn finish<R: serde::Serialize>(
+    reporter: &mut Reporter,
+    outcome: Result<R, Failure>,
+    lines: impl Fn(&R) -> Vec<String>,
+) -> ExitCode {
+    match outcome {
+        Ok(report) => {
+            if reporter.json() {
+                reporter.document(&report);
+            } else {
+                for line in lines(&report) {
+                    println!("{line}");
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(failure) => failure.exit(reporter),
+    }
+}
+
 impl From<PgError> for Failure {
     fn from(error: PgError) -> Failure {
         Failure::failed(error)

@@ -54,6 +54,24 @@ impl Options {
             restore_wal,
         }
     }
+
+    /// What a person asked for (pitr-restore's and `zpersist pitr
+    /// restore`'s flags): `--start`, `--archive`, `--port`.
+    pub fn asked(
+        contract: &PitrContract,
+        contract_path: &Path,
+        start: bool,
+        archive: bool,
+        port: Option<u16>,
+    ) -> Options {
+        let mut options = Options::new(contract, contract_path);
+        options.start = start;
+        options.archive = archive;
+        if let Some(port) = port {
+            options.port = port;
+        }
+        options
+    }
 }
 
 /// What a restore did: what `preseed-restore` records as provenance.

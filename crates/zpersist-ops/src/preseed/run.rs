@@ -78,6 +78,35 @@ impl Report {
             .collect()
     }
 
+    /// Shows the report through the binary's reporter (preseed-restore,
+    /// `zpersist restore`, `zpersist preseed`): the JSON document, or each
+    /// source's answer and the warnings; then its error (exit 1), or the
+    /// outcome line `WHO: SERVICE: OUTCOME` (exit 0).
+    pub fn print(
+        &self,
+        reporter: &mut zpersist_report::Reporter,
+        who: &str,
+    ) -> std::process::ExitCode {
+        if reporter.json() {
+            reporter.document(self);
+        } else {
+            for line in self.source_lines() {
+                println!("{line}");
+            }
+            for warning in &self.warnings {
+                eprintln!("warning: {warning}");
+            }
+        }
+        if let (Some(error), Some(help)) = (&self.error, &self.help) {
+            reporter.fail(error, help);
+            return reporter.exit_code();
+        }
+        if !reporter.json() {
+            println!("{}", self.outcome_line(who));
+        }
+        std::process::ExitCode::SUCCESS
+    }
+
     /// The last line: `WHO: SERVICE: OUTCOME[ from SOURCE]`.
     pub fn outcome_line(&self, who: &str) -> String {
         format!(

@@ -25,17 +25,9 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    match zpersist_ops::pitr::drill::run(&contract, &args.contract) {
-        Ok(report) => {
-            if reporter.json() {
-                reporter.document(&report);
-            } else {
-                for line in report.lines() {
-                    println!("{line}");
-                }
-            }
-            ExitCode::SUCCESS
-        }
-        Err(failure) => failure.exit(&mut reporter),
-    }
+    zpersist_ops::pitr::finish(
+        &mut reporter,
+        zpersist_ops::pitr::drill::run(&contract, &args.contract),
+        zpersist_ops::pitr::drill::DrillReport::lines,
+    )
 }

@@ -44,23 +44,16 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let mut options = zpersist_ops::pitr::restore::Options::new(&contract, &args.contract);
-    options.start = args.start;
-    options.archive = args.archive;
-    if let Some(port) = args.port {
-        options.port = port;
-    }
-    match zpersist_ops::pitr::restore::restore(&contract, &args.to, &args.into, &options) {
-        Ok(report) => {
-            if reporter.json() {
-                reporter.document(&report);
-            } else {
-                for line in report.lines() {
-                    println!("{line}");
-                }
-            }
-            ExitCode::SUCCESS
-        }
-        Err(failure) => failure.exit(&mut reporter),
-    }
+    let options = zpersist_ops::pitr::restore::Options::asked(
+        &contract,
+        &args.contract,
+        args.start,
+        args.archive,
+        args.port,
+    );
+    zpersist_ops::pitr::finish(
+        &mut reporter,
+        zpersist_ops::pitr::restore::restore(&contract, &args.to, &args.into, &options),
+        zpersist_ops::pitr::restore::RestoreReport::lines,
+    )
 }

@@ -22,11 +22,6 @@ pub fn run(cx: &Context, args: MigrateArgs) -> ExitCode {
         json: cx.json,
         progress_every: Duration::from_secs(2),
     };
-    let report = if args.cleanup {
-        migrate::cleanup(&target, &options)
-    } else {
-        migrate::migrate(&target, &options)
-    };
-    report.print(&mut reporter);
+    migrate::run(&target, &options, args.cleanup).print(&mut reporter);
     reporter.exit_code()
 }

@@ -14,25 +14,18 @@ pub fn restore(cx: &Context, args: PitrRestoreArgs) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let mut options = zpersist_ops::pitr::restore::Options::new(&contract, &path);
-    options.start = args.start;
-    options.archive = args.archive;
-    if let Some(port) = args.port {
-        options.port = port;
-    }
-    match zpersist_ops::pitr::restore::restore(&contract, &args.to, &args.into, &options) {
-        Ok(report) => {
-            if reporter.json() {
-                reporter.document(&report);
-            } else {
-                for line in report.lines() {
-                    println!("{line}");
-                }
-            }
-            ExitCode::SUCCESS
-        }
-        Err(failure) => failure.exit(&mut reporter),
-    }
+    let options = zpersist_ops::pitr::restore::Options::asked(
+        &contract,
+        &path,
+        args.start,
+        args.archive,
+        args.port,
+    );
+    zpersist_ops::pitr::finish(
+        &mut reporter,
+        zpersist_ops::pitr::restore::restore(&contract, &args.to, &args.into, &options),
+        zpersist_ops::pitr::restore::RestoreReport::lines,
+    )
 }
 
 pub fn drill(cx: &Context) -> ExitCode {
@@ -42,17 +35,9 @@ pub fn drill(cx: &Context) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    match zpersist_ops::pitr::drill::run(&contract, &path) {
-        Ok(report) => {
-            if reporter.json() {
-                reporter.document(&report);
-            } else {
-                for line in report.lines() {
-                    println!("{line}");
-                }
-            }
-            ExitCode::SUCCESS
-        }
-        Err(failure) => failure.exit(&mut reporter),
-    }
+    zpersist_ops::pitr::finish(
+        &mut reporter,
+        zpersist_ops::pitr::drill::run(&contract, &path),
+        zpersist_ops::pitr::drill::DrillReport::lines,
+    )
 }

@@ -25,10 +25,5 @@ pub fn run(cx: &Context, args: PreseedArgs) -> ExitCode {
         text: !cx.json,
         ..preseed::Options::default()
     };
-    super::restore::show(
-        cx,
-        preseed::run(&plan, &options),
-        reporter,
-        "zpersist preseed",
-    )
+    preseed::run(&plan, &options).print(&mut reporter, "zpersist preseed")
 }

@@ -35,38 +35,5 @@ pub fn run(cx: &Context, args: RestoreArgs) -> ExitCode {
         replace: args.replace,
         by_hand: true,
     };
-    show(
-        cx,
-        preseed::run(&plan, &options),
-        reporter,
-        "zpersist restore",
-    )
-}
-
-/// The report as text or JSON, its error through the reporter; exit 1 on
-/// failure (a refusal included).
-pub fn show(
-    cx: &Context,
-    report: preseed::Report,
-    mut reporter: zpersist_report::Reporter,
-    who: &str,
-) -> ExitCode {
-    if cx.json {
-        reporter.document(&report);
-    } else {
-        for line in report.source_lines() {
-            println!("{line}");
-        }
-        for warning in &report.warnings {
-            eprintln!("warning: {warning}");
-        }
-    }
-    if let (Some(error), Some(help)) = (&report.error, &report.help) {
-        reporter.fail(error, help);
-        return reporter.exit_code();
-    }
-    if !cx.json {
-        println!("{}", report.outcome_line(who));
-    }
-    ExitCode::SUCCESS
+    preseed::run(&plan, &options).print(&mut reporter, "zpersist restore")
 }
