@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::Value;
+use zpersist_e2e::assertions::syncoid_ran_as_its_user;
 use zpersist_e2e::guest::{Guest, GuestPool};
 use zpersist_e2e::guest_system::{self, diagnostics, systemctl, unit_property, wait_until};
 use zpersist_e2e::machine::{self, Host, Machine, STAND_IN_LOG};
@@ -59,6 +60,22 @@ fn boot(guest: &Guest, machine: &Machine) {
     argv.extend(units.iter().map(String::as_str));
     guest.run_ok(&argv);
     guest_system::wait_for_jobs(guest, SETTLE);
+}
+
+/// Stops every unit of the machine (a shutdown, or the end of a test),
+/// and forgets their failures.
+fn stop_all(guest: &Guest, machine: &Machine) {
+    let units: Vec<String> = machine
+        .units()
+        .into_iter()
+        .filter(|u| !u.executable && !u.name.contains("@."))
+        .map(|u| u.name)
+        .collect();
+    let mut stop = vec!["systemctl", "stop", "--"];
+    stop.extend(units.iter().map(String::as_str));
+    guest.run_ok(&stop);
+    guest_system::wait_for_jobs(guest, SETTLE);
+    guest.run_ok(&["systemctl", "reset-failed"]);
 }
 
 fn events(guest: &Guest) -> BTreeMap<String, Value> {
@@ -214,17 +231,7 @@ fn forge_boots_under_the_guests_systemd_each_service_on_its_dataset_in_order() {
     // cache file kept as a reboot keeps it), and one boot transaction
     // brings it all back: zfs-import-cache imports the pool,
     // zfs-mount mounts it, then zpersist's units, then the services.
-    let units: Vec<String> = machine
-        .units()
-        .into_iter()
-        .filter(|u| !u.executable && !u.name.contains("@."))
-        .map(|u| u.name)
-        .collect();
-    let mut stop = vec!["systemctl", "stop", "--"];
-    stop.extend(units.iter().map(String::as_str));
-    guest.run_ok(&stop);
-    guest_system::wait_for_jobs(guest, SETTLE);
-    guest.run_ok(&["systemctl", "reset-failed"]);
+    stop_all(guest, &machine);
     // 0 when the guest booted without pools (no cache file: the unit's
     // condition skipped it).
     let imported_before: u64 = unit_property(
@@ -326,7 +333,207 @@ fn forge_boots_under_the_guests_systemd_each_service_on_its_dataset_in_order() {
     assert_eq!(cycles, "", "ordering cycles");
 
     // Leave the guest's systemd as it was for the next test.
-    guest.run_ok(&stop);
-    guest_system::wait_for_jobs(guest, SETTLE);
-    guest.run_ok(&["systemctl", "reset-failed"]);
+    stop_all(guest, &machine);
+}
+
+/// forge replicating to its USB pool only (the NAS is out of reach), with
+/// nixpkgs' syncoid sandbox given Debian's /usr (the guest's programs
+/// behind the stub store paths: perl and its modules, zfs), and the store
+/// of the booted system, which NixOS keeps in /nix/store; sonarr's
+/// command slowed to 512 KiB/s (16 MiB: 32 s) so that another unit runs
+/// during it.
+const USB_ONLY: &str = r#"{ lib, ... }: {
+  zpersist.replication.targets = lib.mkForce { usb.dataset = "usbpool/backup/forge"; };
+  zpersist.datasets.services.replicateTo = lib.mkForce [ "usb" ];
+  services.syncoid.service.serviceConfig.BindReadOnlyPaths = [ "/usr" "/lib" "/lib64" "/nix/var/zpersist-test" ];
+  services.syncoid.commands."services-sonarr-to-usb".extraArgs = [ "--source-bwlimit=512k" ];
+}"#;
+
+/// The user a unit's main process (ExecStart, not the ExecStartPre
+/// scripts before it) runs as, once it runs, and what it runs.
+fn main_process_user(guest: &Guest, unit: &str) -> (String, String) {
+    wait_until(guest, &format!("{unit}'s main process"), SETTLE, |g| {
+        let pid = unit_property(g, unit, "ExecMainPID");
+        if pid == "0" {
+            return Err(format!(
+                "{unit} is {}",
+                unit_property(g, unit, "ActiveState")
+            ));
+        }
+        let user = g.run(&["ps", "-o", "user=,args=", "-p", &pid]);
+        match user.stdout.trim().split_once(' ') {
+            // systemd's "(name)" before the exec.
+            Some((_, args)) if args.trim().starts_with('(') => Err(args.to_owned()),
+            Some((name, args)) => Ok((name.to_owned(), args.trim().to_owned())),
+            None => Err(format!("pid {pid} gone")),
+        }
+    })
+}
+
+/// Waits until `unit` (a oneshot) has run to its end; its Result.
+fn wait_for_run(guest: &Guest, unit: &str) -> String {
+    wait_until(
+        guest,
+        &format!("{unit} to finish"),
+        SETTLE,
+        |g| match unit_property(g, unit, "ActiveState").as_str() {
+            "inactive" | "failed" => Ok(unit_property(g, unit, "Result")),
+            other => Err(other.to_owned()),
+        },
+    )
+}
+
+#[test]
+fn syncoid_units_run_as_nixpkgs_runs_them_with_the_modules_grants_and_lag_reads_them() {
+    let Some(guest) = guest() else { return };
+    let _turn = SYSTEM.lock().unwrap_or_else(|p| p.into_inner());
+    let machine = forge().with_module(USB_ONLY).evaluate_for_openzfs();
+    let pool = GuestPool::new(guest, machine.pool());
+    let usb = GuestPool::new(guest, "usbpool");
+    // The target's root, made by the admin (docs/replication.md).
+    guest.zfs(&["create", "-p", "usbpool/backup/forge"]);
+    guest_system::install(guest, &machine);
+    boot(guest, &machine);
+    assert_state(guest, "zpersist-datasets.service", "active", &[]);
+    let sonarr_dir = "/var/lib/sonarr/.config/NzbDrone";
+    guest.sh_ok(&format!(
+        "head -c 16777216 /dev/urandom >{sonarr_dir}/big && sync"
+    ));
+
+    // The grants zpersist-syncoid-allow gives the syncoid group, as the
+    // module renders the unit (its ExecStart lines).
+    let allow_unit = machine
+        .units()
+        .into_iter()
+        .find(|u| u.name == "zpersist-syncoid-allow.service")
+        .expect("the module renders zpersist-syncoid-allow.service");
+    let grants: Vec<(String, String)> = allow_unit
+        .text
+        .lines()
+        .filter_map(|l| l.strip_prefix("ExecStart="))
+        .map(|l| {
+            let words: Vec<&str> = l.trim_start_matches('-').split_whitespace().collect();
+            assert_eq!(&words[1..4], ["allow", "-g", "syncoid"], "{l}");
+            (words[4].to_owned(), words[5].to_owned())
+        })
+        .collect();
+    assert!(
+        grants.iter().any(|(_, d)| d == "tank/services/sonarr")
+            && grants.iter().any(|(_, d)| d == "usbpool/backup/forge"),
+        "{grants:?}"
+    );
+
+    // The parent's first run (its children are ordered after it).
+    let parent = "syncoid-services-to-usb.service";
+    let child = "syncoid-services-sonarr-to-usb.service";
+    let started = systemctl(guest, "start", &[parent]);
+    assert!(
+        started.success(),
+        "{started:#?}\n{}",
+        diagnostics(guest, &[parent, "zpersist-syncoid-allow.service"])
+    );
+    assert_state(guest, "zpersist-syncoid-allow.service", "active", &[]);
+    for (perms, dataset) in &grants {
+        let shown = guest.zfs(&["allow", dataset]);
+        for perm in perms.split(',') {
+            assert!(
+                shown
+                    .lines()
+                    .any(|l| l.contains("group syncoid") && l.contains(perm)),
+                "{dataset}: the group lacks {perm}:\n{shown}"
+            );
+        }
+    }
+    assert!(guest.exists("usbpool/backup/forge/services"));
+
+    // Parent and child at once: the child's first run, slow, receives
+    // under the parent's copy (nixpkgs grants the user there for it); the
+    // parent's second run starts meanwhile and its ExecStopPost revokes
+    // the user on exactly that dataset while the child still receives.
+    guest.run_ok(&["systemctl", "start", "--no-block", child]);
+    let (user, args) = main_process_user(guest, child);
+    assert!(args.contains("-sanoid/bin/syncoid"), "{args}");
+    assert_eq!(user, "syncoid", "{args}");
+    let started = systemctl(guest, "start", &[parent]);
+    assert!(
+        started.success(),
+        "{started:#?}\n{}",
+        diagnostics(guest, &[parent])
+    );
+    assert_eq!(
+        wait_for_run(guest, child),
+        "success",
+        "{}",
+        diagnostics(guest, &[child])
+    );
+    let parent_done = stamp(guest, parent, "InactiveEnterTimestampMonotonic");
+    let child_main_end = stamp(guest, child, "ExecMainExitTimestampMonotonic");
+    assert!(
+        parent_done < child_main_end,
+        "the child's syncoid ended before the parent's revoke: nothing overlapped"
+    );
+    // Neither lost a permission: the user's per-run grants are gone, the
+    // group's standing ones all there.
+    for (perms, dataset) in &grants {
+        let shown = guest.zfs(&["allow", dataset]);
+        assert!(!shown.contains("user syncoid"), "{dataset}: {shown}");
+        for perm in perms.split(',') {
+            assert!(
+                shown
+                    .lines()
+                    .any(|l| l.contains("group syncoid") && l.contains(perm)),
+                "{dataset}: the group lost {perm}:\n{shown}"
+            );
+        }
+    }
+    let copy = "usbpool/backup/forge/services/sonarr";
+    assert!(
+        guest.get(copy, "logicalreferenced").parse::<u64>().unwrap() >= 16 << 20,
+        "{copy} lacks sonarr's data"
+    );
+    // None ran as root: OpenZFS's pool history names the user of every
+    // snapshot, hold, send and receive.
+    for history_pool in [&pool.name, &usb.name] {
+        let history = guest.run_ok(&["zpool", "history", "-l", history_pool]);
+        // preseed-restore marks sonarr's new dataset fresh, as root.
+        syncoid_ran_as_its_user(&history, "usb", &["zfs set com.zpersist:preseed"]);
+    }
+    let failed = guest.run_ok(&["systemctl", "--failed", "--no-legend", "--plain"]);
+    assert_eq!(failed, "", "{}", diagnostics(guest, &[]));
+
+    // replication-lag's unit after them reads the lag of what they sent
+    // (none: the newest snapshot on each side is the same), and fails,
+    // naming each, for the services whose units never ran (a person's
+    // business: exit 1).
+    let lag = "zpersist-replication-lag.service";
+    let started = systemctl(guest, "start", &[lag]);
+    assert!(!started.success(), "{started:#?}");
+    assert_eq!(unit_property(guest, lag, "Result"), "exit-code");
+    let journal = guest.run_ok(&["journalctl", "--no-pager", "-o", "cat", "-u", lag]);
+    for (source, copy) in [
+        ("tank/services/sonarr", copy),
+        ("tank/services", "usbpool/backup/forge/services"),
+    ] {
+        let line = journal
+            .lines()
+            .find(|l| l.starts_with(&format!("{source} -> usb ({copy}): ")))
+            .unwrap_or_else(|| panic!("no lag line for {source}:\n{journal}"));
+        let newest = guest.snapshots(source).pop().unwrap();
+        assert!(
+            line.contains("lag 0 s")
+                && line.contains(&format!("newest local {newest} "))
+                && line.contains(&format!("newest on target {newest} ")),
+            "{line}"
+        );
+    }
+    for never in ["home-assistant", "jellyfin", "plex", "postgresql", "radarr"] {
+        assert!(
+            journal.contains(&format!(
+                "error: tank/services/{never} -> usb: usbpool/backup/forge/services/{never} does not exist on this host"
+            )),
+            "{never}:\n{journal}"
+        );
+    }
+
+    stop_all(guest, &machine);
 }
