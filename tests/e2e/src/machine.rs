@@ -21,12 +21,15 @@
 //!   start with `#!` (as `writeShellScript` makes them on NixOS). The fake
 //!   packages of tests/nix/pkgs.nix (`/nix/store/000…-<name>`) get a
 //!   `bin/` of symlinks to the programs the Debian package standing in for
-//!   each ships ([`PACKAGES`]: `zfs-user` → zfs-fuse, `getent` →
+//!   each ships ([`PACKAGES`]: `zfs-user` → zfs-fuse, or OpenZFS's
+//!   zfsutils-linux in the guest, `getent` →
 //!   libc-bin's getent, `coreutils` → coreutils, ...), so a unit's `PATH`
 //!   finds what its package provides and nothing else of Debian's.
 //!   `zpersist` gets copies of the workspace's binaries, built fresh for
 //!   the test's profile ([`crate::binaries::fresh`]). A store path the
 //!   mapping does not know fails the install loudly.
+//!   (The OpenZFS guest gets symlinks into its 9p share of the target
+//!   directory instead: [`Root::install_binary`].)
 //! - **/etc**: each `environment.etc` entry as a read-only file;
 //!   `systemd.tmpfiles.rules` as `/etc/tmpfiles.d/00-nixos.conf`.
 //! - **/run/current-system/sw/bin**: the programs of
@@ -47,6 +50,10 @@
 //! module forcing `compression = "on"` and `recordsize = "128K"` on exactly
 //! the datasets that declare more (so the plan file is a real evaluation
 //! of that configuration, not an edited copy).
+//!
+//! The installer writes through [`Root`]: the container's root directory,
+//! or the OpenZFS guest's ([`crate::guest_system`]), so both run the same
+//! rendered units.
 //!
 //! [`switch`] does what `switch-to-configuration switch` does with units:
 //! stop the changed units that are stopped before activation, install the
