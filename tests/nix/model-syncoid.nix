@@ -200,7 +200,10 @@ in
               PrivateDevices = true;
               PrivateMounts = true;
               PrivateNetwork = lib.mkDefault false;
-              PrivateUsers = true;
+              # As nixpkgs sets it: "Enabling this breaks on zfs-2.2.0" (in a
+              # user namespace of its own, OpenZFS 2.2+ shows a process only
+              # the datasets delegated to that namespace: none; PR 245333).
+              PrivateUsers = false;
               ProtectClock = true;
               ProtectControlGroups = true;
               ProtectHome = true;

@@ -103,3 +103,29 @@ pub fn drill_passed_for_every_source(result: &serde_json::Value, labels: &[&str]
         }
     }
 }
+
+/// OpenZFS's `zpool history -l` of a pool syncoid replicated from or into
+/// (identifier `identifier`): every command but the setup (pool and
+/// dataset creation, grants) and `also_root` (what zpersist's root units
+/// ran there) ran as the user `syncoid`, never root, and syncoid's own
+/// snapshots are among them.
+pub fn syncoid_ran_as_its_user(history: &str, identifier: &str, also_root: &[&str]) {
+    let setup = ["zpool create", "zfs create", "zfs allow", "zfs unallow"];
+    let syncoid_lines: Vec<&str> = history
+        .lines()
+        .filter(|l| l.contains("[user "))
+        .filter(|l| !setup.iter().chain(also_root).any(|s| l.contains(s)))
+        .collect();
+    assert!(
+        syncoid_lines
+            .iter()
+            .any(|l| l.contains(&format!("syncoid_{identifier}"))),
+        "{history}"
+    );
+    for line in &syncoid_lines {
+        assert!(
+            !line.contains("[user 0 ") && line.contains("(syncoid)"),
+            "run as another user than syncoid: {line}"
+        );
+    }
+}

@@ -534,6 +534,24 @@ rm -rf "$run""#;
             .to_owned()
     }
 
+    /// The snapshot names (after the `@`) of `dataset`, oldest first.
+    pub fn snapshots(&self, dataset: &str) -> Vec<String> {
+        self.zfs(&[
+            "list",
+            "-H",
+            "-t",
+            "snapshot",
+            "-o",
+            "name",
+            "-s",
+            "createtxg",
+            dataset,
+        ])
+        .lines()
+        .map(|l| l.split_once('@').unwrap().1.to_owned())
+        .collect()
+    }
+
     pub fn exists(&self, dataset: &str) -> bool {
         self.run(&["zfs", "list", "-H", "-o", "name", dataset])
             .success()

@@ -6,6 +6,7 @@ pub mod cover;
 pub mod delegation;
 pub mod generated;
 pub mod guest;
+pub mod guest_system;
 pub mod machine;
 pub mod nix;
 pub mod pitr_units;

@@ -21,12 +21,15 @@
 //!   start with `#!` (as `writeShellScript` makes them on NixOS). The fake
 //!   packages of tests/nix/pkgs.nix (`/nix/store/000…-<name>`) get a
 //!   `bin/` of symlinks to the programs the Debian package standing in for
-//!   each ships ([`PACKAGES`]: `zfs-user` → zfs-fuse, `getent` →
+//!   each ships ([`PACKAGES`]: `zfs-user` → zfs-fuse, or OpenZFS's
+//!   zfsutils-linux in the guest, `getent` →
 //!   libc-bin's getent, `coreutils` → coreutils, ...), so a unit's `PATH`
 //!   finds what its package provides and nothing else of Debian's.
 //!   `zpersist` gets copies of the workspace's binaries, built fresh for
 //!   the test's profile ([`crate::binaries::fresh`]). A store path the
 //!   mapping does not know fails the install loudly.
+//!   (The OpenZFS guest gets symlinks into its 9p share of the target
+//!   directory instead: [`Root::install_binary`].)
 //! - **/etc**: each `environment.etc` entry as a read-only file;
 //!   `systemd.tmpfiles.rules` as `/etc/tmpfiles.d/00-nixos.conf`.
 //! - **/run/current-system/sw/bin**: the programs of
@@ -47,6 +50,10 @@
 //! module forcing `compression = "on"` and `recordsize = "128K"` on exactly
 //! the datasets that declare more (so the plan file is a real evaluation
 //! of that configuration, not an edited copy).
+//!
+//! The installer writes through [`Root`]: the container's root directory,
+//! or the OpenZFS guest's ([`crate::guest_system`]), so both run the same
+//! rendered units.
 //!
 //! [`switch`] does what `switch-to-configuration switch` does with units:
 //! stop the changed units that are stopped before activation, install the
@@ -95,8 +102,10 @@ pub const ZFS_DAEMON: &str = "zpersist-test-zfs-fuse.service";
 /// (`None`: all it ships in bin and sbin). `zpersist` is the workspace's
 /// own binaries. A Debian package the root lacks (openssh-client, curl)
 /// gives an empty `bin/`: a unit running it fails, as it would without it.
-pub const PACKAGES: &[(&str, &[&str], Option<&[&str]>)] = &[
-    ("zfs-user", &["zfs-fuse"], None),
+pub const PACKAGES: &[Package] = &[
+    // zfs-fuse in the test container, OpenZFS in the guest: whichever the
+    // machine has (the other is not installed there).
+    ("zfs-user", &["zfs-fuse", "zfsutils-linux"], None),
     ("getent", &["libc-bin"], Some(&["getent"])),
     ("rsync", &["rsync"], None),
     ("openssh", &["openssh-client"], None),
@@ -122,10 +131,18 @@ pub const PACKAGES: &[(&str, &[&str], Option<&[&str]>)] = &[
     ("barman", &["barman-cli-cloud"], None),
 ];
 
+/// A fake package, the Debian packages standing in for it, the programs
+/// taken from them (`None`: all).
+pub type Package = (
+    &'static str,
+    &'static [&'static str],
+    Option<&'static [&'static str]>,
+);
+
 /// Where Debian keeps a PostgreSQL's programs (its /usr/bin has only
 /// postgresql-common's wrappers): programs of a package are taken from
 /// here too.
-const POSTGRESQL_BIN: &str = "/usr/lib/postgresql/15/bin";
+pub const POSTGRESQL_BIN: &str = "/usr/lib/postgresql/15/bin";
 
 /// The store paths of NixOS's default service path (fake, like the others).
 pub fn default_path() -> Vec<String> {
@@ -134,6 +151,9 @@ pub fn default_path() -> Vec<String> {
         .map(|p| format!("{STUB_STORE}{p}"))
         .collect()
 }
+
+/// A service of services.json: name, dataset, mountpoint, user, units.
+pub type Service = (String, String, String, Option<String>, Vec<String>);
 
 /// An example host and what a test adds to it.
 #[derive(Debug, Clone)]
@@ -227,8 +247,22 @@ impl Host {
 
     /// The evaluation, with the zfs-fuse fit and the stand-in daemons.
     pub fn evaluate(&self) -> Machine {
+        self.evaluate_for(true)
+    }
+
+    /// The evaluation as it is, with the stand-in daemons, for a machine
+    /// with real OpenZFS (the guest: lz4, zstd and 1M records as declared).
+    pub fn evaluate_for_openzfs(&self) -> Machine {
+        self.evaluate_for(false)
+    }
+
+    fn evaluate_for(&self, zfs_fuse: bool) -> Machine {
         let first = self.eval(&[]);
-        let fit = zfs_fuse_module(&first.attr("plan"));
+        let fit = if zfs_fuse {
+            zfs_fuse_module(&first.attr("plan"))
+        } else {
+            "{ }".to_owned()
+        };
         let services: Value = first.attr("config.zpersist.internal.servicesPlan");
         let mut daemons = stand_ins(&services);
         daemons.retain(|d| !self.real_units.contains(&d.name));
@@ -355,6 +389,30 @@ impl Machine {
             .collect()
     }
 
+    /// Every service of services.json.
+    pub fn services(&self) -> Vec<Service> {
+        let json = self.services_json();
+        json["services"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(name, s)| {
+                (
+                    name.clone(),
+                    s["dataset"].as_str().unwrap().to_owned(),
+                    s["mountpoint"].as_str().unwrap().to_owned(),
+                    s["user"].as_str().map(str::to_owned),
+                    s["units"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|u| u.as_str().unwrap().to_owned())
+                        .collect(),
+                )
+            })
+            .collect()
+    }
+
     /// `/etc/zpersist/services.json` as data.
     pub fn services_json(&self) -> Value {
         let text = self.etc["zpersist/services.json"]
@@ -392,7 +450,7 @@ impl Machine {
     /// Installs this generation into the container's root: users, store
     /// paths, /etc, tmpfiles rules, units (replacing `previous`'s, whose
     /// units that are gone are removed), the stand-in program.
-    pub fn install(&self, container: &Container, previous: Option<&Machine>) {
+    pub fn install(&self, container: &dyn Root, previous: Option<&Machine>) {
         self.install_users(container);
         let units = self.units();
         let mut store_paths = BTreeSet::new();
@@ -424,8 +482,8 @@ impl Machine {
         }
         let mut tmpfiles = self.tmpfiles.join("\n");
         tmpfiles.push('\n');
-        container.write("/etc/tmpfiles.d/00-nixos.conf", tmpfiles, 0o444);
-        container.write(STAND_IN, stand_in_program(), 0o755);
+        container.write("/etc/tmpfiles.d/00-nixos.conf", tmpfiles.as_bytes(), 0o444);
+        container.write(STAND_IN, stand_in_program().as_bytes(), 0o755);
         // NixOS's /run/booted-system/sw: the booted system's programs, which
         // zpersist's root commands (and nixpkgs' syncoid unit) run zfs from.
         for program in ["/usr/sbin/zfs", "/usr/sbin/zpool"] {
@@ -434,7 +492,7 @@ impl Machine {
         }
         container.write(
             "/etc/tmpfiles.d/00-booted-system.conf",
-            format!("L+ /run/booted-system - - - - {BOOTED_SYSTEM}\n"),
+            format!("L+ /run/booted-system - - - - {BOOTED_SYSTEM}\n").as_bytes(),
             0o444,
         );
         // NixOS's /run/current-system/sw: this generation's systemPackages
@@ -454,7 +512,7 @@ impl Machine {
         }
         container.write(
             "/etc/tmpfiles.d/00-current-system.conf",
-            format!("L+ /run/current-system - - - - {CURRENT_SYSTEM}\n"),
+            format!("L+ /run/current-system - - - - {CURRENT_SYSTEM}\n").as_bytes(),
             0o444,
         );
 
@@ -471,7 +529,7 @@ impl Machine {
         }
     }
 
-    fn install_users(&self, container: &Container) {
+    fn install_users(&self, container: &dyn Root) {
         let mut script = String::from("set -e\n");
         let mut groups: BTreeSet<&str> = self.groups.iter().map(String::as_str).collect();
         for user in self.users.values() {
@@ -499,8 +557,90 @@ impl Machine {
                 args.join(" ")
             ));
         }
-        container.chroot(&["sh", "-c", &script]);
+        container.run_script(&script);
     }
+}
+
+/// A machine's root file system that a [`Machine`] is installed into: a
+/// test container's (written in place) or the OpenZFS guest's
+/// ([`crate::guest_system::GuestRoot`]: staged on this machine, then
+/// unpacked in the guest in one go). One installer serves both.
+pub trait Root {
+    /// Where on this machine a file of the root is written (the container's
+    /// root itself; the guest's staging directory).
+    fn host_path(&self, path: &str) -> camino::Utf8PathBuf;
+    /// Writes a file (parents created), replacing what was there.
+    fn write(&self, path: &str, contents: &[u8], mode: u32);
+    /// A symlink, replacing what was there.
+    fn symlink(&self, path: &str, points_to: &str);
+    /// Removes a file, if it is there.
+    fn remove(&self, path: &str);
+    /// Runs a shell script as root in the machine, before its units start
+    /// (users and groups, as NixOS's activation creates them).
+    fn run_script(&self, script: &str);
+    /// The programs a Debian package of the machine ships in bin and sbin
+    /// directories (none where the package is not installed).
+    fn debian_programs(&self, package: &str) -> Vec<String>;
+    /// Puts zpersist's binary `bin`, built fresh for this test, at `path`.
+    fn install_binary(&self, path: &str, bin: &str);
+}
+
+impl Root for Container {
+    fn host_path(&self, path: &str) -> camino::Utf8PathBuf {
+        Container::host_path(self, path)
+    }
+
+    fn write(&self, path: &str, contents: &[u8], mode: u32) {
+        Container::write(self, path, contents, mode)
+    }
+
+    fn symlink(&self, path: &str, points_to: &str) {
+        Container::symlink(self, path, points_to)
+    }
+
+    fn remove(&self, path: &str) {
+        Container::remove(self, path)
+    }
+
+    fn run_script(&self, script: &str) {
+        self.chroot(&["sh", "-c", script]);
+    }
+
+    /// From dpkg's file list in the container's root.
+    fn debian_programs(&self, package: &str) -> Vec<String> {
+        let info = self.host_path("/var/lib/dpkg/info");
+        let list = [format!("{package}.list"), format!("{package}:amd64.list")]
+            .iter()
+            .map(|f| info.join(f))
+            .find(|p| p.exists());
+        let Some(list) = list else {
+            return Vec::new();
+        };
+        fs::read_to_string(list)
+            .unwrap()
+            .lines()
+            .filter(|line| is_program_dir(line))
+            .filter(|line| !self.host_path(line).is_dir())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// A copy of the staged build.
+    fn install_binary(&self, path: &str, bin: &str) {
+        let built = binaries::fresh(bin);
+        let bytes = fs::read(&built).unwrap_or_else(|e| panic!("{built}: {e}"));
+        Container::write(self, path, bytes, 0o555);
+    }
+}
+
+/// Whether a file a Debian package ships lies in a directory of programs
+/// (bin, sbin, a PostgreSQL's bin).
+pub fn is_program_dir(file: &str) -> bool {
+    let dir = Utf8Path::new(file).parent().map(Utf8Path::as_str);
+    matches!(
+        dir,
+        Some("/bin" | "/sbin" | "/usr/bin" | "/usr/sbin") | Some(POSTGRESQL_BIN)
+    )
 }
 
 /// Store paths (`/nix/store/<hash>-<name>`, without what follows) in a text.
@@ -519,16 +659,14 @@ fn store_paths_in(text: &str) -> BTreeSet<String> {
 }
 
 /// Makes `path` exist in the container (see the module docs).
-fn install_store_path(container: &Container, path: &str) {
+fn install_store_path(container: &dyn Root, path: &str) {
     if path == UNIT_SCRIPTS {
         return;
     }
     if let Some(package) = path.strip_prefix(STUB_STORE) {
         if package == "zpersist" {
             for bin in binaries::ALL {
-                let built = binaries::fresh(bin);
-                let bytes = fs::read(&built).unwrap_or_else(|e| panic!("{built}: {e}"));
-                container.write(&format!("{path}/bin/{bin}"), bytes, 0o555);
+                container.install_binary(&format!("{path}/bin/{bin}"), bin);
             }
             return;
         }
@@ -541,7 +679,7 @@ fn install_store_path(container: &Container, path: &str) {
         fs::create_dir_all(container.host_path(&format!("{path}/bin"))).unwrap();
         for program in debians
             .iter()
-            .flat_map(|debian| debian_programs(container, debian))
+            .flat_map(|debian| container.debian_programs(debian))
         {
             let name = Utf8Path::new(&program).file_name().unwrap().to_owned();
             if only.is_none_or(|only| only.contains(&name.as_str())) {
@@ -571,33 +709,7 @@ fn install_store_path(container: &Container, path: &str) {
     } else {
         0o444
     };
-    container.write(path, bytes, mode);
-}
-
-/// The programs a Debian package of the container's root ships in bin and
-/// sbin directories (from dpkg's file list).
-fn debian_programs(container: &Container, package: &str) -> Vec<String> {
-    let info = container.host_path("/var/lib/dpkg/info");
-    let list = [format!("{package}.list"), format!("{package}:amd64.list")]
-        .iter()
-        .map(|f| info.join(f))
-        .find(|p| p.exists());
-    let Some(list) = list else {
-        return Vec::new();
-    };
-    fs::read_to_string(list)
-        .unwrap()
-        .lines()
-        .filter(|line| {
-            let dir = Utf8Path::new(line).parent().map(Utf8Path::as_str);
-            matches!(
-                dir,
-                Some("/bin" | "/sbin" | "/usr/bin" | "/usr/sbin" | POSTGRESQL_BIN)
-            )
-        })
-        .filter(|line| !container.host_path(line).is_dir())
-        .map(str::to_owned)
-        .collect()
+    container.write(path, &bytes, mode);
 }
 
 /// The `[Install]` keys of a rendered unit: (directory suffix, target).
@@ -622,13 +734,17 @@ fn install_links(text: &str) -> Vec<(&'static str, String)> {
 
 const UNIT_DIR: &str = "/etc/systemd/system";
 
-fn install_unit(container: &Container, file: &UnitFile) {
+fn install_unit(container: &dyn Root, file: &UnitFile) {
     if file.executable {
-        container.write(&format!("{UNIT_SCRIPTS}/{}", file.name), &file.text, 0o555);
+        container.write(
+            &format!("{UNIT_SCRIPTS}/{}", file.name),
+            file.text.as_bytes(),
+            0o555,
+        );
         return;
     }
     let path = format!("{UNIT_DIR}/{}", file.name);
-    container.write(&path, &file.text, 0o444);
+    container.write(&path, file.text.as_bytes(), 0o444);
     for (suffix, target) in install_links(&file.text) {
         container.symlink(
             &format!("{UNIT_DIR}/{target}.{suffix}/{}", file.name),
@@ -637,7 +753,7 @@ fn install_unit(container: &Container, file: &UnitFile) {
     }
 }
 
-fn remove_unit(container: &Container, file: &UnitFile) {
+fn remove_unit(container: &dyn Root, file: &UnitFile) {
     if file.executable {
         container.remove(&format!("{UNIT_SCRIPTS}/{}", file.name));
         return;
@@ -959,19 +1075,27 @@ pub const NOTIFY_TO_JOURNAL: &str = r#"{ lib, ... }: {
 /// The notification events in the journal (see [`NOTIFY_TO_JOURNAL`]), by
 /// failed unit.
 pub fn notify_events(c: &Container) -> BTreeMap<String, Value> {
-    c.exec_ok(&[
-        "journalctl",
-        "--no-pager",
-        "-o",
-        "cat",
-        "-t",
-        "zpersist-event",
-    ])
-    .lines()
-    .filter(|l| l.starts_with('{'))
-    .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-    .map(|e| (e["unit"].as_str().unwrap().to_owned(), e))
-    .collect()
+    parse_notify_events(&c.exec_ok(&NOTIFY_EVENTS_ARGV))
+}
+
+/// The command that prints [`NOTIFY_TO_JOURNAL`]'s events.
+pub const NOTIFY_EVENTS_ARGV: [&str; 6] = [
+    "journalctl",
+    "--no-pager",
+    "-o",
+    "cat",
+    "-t",
+    "zpersist-event",
+];
+
+/// The events [`NOTIFY_EVENTS_ARGV`] printed, by failed unit.
+pub fn parse_notify_events(journal: &str) -> BTreeMap<String, Value> {
+    journal
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .map(|e| (e["unit"].as_str().unwrap().to_owned(), e))
+        .collect()
 }
 
 /// Waits (up to `timeout`) for the notification about `unit`'s failure.

@@ -8,6 +8,7 @@
 //! loud line saying why (zpersist_e2e::guest::Guest::shared).
 
 use serde_json::{json, Value};
+use zpersist_e2e::assertions::syncoid_ran_as_its_user;
 use zpersist_e2e::guest::{Guest, GuestPool};
 use zpersist_e2e::pool::Recorded;
 
@@ -880,24 +881,7 @@ fn delegation_as_nixpkgs_runs_it_no_run_loses_a_permission_none_runs_as_root() {
     // snapshot, send-side hold and receive.
     for history_pool in [&pool.name, &usb.name] {
         let history = guest.run_ok(&["zpool", "history", "-l", history_pool]);
-        // What the test set up as root is left out; the rest is syncoid's.
-        let setup = ["zpool create", "zfs create", "zfs allow", "zfs unallow"];
-        let syncoid_lines: Vec<&str> = history
-            .lines()
-            .filter(|l| l.contains("[user "))
-            .filter(|l| !setup.iter().any(|s| l.contains(s)))
-            .collect();
-        assert!(
-            syncoid_lines.iter().any(|l| l.contains("syncoid_usb")),
-            "{history}"
-        );
-        assert!(!syncoid_lines.is_empty(), "{history}");
-        for line in &syncoid_lines {
-            assert!(
-                !line.contains("[user 0 ") && line.contains("(syncoid)"),
-                "run as another user than syncoid: {line}"
-            );
-        }
+        syncoid_ran_as_its_user(&history, "usb", &[]);
     }
 }
 

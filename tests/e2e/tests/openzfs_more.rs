@@ -366,21 +366,7 @@ fn lag(
 }
 
 fn snapshots(guest: &Guest, dataset: &str) -> Vec<String> {
-    guest
-        .zfs(&[
-            "list",
-            "-H",
-            "-t",
-            "snapshot",
-            "-o",
-            "name",
-            "-s",
-            "createtxg",
-            dataset,
-        ])
-        .lines()
-        .map(|l| l.split_once('@').unwrap().1.to_owned())
-        .collect()
+    guest.snapshots(dataset)
 }
 
 /// Lag by guid into a local target pool (a real syncoid run, resumable

@@ -20,33 +20,6 @@ fn forge() -> Host {
 
 const SETTLE: Duration = Duration::from_secs(60);
 
-/// A service of services.json: name, dataset, mountpoint, user, units.
-type Service = (String, String, String, Option<String>, Vec<String>);
-
-/// Every service of services.json.
-fn services(machine: &Machine) -> Vec<Service> {
-    let json = machine.services_json();
-    json["services"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(name, s)| {
-            (
-                name.clone(),
-                s["dataset"].as_str().unwrap().to_owned(),
-                s["mountpoint"].as_str().unwrap().to_owned(),
-                s["user"].as_str().map(str::to_owned),
-                s["units"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|u| u.as_str().unwrap().to_owned())
-                    .collect(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn boot_creates_the_datasets_and_starts_each_service_on_its_own() {
     let machine = forge().evaluate();
@@ -90,7 +63,7 @@ fn boot_creates_the_datasets_and_starts_each_service_on_its_own() {
         );
         assert_eq!(stat.trim(), want, "{mountpoint}");
     }
-    for (name, dataset, mountpoint, user, units) in services(&machine) {
+    for (name, dataset, mountpoint, user, units) in machine.services() {
         let check = format!("zpersist-{name}-mounted.service");
         for unit in std::iter::once(&check).chain(&units) {
             c.assert_state(unit, "active", &[&check]);
@@ -237,7 +210,7 @@ fn a_dataset_that_cannot_be_mounted_keeps_only_its_service_down_and_failures_are
         "{dataset} was created"
     );
     // The others started, each on its own dataset.
-    for (name, other, mountpoint, _, units) in services(&machine) {
+    for (name, other, mountpoint, _, units) in machine.services() {
         if name == "sonarr" {
             continue;
         }
@@ -410,7 +383,8 @@ fn invocations(c: &Container, units: &[String]) -> BTreeMap<String, String> {
 
 /// Every unit a service of `machine` has: its mount check and its units.
 fn service_units(machine: &Machine) -> Vec<String> {
-    services(machine)
+    machine
+        .services()
         .into_iter()
         .flat_map(|(name, _, _, _, units)| {
             std::iter::once(format!("zpersist-{name}-mounted.service")).chain(units)
