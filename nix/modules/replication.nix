@@ -91,18 +91,10 @@ let
     "port"
   ];
 
-  # Every ssh connection gives up on a peer that does not answer: at
-  # connect time, and when it goes silent later (keepalives every 15 s, 3
-  # unanswered ones end it). The same values as zpersist-ssh's
-  # (crates/zpersist-ssh/src/lib.rs), which replication-lag uses. A run
-  # that hangs on a live connection is ended by the target's `runTimeout`
-  # (the syncoid units are oneshot, which have no start timeout of their
-  # own).
-  deadPeerOptions = [
-    "ConnectTimeout=20"
-    "ServerAliveInterval=15"
-    "ServerAliveCountMax=3"
-  ];
+  # Dead peers are dropped (nix/lib/ssh.nix). A run that hangs on a live
+  # connection is ended by the target's `runTimeout` (the syncoid units are
+  # oneshot, which have no start timeout of their own).
+  inherit (zlib.ssh) deadPeerOptions;
 
   sshArgs =
     t:
@@ -130,13 +122,12 @@ let
   syncoidArgs =
     t:
     [ "--identifier=${t.name}" ]
-    ++ lib.optionals (!isLocal t) [
-      "--sshport=${toString (portOf t)}"
-      "--sshoption=UserKnownHostsFile=${knownHostsFile t.name}"
-      "--sshoption=StrictHostKeyChecking=yes"
-      "--sshoption=BatchMode=yes"
-    ]
-    ++ lib.optionals (!isLocal t) (map (o: "--sshoption=${o}") deadPeerOptions)
+    ++ lib.optionals (!isLocal t) (
+      zlib.ssh.syncoidArgs {
+        port = portOf t;
+        knownHosts = knownHostsFile t.name;
+      }
+    )
     ++ t.extraArgs;
 
   # syncoid's target: `user@host:dataset`, or the bare dataset for a local one.
@@ -226,9 +217,7 @@ let
     ++ map (root: "-" + grant (lib.concatMap (name: rcfg.targets.${name}.allow) (filter (name: isLocal rcfg.targets.${name} && rcfg.targets.${name}.dataset == root) (attrNames rcfg.targets))) root) localRoots;
   allowUnit = "zpersist-syncoid-allow.service";
 
-  knownHostsLine =
-    t:
-    (if portOf t == 22 then t.host else "[${t.host}]:${toString (portOf t)}") + " " + t.hostKey;
+  knownHostsLine = t: zlib.ssh.knownHostsLine t.host (portOf t) t.hostKey;
 
   targetModule =
     { name, ... }:
@@ -523,20 +512,14 @@ in
       keyProblems = filter (
         t: t.sshKey != null && (!(hasPrefix "/" t.sshKey) || hasPrefix builtins.storeDir t.sshKey)
       ) remoteTargets;
-      # nixpkgs' syncoid unit has ProtectHome=true: these are hidden from
-      # it even when bound into its RootDirectory.
-      hiddenFromSyncoid = [
-        "/root/"
-        "/home/"
-        "/run/user/"
-      ];
+      inherit (zlib.ssh) hiddenFromSyncoid;
       hiddenKeys = filter (
         t: t.sshKey != null && lib.any (dir: hasPrefix dir t.sshKey) hiddenFromSyncoid
       ) remoteTargets;
       badHostKeys = filter (
         t:
         t.hostKey != null
-        && builtins.match "(ssh-[a-z0-9]+|ecdsa-sha2-nistp[0-9]+|sk-[a-z0-9@.-]+) [A-Za-z0-9+/]+=*( .*)?" t.hostKey == null
+        && !zlib.ssh.isHostKey t.hostKey
       ) remoteTargets;
       commandNames = map (p: p.command) knownPairs;
       clashing = lib.unique (filter (c: lib.count (x: x == c) commandNames > 1) commandNames);

@@ -28,6 +28,7 @@ pub const ALL: &[&str] = &[
     "pitr-restore",
     "pitr-drill",
     "pitr-heartbeat",
+    "zpersist-pull-gate",
 ];
 
 /// The package a binary is built from: its own name, but for the PITR
