@@ -364,6 +364,12 @@ in
                 BindReadOnlyPaths = [ s.sshKey ];
                 # The levels above the received dataset, empty and
                 # unmountable, as root, before nixpkgs' delegation.
+                # After a pull that succeeded: the newest received snapshot
+                # held as zpersist-base-<source>, the tag released elsewhere
+                # (as root: holds are not delegated to the syncoid user).
+                ExecStartPost = [
+                  ("+" + escapeShellArgs [ "${cfg.package}/bin/zpersist-pull-base" "--source" p.source p.target ])
+                ];
                 ExecStartPre = lib.mkBefore [
                   ("-+" + escapeShellArgs [ bootedZfs "create" "-p" "-o" "canmount=off" p.parent ])
                 ];

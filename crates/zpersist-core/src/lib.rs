@@ -20,6 +20,7 @@ pub mod plan;
 pub mod planner;
 pub mod preseed;
 pub mod property;
+pub mod pull_base;
 pub mod pull_gate;
 pub mod replication;
 pub mod rules;

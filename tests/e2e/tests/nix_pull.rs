@@ -27,6 +27,7 @@ in {{
     startAt = u.startAt or null;
     ExecStart = u.serviceConfig.ExecStart;
     ExecStartPre = u.serviceConfig.ExecStartPre or [ ];
+    ExecStartPost = u.serviceConfig.ExecStartPost or [ ];
     Type = u.serviceConfig.Type or null;
   }}) (lib.filterAttrs (n: _: ours n) c.systemd.services);
   users = lib.mapAttrs (_: u: {{
@@ -94,6 +95,10 @@ fn the_backup_host_pulls_without_rollback_into_read_only_datasets() {
     assert_eq!(
         sonarr["ExecStartPre"][0],
         "-+/run/booted-system/sw/bin/zfs create -p -o 'canmount=off' backup/forge/services"
+    );
+    assert_eq!(
+        sonarr["ExecStartPost"],
+        json!(["+/nix/store/00000000000000000000000000000000-zpersist/bin/zpersist-pull-base --source forge backup/forge/services/sonarr"])
     );
     assert_eq!(
         v["knownHosts"]["zpersist/known_hosts/pull-forge"],
