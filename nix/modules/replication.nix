@@ -122,6 +122,10 @@ let
   syncoidArgs =
     t:
     [ "--identifier=${t.name}" ]
+    ++ lib.optionals t.receiveOnly [
+      "--no-rollback"
+      "--no-sync-snap"
+    ]
     ++ lib.optionals (!isLocal t) (
       zlib.ssh.syncoidArgs {
         port = portOf t;
@@ -219,8 +223,17 @@ let
 
   knownHostsLine = t: zlib.ssh.knownHostsLine t.host (portOf t) t.hostKey;
 
+  # A hardened push target's receiving user (`receiveOnly`).
+  receiveOnlyAllow = [
+    "create"
+    "mount"
+    "receive"
+    "canmount"
+    "send"
+  ];
+
   targetModule =
-    { name, ... }:
+    { name, config, ... }:
     {
       options = {
         name = mkOption {
@@ -327,9 +340,27 @@ let
             for a first full send of many terabytes over a slow link.
           '';
         };
+        receiveOnly = mkOption {
+          type = types.bool;
+          default = false;
+          description = ''
+            A hardened push target: the receiving user gets
+            `create,mount,receive,canmount,send` only (no `rollback`, no
+            `destroy`), and syncoid runs with `--no-rollback` (no
+            `receive -F`) and `--no-sync-snap` (it could not prune its sync
+            snapshots there). Prune on the target with a sanoid prune-only
+            template of its own. A compromised source can then no longer
+            destroy or roll back the replica through syncoid's key, but
+            `receive` still permits `zfs receive -F` to that user (OpenZFS
+            2.4 delegates no receive without it) and the user's shell runs
+            anything its permissions allow: see docs/replication.md, "What
+            a compromised source can do"; pull mode closes both.
+          '';
+        };
         allow = mkOption {
           type = types.listOf types.str;
-          default = defaultTargetAllow;
+          default = if config.receiveOnly then receiveOnlyAllow else defaultTargetAllow;
+          defaultText = lib.literalExpression ''if receiveOnly then [ "create" "mount" "receive" "canmount" "send" ] else [ "change-key" "compression" "create" "mount" "mountpoint" "receive" "rollback" "destroy" "canmount" "send" ]'';
           example = [ "create" "mount" "receive" "rollback" "destroy" ];
           description = ''
             `zfs allow` permissions the receiving user gets below

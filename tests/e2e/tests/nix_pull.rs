@@ -177,3 +177,57 @@ zpersist_e2e::nix_cases! {
     puller_without_datasets => "puller-without-datasets",
     puller_key_with_options => "puller-key-with-options",
 }
+
+/// A hardened push target (`receiveOnly`): the receiving user may not roll
+/// back or destroy, syncoid does not force its receives and takes no sync
+/// snapshot it could not prune; the default target stays what it was.
+#[test]
+fn a_receive_only_push_target_grants_no_rollback_or_destroy_and_syncoid_never_forces() {
+    let v = eval_expr(
+        r#"let
+  lib = import ./tests/nix/lib.nix;
+  eval = extra: import ./tests/nix/eval.nix { inherit lib; host = "forge"; extraModule = extra; };
+  view = e: {
+    argv = (import ./tests/nix/syncoid-argv.nix { inherit lib; syncoid = e.config.services.syncoid; })."services-sonarr-to-nas";
+    allow = e.config.environment.etc."zpersist/replication/nas.target-allow".text;
+    failed = e.failedAssertions;
+  };
+in {
+  hardened = view (eval { zpersist.replication.targets.nas.receiveOnly = true; });
+  default = view (eval { });
+}"#,
+    );
+    let hardened = &v["hardened"];
+    assert_eq!(hardened["failed"], json!([]));
+    assert!(
+        hardened["allow"]
+            .as_str()
+            .unwrap()
+            .ends_with("zfs allow -u zfs-recv create,mount,receive,canmount,send backup/forge\n"),
+        "{}",
+        hardened["allow"]
+    );
+    let argv: Vec<&str> = hardened["argv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        argv.contains(&"--no-rollback") && argv.contains(&"--no-sync-snap"),
+        "{argv:?}"
+    );
+    let default = &v["default"];
+    assert!(
+        default["allow"]
+            .as_str()
+            .unwrap()
+            .contains("receive,rollback,destroy"),
+        "the default target is unchanged: {}",
+        default["allow"]
+    );
+    assert!(!default["argv"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("--no-rollback")));
+}
