@@ -22,6 +22,7 @@ pub mod preseed;
 pub mod property;
 pub mod pull_base;
 pub mod pull_gate;
+pub mod pull_status;
 pub mod replication;
 pub mod rules;
 pub mod status;
