@@ -497,6 +497,7 @@ in
     let
       targetsUsed = lib.unique (map (p: p.target) knownPairs);
       remoteTargetsUsed = filter (name: !isLocal rcfg.targets.${name}) targetsUsed;
+      pinnedTargets = filter (t: !isLocal t && t.hostKey != null) (lib.attrValues rcfg.targets);
       replicationConfig = {
         version = 1;
         host = config.networking.hostName;
@@ -635,14 +636,6 @@ in
           listToAttrs (
             map (
               name:
-              nameValuePair "zpersist/known_hosts/${name}" {
-                text = knownHostsLine rcfg.targets.${name} + "\n";
-              }
-            ) remoteTargetsUsed
-          )
-          // listToAttrs (
-            map (
-              name:
               nameValuePair "zpersist/replication/${name}.target-allow" {
                 text = ''
                   # Run once on ${rcfg.targets.${name}.host}, as root, so that ${rcfg.targets.${name}.user} can receive
@@ -670,6 +663,14 @@ in
                 })";
             }
           ) knownPairs
+        );
+      })
+      # Every remote target's pinned host key, whether datasets are pushed
+      # to it or only read back from it (a preseed `replica` source: the
+      # restore key of a backup host that pulls, docs/replication.md).
+      (mkIf (cfg.enable && pinnedTargets != [ ]) {
+        environment.etc = listToAttrs (
+          map (t: nameValuePair "zpersist/known_hosts/${t.name}" { text = knownHostsLine t + "\n"; }) pinnedTargets
         );
       })
       (mkIf (cfg.enable && cfg.pool != null && knownPairs != [ ]) (

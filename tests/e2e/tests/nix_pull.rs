@@ -231,3 +231,34 @@ in {
         .unwrap()
         .contains(&json!("--no-rollback")));
 }
+
+/// A rebuilt source restores from the backup host that pulls: a target
+/// that nothing is pushed to (the restore key's user on nas) still gets its
+/// pinned host key, which preseed's `replica` source reads, and no syncoid
+/// command.
+#[test]
+fn a_restore_only_target_gets_its_pinned_host_key_and_no_push() {
+    let v = eval_expr(
+        r#"let
+  lib = import ./tests/nix/lib.nix;
+  e = import ./tests/nix/eval.nix { inherit lib; host = "forge"; extraModule = {
+    zpersist.replication.targets.nas-pulls = {
+      host = "nas"; user = "zrestore-forge"; dataset = "backup/forge";
+      sshKey = "/run/secrets/restore-from-nas";
+      hostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINasHostKey";
+    };
+    zpersist.services.radarr.preseed = { enable = true; sources = [ { replica = "nas-pulls"; } ]; };
+  }; };
+in {
+  knownHosts = e.config.environment.etc."zpersist/known_hosts/nas-pulls".text or null;
+  commands = builtins.filter (lib.hasInfix "nas-pulls") (builtins.attrNames e.config.services.syncoid.commands);
+  failed = e.failedAssertions;
+}"#,
+    );
+    assert_eq!(v["failed"], json!([]));
+    assert_eq!(
+        v["knownHosts"],
+        "nas ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINasHostKey\n"
+    );
+    assert_eq!(v["commands"], json!([]));
+}
