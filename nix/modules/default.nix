@@ -11,6 +11,7 @@
     ./services.nix
     ./snapshots.nix
     ./replication.nix
+    ./replication-pull.nix
     ./notify.nix
     ./preseed.nix
     ./drill.nix

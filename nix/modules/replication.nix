@@ -91,18 +91,10 @@ let
     "port"
   ];
 
-  # Every ssh connection gives up on a peer that does not answer: at
-  # connect time, and when it goes silent later (keepalives every 15 s, 3
-  # unanswered ones end it). The same values as zpersist-ssh's
-  # (crates/zpersist-ssh/src/lib.rs), which replication-lag uses. A run
-  # that hangs on a live connection is ended by the target's `runTimeout`
-  # (the syncoid units are oneshot, which have no start timeout of their
-  # own).
-  deadPeerOptions = [
-    "ConnectTimeout=20"
-    "ServerAliveInterval=15"
-    "ServerAliveCountMax=3"
-  ];
+  # Dead peers are dropped (nix/lib/ssh.nix). A run that hangs on a live
+  # connection is ended by the target's `runTimeout` (the syncoid units are
+  # oneshot, which have no start timeout of their own).
+  inherit (zlib.ssh) deadPeerOptions;
 
   sshArgs =
     t:
@@ -130,13 +122,16 @@ let
   syncoidArgs =
     t:
     [ "--identifier=${t.name}" ]
-    ++ lib.optionals (!isLocal t) [
-      "--sshport=${toString (portOf t)}"
-      "--sshoption=UserKnownHostsFile=${knownHostsFile t.name}"
-      "--sshoption=StrictHostKeyChecking=yes"
-      "--sshoption=BatchMode=yes"
+    ++ lib.optionals t.receiveOnly [
+      "--no-rollback"
+      "--no-sync-snap"
     ]
-    ++ lib.optionals (!isLocal t) (map (o: "--sshoption=${o}") deadPeerOptions)
+    ++ lib.optionals (!isLocal t) (
+      zlib.ssh.syncoidArgs {
+        port = portOf t;
+        knownHosts = knownHostsFile t.name;
+      }
+    )
     ++ t.extraArgs;
 
   # syncoid's target: `user@host:dataset`, or the bare dataset for a local one.
@@ -226,12 +221,19 @@ let
     ++ map (root: "-" + grant (lib.concatMap (name: rcfg.targets.${name}.allow) (filter (name: isLocal rcfg.targets.${name} && rcfg.targets.${name}.dataset == root) (attrNames rcfg.targets))) root) localRoots;
   allowUnit = "zpersist-syncoid-allow.service";
 
-  knownHostsLine =
-    t:
-    (if portOf t == 22 then t.host else "[${t.host}]:${toString (portOf t)}") + " " + t.hostKey;
+  knownHostsLine = t: zlib.ssh.knownHostsLine t.host (portOf t) t.hostKey;
+
+  # A hardened push target's receiving user (`receiveOnly`).
+  receiveOnlyAllow = [
+    "create"
+    "mount"
+    "receive"
+    "canmount"
+    "send"
+  ];
 
   targetModule =
-    { name, ... }:
+    { name, config, ... }:
     {
       options = {
         name = mkOption {
@@ -338,9 +340,27 @@ let
             for a first full send of many terabytes over a slow link.
           '';
         };
+        receiveOnly = mkOption {
+          type = types.bool;
+          default = false;
+          description = ''
+            A hardened push target: the receiving user gets
+            `create,mount,receive,canmount,send` only (no `rollback`, no
+            `destroy`), and syncoid runs with `--no-rollback` (no
+            `receive -F`) and `--no-sync-snap` (it could not prune its sync
+            snapshots there). Prune on the target with a sanoid prune-only
+            template of its own. A compromised source can then no longer
+            destroy or roll back the replica through syncoid's key, but
+            `receive` still permits `zfs receive -F` to that user (OpenZFS
+            2.4 delegates no receive without it) and the user's shell runs
+            anything its permissions allow: see docs/replication.md, "What
+            a compromised source can do"; pull mode closes both.
+          '';
+        };
         allow = mkOption {
           type = types.listOf types.str;
-          default = defaultTargetAllow;
+          default = if config.receiveOnly then receiveOnlyAllow else defaultTargetAllow;
+          defaultText = lib.literalExpression ''if receiveOnly then [ "create" "mount" "receive" "canmount" "send" ] else [ "change-key" "compression" "create" "mount" "mountpoint" "receive" "rollback" "destroy" "canmount" "send" ]'';
           example = [ "create" "mount" "receive" "rollback" "destroy" ];
           description = ''
             `zfs allow` permissions the receiving user gets below
@@ -477,6 +497,7 @@ in
     let
       targetsUsed = lib.unique (map (p: p.target) knownPairs);
       remoteTargetsUsed = filter (name: !isLocal rcfg.targets.${name}) targetsUsed;
+      pinnedTargets = filter (t: !isLocal t && t.hostKey != null) (lib.attrValues rcfg.targets);
       replicationConfig = {
         version = 1;
         host = config.networking.hostName;
@@ -523,20 +544,14 @@ in
       keyProblems = filter (
         t: t.sshKey != null && (!(hasPrefix "/" t.sshKey) || hasPrefix builtins.storeDir t.sshKey)
       ) remoteTargets;
-      # nixpkgs' syncoid unit has ProtectHome=true: these are hidden from
-      # it even when bound into its RootDirectory.
-      hiddenFromSyncoid = [
-        "/root/"
-        "/home/"
-        "/run/user/"
-      ];
+      inherit (zlib.ssh) hiddenFromSyncoid;
       hiddenKeys = filter (
         t: t.sshKey != null && lib.any (dir: hasPrefix dir t.sshKey) hiddenFromSyncoid
       ) remoteTargets;
       badHostKeys = filter (
         t:
         t.hostKey != null
-        && builtins.match "(ssh-[a-z0-9]+|ecdsa-sha2-nistp[0-9]+|sk-[a-z0-9@.-]+) [A-Za-z0-9+/]+=*( .*)?" t.hostKey == null
+        && !zlib.ssh.isHostKey t.hostKey
       ) remoteTargets;
       commandNames = map (p: p.command) knownPairs;
       clashing = lib.unique (filter (c: lib.count (x: x == c) commandNames > 1) commandNames);
@@ -621,14 +636,6 @@ in
           listToAttrs (
             map (
               name:
-              nameValuePair "zpersist/known_hosts/${name}" {
-                text = knownHostsLine rcfg.targets.${name} + "\n";
-              }
-            ) remoteTargetsUsed
-          )
-          // listToAttrs (
-            map (
-              name:
               nameValuePair "zpersist/replication/${name}.target-allow" {
                 text = ''
                   # Run once on ${rcfg.targets.${name}.host}, as root, so that ${rcfg.targets.${name}.user} can receive
@@ -656,6 +663,14 @@ in
                 })";
             }
           ) knownPairs
+        );
+      })
+      # Every remote target's pinned host key, whether datasets are pushed
+      # to it or only read back from it (a preseed `replica` source: the
+      # restore key of a backup host that pulls, docs/replication.md).
+      (mkIf (cfg.enable && pinnedTargets != [ ]) {
+        environment.etc = listToAttrs (
+          map (t: nameValuePair "zpersist/known_hosts/${t.name}" { text = knownHostsLine t + "\n"; }) pinnedTargets
         );
       })
       (mkIf (cfg.enable && cfg.pool != null && knownPairs != [ ]) (

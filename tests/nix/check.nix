@@ -33,7 +33,7 @@ let
       r = eval { inherit host; };
     in
     lib.optional (r.failedAssertions != [ ] || r.warnings != [ ]) "example host ${host} does not evaluate cleanly: ${toString (r.failedAssertions ++ r.warnings)}"
-  ) [ "forge" "luna" ];
+  ) [ "forge" "luna" "nas" ];
 
   docsFailures = lib.optional (
     builtins.readFile ../../docs/options.md != (eval { }).optionsMarkdown
@@ -42,6 +42,6 @@ let
   failures = caseFailures ++ hostFailures ++ docsFailures;
 in
 if failures == [ ] then
-  "ok: ${toString (builtins.length (builtins.attrNames cases))} cases, 2 example hosts, docs/options.md up to date\n"
+  "ok: ${toString (builtins.length (builtins.attrNames cases))} cases, 3 example hosts, docs/options.md up to date\n"
 else
   throw ("zpersist module tests failed:\n" + lib.concatStringsSep "\n" failures)

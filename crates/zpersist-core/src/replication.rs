@@ -171,10 +171,10 @@ pub fn replica_points(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn snap(name: &str, creation: i64, guid: &str) -> Snapshot {
+    pub(crate) fn snap(name: &str, creation: i64, guid: &str) -> Snapshot {
         Snapshot {
             name: name.into(),
             creation,

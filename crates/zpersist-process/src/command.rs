@@ -244,6 +244,18 @@ impl Command {
         (command, self.inherit_stderr)
     }
 
+    /// Replaces this process with the command (here), its stdin, stdout
+    /// and stderr the caller's: for a forced ssh command whose output is
+    /// the stream itself (`zfs send` of days). No limit applies (the ssh
+    /// connection's keepalives bound it). Returns only when it could not
+    /// be started, with why.
+    pub fn exec(&self) -> ProcessError {
+        use std::os::unix::process::CommandExt;
+        let (mut command, _) = self.std_command();
+        let error = command.exec();
+        self.not_started(&error)
+    }
+
     /// Why it could not start, as an error of this command.
     pub(crate) fn not_started(&self, error: &std::io::Error) -> ProcessError {
         let program = self

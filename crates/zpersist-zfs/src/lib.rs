@@ -15,6 +15,7 @@ use zpersist_core::observed::{ObservedPool, Source};
 use zpersist_core::replication::Snapshot;
 use zpersist_process::{Command, Failure, Location, Output, Pipeline, ProcessError};
 
+mod holds;
 mod snapshots;
 pub use snapshots::{all_snapshots_argv, parse_all_snapshots, parse_snapshots, snapshots_argv};
 

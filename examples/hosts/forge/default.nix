@@ -133,6 +133,13 @@
     };
     usb.dataset = "usbpool/backup/forge";
   };
+  # nas (examples/hosts/nas) also pulls the services from here, with a key
+  # forced to zpersist-pull-gate: zfs send, get, list and bookmark of
+  # tank/services, nothing else (docs/replication.md, "Pull mode").
+  zpersist.replication.pullers.nas = {
+    publicKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINasPullKeyForTheExample00000000000000000 syncoid@nas";
+    datasets = [ "tank/services" ];
+  };
   # The restic repository: backups go there, preseed restores from it.
   zpersist.restic.repositories.b2 = {
     repository = "b2:forge-backups:/";

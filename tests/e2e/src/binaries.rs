@@ -29,6 +29,8 @@ pub const ALL: &[&str] = &[
     "pitr-drill",
     "pitr-heartbeat",
     "zpersist",
+    "zpersist-pull-gate",
+    "zpersist-pull-base",
 ];
 
 /// The package a binary is built from: its own name, but for the PITR

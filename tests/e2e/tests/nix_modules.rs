@@ -31,7 +31,7 @@ fn luna_unit() {
 
 #[test]
 fn example_hosts_evaluate_without_failed_assertions_or_warnings() {
-    for host in ["forge", "luna"] {
+    for host in ["forge", "luna", "nas"] {
         let eval = Eval::host(host);
         assert_eq!(
             strings(eval.attr("failedAssertions")),
