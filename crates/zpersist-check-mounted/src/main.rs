@@ -5,7 +5,10 @@
 //! and the mountpoint shows it (its filesystem in /proc/self/mountinfo is
 //! the dataset, not a tmpfs or bind mount over it), so the service never
 //! starts on the directory beneath or on a cover. One bounded
-//! `zfs get mounted,mountpoint` for all the datasets.
+//! `zfs get mounted,mountpoint` for all the datasets, and where some exist
+//! unmounted, one more of their key facts: a locked dataset (its
+//! encryption key not loaded) is named as locked, with the `zfs load-key`
+//! that opens it (docs/encryption.md).
 //!
 //! Exit 0: every dataset is mounted where it should be; 1: one is not (or
 //! zfs could not say); 2: bad arguments (zfs was not run).
@@ -16,8 +19,8 @@ use std::time::Duration;
 use clap::Parser;
 use serde::Serialize;
 use zpersist_core::mounted::{
-    argument_problem, confirm_shown, message_and_help, mount_state, MountState, Observed,
-    PROPERTIES,
+    argument_problem, confirm_shown, message_and_help, mount_state, needs_key_facts, with_key,
+    MountState, Observed, PROPERTIES,
 };
 use zpersist_core::shown;
 use zpersist_host::inuse::mount_showing;
@@ -110,17 +113,36 @@ fn main() -> ExitCode {
         }
     };
 
+    let seen = |dataset: &str| {
+        observed.exists(dataset).then(|| Observed {
+            mounted: observed.value(dataset, "mounted").map(str::to_string),
+            mountpoint: observed.value(dataset, "mountpoint").map(str::to_string),
+        })
+    };
+    // Not mounted: locked (its key not loaded) is told apart, by one more
+    // `zfs get` only then; a ZFS without encryption answers "not encrypted".
+    let unmounted: Vec<String> = pairs
+        .iter()
+        .filter(|(dataset, expected)| {
+            needs_key_facts(&mount_state(expected, seen(dataset).as_ref()))
+        })
+        .map(|(dataset, _)| dataset.clone())
+        .collect();
+    let keys = if unmounted.is_empty() {
+        Default::default()
+    } else {
+        zpersist_zfs::encryption::key_facts(&zfs, &unmounted).unwrap_or_default()
+    };
+
     let checked: Vec<Checked> = pairs
         .into_iter()
         .map(|(dataset, expected)| {
-            let seen = observed.exists(&dataset).then(|| Observed {
-                mounted: observed.value(&dataset, "mounted").map(str::to_string),
-                mountpoint: observed.value(&dataset, "mountpoint").map(str::to_string),
-            });
+            let key = keys.get(&dataset).map(|facts| facts.state(&dataset));
+            let seen = seen(&dataset);
             // zfs's word, then the mount table's: the path must show the
             // dataset, not a filesystem mounted over it.
             let state = confirm_shown(
-                mount_state(&expected, seen.as_ref()),
+                with_key(mount_state(&expected, seen.as_ref()), key.as_ref()),
                 &dataset,
                 &expected,
                 mount_showing(std::path::Path::new(&expected))

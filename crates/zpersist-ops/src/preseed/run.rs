@@ -754,6 +754,9 @@ impl Run<'_> {
         let plan = self.plan;
         let mounted = props.get("mounted").map(String::as_str) == Some("yes");
         let mountpoint = props.get("mountpoint").cloned().unwrap_or_default();
+        if !mounted {
+            self.refuse_locked()?;
+        }
         if !mounted
             || zpersist_core::plan::normalize_path(&mountpoint)
                 != zpersist_core::plan::normalize_path(&plan.mountpoint)
@@ -799,6 +802,28 @@ impl Run<'_> {
             ));
         }
         Ok(None)
+    }
+
+    /// An unmounted dataset whose key is not loaded is locked, never
+    /// empty: the run stops before any source is asked, naming the key.
+    fn refuse_locked(&self) -> Result<(), Failure> {
+        let dataset = &self.plan.dataset;
+        let keys = zpersist_zfs::encryption::key_facts(&self.zfs, std::slice::from_ref(dataset))
+            .unwrap_or_default();
+        let Some(state) = keys.get(dataset).map(|facts| facts.state(dataset)) else {
+            return Ok(());
+        };
+        match zpersist_core::encryption::locked_problem(
+            dataset,
+            &state,
+            "its files cannot be seen, so it is not empty: nothing was restored or moved",
+        ) {
+            Some((what, help)) => Err(fail(
+                what,
+                format!("{help}; then start {}'s units again", self.plan.service),
+            )),
+            None => Ok(()),
+        }
     }
 
     /// The service's path shows its dataset: not a filesystem mounted
