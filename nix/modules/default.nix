@@ -17,5 +17,6 @@
     ./backup.nix
     ./pitr.nix
     ./status.nix
+    ./encryption.nix
   ];
 }
