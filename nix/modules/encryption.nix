@@ -110,6 +110,55 @@ let
       e.required && e.keylocation == "prompt"
     ) roots
   );
+  # zpersist-load-key-<root>.service for each root whose key is a file on
+  # this host: loaded after the pools are imported, before
+  # zpersist-datasets.service mounts the root's datasets (and so before
+  # every mount check and service). Wanted by zpersist-datasets, required
+  # by nothing: a missing key fails this unit alone (notified), the
+  # datasets stay locked and only their services' mount checks fail.
+  fileRoots = filter (key: lib.hasPrefix "file://" cfg.datasets.${key}.encryption.keylocation) roots;
+  unitNameOf = full: "zpersist-load-key-${lib.concatMapStrings (s: if lib.isList s then "-" else s) (builtins.split "[^a-zA-Z0-9_.-]+" full)}";
+  keyUnitOf =
+    key:
+    let
+      e = cfg.datasets.${key}.encryption;
+      full = fullName key;
+      under = filter (k: enc.rootOf cfg.datasets k == key) encryptedKeys;
+    in
+    {
+      name = unitNameOf full;
+      description = "load the key of ${full} (${e.keylocation})";
+      command = [
+        "${cfg.package}/bin/zpersist-load-key"
+        full
+      ];
+      remainAfterExit = true;
+      # zfs load-key reads a file: seconds; bounded like every zpersist unit.
+      timeout = "2min";
+      wants = [ "zfs-import.target" ];
+      after = [ "zfs-import.target" ];
+      before = [ cfg.internal.unitName ];
+      wantedBy = [ cfg.internal.unitName ];
+      path = zlib.unit.bootedZfs config.boot.zfs.package;
+      zfs = true;
+      network = "none";
+      # The key file may be anywhere on this host (/run/keys, /etc/secrets,
+      # a USB stick): the file system stays readable; nothing is written.
+      hardening = zlib.unit.profiles.hostMounts;
+      serviceConfig = {
+        CapabilityBoundingSet = [
+          "CAP_SYS_ADMIN"
+          "CAP_DAC_READ_SEARCH"
+        ];
+      };
+      notify = {
+        datasets = map fullName under;
+        summary = "zpersist-load-key: the key of ${full} (${e.keylocation})${
+          lib.optionalString (!e.required) ", optional"
+        }: until it is loaded its datasets stay locked and the services on them down";
+      };
+    };
+
   receivesHere = lib.any (t: (t.host or null) == null) (lib.attrValues (cfg.replication.targets or { }));
 in
 {
@@ -154,6 +203,13 @@ in
     );
   };
 
+  options.zpersist.internal.keyUnits = mkOption {
+    type = types.listOf types.str;
+    readOnly = true;
+    internal = true;
+    description = "The zpersist-load-key-<root> units, one per encryption root with a file key.";
+  };
+
   options.zpersist.internal.encryptedKeys = mkOption {
     type = types.listOf types.str;
     readOnly = true;
@@ -162,7 +218,11 @@ in
   };
 
   config = lib.mkMerge [
-    { zpersist.internal.encryptedKeys = encryptedKeys; }
+    {
+      zpersist.internal.encryptedKeys = encryptedKeys;
+      zpersist.internal.keyUnits = map (key: "${unitNameOf (fullName key)}.service") fileRoots;
+    }
+    (mkIf cfg.enable (zlib.unit.perService (map keyUnitOf fileRoots)))
     (mkIf cfg.enable {
       assertions = twice ++ plainSends;
       boot.zfs.requestEncryptionCredentials = mkIf (roots != [ ] || receivesHere) (mkDefault bootCredentials);

@@ -137,6 +137,67 @@ pub fn locked_problem(
     ))
 }
 
+/// What `zpersist-load-key DATASET` does, from the dataset's key facts
+/// (`None`: it does not exist) and whether the key file a `file://`
+/// location names is there (`key_file_present` is asked only then).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "step", rename_all = "kebab-case")]
+pub enum LoadStep {
+    /// The root's key is loaded: nothing to do.
+    Loaded { root: String },
+    /// `zfs load-key ROOT`.
+    Load { root: String, location: String },
+    /// Nothing can be loaded: what is wrong, and what to do.
+    Refuse { what: String, help: String },
+}
+
+/// The step for `dataset`, and what a unit of this root depends on.
+pub fn load_step(
+    dataset: &str,
+    facts: Option<&KeyFacts>,
+    key_file_present: impl Fn(&str) -> bool,
+) -> LoadStep {
+    let shown_dataset = shown(dataset);
+    let Some(facts) = facts else {
+        return LoadStep::Refuse {
+            what: format!("{shown_dataset} does not exist, so it has no key to load"),
+            help: "zpersist-datasets.service creates it (`journalctl -u zpersist-datasets.service`); is its pool imported (`zpool list`)?".into(),
+        };
+    };
+    match facts.state(dataset) {
+        KeyState::NotEncrypted => LoadStep::Refuse {
+            what: format!("{shown_dataset} is not encrypted (encryption: {}), so it has no key to load", facts.encryption.as_deref().unwrap_or("-")),
+            help: "remove its encryption declaration, or move its data into a new encrypted dataset (docs/encryption.md); nothing was done".into(),
+        },
+        KeyState::Available { root } => LoadStep::Loaded { root },
+        KeyState::Locked { root, keylocation } => {
+            let shown_root = shown(&root);
+            match keylocation.as_deref() {
+                Some(location) if location.starts_with("file://") => {
+                    let path = &location["file://".len()..];
+                    if key_file_present(path) {
+                        LoadStep::Load { root, location: location.to_string() }
+                    } else {
+                        LoadStep::Refuse {
+                            what: format!("{shown_root}'s key file {} is missing, so its datasets stay locked and the services on them stay down", shown(path)),
+                            help: format!("put the key at {} (as root, mode 0400), then `systemctl restart zpersist-datasets.service` (it loads the key first, then mounts its datasets); nothing else waits for this key", shown(path)),
+                        }
+                    }
+                }
+                Some("prompt") => LoadStep::Refuse {
+                    what: format!("{shown_root}'s key is a passphrase (keylocation=prompt), which this unit never asks for"),
+                    help: format!("type it: `zfs load-key {shown_root}`, then `systemctl restart zpersist-datasets.service`; or let boot ask for it (`required = true` puts it in boot.zfs.requestEncryptionCredentials)"),
+                },
+                Some(location) => LoadStep::Load { root, location: location.to_string() },
+                None => LoadStep::Refuse {
+                    what: format!("{shown_root} has no key location"),
+                    help: format!("load its key by hand (`zfs load-key -L file:///PATH {shown_root}`) and set its keylocation (`zfs set keylocation=file:///PATH {shown_root}`)"),
+                },
+            }
+        }
+    }
+}
+
 /// Whether the plan expects `name` to be encrypted: it declares
 /// `encryption` other than `off`, or, declaring none itself, the nearest
 /// declared ancestor that declares `encryption` does (ZFS makes a child an
@@ -210,6 +271,44 @@ mod tests {
             "{help}"
         );
         assert!(locked_problem("tank/a", &KeyState::NotEncrypted, "x").is_none());
+    }
+
+    #[test]
+    fn load_steps_by_key_state_and_key_file() {
+        let locked = facts("aes-256-gcm", "tank/a", "unavailable", "file:///run/keys/a");
+        assert_eq!(
+            load_step("tank/a", Some(&locked), |p| p == "/run/keys/a"),
+            LoadStep::Load {
+                root: "tank/a".into(),
+                location: "file:///run/keys/a".into()
+            }
+        );
+        let LoadStep::Refuse { what, help } = load_step("tank/a", Some(&locked), |_| false) else {
+            panic!()
+        };
+        assert_eq!(what, "tank/a's key file /run/keys/a is missing, so its datasets stay locked and the services on them stay down");
+        assert!(help.starts_with("put the key at /run/keys/a"), "{help}");
+        let loaded = facts("aes-256-gcm", "tank/a", "available", "file:///run/keys/a");
+        assert_eq!(
+            load_step("tank/a", Some(&loaded), |_| false),
+            LoadStep::Loaded {
+                root: "tank/a".into()
+            }
+        );
+        let prompt = facts("aes-256-gcm", "tank/a", "unavailable", "prompt");
+        assert!(matches!(
+            load_step("tank/a", Some(&prompt), |_| true),
+            LoadStep::Refuse { .. }
+        ));
+        assert!(matches!(
+            load_step("tank/a", None, |_| true),
+            LoadStep::Refuse { .. }
+        ));
+        let plain = facts("off", "-", "-", "none");
+        assert!(matches!(
+            load_step("tank/a", Some(&plain), |_| true),
+            LoadStep::Refuse { .. }
+        ));
     }
 
     #[test]

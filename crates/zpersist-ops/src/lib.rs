@@ -7,6 +7,9 @@
 //! - [`drill`]: restore each declared source's freshest point into a
 //!   scratch place no service sees, check it, measure RPO and RTO
 //!   (`zpersist-drill`).
+//! - [`load_key`]: load an encryption root's key before its services
+//!   (`zpersist-load-key`).
 
 pub mod drill;
+pub mod load_key;
 pub mod preseed;

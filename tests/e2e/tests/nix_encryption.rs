@@ -45,6 +45,8 @@ in {{
   sendOptions = lib.mapAttrs (_: cmd: cmd.sendOptions) c.services.syncoid.commands;
   credentials = c.boot.zfs.requestEncryptionCredentials;
   encrypted = c.zpersist.internal.encryptedKeys;
+  keyUnits = lib.listToAttrs (map (u: let n = lib.removeSuffix ".service" u; in lib.nameValuePair n (lib.filterAttrs (_: v: v != [ ] && v != {{ }}) c.systemd.services.${{n}})) c.zpersist.internal.keyUnits);
+  notify = lib.filterAttrs (n: _: lib.hasPrefix "zpersist-load-key" n) c.zpersist.notify.units;
   failed = e.failedAssertions;
 }}"#
     ))
@@ -139,4 +141,30 @@ fn boot_asks_only_for_essential_passphrases_never_for_replicas_received_here() {
         r#"{ zpersist.pool = "tank"; zpersist.datasets."media" = { mountpoint = "/srv/media"; }; }"#,
     );
     assert_eq!(v["credentials"], json!(true));
+}
+
+#[test]
+fn a_file_key_is_loaded_by_a_unit_of_its_own_before_the_datasets_and_never_holds_up_the_boot() {
+    let v = view(&HOST.replace(
+        "zpersist.datasets.\"media\" = {",
+        "zpersist.datasets.\"spare\" = { mountpoint = \"/srv/spare\"; encryption = { keyformat = \"raw\"; keylocation = \"file:///media/usb/spare.key\"; required = false; }; };\n  zpersist.datasets.\"media\" = {",
+    ));
+    assert_eq!(v["failed"], json!([]));
+    // One unit per file-keyed root (not the passphrase roots), nothing
+    // requires it: only zpersist-datasets wants it.
+    let units = v["keyUnits"].as_object().unwrap();
+    assert_eq!(
+        units.keys().collect::<Vec<_>>(),
+        [
+            "zpersist-load-key-tank-secure",
+            "zpersist-load-key-tank-spare"
+        ]
+    );
+    for unit in units.values() {
+        assert_eq!(unit["wantedBy"], json!(["zpersist-datasets.service"]));
+        assert!(unit.get("requiredBy").is_none(), "{unit}");
+        assert_eq!(unit["before"], json!(["zpersist-datasets.service"]));
+    }
+    insta::assert_json_snapshot!("encryption_key_units", v["keyUnits"]);
+    insta::assert_json_snapshot!("encryption_key_notifications", v["notify"]);
 }

@@ -268,3 +268,248 @@ fn a_locked_dataset_is_never_empty_check_mounted_fails_and_preseed_refuses_untou
     assert_eq!(names.lines().count(), 2, "{names}");
     let _ = &f.replica;
 }
+
+/// The key unit's command (`zpersist-load-key ROOT`, the ExecStart of
+/// zpersist-load-key-<root>.service in tests/e2e/tests/snapshots/
+/// nix_encryption__encryption_key_units.snap) with its key file present and
+/// absent: a missing optional key keeps its one service down (locked), the
+/// other service's dataset is loaded, mounted by ensure-datasets and
+/// passes its mount check.
+#[test]
+fn the_key_unit_loads_a_present_key_and_a_missing_optional_key_keeps_only_its_service_down() {
+    let Some(guest) = guest() else { return };
+    let pool = GuestPool::new(guest, "keys");
+    let (key_path, key) = key_file(guest, &pool, "app.key");
+    let (spare_path, spare_key) = key_file(guest, &pool, "spare.key");
+    let (app, spare) = (pool.ds("app"), pool.ds("spare"));
+    let (app_at, spare_at) = (
+        format!("{}/srv/app", pool.mnt()),
+        format!("{}/srv/spare", pool.mnt()),
+    );
+    let plan = json!({
+        "version": 1, "pool": pool.name,
+        "datasets": [
+            { "name": app, "mountpoint": app_at,
+              "properties": { "encryption": "aes-256-gcm", "keyformat": "raw", "keylocation": key } },
+            { "name": format!("{app}/db") },
+            { "name": spare, "mountpoint": spare_at,
+              "properties": { "encryption": "aes-256-gcm", "keyformat": "raw", "keylocation": spare_key } },
+        ],
+    });
+    let run = pool.ensure(&plan);
+    assert_eq!(run.code, 0, "{run:#?}");
+    guest.sh_ok(&format!(
+        "echo app >{app_at}/data && echo spare >{spare_at}/data"
+    ));
+    // A reboot, as far as keys go: everything unmounted and locked; the
+    // optional key's file is not there (the USB stick is out).
+    for ds in [&app, &spare] {
+        guest.zfs(&["unmount", ds]);
+        guest.zfs(&["unload-key", ds]);
+    }
+    guest.run_ok(&["mv", &spare_path, &format!("{spare_path}.away")]);
+
+    let load = |ds: &str| guest.run_recorded(&guest.binary("zpersist-load-key"), &[ds], &[]);
+    let run = load(&app);
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert_eq!(run.stdout, format!("loaded the key of {app} from {key}\n"));
+    assert_eq!(guest.get(&app, "keystatus"), "available");
+    assert_eq!(guest.get(&format!("{app}/db"), "keystatus"), "available");
+    // Again: loaded already, nothing changes.
+    let again = load(&app);
+    assert_eq!(again.code, 0, "{again:#?}");
+    assert_eq!(
+        again.stdout,
+        format!("the key of {app} is loaded; nothing to do\n")
+    );
+    assert!(again.mutating_calls().is_empty(), "{:?}", again.zfs_calls);
+
+    let missing = load(&spare);
+    assert_eq!(missing.code, 1, "{missing:#?}");
+    assert_eq!(
+        missing.stderr.lines().next().unwrap(),
+        format!("error: {spare}'s key file {spare_path} is missing, so its datasets stay locked and the services on them stay down")
+    );
+    assert!(
+        missing.mutating_calls().is_empty(),
+        "{:?}",
+        missing.zfs_calls
+    );
+    assert_eq!(guest.get(&spare, "keystatus"), "unavailable");
+    let _ = &key_path;
+
+    // zpersist-datasets after the key units: the loaded root's datasets
+    // mounted, the locked one reported, nothing done to it.
+    let run = pool.ensure(&plan);
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(
+        run.stdout.contains(&format!("{spare} is locked")),
+        "{run:#?}"
+    );
+    assert_eq!(guest.get(&app, "mounted"), "yes");
+    assert_eq!(guest.run_ok(&["cat", &format!("{app_at}/data")]), "app\n");
+    let check = |service: &str, ds: &str, at: &str| {
+        guest.run_recorded(
+            &guest.binary("zpersist-check-mounted"),
+            &[service, ds, at],
+            &[],
+        )
+    };
+    assert_eq!(check("app", &app, &app_at).code, 0);
+    let down = check("spare", &spare, &spare_at);
+    assert_eq!(down.code, 1, "{down:#?}");
+    assert!(
+        down.stderr.contains(&format!("{spare} is locked")),
+        "{down:#?}"
+    );
+
+    // The key back: loaded, mounted, up.
+    guest.run_ok(&["mv", &format!("{spare_path}.away"), &spare_path]);
+    assert_eq!(load(&spare).code, 0);
+    let run = pool.ensure(&plan);
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert_eq!(check("spare", &spare, &spare_at).code, 0);
+}
+
+/// A root's sshd in the guest on 127.0.0.1:2222, a key for it, and the
+/// syncoid arguments the module renders for an ssh target (pinned host
+/// key, batch mode); started once per guest.
+fn guest_sshd(guest: &Guest) -> Vec<String> {
+    guest.sh_ok(
+        "set -e
+if ! [ -e /root/.ssh/zpersist-enc ]; then
+  ssh-keygen -A >/dev/null
+  mkdir -p /run/sshd /root/.ssh && chmod 0700 /root/.ssh
+  ssh-keygen -q -t ed25519 -N '' -f /root/.ssh/zpersist-enc
+  cat /root/.ssh/zpersist-enc.pub >>/root/.ssh/authorized_keys
+  /usr/sbin/sshd -p 2222 -o ListenAddress=127.0.0.1 -o PermitRootLogin=prohibit-password -o PasswordAuthentication=no
+  printf '[127.0.0.1]:2222 %s\\n' \"$(cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub)\" >/root/.ssh/zpersist-enc-known
+fi",
+    );
+    [
+        "--sshkey=/root/.ssh/zpersist-enc",
+        "--sshport=2222",
+        "--sshoption=UserKnownHostsFile=/root/.ssh/zpersist-enc-known",
+        "--sshoption=StrictHostKeyChecking=yes",
+        "--sshoption=BatchMode=yes",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// `zfs send` of a snapshot, with `flags`, grepped for `needle` in the
+/// guest: whether the stream's bytes hold it.
+fn stream_holds(guest: &Guest, flags: &str, snapshot: &str, needle: &str) -> bool {
+    guest
+        .sh(&format!(
+            "zfs send {flags} {snapshot} | grep -c -a -F {needle}"
+        ))
+        .stdout
+        .trim()
+        != "0"
+}
+
+#[test]
+fn replication_sends_encrypted_datasets_raw_locally_and_over_ssh_and_no_target_can_read_them() {
+    let Some(guest) = guest() else { return };
+    let pool = GuestPool::new(guest, "raw");
+    let replica = GuestPool::new(guest, "rawrep");
+    let (_, key) = key_file(guest, &pool, "secure.key");
+    let secure = pool.ds("secure");
+    let marker = "zpersist-plaintext-marker-issue-20";
+    let plan = json!({
+        "version": 1, "pool": pool.name,
+        "datasets": [
+            { "name": secure, "mountpoint": format!("{}/secure", pool.mnt()),
+              "properties": { "encryption": "aes-256-gcm", "keyformat": "raw", "keylocation": key } },
+        ],
+    });
+    assert_eq!(pool.ensure(&plan).code, 0);
+    guest.sh_ok(&format!(
+        "for i in $(seq 1 200); do echo {marker} $i; done >{}/secure/notes.txt",
+        pool.mnt()
+    ));
+    let first = format!("{secure}@autosnap_2026-12-01_00:00:00_hourly");
+    guest.zfs(&["snapshot", &first]);
+    // The control: a plain send (what syncoid does without -w) carries
+    // the plaintext; the raw one does not.
+    assert!(stream_holds(guest, "", &first, marker));
+    assert!(!stream_holds(guest, "-w", &first, marker));
+
+    // Unencrypted parents on the target, as the module creates them.
+    guest.zfs(&["create", "-p", &replica.ds("usb")]);
+    guest.zfs(&["create", "-p", &replica.ds("nas/forge")]);
+    let ssh = guest_sshd(guest);
+    // The module's argv: `--sendoptions=w` for an encrypted dataset,
+    // `--recvoptions=u`, an identifier per target.
+    let syncoid = |extra: &[String], target: &str| {
+        let mut argv: Vec<String> = [
+            "syncoid",
+            "--no-sync-snap",
+            "--no-privilege-elevation",
+            "--sendoptions=w",
+            "--recvoptions=u",
+        ]
+        .map(String::from)
+        .to_vec();
+        argv.extend(extra.iter().cloned());
+        argv.extend([secure.clone(), target.to_string()]);
+        let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let out = guest.run(&refs);
+        assert!(out.success(), "{argv:?}: {out:#?}");
+    };
+    let local = replica.ds("usb/secure");
+    let remote = replica.ds("nas/forge/secure");
+    syncoid(&["--identifier=usb".into()], &local);
+    let mut over_ssh = ssh.clone();
+    over_ssh.push("--identifier=nas".into());
+    syncoid(&over_ssh, &format!("root@127.0.0.1:{remote}"));
+
+    // An incremental after new data, raw too.
+    guest.sh_ok(&format!(
+        "echo {marker} later >>{}/secure/notes.txt",
+        pool.mnt()
+    ));
+    let second = format!("{secure}@autosnap_2026-12-01_01:00:00_hourly");
+    guest.zfs(&["snapshot", &second]);
+    syncoid(&["--identifier=usb".into()], &local);
+    syncoid(&over_ssh, &format!("root@127.0.0.1:{remote}"));
+
+    for copy in [&local, &remote] {
+        // Its own encryption root, below an unencrypted parent; the key is
+        // not there and was never asked for; not mounted.
+        assert_eq!(guest.get(copy, "encryption"), "aes-256-gcm", "{copy}");
+        assert_eq!(guest.get(copy, "encryptionroot"), *copy, "{copy}");
+        assert_eq!(guest.get(copy, "keystatus"), "unavailable", "{copy}");
+        assert_eq!(guest.get(copy, "mounted"), "no", "{copy}");
+        let parent = copy.rsplit_once('/').unwrap().0;
+        assert_eq!(guest.get(parent, "encryption"), "off", "{parent}");
+        let snaps = guest.zfs(&[
+            "list",
+            "-H",
+            "-t",
+            "snapshot",
+            "-o",
+            "name",
+            "-s",
+            "createtxg",
+            copy,
+        ]);
+        assert!(snaps.contains("01:00:00_hourly"), "{snaps}");
+        // No plaintext to be had: it cannot be mounted without the key,
+        // and even a plain send from the target is refused (or carries
+        // nothing readable).
+        let mount = guest.run(&["zfs", "mount", copy]);
+        assert!(
+            !mount.success(),
+            "{copy} mounted without its key: {mount:#?}"
+        );
+        let newest = format!("{copy}@autosnap_2026-12-01_01:00:00_hourly");
+        assert!(!stream_holds(guest, "-w", &newest, marker), "{newest}");
+        assert!(!stream_holds(guest, "", &newest, marker), "{newest}");
+        let grep = guest.sh(&format!(
+            "grep -r -l -F {marker} /mnt/pools/rawrep 2>/dev/null"
+        ));
+        assert_eq!(grep.stdout.trim(), "", "plaintext on the target");
+    }
+}
