@@ -513,3 +513,145 @@ fn replication_sends_encrypted_datasets_raw_locally_and_over_ssh_and_no_target_c
         assert_eq!(grep.stdout.trim(), "", "plaintext on the target");
     }
 }
+
+/// An encrypted service dataset with data, replicated raw to a local
+/// replica pool, then lost: the pool's dataset made again, empty, by
+/// ensure-datasets with the same declared key file (a replaced disk).
+struct Lost {
+    guest: &'static Guest,
+    pool: GuestPool,
+    _replica: GuestPool,
+    ds: String,
+    mountpoint: String,
+    key_path: String,
+    key: String,
+    copy: String,
+    plan: serde_json::Value,
+}
+
+impl Lost {
+    fn new(guest: &'static Guest, tag: &str) -> Lost {
+        let pool = GuestPool::new(guest, tag);
+        let replica = GuestPool::new(guest, &format!("{tag}rep"));
+        let (key_path, key) = key_file(guest, &pool, "sonarr.key");
+        let ds = pool.ds("sonarr");
+        let mountpoint = format!("{}/var/lib/sonarr", pool.mnt());
+        let plan = json!({
+            "version": 1, "pool": pool.name,
+            "datasets": [
+                { "name": ds, "mountpoint": mountpoint,
+                  "properties": { "encryption": "aes-256-gcm", "keyformat": "raw", "keylocation": key } },
+            ],
+        });
+        assert_eq!(pool.ensure(&plan).code, 0);
+        guest.sh_ok(&format!(
+            "printf 'database v1' >{mountpoint}/sonarr.db && printf '<v>1</v>' >{mountpoint}/config.xml"
+        ));
+        let snap = format!("{ds}@autosnap_2026-12-01_00:00:00_hourly");
+        guest.zfs(&["snapshot", &snap]);
+        guest.zfs(&["create", "-p", &replica.ds("backup")]);
+        let copy = replica.ds("backup/sonarr");
+        guest.sh_ok(&format!("zfs send -w {snap} | zfs receive -u {copy}"));
+        assert_eq!(guest.get(&copy, "keystatus"), "unavailable");
+        // Lost, and declared again: empty, encrypted with the same key.
+        guest.zfs(&["destroy", "-r", &ds]);
+        assert_eq!(pool.ensure(&plan).code, 0);
+        assert_eq!(guest.get(&ds, "keystatus"), "available");
+        Lost {
+            guest,
+            pool,
+            _replica: replica,
+            ds,
+            mountpoint,
+            key_path,
+            key,
+            copy,
+            plan,
+        }
+    }
+
+    fn preseed(&self) -> zpersist_e2e::pool::Recorded {
+        let state = self.pool.scratch("state");
+        self.guest.run_ok(&["mkdir", "-p", &state]);
+        let plan = json!({
+            "version": 1, "service": "sonarr", "dataset": self.ds, "mountpoint": self.mountpoint,
+            "sources": [ { "replica": { "target": "usb", "host": null, "dataset": self.copy } } ],
+            "stateDir": state, "timeoutSeconds": 60,
+        });
+        let path = self.pool.write_plan("preseed.json", &plan);
+        self.guest.run_recorded(
+            &self.guest.binary("preseed-restore"),
+            &["--plan", &path],
+            &[],
+        )
+    }
+}
+
+#[test]
+fn preseed_restores_an_encrypted_dataset_from_a_raw_replica_with_its_own_key() {
+    let Some(guest) = guest() else { return };
+    let f = Lost::new(guest, "prenc");
+    let run = f.preseed();
+    assert_eq!(run.code, 0, "{run:#?}");
+    // Sent raw: the replica's key is never loaded.
+    assert!(
+        run.calls_named("send")
+            .iter()
+            .all(|argv| argv.contains(&"-w".to_string())),
+        "{run:#?}"
+    );
+    assert_eq!(guest.get(&f.copy, "keystatus"), "unavailable");
+    // Restored as it was: encrypted, its own root, the declared key.
+    assert_eq!(
+        guest.run_ok(&["cat", &format!("{}/sonarr.db", f.mountpoint)]),
+        "database v1"
+    );
+    assert_eq!(guest.get(&f.ds, "encryption"), "aes-256-gcm");
+    assert_eq!(guest.get(&f.ds, "encryptionroot"), f.ds);
+    assert_eq!(guest.get(&f.ds, "keystatus"), "available");
+    assert_eq!(guest.get(&f.ds, "keylocation"), f.key);
+    assert_eq!(guest.get(&f.ds, "mounted"), "yes");
+    assert_eq!(guest.get(&f.ds, "com.zpersist:preseed"), "restored");
+    assert!(guest
+        .get(&f.ds, "com.zpersist:preseed-source")
+        .starts_with("replica:usb:"));
+    // It opens with the declared key after a reboot, too.
+    guest.zfs(&["unmount", &f.ds]);
+    guest.zfs(&["unload-key", &f.ds]);
+    guest.zfs(&["load-key", &f.ds]);
+    guest.zfs(&["mount", &f.ds]);
+    assert_eq!(
+        guest.run_ok(&["cat", &format!("{}/config.xml", f.mountpoint)]),
+        "<v>1</v>"
+    );
+    // The plan is in shape.
+    let again = f.pool.ensure(&f.plan);
+    assert_eq!(again.code, 0, "{again:#?}");
+}
+
+#[test]
+fn preseed_of_an_encrypted_dataset_whose_key_file_is_missing_stops_naming_the_key() {
+    let Some(guest) = guest() else { return };
+    let f = Lost::new(guest, "prnokey");
+    guest.run_ok(&["mv", &f.key_path, &format!("{}.away", f.key_path)]);
+    let run = f.preseed();
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(
+        run.stderr.contains(&format!(
+            "{} is encrypted (encryption root {}) and its key file {} is missing",
+            f.ds, f.ds, f.key_path
+        )),
+        "{run:#?}"
+    );
+    assert!(
+        run.calls_named("receive").is_empty() && run.calls_named("rename").is_empty(),
+        "{:?}",
+        run.zfs_calls
+    );
+    assert_eq!(guest.get(&f.ds, "com.zpersist:preseed"), "-");
+    assert_eq!(
+        guest.run_ok(&["ls", "-A", &f.mountpoint]).trim(),
+        "",
+        "nothing was swapped in"
+    );
+}
