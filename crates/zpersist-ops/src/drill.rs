@@ -376,7 +376,7 @@ impl Drill<'_> {
     /// restored into a new dataset.
     fn fill(&self, point: &RestorePoint, copy: &str, mountpoint: &str) -> Result<(), Failure> {
         let preseed = &self.plan.preseed;
-        match sources::send_command(preseed, point, &self.zfs) {
+        match sources::send_command(preseed, point, &self.zfs, false) {
             Some(send) => {
                 send.pipe(self.zfs.receive(copy, &["-u"]))
                     .pump(&mut |_| {})

@@ -321,7 +321,12 @@ impl Run<'_> {
         let sibling = self.plan.sibling();
         let point = &journal.point;
         let private = self.private_mount();
-        match sources::send_command(self.plan, point, &self.zfs) {
+        // Encrypted: kept so, with its own key (preseed/encrypted.rs).
+        let live = super::encrypted::live(&self.zfs, &self.plan.dataset)?;
+        if let Some(live) = &live {
+            live.key_ready(&self.plan.dataset)?;
+        }
+        match sources::send_command(self.plan, point, &self.zfs, live.is_some()) {
             Some(send) => {
                 self.say(format!("fill    {sibling} from {}", point.label));
                 let receive = self.zfs.receive(&sibling, &["-u"]);
@@ -356,6 +361,9 @@ impl Run<'_> {
                     })?;
                 failpoint("after", "receive");
                 self.mark_received()?;
+                if let Some(live) = &live {
+                    live.unlock(&self.zfs, &self.plan.dataset, &sibling, &point.label)?;
+                }
             }
             None => {
                 let is_pitr = matches!(self.plan.sources[point.source], SourceSpec::Pitr(_));
@@ -368,16 +376,26 @@ impl Run<'_> {
                         "restic"
                     }
                 ));
-                self.zfs(&[
-                    "create",
+                let encrypted = live
+                    .as_ref()
+                    .map(|l| l.create_options(&self.plan.dataset))
+                    .unwrap_or_default();
+                let mut create: Vec<&str> = vec!["create"];
+                create.extend(encrypted.iter().map(String::as_str));
+                let (mountpoint, mark) = (
+                    format!("mountpoint={private}"),
+                    format!("{PROP_SIBLING}={}", self.plan.service),
+                );
+                create.extend([
                     "-o",
                     "canmount=noauto",
                     "-o",
-                    &format!("mountpoint={private}"),
+                    &mountpoint,
                     "-o",
-                    &format!("{PROP_SIBLING}={}", self.plan.service),
+                    &mark,
                     &sibling,
-                ])?;
+                ]);
+                self.zfs(&create)?;
                 self.mount_sibling()?;
                 if is_pitr {
                     let provenance = sources::pitr_into(self.plan, point, Path::new(&private)).map_err(|e| {
@@ -458,6 +476,9 @@ impl Run<'_> {
             point.label
         ));
         self.mark_received()?;
+        if let Some(live) = super::encrypted::live(&self.zfs, &self.plan.dataset)? {
+            live.unlock(&self.zfs, &self.plan.dataset, &sibling, &point.label)?;
+        }
         self.zfs(&["set", &format!("{PROP_FILLED}={}", point.label), &sibling])?;
         Ok(())
     }
