@@ -11,6 +11,7 @@
 
 use serde_json::json;
 use zpersist_e2e::guest::{Guest, GuestPool};
+use zpersist_e2e::runbook::Runbook;
 
 fn guest() -> Option<&'static Guest> {
     Guest::shared()
@@ -212,6 +213,38 @@ fn a_locked_dataset_is_never_empty_check_mounted_fails_and_preseed_refuses_untou
                 f.ds, f.key_path, f.ds
             )),
         "{check:#?}"
+    );
+
+    // zpersist-status: locked, with its keystatus, not "not mounted".
+    let dir = f.pool.scratch("status");
+    guest.write(
+        &format!("{dir}/services.json"),
+        json!({ "version": 1, "pool": f.pool.name, "services": {
+            "sonarr": { "dataset": f.ds, "mountpoint": f.mountpoint } } })
+        .to_string()
+        .as_bytes(),
+    );
+    let status = |extra: &[&str]| {
+        let mut args = vec!["--config", dir.as_str()];
+        args.extend(extra);
+        guest.run_recorded(&guest.binary("zpersist-status"), &args, &[])
+    };
+    let st = status(&[]);
+    assert_eq!(st.code, 1, "{st:#?}");
+    let said = format!("{}{}", st.stdout, st.stderr);
+    assert!(
+        said.contains(&format!(
+            "{} is locked: its encryption key is not loaded (keystatus: unavailable, encryption root {}); sonarr stays down",
+            f.ds, f.ds
+        )) && said.contains(&format!("zfs load-key {}", f.ds)),
+        "{st:#?}"
+    );
+    let j = status(&["--json"]);
+    let doc: serde_json::Value = serde_json::from_str(&j.stdout).expect("JSON");
+    assert!(
+        doc.to_string().contains(r#""key":"locked""#),
+        "{}",
+        j.stdout
     );
 
     // ensure-datasets neither mounts it nor creates in it nor owns the
@@ -579,11 +612,21 @@ impl Lost {
             "stateDir": state, "timeoutSeconds": 60,
         });
         let path = self.pool.write_plan("preseed.json", &plan);
-        self.guest.run_recorded(
+        let run = self.guest.run_logged(
             &self.guest.binary("preseed-restore"),
             &["--plan", &path],
             &[],
-        )
+        );
+        // Receives only into its sibling, destroys nothing, never rolls back.
+        let sibling = format!("{}.zpersist-preseed", self.ds);
+        for argv in &run.zfs_calls {
+            match argv[0].as_str() {
+                "destroy" | "rollback" | "promote" => panic!("preseed ran zfs {argv:?}"),
+                "receive" | "recv" => assert_eq!(argv.last(), Some(&sibling), "{argv:?}"),
+                _ => {}
+            }
+        }
+        run
     }
 }
 
@@ -654,4 +697,76 @@ fn preseed_of_an_encrypted_dataset_whose_key_file_is_missing_stops_naming_the_ke
         "",
         "nothing was swapped in"
     );
+}
+
+/// docs/runbooks/rotate-key.md, every block, in the guest: the key of an
+/// encryption root changed, raw incrementals before and after it into a
+/// local replica pool, the replica restored on a clean pool with the new
+/// key (and refused with the old one), the contents compared.
+#[test]
+fn the_key_rotation_runbook_runs_and_the_replica_restores_with_the_new_key_only() {
+    let Some(guest) = guest() else { return };
+    let pool = GuestPool::new(guest, "rot");
+    let usb = GuestPool::new(guest, "rotusb");
+    let clean = GuestPool::new(guest, "rotclean");
+    let (key_path, key) = key_file(guest, &pool, "secure.key");
+    let source = pool.ds("secure");
+    let plan = json!({
+        "version": 1, "pool": pool.name,
+        "datasets": [
+            { "name": source, "mountpoint": format!("{}/secure", pool.mnt()),
+              "properties": { "encryption": "aes-256-gcm", "keyformat": "raw", "keylocation": key } },
+        ],
+    });
+    assert_eq!(pool.ensure(&plan).code, 0);
+    guest.sh_ok(&format!(
+        "seq 1 5000 >{m}/secure/numbers && printf 'before\\n' >{m}/secure/when",
+        m = pool.mnt()
+    ));
+    // The replica as syncoid made it: a raw full send, under an
+    // unencrypted parent.
+    let replica = usb.ds("forge/secure");
+    guest.zfs(&["create", "-p", &usb.ds("forge")]);
+    let first = format!("{source}@autosnap_2026-12-01_00:00:00_hourly");
+    guest.zfs(&["snapshot", &first]);
+    guest.sh_ok(&format!("zfs send -w {first} | zfs receive -u {replica}"));
+    guest.sh_ok(&format!("printf 'after\\n' >>{}/secure/when", pool.mnt()));
+
+    let rb = Runbook::load_skipping("rotate-key.md", &[]);
+    let settings = format!(
+        "SOURCE={source}\nKEY={key_path}\nREPLICA={replica}\nCLEAN_POOL={}\n",
+        clean.name
+    );
+    let ran = rb.run_in_guest(guest, &settings, None, std::time::Duration::from_secs(600));
+    assert!(
+        ran.ok,
+        "{}: failed; the last ### line names the block:\n{}",
+        rb.path, ran.output
+    );
+    assert!(
+        ran.output
+            .contains("the replica restores with the new key, and only with it"),
+        "{}",
+        ran.output
+    );
+    // The source opens with the new key at the declared location, the old
+    // key is gone, the replica stays locked and holds both snapshots.
+    assert_eq!(guest.get(&source, "keylocation"), key);
+    guest.zfs(&["unmount", &source]);
+    guest.zfs(&["unload-key", &source]);
+    guest.zfs(&["load-key", &source]);
+    guest.zfs(&["mount", &source]);
+    assert!(!guest
+        .run(&["test", "-e", &format!("{key_path}.old")])
+        .success());
+    assert_eq!(guest.get(&replica, "keystatus"), "unavailable");
+    let snaps = guest.zfs(&["list", "-H", "-t", "snapshot", "-o", "name", &replica]);
+    assert!(
+        snaps.contains("@rotate-before-") && snaps.contains("@rotate-after-"),
+        "{snaps}"
+    );
+    assert!(!guest.exists(&clean.ds("rotate-check")));
+    // ensure-datasets: in shape with the rotated key.
+    let again = pool.ensure(&plan);
+    assert_eq!(again.code, 0, "{again:#?}");
 }
