@@ -770,3 +770,68 @@ fn the_key_rotation_runbook_runs_and_the_replica_restores_with_the_new_key_only(
     let again = pool.ensure(&plan);
     assert_eq!(again.code, 0, "{again:#?}");
 }
+
+/// zpersist-drill of an encrypted dataset: its raw replica (locked there)
+/// and its local snapshots are restored raw into the scratch copy, which
+/// is unlocked with the live root's key, checked, and cleaned up.
+#[test]
+fn a_drill_restores_an_encrypted_dataset_from_its_raw_replica_and_local_snapshots() {
+    let Some(guest) = guest() else { return };
+    let pool = GuestPool::new(guest, "drenc");
+    let replica = GuestPool::new(guest, "drencrep");
+    let (_, key) = key_file(guest, &pool, "sonarr.key");
+    let ds = pool.ds("sonarr");
+    let mountpoint = format!("{}/var/lib/sonarr", pool.mnt());
+    let plan = json!({
+        "version": 1, "pool": pool.name,
+        "datasets": [
+            { "name": ds, "mountpoint": mountpoint,
+              "properties": { "encryption": "aes-256-gcm", "keyformat": "raw", "keylocation": key } },
+        ],
+    });
+    assert_eq!(pool.ensure(&plan).code, 0);
+    guest.run_ok(&[
+        "sqlite3",
+        &format!("{mountpoint}/sonarr.db"),
+        "CREATE TABLE series(id INTEGER PRIMARY KEY, title TEXT);
+         INSERT INTO series(title) VALUES ('one'), ('two');",
+    ]);
+    let snap = format!("{ds}@autosnap_2026-12-01_00:00:00_hourly");
+    guest.zfs(&["snapshot", &snap]);
+    guest.zfs(&["create", "-p", &replica.ds("backup")]);
+    let copy = replica.ds("backup/sonarr");
+    guest.sh_ok(&format!("zfs send -w {snap} | zfs receive -u {copy}"));
+    let state = pool.scratch("drill-state");
+    let drill = json!({
+        "version": 1, "service": "sonarr", "profile": "sonarr",
+        "preseed": {
+            "version": 1, "service": "sonarr", "dataset": ds, "mountpoint": mountpoint,
+            "sources": [
+                { "replica": { "target": "usb", "host": null, "dataset": copy } },
+                { "local": {} },
+            ],
+            "stateDir": pool.scratch("preseed-state"), "timeoutSeconds": 120,
+        },
+        "sqlite": ["sonarr.db"],
+        "check": ["test", "-s", "sonarr.db"],
+        "checkTimeoutSeconds": 60,
+        "stateDir": state,
+        "textfile": pool.scratch("textfile/zpersist-drill-sonarr.prom"),
+        "scratchRoot": pool.scratch("run-drill"),
+    });
+    let path = pool.write_plan("drill.json", &drill);
+    let run = guest.run_logged(&guest.binary("zpersist-drill"), &["--plan", &path], &[]);
+    zpersist_e2e::assertions::drill_left_the_live_dataset_untouched(&ds, &run);
+    assert_eq!(run.code, 0, "{run:#?}");
+    let result: serde_json::Value =
+        serde_json::from_str(&guest.run_ok(&["cat", &format!("{state}/sonarr.json")])).unwrap();
+    zpersist_e2e::assertions::drill_passed_for_every_source(&result, &["replica:usb", "local"]);
+    assert!(
+        run.calls_named("send")
+            .iter()
+            .all(|argv| argv.contains(&"-w".to_string())),
+        "{run:#?}"
+    );
+    assert_eq!(guest.get(&copy, "keystatus"), "unavailable");
+    assert_eq!(guest.get(&ds, "keystatus"), "available");
+}
