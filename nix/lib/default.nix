@@ -12,6 +12,7 @@
   unit = import ./unit.nix { inherit lib; };
   systemd = import ./systemd.nix { inherit lib; };
   ssh = import ./ssh.nix { inherit lib; };
+  encryption = import ./encryption.nix { inherit lib; };
 
   # The failed assertions of services, one per message `problemsOf name
   # service` gives for each of `services` (an attrset by name).

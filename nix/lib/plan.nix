@@ -13,6 +13,7 @@ let
     ;
   names = import ./names.nix { inherit lib; };
   rules = import ./rules.nix { inherit lib; };
+  encryption = import ./encryption.nix { inherit lib; };
 in
 rec {
   # One dataset of the plan. `key` is the name relative to the pool, `d` the
@@ -27,7 +28,7 @@ rec {
     in
     {
       name = "${pool}/${key}";
-      properties = d.properties // typedProperties;
+      properties = d.properties // typedProperties // encryption.properties (d.encryption or null);
     }
     // optionalAttrs (d.mountpoint != null) { inherit (d) mountpoint; }
     // optionalAttrs (d.canmount != null) { inherit (d) canmount; }

@@ -18,5 +18,6 @@
     ./backup.nix
     ./pitr.nix
     ./status.nix
+    ./encryption.nix
   ];
 }

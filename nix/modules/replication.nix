@@ -578,7 +578,11 @@ in
                   inherit (p) source;
                   target = syncoidTarget t p.targetDataset;
                   # null for a local target, over services.syncoid.sshKey.
-                  inherit (t) sshKey sendOptions recvOptions;
+                  inherit (t) sshKey recvOptions;
+                  # Raw for an encrypted dataset (nix/modules/encryption.nix).
+                  sendOptions = zlib.encryption.sendOptions (
+                    (t.raw or null) == true || builtins.elem p.key cfg.internal.encryptedKeys
+                  ) t.sendOptions;
                   extraArgs = syncoidArgs t;
                   localSourceAllow = sourceAllow;
                 }

@@ -134,6 +134,11 @@ in
       type = types.anything;
       default = pkgs.zfs;
     };
+    # nixpkgs' type and default (nixos/modules/tasks/filesystems/zfs.nix).
+    boot.zfs.requestEncryptionCredentials = mkOption {
+      type = types.either types.bool (types.listOf types.str);
+      default = true;
+    };
     boot.zfs.extraPools = mkOption {
       type = types.listOf types.str;
       default = [ ];

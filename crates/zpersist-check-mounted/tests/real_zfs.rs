@@ -103,8 +103,10 @@ fn mounted_not_mounted_mounted_elsewhere_and_missing() {
         ),
     );
 
-    // All four at once: still one zfs get; the mounted one is reported on
-    // stdout, each of the others on stderr; --json says the same as data.
+    // All four at once: one zfs get of all, and one more of the key facts
+    // (locked or not) of those that exist unmounted only; the mounted one
+    // is reported on stdout, each of the others on stderr; --json says the
+    // same as data.
     let all = [
         "plex",
         &ok,
@@ -118,7 +120,15 @@ fn mounted_not_mounted_mounted_elsewhere_and_missing() {
     ];
     let run = check(&all);
     assert_eq!(run.code, 1, "{run:#?}");
-    assert_eq!(run.zfs_calls.len(), 1, "{run:#?}");
+    assert_eq!(run.zfs_calls.len(), 2, "{run:#?}");
+    assert!(
+        run.zfs_calls[1]
+            .contains(&"encryption,encryptionroot,keystatus,keyformat,keylocation".to_string())
+            && run.zfs_calls[1].contains(&unmounted)
+            && !run.zfs_calls[1].contains(&ok)
+            && !run.zfs_calls[1].contains(&missing),
+        "{run:#?}"
+    );
     assert_eq!(run.stdout.lines().count(), 1, "{run:#?}");
     assert_eq!(run.stderr.matches("error: ").count(), 3, "{run:#?}");
     let mut json_args = vec!["--json"];

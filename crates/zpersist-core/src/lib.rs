@@ -9,6 +9,7 @@ pub mod backup;
 pub mod contract;
 pub mod drill;
 pub mod error;
+pub mod encryption;
 pub mod facts;
 pub mod json;
 pub mod migration;

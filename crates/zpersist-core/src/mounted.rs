@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 
+use crate::encryption::{locked_problem, KeyState};
 use crate::facts::Mount;
 use crate::name::name_problem;
 use crate::plan::{mountpoint_problem, normalize_path};
@@ -34,6 +35,14 @@ pub enum MountState {
     NotMounted { mountpoint: String },
     /// Its mountpoint is another path, or `none`/`legacy`.
     Elsewhere { mountpoint: String, mounted: bool },
+    /// It exists, not mounted, and is encrypted with its key not loaded
+    /// (zpersist_core::encryption): its path shows the directory beneath,
+    /// which is not the dataset's (empty) data.
+    Locked {
+        root: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        keylocation: Option<String>,
+    },
     /// zfs says it is mounted on the path, but the path shows another
     /// filesystem: one mounted over it, or the directory beneath.
     NotShown { view: PathView },
@@ -60,6 +69,29 @@ pub fn confirm_shown(
         Ok(PathView::Dataset) => MountState::Mounted,
         Ok(view) => MountState::NotShown { view },
         Err(error) => MountState::Unverified { error },
+    }
+}
+
+/// Whether the state needs the dataset's key facts: it exists and is not
+/// mounted (only then is a second `zfs get` of them worth its cost).
+pub fn needs_key_facts(state: &MountState) -> bool {
+    matches!(
+        state,
+        MountState::NotMounted { .. } | MountState::Elsewhere { mounted: false, .. }
+    )
+}
+
+/// The state once the dataset's key is known: an unmounted dataset whose
+/// key is not loaded is [`MountState::Locked`]; anything else is kept.
+pub fn with_key(state: MountState, key: Option<&KeyState>) -> MountState {
+    match key {
+        Some(KeyState::Locked { root, keylocation }) if needs_key_facts(&state) => {
+            MountState::Locked {
+                root: root.clone(),
+                keylocation: keylocation.clone(),
+            }
+        }
+        _ => state,
     }
 }
 
@@ -200,6 +232,15 @@ pub fn message_and_help(
             format!("journalctl -u zpersist-datasets.service says why it is missing; once it is fixed, start {service}'s units again"),
         ),
         MountState::NotMounted { mountpoint } => (not_mounted(false, mountpoint), restart),
+        MountState::Locked { root, keylocation } => {
+            let key = KeyState::Locked { root: root.clone(), keylocation: keylocation.clone() };
+            let (what, help) = locked_problem(
+                &dataset,
+                &key,
+                &format!("not starting {service}, which would write to the directory beneath"),
+            )?;
+            (what, format!("{help}; then start {service}'s units again"))
+        }
         MountState::NotShown { .. } | MountState::Unverified { .. } => {
             let (what, help) = not_shown?;
             let why = match state {

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+use crate::encryption::{expected_root, locked_problem, KeyFacts, KeyState};
 use crate::name::{is_within, parent_of};
 use crate::observed::{HostFacts, ObservedPool, Source};
 use crate::plan::{join_mountpoint, parse_mode, DatasetSpec, Mountpoint, Plan};
@@ -13,6 +14,10 @@ use crate::property::{is_create_only, values_match};
 
 /// Properties every run reads besides the declared ones.
 pub const ALWAYS_OBSERVED: &[&str] = &["type", "mountpoint", "canmount", "mounted"];
+
+/// Properties read besides those when the plan declares encryption.
+pub const ENCRYPTION_OBSERVED: &[&str] =
+    &["encryption", "encryptionroot", "keystatus", "keylocation"];
 
 /// A user or group as declared, with the id it resolved to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -174,6 +179,22 @@ pub enum Problem {
         dataset: String,
         kind: String,
     },
+    /// The dataset (or the ancestor it would be created in) is encrypted
+    /// and its key is not loaded: it cannot be mounted, created in or
+    /// looked at, and its path beneath must not be taken for it.
+    Locked {
+        dataset: String,
+        /// The encryption root whose key is missing.
+        root: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        keylocation: Option<String>,
+    },
+    /// The plan expects this dataset to inherit `parent`'s encryption, but
+    /// `parent` exists unencrypted: created now, it would be unencrypted.
+    ParentNotEncrypted {
+        dataset: String,
+        parent: String,
+    },
 }
 
 impl Problem {
@@ -188,13 +209,19 @@ impl Problem {
             | Problem::MountpointNotEmpty { dataset, .. }
             | Problem::UnknownUser { dataset, .. }
             | Problem::UnknownGroup { dataset, .. }
-            | Problem::NotAFilesystem { dataset, .. } => dataset,
+            | Problem::NotAFilesystem { dataset, .. }
+            | Problem::Locked { dataset, .. }
+            | Problem::ParentNotEncrypted { dataset, .. } => dataset,
         }
     }
 
     /// What is wrong, and what to do about it.
     pub fn message_and_help(&self) -> (String, String) {
         match self {
+            Problem::CreateOnlyDrift { dataset, property, declared, actual } if property == "encryption" && actual == "off" => (
+                format!("{dataset}: `{property}` is `{actual}` but the plan says `{declared}`"),
+                format!("ZFS cannot encrypt an existing dataset in place, and zpersist never tries: declare a new dataset with this encryption and move the data into it, with `migrate-to-dataset` (docs/migration.md) or `zfs send {dataset}@SNAP | zfs receive -u NEW` below an encrypted parent (a plain stream received there is encrypted with the parent's key); then point the service at the new dataset. Or remove `encryption` from {dataset}'s declaration. Nothing was changed on {dataset}."),
+            ),
             Problem::CreateOnlyDrift { dataset, property, declared, actual } => (
                 format!("{dataset}: `{property}` is `{actual}` but the plan says `{declared}`"),
                 format!("`{property}` can only be chosen when a dataset is created; ZFS cannot change it now. Put the old value back in the plan, or create a new dataset and move the data (zfs send | zfs receive)."),
@@ -242,6 +269,15 @@ impl Problem {
                 format!("{dataset}: is a {kind}, not a filesystem"),
                 "the plan declares filesystems only; rename the plan's entry or the existing dataset.".into(),
             ),
+            Problem::Locked { dataset, root, keylocation } => {
+                let state = KeyState::Locked { root: root.clone(), keylocation: keylocation.clone() };
+                let (what, help) = locked_problem(dataset, &state, "nothing was mounted, created or owned there").unwrap_or_default();
+                (what, format!("{help}; then run `systemctl restart zpersist-datasets.service`"))
+            }
+            Problem::ParentNotEncrypted { dataset, parent } => (
+                format!("{dataset}: not created, because its parent {parent} is not encrypted (the plan declares its encryption): created now, {dataset} would be unencrypted"),
+                format!("fix the problem reported for {parent} (a new encrypted dataset, the data moved into it); {dataset} is created, encrypted, on the next run after that."),
+            ),
         }
     }
 }
@@ -268,6 +304,16 @@ pub fn properties_to_observe(plan: &Plan) -> Vec<String> {
     let mut names: BTreeSet<String> = ALWAYS_OBSERVED.iter().map(|s| s.to_string()).collect();
     for spec in &plan.datasets {
         names.extend(spec.properties.keys().cloned());
+    }
+    // Where the plan declares encryption: whether each dataset and the
+    // ancestor it is created in is encrypted, and locked (ZFS without
+    // encryption does not know these: read_known drops them).
+    if plan
+        .datasets
+        .iter()
+        .any(|spec| spec.properties.contains_key("encryption"))
+    {
+        names.extend(ENCRYPTION_OBSERVED.iter().map(|s| s.to_string()));
     }
     names.into_iter().collect()
 }
@@ -346,7 +392,7 @@ pub fn plan_actions_knowing(
 impl Planner<'_> {
     fn dataset(&mut self, spec: &DatasetSpec) {
         let name = spec.name.as_str();
-        if !self.ancestors_in_shape(name) {
+        if !self.ancestors_in_shape(name) || !self.encryption_in_shape(spec) {
             return;
         }
         let desired_path = match self.desired_mountpoint(name) {
@@ -391,9 +437,19 @@ impl Planner<'_> {
             // A refused mountpoint keeps the dataset where it is: its other
             // properties are still checked, but it is not mounted or owned.
             let mut mountpoint_refused = false;
+            // Declared encrypted, found unencrypted: one drift (encryption),
+            // not also its key's properties, which ZFS has none of.
+            let unencrypted = spec
+                .properties
+                .get("encryption")
+                .is_some_and(|v| v != "off")
+                && self.pool.value(name, "encryption") == Some("off");
             for (property, declared) in declared_properties(spec) {
                 let actual = self.pool.value(name, property).unwrap_or("-");
-                if values_match(property, declared, actual) {
+                if values_match(property, declared, actual)
+                    || (unencrypted
+                        && matches!(property, "keyformat" | "keylocation" | "pbkdf2iters"))
+                {
                     continue;
                 }
                 self.outcome.drift.push(Drift {
@@ -531,6 +587,48 @@ impl Planner<'_> {
             });
         }
         true
+    }
+
+    /// A dataset's key, from what the pool says (nothing where this ZFS has
+    /// no encryption).
+    fn key_state(&self, name: &str) -> KeyState {
+        KeyFacts::from_values(|p| self.pool.value(name, p)).state(name)
+    }
+
+    /// Encryption as the plan expects it: an existing dataset whose key is
+    /// not loaded is locked (never mounted, owned or created in); a missing
+    /// one is not created in a locked ancestor, nor, when it should inherit
+    /// a declared ancestor's encryption, below that ancestor found
+    /// unencrypted (it would be unencrypted). `false`: leave it alone.
+    fn encryption_in_shape(&mut self, spec: &DatasetSpec) -> bool {
+        let name = spec.name.as_str();
+        let mut within = Some(name);
+        while let Some(n) = within.filter(|n| !self.pool.exists(n)) {
+            within = parent_of(n);
+        }
+        if let Some(existing) = within {
+            if let KeyState::Locked { root, keylocation } = self.key_state(existing) {
+                self.problem(Problem::Locked {
+                    dataset: name.into(),
+                    root,
+                    keylocation,
+                });
+                return false;
+            }
+        }
+        if self.pool.exists(name) || spec.properties.contains_key("encryption") {
+            return true;
+        }
+        match expected_root(self.plan, name) {
+            Some(root) if self.pool.value(root, "encryption") == Some("off") => {
+                self.problem(Problem::ParentNotEncrypted {
+                    dataset: name.into(),
+                    parent: root.into(),
+                });
+                false
+            }
+            _ => true,
+        }
     }
 
     /// `dataset (path)` of every mounted dataset holding data whose files

@@ -473,6 +473,11 @@ pub fn display_value(property: &str, value: &str) -> String {
 
 /// Declared and observed values mean the same thing.
 pub fn values_match(property: &str, declared: &str, observed: &str) -> bool {
+    // `encryption=on` is "the default cipher of the ZFS that created it"
+    // (aes-256-gcm on OpenZFS 2.x, aes-256-ccm before 0.8.4): any cipher.
+    if property == "encryption" && declared == "on" {
+        return !matches!(observed, "off" | "-" | "");
+    }
     normalize(property, declared) == normalize(property, observed)
 }
 

@@ -90,6 +90,10 @@ pub struct DatasetFacts {
     /// (`not-shown`) or `unverified`; `None` when it was not looked at.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path_state: Option<crate::mounted::MountState>,
+    /// Its key, read only when it is not mounted (zfs-fuse: never):
+    /// `locked` is told from plain "not mounted" (docs/encryption.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<crate::encryption::KeyState>,
 }
 
 impl DatasetFacts {
@@ -320,6 +324,18 @@ pub fn evaluate(inputs: Inputs<'_>) -> ServiceStatus {
             error: format!("{dataset} (zpersist.services.{service}) does not exist"),
             help: "zpersist-datasets.service creates it: `systemctl restart zpersist-datasets` and see `journalctl -u zpersist-datasets`".into(),
         }),
+        Some(DatasetFacts { mounted: false, key: Some(key), .. }) if key.is_locked() => {
+            let (error, help) = crate::encryption::locked_problem(
+                dataset,
+                key,
+                &format!("{service} stays down (its mount check fails)"),
+            )
+            .unwrap_or_default();
+            problems.push(Problem {
+                error,
+                help: format!("{help}; then `systemctl restart zpersist-datasets` and start {service}"),
+            })
+        }
         Some(f) if !f.mounted => problems.push(Problem {
             error: format!("{dataset} is not mounted (it should be at {declared_mountpoint})"),
             help: format!("`zfs mount {dataset}`; `systemctl status zpersist-{service}-mounted` says why it was not"),
@@ -871,9 +887,25 @@ mod tests {
             mounted: false,
             ..mounted()
         };
-        assert!(evaluate(inputs(Some(unmounted))).problems[0]
+        assert!(evaluate(inputs(Some(unmounted.clone()))).problems[0]
             .error
             .contains("is not mounted"));
+        let locked = DatasetFacts {
+            key: Some(crate::encryption::KeyState::Locked {
+                root: "tank/services".into(),
+                keylocation: None,
+            }),
+            ..unmounted
+        };
+        let problem = &evaluate(inputs(Some(locked))).problems[0];
+        assert!(
+            problem.error.starts_with("tank/services/sonarr is locked: its encryption key is not loaded (keystatus: unavailable, encryption root tank/services)"),
+            "{problem:?}"
+        );
+        assert!(
+            problem.help.contains("zfs load-key tank/services"),
+            "{problem:?}"
+        );
         let mut stale = inputs(Some(mounted()));
         stale.now = 200;
         assert!(evaluate(stale).problems[0].error.contains("100 s old"));

@@ -60,6 +60,7 @@ fn textfiles() -> String {
             preseed_source: Some("nas".into()),
             preseed_at: Some("2026-12-01T00:00:00Z".into()),
             path_state: None,
+            key: None,
         }),
         snapshots: vec![SnapshotRef {
             name: "autosnap_a_hourly".into(),

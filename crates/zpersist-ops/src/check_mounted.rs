@@ -15,8 +15,8 @@ use std::time::Duration;
 use serde::Serialize;
 use zpersist_core::error::Error;
 use zpersist_core::mounted::{
-    argument_problem, confirm_shown, message_and_help, mount_state, MountState, Observed,
-    PROPERTIES,
+    argument_problem, confirm_shown, message_and_help, mount_state, needs_key_facts, with_key,
+    MountState, Observed, PROPERTIES,
 };
 use zpersist_core::shown;
 use zpersist_core::Diagnostic;
@@ -100,18 +100,36 @@ pub fn check(
     let (observed, _missing) = zfs.observe_named(&datasets, &properties).map_err(|e| {
         Error::from(e).with_help(format!("not starting {shown_service}: zfs could not say whether its datasets are mounted; see whether the pool is imported and healthy (zpool status), then start {shown_service}'s units again"))
     })?;
+    let seen = |dataset: &str| {
+        observed.exists(dataset).then(|| Observed {
+            mounted: observed.value(dataset, "mounted").map(str::to_string),
+            mountpoint: observed.value(dataset, "mountpoint").map(str::to_string),
+        })
+    };
+    // Not mounted: locked (its key not loaded) is told apart, by one more
+    // `zfs get` only then; a ZFS without encryption answers "not encrypted".
+    let unmounted: Vec<String> = pairs
+        .iter()
+        .filter(|(dataset, expected)| {
+            needs_key_facts(&mount_state(expected, seen(dataset).as_ref()))
+        })
+        .map(|(dataset, _)| dataset.clone())
+        .collect();
+    let keys = if unmounted.is_empty() {
+        Default::default()
+    } else {
+        zpersist_zfs::encryption::key_facts(&zfs, &unmounted).unwrap_or_default()
+    };
     let checked = pairs
         .iter()
         .cloned()
         .map(|(dataset, expected)| {
-            let seen = observed.exists(&dataset).then(|| Observed {
-                mounted: observed.value(&dataset, "mounted").map(str::to_string),
-                mountpoint: observed.value(&dataset, "mountpoint").map(str::to_string),
-            });
+            let key = keys.get(&dataset).map(|facts| facts.state(&dataset));
+            let seen = seen(&dataset);
             // zfs's word, then the mount table's: the path must show the
             // dataset, not a filesystem mounted over it.
             let state = confirm_shown(
-                mount_state(&expected, seen.as_ref()),
+                with_key(mount_state(&expected, seen.as_ref()), key.as_ref()),
                 &dataset,
                 &expected,
                 mount_showing(std::path::Path::new(&expected))

@@ -424,8 +424,14 @@ impl Drill<'_> {
     /// restored into a new dataset.
     fn fill(&self, point: &RestorePoint, copy: &str, mountpoint: &str) -> Result<(), Failure> {
         let preseed = &self.plan.preseed;
-        match sources::send_command(preseed, point, &self.zfs) {
+        // An encrypted dataset's points are sent raw and the copy unlocked
+        // with the live root's key, as preseed does (docs/encryption.md).
+        let live = crate::preseed::encrypted::live(&self.zfs, &preseed.dataset)?;
+        match sources::send_command(preseed, point, &self.zfs, live.is_some()) {
             Some(send) => {
+                if let Some(live) = &live {
+                    live.key_ready(&preseed.dataset)?;
+                }
                 send.pipe(self.zfs.receive(copy, &["-u"]))
                     .pump(&mut |_| {})
                     .map_err(|e| {
@@ -434,6 +440,9 @@ impl Drill<'_> {
                             "the source or this pool failed mid-stream: a restore from it would fail the same way",
                         )
                     })?;
+                if let Some(live) = &live {
+                    live.unlock(&self.zfs, &preseed.dataset, copy, &point.label)?;
+                }
                 self.zfs(&["set", "canmount=noauto", copy])?;
                 self.mount(copy, mountpoint)?;
             }

@@ -25,6 +25,8 @@
 //!   (`zpersist-status`, `zpersist status`).
 //! - [`config`]: where each contract is in the configuration directory,
 //!   read by the one loader; `check` reads them all (`zpersist config check`).
+//! - [`load_key`]: load an encryption root's key before its services
+//!   (`zpersist-load-key`).
 
 pub mod backup_snapshot;
 pub mod check_mounted;
@@ -33,6 +35,7 @@ pub mod datasets;
 pub mod drill;
 pub mod migrate;
 pub mod pitr;
+pub mod load_key;
 pub mod preseed;
 pub mod replication;
 pub mod status;

@@ -20,6 +20,7 @@ mod snapshots;
 pub use snapshots::{all_snapshots_argv, parse_all_snapshots, parse_snapshots, snapshots_argv};
 
 pub mod dataset;
+pub mod encryption;
 pub mod pool;
 pub mod space;
 

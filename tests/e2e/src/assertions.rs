@@ -40,7 +40,7 @@ pub fn drill_left_the_live_dataset_untouched(ds: &str, run: &Recorded) {
         match argv[0].as_str() {
             "send" | "clone" => {}
             "destroy" | "receive" | "recv" | "create" | "set" | "mount" | "unmount" | "umount"
-            | "inherit" => assert!(
+            | "inherit" | "load-key" | "unload-key" => assert!(
                 argv.last()
                     .is_some_and(|n| *n == scratch || n.starts_with(&format!("{scratch}/"))),
                 "zfs {argv:?} is not below the scratch dataset"

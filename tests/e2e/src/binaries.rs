@@ -20,6 +20,7 @@ pub const ALL: &[&str] = &[
     "preseed-restore",
     "zpersist-drill",
     "zpersist-check-mounted",
+    "zpersist-load-key",
     "zpersist-status",
     "zpersist-backup-snapshot",
     "pitr-archive-wal",

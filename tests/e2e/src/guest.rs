@@ -619,6 +619,18 @@ impl GuestPool {
         format!("/var/tmp/zpersist-{}/{name}", self.name)
     }
 
+    /// `ensure-datasets --plan PLAN` on this pool (the plan written to its
+    /// scratch directory, a lock of its own), recorded.
+    pub fn ensure(&self, plan: &Value) -> Recorded {
+        let path = self.write_plan("plan.json", plan);
+        let lock = self.scratch("run.lock");
+        self.guest.run_recorded(
+            &self.guest.binary("ensure-datasets"),
+            &["--plan", &path, "--lock-file", &lock],
+            &[],
+        )
+    }
+
     /// Writes `plan` as JSON into this pool's scratch directory.
     pub fn write_plan(&self, name: &str, plan: &Value) -> String {
         let path = self.scratch(name);

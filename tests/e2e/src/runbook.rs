@@ -401,6 +401,29 @@ impl Runbook {
         }
     }
 
+    /// [`Self::script`] run in the OpenZFS guest (crate::guest) with
+    /// `bash -euo pipefail`, bounded by `limit`: for a runbook whose
+    /// commands only OpenZFS has (native encryption, `zfs change-key`).
+    /// stderr follows stdout in the output, the `###` lines among them.
+    pub fn run_in_guest(
+        &self,
+        guest: &crate::guest::Guest,
+        settings: &str,
+        alternative: Option<&str>,
+        limit: Duration,
+    ) -> Ran {
+        let script = format!(
+            "exec 2>&1
+{}",
+            self.script(settings, alternative)
+        );
+        let out = guest.run_full(&["bash", "-euo", "pipefail", "-c", &script], None, limit);
+        Ran {
+            ok: out.success(),
+            output: format!("{}{}", out.stdout, out.stderr),
+        }
+    }
+
     /// [`Self::run`], which must succeed.
     pub fn run_ok(
         &self,

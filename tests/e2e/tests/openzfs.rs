@@ -17,16 +17,6 @@ fn guest() -> Option<&'static Guest> {
     Guest::shared()
 }
 
-fn ensure(guest: &Guest, pool: &GuestPool, plan: &Value) -> Recorded {
-    let path = pool.write_plan("plan.json", plan);
-    let lock = pool.scratch("run.lock");
-    guest.run_recorded(
-        &guest.binary("ensure-datasets"),
-        &["--plan", &path, "--lock-file", &lock],
-        &[],
-    )
-}
-
 /// `stat -c '%u %g %a'` of a path in the guest.
 fn ownership(guest: &Guest, path: &str) -> (u32, u32, u32) {
     let out = guest.run_ok(&["stat", "-c", "%u %g %a", path]);
@@ -75,7 +65,7 @@ fn ensure_datasets_applies_lz4_and_zstd_repairs_drift_and_is_idempotent() {
         { "name": db, "mountpoint": format!("{mnt}/pg"),
           "properties": { "compression": "zstd-3", "recordsize": "8K" }, "owner": "nobody", "group": "nogroup", "mode": "0700" },
     ]});
-    let first = ensure(guest, &pool, &plan);
+    let first = pool.ensure(&plan);
     assert_eq!(first.code, 0, "{first:#?}");
     assert_eq!(guest.get(&services, "compression"), "lz4");
     assert_eq!(
@@ -120,7 +110,7 @@ fn ensure_datasets_applies_lz4_and_zstd_repairs_drift_and_is_idempotent() {
     );
 
     // In shape: one zfs get, nothing changed.
-    let second = ensure(guest, &pool, &plan);
+    let second = pool.ensure(&plan);
     assert_eq!(second.code, 0, "{second:#?}");
     assert!(
         second.stdout.contains("3 datasets in shape, nothing to do"),
@@ -144,7 +134,7 @@ fn ensure_datasets_applies_lz4_and_zstd_repairs_drift_and_is_idempotent() {
     guest.zfs(&["set", "com.example:note=mine", &app]);
     guest.zfs(&["set", "atime=on", &db]);
     guest.run_ok(&["chmod", "0777", &format!("{mnt}/services/app")]);
-    let repair = ensure(guest, &pool, &plan);
+    let repair = pool.ensure(&plan);
     assert_eq!(repair.code, 0, "{repair:#?}");
     let mut sets: Vec<String> = repair
         .calls_named("set")
@@ -168,7 +158,7 @@ fn ensure_datasets_applies_lz4_and_zstd_repairs_drift_and_is_idempotent() {
     assert_eq!(guest.get(&app, "com.example:note"), "mine");
     assert_eq!(guest.get(&db, "atime"), "on");
     assert_eq!(ownership(guest, &format!("{mnt}/services/app")).2, 0o750);
-    let again = ensure(guest, &pool, &plan);
+    let again = pool.ensure(&plan);
     assert!(again.mutating_calls().is_empty(), "{:?}", again.zfs_calls);
 }
 
@@ -198,7 +188,7 @@ fn ensure_datasets_refuses_to_mount_over_files_even_though_openzfs_would() {
         { "name": pool.ds("hider"), "mountpoint": busy },
         { "name": pool.ds("fine") },
     ]});
-    let run = ensure(guest, &pool, &plan);
+    let run = pool.ensure(&plan);
     assert_eq!(run.code, 1, "{run:#?}");
     assert!(
         run.stdout

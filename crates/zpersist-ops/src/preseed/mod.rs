@@ -4,6 +4,7 @@
 //! source's restore points and fills a dataset from one of them (the
 //! drill lists and restores with the same code).
 
+pub(crate) mod encrypted;
 pub mod run;
 pub mod sources;
 

@@ -380,7 +380,12 @@ impl Run<'_> {
         let sibling = self.plan.sibling();
         let point = &journal.point;
         let private = self.private_mount();
-        match sources::send_command(self.plan, point, &self.zfs) {
+        // Encrypted: kept so, with its own key (preseed/encrypted.rs).
+        let live = super::encrypted::live(&self.zfs, &self.plan.dataset)?;
+        if let Some(live) = &live {
+            live.key_ready(&self.plan.dataset)?;
+        }
+        match sources::send_command(self.plan, point, &self.zfs, live.is_some()) {
             Some(send) => {
                 self.say(format!("fill    {sibling} from {}", point.label));
                 let receive = self.zfs.receive(&sibling, &["-u"]);
@@ -415,6 +420,9 @@ impl Run<'_> {
                     })?;
                 failpoint("after", "receive");
                 self.mark_received()?;
+                if let Some(live) = &live {
+                    live.unlock(&self.zfs, &self.plan.dataset, &sibling, &point.label)?;
+                }
             }
             None => {
                 let is_pitr = matches!(self.plan.sources[point.source], SourceSpec::Pitr(_));
@@ -427,16 +435,26 @@ impl Run<'_> {
                         "restic"
                     }
                 ));
-                self.zfs(&[
-                    "create",
+                let encrypted = live
+                    .as_ref()
+                    .map(|l| l.create_options(&self.plan.dataset))
+                    .unwrap_or_default();
+                let mut create: Vec<&str> = vec!["create"];
+                create.extend(encrypted.iter().map(String::as_str));
+                let (mountpoint, mark) = (
+                    format!("mountpoint={private}"),
+                    format!("{PROP_SIBLING}={}", self.plan.service),
+                );
+                create.extend([
                     "-o",
                     "canmount=noauto",
                     "-o",
-                    &format!("mountpoint={private}"),
+                    &mountpoint,
                     "-o",
-                    &format!("{PROP_SIBLING}={}", self.plan.service),
+                    &mark,
                     &sibling,
-                ])?;
+                ]);
+                self.zfs(&create)?;
                 self.mount_sibling()?;
                 if is_pitr {
                     let provenance = sources::pitr_into(self.plan, point, Path::new(&private)).map_err(|e| {
@@ -517,6 +535,9 @@ impl Run<'_> {
             point.label
         ));
         self.mark_received()?;
+        if let Some(live) = super::encrypted::live(&self.zfs, &self.plan.dataset)? {
+            live.unlock(&self.zfs, &self.plan.dataset, &sibling, &point.label)?;
+        }
         self.zfs(&["set", &format!("{PROP_FILLED}={}", point.label), &sibling])?;
         Ok(())
     }
@@ -824,6 +845,9 @@ impl Run<'_> {
         let plan = self.plan;
         let mounted = props.get("mounted").map(String::as_str) == Some("yes");
         let mountpoint = props.get("mountpoint").cloned().unwrap_or_default();
+        if !mounted {
+            self.refuse_locked()?;
+        }
         if !mounted
             || zpersist_core::plan::normalize_path(&mountpoint)
                 != zpersist_core::plan::normalize_path(&plan.mountpoint)
@@ -903,6 +927,28 @@ impl Run<'_> {
                 self.plan.service
             ),
         ))
+    }
+
+    /// An unmounted dataset whose key is not loaded is locked, never
+    /// empty: the run stops before any source is asked, naming the key.
+    fn refuse_locked(&self) -> Result<(), Failure> {
+        let dataset = &self.plan.dataset;
+        let keys = zpersist_zfs::encryption::key_facts(&self.zfs, std::slice::from_ref(dataset))
+            .unwrap_or_default();
+        let Some(state) = keys.get(dataset).map(|facts| facts.state(dataset)) else {
+            return Ok(());
+        };
+        match zpersist_core::encryption::locked_problem(
+            dataset,
+            &state,
+            "its files cannot be seen, so it is not empty: nothing was restored or moved",
+        ) {
+            Some((what, help)) => Err(fail(
+                what,
+                format!("{help}; then start {}'s units again", self.plan.service),
+            )),
+            None => Ok(()),
+        }
     }
 
     /// The service's path shows its dataset: not a filesystem mounted

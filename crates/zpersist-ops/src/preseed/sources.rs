@@ -275,15 +275,22 @@ pub fn restic<'a>(
 }
 
 /// The sending side for a snapshot point (replica or local), not run yet:
-/// `zfs send` where the snapshot is (`here` is this host's zfs).
-pub fn send_command(plan: &PreseedPlan, point: &RestorePoint, here: &Zfs) -> Option<Command> {
+/// `zfs send` where the snapshot is (`here` is this host's zfs); `raw`:
+/// `zfs send -w`, for an encrypted dataset (docs/encryption.md).
+pub fn send_command(
+    plan: &PreseedPlan,
+    point: &RestorePoint,
+    here: &Zfs,
+    raw: bool,
+) -> Option<Command> {
+    let options: &[&str] = if raw { &["-w"] } else { &[] };
     match &plan.sources[point.source] {
         SourceSpec::Replica(r) => Some(
             Replica::of(r, Duration::from_secs(plan.timeout_seconds))
                 .zfs(here)
-                .send(&point.reference, &[]),
+                .send(&point.reference, options),
         ),
-        SourceSpec::Local(_) => Some(here.send(&point.reference, &[])),
+        SourceSpec::Local(_) => Some(here.send(&point.reference, options)),
         SourceSpec::Restic(_) | SourceSpec::Pitr(_) => None,
     }
 }

@@ -294,6 +294,17 @@ pub fn run(options: &Options) -> Result<Report, Error> {
         .as_ref()
         .map(|r| Targets::new(r, &zfs, timeout, now));
     let mut backups = Backups::new(timeout, now);
+    // Call 3, only when a service's dataset exists unmounted: its key
+    // (locked or not; zfs-fuse answers "not encrypted").
+    let unmounted: Vec<String> = selected
+        .iter()
+        .map(|(_, entry)| entry.dataset.clone())
+        .filter(|d| observed.exists(d) && observed.value(d, "mounted") != Some("yes"))
+        .collect();
+    let keys = match (&zfs, unmounted.is_empty()) {
+        (Ok(z), false) => zpersist_zfs::encryption::key_facts(z, &unmounted).unwrap_or_default(),
+        _ => Default::default(),
+    };
     let mut statuses = Vec::new();
     for (name, entry) in selected {
         let local = snapshots.get(&entry.dataset).cloned().unwrap_or_default();
@@ -329,7 +340,10 @@ pub fn run(options: &Options) -> Result<Report, Error> {
             service: name,
             dataset: &entry.dataset,
             declared_mountpoint: &entry.mountpoint,
-            facts: dataset_facts(&observed, &entry.dataset, &entry.mountpoint),
+            facts: dataset_facts(&observed, &entry.dataset, &entry.mountpoint).map(|mut f| {
+                f.key = keys.get(&entry.dataset).map(|k| k.state(&entry.dataset));
+                f
+            }),
             snapshots: own,
             objectives: declared,
             targets,
@@ -668,6 +682,7 @@ fn dataset_facts(observed: &ObservedPool, dataset: &str, declared: &str) -> Opti
         preseed: value(PROP_PRESEED),
         preseed_source: value(PROP_SOURCE),
         preseed_at: value(PROP_AT),
+        key: None,
     })
 }
 
