@@ -478,7 +478,7 @@ impl Machine {
             install_store_path(container, path);
         }
         for name in self.etc.keys() {
-            container.write(&format!("/etc/{name}"), self.etc_contents(name), 0o444);
+            container.write(&format!("/etc/{name}"), &self.etc_contents(name), 0o444);
         }
         let mut tmpfiles = self.tmpfiles.join("\n");
         tmpfiles.push('\n');
