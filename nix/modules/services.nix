@@ -493,11 +493,9 @@ in
       zpersist.notify.units = zlib.unit.notifications checkUnits;
       systemd.tmpfiles.rules = map tmpfilesRule (lib.attrValues enabled);
       environment.etc."zpersist/services.json".text = builtins.toJSON servicesPlan;
-      # migrate-to-dataset on PATH, and rsync, which it copies with.
-      environment.systemPackages = [
-        cfg.package
-        pkgs.rsync
-      ];
+      # rsync, which migrate-to-dataset (`zpersist migrate`) copies with;
+      # zpersist itself is on PATH whenever it is enabled (service.nix).
+      environment.systemPackages = [ pkgs.rsync ];
     })
 
     (mkIf anyEnabled {

@@ -8,8 +8,8 @@
 pub mod backup;
 pub mod contract;
 pub mod drill;
-pub mod error;
 pub mod encryption;
+pub mod error;
 pub mod facts;
 pub mod json;
 pub mod migration;

@@ -32,7 +32,7 @@ fn services_view(host: Option<&str>, module: &str) -> Value {
              tmpfiles = c.systemd.tmpfiles.rules;
              servicesJson = if etc == null then null else builtins.fromJSON etc.text;
              servicesPlan = c.zpersist.internal.servicesPlan;
-             packages = map (p: p.name) c.environment.systemPackages;
+             packages = lib.sort lib.lessThan (map (p: p.name) c.environment.systemPackages);
              inherit (r) failedAssertions warnings;
            }}"#
     ))
@@ -400,7 +400,8 @@ fn no_enabled_service_means_no_services_file_and_no_units() {
     assert_eq!(view["servicesJson"], Value::Null);
     assert_eq!(view["units"], json!({}));
     assert_eq!(view["tmpfiles"], json!([]));
-    assert_eq!(view["packages"], json!([]));
+    // The operator's `zpersist` is there for the datasets; rsync is not.
+    assert_eq!(view["packages"], json!(["zpersist"]));
     assert_eq!(view["servicesPlan"]["services"], json!({}));
 }
 
@@ -428,8 +429,8 @@ fn services_json_holds_exactly_what_migrate_to_dataset_reads() {
     assert_eq!(view["servicesJson"], view["servicesPlan"]);
     assert_eq!(
         view["packages"],
-        json!(["zpersist", "rsync"]),
-        "migrate-to-dataset on PATH, with the rsync it copies with"
+        json!(["rsync", "zpersist"]),
+        "zpersist (and migrate-to-dataset) on PATH, with the rsync it copies with"
     );
     let file = &view["servicesJson"];
     assert_eq!(file["version"], 1);
