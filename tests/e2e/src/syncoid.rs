@@ -136,7 +136,7 @@ in {{
   argv = import ./tests/nix/syncoid-argv.nix {{ inherit lib; syncoid = e.config.services.syncoid; }};
   units = lib.mapAttrs (_: s: {{ after = s.after; pre = s.serviceConfig.ExecStartPre or [ ]; }})
     (lib.filterAttrs (n: _: lib.hasPrefix "syncoid-" n) e.config.systemd.services);
-  etc = lib.mapAttrs (_: v: v.text) e.config.environment.etc;
+  etc = lib.mapAttrs (_: v: v.text) (lib.filterAttrs (_: v: v ? text) e.config.environment.etc);
   failed = e.failedAssertions;
 }}"#
         ));
