@@ -144,7 +144,9 @@ let
   repoWritable = optional isLocal local.mountpoint;
   # A base backup locks its repository: the local one in itself, an S3 one
   # (whose bucket has no lock) in the metrics directory.
-  baseBackupWritable = repoWritable ++ optional isS3 metricsDir;
+  # A local repository: the resource lock every mover takes on its dataset
+  # (zpersist_host::resource_lock; made by service.nix's tmpfiles rule).
+  baseBackupWritable = repoWritable ++ (if isS3 then [ metricsDir ] else [ "-/run/zpersist/locks" ]);
 
   unit = description: exec: writable: jit: timeout: {
     inherit description;

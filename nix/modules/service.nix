@@ -19,6 +19,12 @@ in
       # docs/cli.md), and the plan it applies with `zpersist datasets
       # apply`: the very file this unit names.
       environment.systemPackages = [ cfg.package ];
+      # The resource locks every mover takes (zpersist_host::resource_lock):
+      # sticky and open to every user, as movers run as root and postgres.
+      systemd.tmpfiles.rules = [
+        "d /run/zpersist 0755 root root -"
+        "d /run/zpersist/locks 1777 root root -"
+      ];
       environment.etc."zpersist/datasets.json".source = cfg.internal.planFile;
     }
     (zlib.unit.service {

@@ -8,6 +8,7 @@
 # "test result: ... N passed; M failed; K ignored; ..." a binary's counts;
 # "error: test failed, to rerun pass `<args>`" ends a failed binary (which
 # may have failed without a failed test: a crash, a timeout of the harness).
+# With -v quiet=1 it prints only the summary (for a log shown already).
 
 function flush_binary(args,    n) {
     if (pending_tests == "" && args == "")
@@ -27,7 +28,7 @@ holding { held = held $0 "\n"; next }
 
 /^error: [0-9]+ targets? failed:$/ { holding = 1; held = $0 "\n"; next }
 
-{ print; fflush() }
+{ if (!quiet) { print; fflush() } }
 
 /^ +Running / {
     current = $0

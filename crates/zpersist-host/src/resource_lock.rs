@@ -20,10 +20,18 @@
 //! a mover that gives up says which dataset and who holds it: the holder
 //! of an exclusive lock writes its pid, unit, command line and dataset
 //! into the file and empties it when done.
+//!
+//! Movers run as different users (pitr-base-backup as `postgres`, the
+//! rest as root), so the directory is sticky and world-writable like
+//! /run/lock (`1777`, also made by the module's tmpfiles rule) and each
+//! file `0666`: `flock` needs only an open file, and a file someone else
+//! made read-only is still locked through a read-only open (its holder
+//! line is then not written).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -124,14 +132,18 @@ pub fn lock_datasets_in(
         }
         modes.insert(dataset.to_string(), true);
     }
-    let cannot = |e: io::Error, path: &Path, dataset: &str| Failure {
+    let cannot = |e: io::Error, path: &Path, dataset: &str| {
+        Failure {
         error: format!(
             "{dataset}: cannot take {mover}'s lock {}: {e}",
             path.display()
         ),
-        help: format!("run as root, with {} a writable directory", dir.display()),
+        help: format!("{} must be a directory of mode 1777 (zpersist's module makes it at boot; `systemd-tmpfiles --create` makes it now) that the unit may write (ReadWritePaths=)", dir.display()),
+    }
     };
     fs::create_dir_all(dir).map_err(|e| cannot(e, dir, datasets.first().unwrap_or(&"")))?;
+    // Only its owner can; for anyone else it is already what it must be.
+    let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o1777));
     let started = Instant::now();
     let mut said = false;
     let mut exclusive = Vec::new();
@@ -139,13 +151,7 @@ pub fn lock_datasets_in(
     let mut held = Vec::new();
     for (dataset, exclusively) in &modes {
         let path = dir.join(lock_file_name(dataset));
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|e| cannot(e, &path, dataset))?;
+        let (file, writable) = open_lock_file(&path).map_err(|e| cannot(e, &path, dataset))?;
         loop {
             let tried = if *exclusively {
                 file.try_lock()
@@ -179,7 +185,10 @@ pub fn lock_datasets_in(
                 Err(fs::TryLockError::Error(e)) => return Err(cannot(e, &path, dataset)),
             }
         }
-        if *exclusively {
+        if *exclusively && !writable {
+            exclusive.push(file);
+            held.push(dataset.clone());
+        } else if *exclusively {
             let mut file = file;
             let unit = own_unit()
                 .map(|u| format!(", unit {u}"))
@@ -198,6 +207,27 @@ pub fn lock_datasets_in(
         exclusive,
         _shared: shared,
     })
+}
+
+/// The lock file at `path`, made `0666` when this process creates it,
+/// and whether it could be opened for writing (the holder line).
+fn open_lock_file(path: &Path) -> io::Result<(File, bool)> {
+    let opened = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .mode(0o666)
+        .open(path);
+    match opened {
+        Ok(file) => {
+            // The umask took bits off: put them back (only the owner can).
+            let _ = file.set_permissions(fs::Permissions::from_mode(0o666));
+            Ok((file, true))
+        }
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Ok((File::open(path)?, false)),
+        Err(e) => Err(e),
+    }
 }
 
 /// Who holds what `dataset`'s lock waits for, as the holders wrote it:
@@ -275,6 +305,32 @@ mod tests {
         fn drop(&mut self) {
             let _ = fs::remove_dir_all(&self.0);
         }
+    }
+
+    /// Movers of other users (pitr-base-backup runs as postgres) can open
+    /// what root made: the directory is sticky and world-writable, each
+    /// file 0666 whatever the umask.
+    #[test]
+    fn the_lock_directory_and_files_are_open_to_every_mover() {
+        let dir = Dir(std::env::temp_dir().join(format!(
+            "zpersist-resource-lock-modes-{}",
+            std::process::id()
+        )));
+        let locks = dir.path().join("locks");
+        let held = lock_datasets_in(
+            &locks,
+            "test",
+            &["tank/a"],
+            Duration::from_secs(1),
+            &mut io::sink(),
+        )
+        .unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&locks), 0o1777);
+        for name in ["tank.lock", "tank%2Fa.lock"] {
+            assert_eq!(mode(&locks.join(name)), 0o666, "{name}");
+        }
+        drop(held);
     }
 
     #[test]

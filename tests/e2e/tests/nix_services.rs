@@ -29,7 +29,8 @@ fn services_view(host: Option<&str>, module: &str) -> Value {
              datasets = r.plan.datasets;
              units = lib.genAttrs (builtins.filter (n: c.systemd.services ? ${{n}}) units) (n: clean c.systemd.services.${{n}});
              datasetsUnit = lib.filterAttrs (n: _: lib.elem n [ "before" "wantedBy" ]) (c.systemd.services.zpersist-datasets or {{ }});
-             tmpfiles = c.systemd.tmpfiles.rules;
+             tmpfiles = builtins.filter (r: !(lib.hasPrefix "d /run/zpersist" r)) c.systemd.tmpfiles.rules;
+             lockRules = builtins.filter (lib.hasPrefix "d /run/zpersist") c.systemd.tmpfiles.rules;
              servicesJson = if etc == null then null else builtins.fromJSON etc.text;
              servicesPlan = c.zpersist.internal.servicesPlan;
              packages = lib.sort lib.lessThan (map (p: p.name) c.environment.systemPackages);
@@ -400,6 +401,14 @@ fn no_enabled_service_means_no_services_file_and_no_units() {
     assert_eq!(view["servicesJson"], Value::Null);
     assert_eq!(view["units"], json!({}));
     assert_eq!(view["tmpfiles"], json!([]));
+    // The movers' resource locks are there whenever zpersist is.
+    assert_eq!(
+        view["lockRules"],
+        json!([
+            "d /run/zpersist 0755 root root -",
+            "d /run/zpersist/locks 1777 root root -"
+        ])
+    );
     // The operator's `zpersist` is there for the datasets; rsync is not.
     assert_eq!(view["packages"], json!(["zpersist"]));
     assert_eq!(view["servicesPlan"]["services"], json!({}));

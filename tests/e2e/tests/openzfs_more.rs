@@ -687,6 +687,13 @@ chown -R -h daemon:daemon "$1""#,
         .to_string()
         .as_bytes(),
     );
+    // Where `zpersist restore` finds the plan, as the module links it.
+    guest.run_ok(&["mkdir", "-p", &format!("{config}/preseed")]);
+    guest.run_ok(&[
+        "cp",
+        &preseed_plan,
+        &format!("{config}/preseed/sonarr.json"),
+    ]);
     let sibling = format!("{ds}.zpersist-preseed");
     // The ssh and restic settings are not used by these two alternatives;
     // the runbook's settings block names them, so they are set.
@@ -697,7 +704,6 @@ MOUNTPOINT={mountpoint}
 OWNER=daemon GROUP=daemon
 SIBLING={sibling}
 RESTORE_MNT={restore_mnt}
-PRESEED_PLAN={preseed_plan}
 DATASETS_PLAN={datasets_plan}
 NAS=unused@unused NAS_PORT=22
 NAS_KEY=/nonexistent NAS_KNOWN_HOSTS=/nonexistent
