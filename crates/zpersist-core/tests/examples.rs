@@ -7,7 +7,7 @@ use zpersist_core::preseed::{PreseedPlan, SourceSpec};
 fn the_demos_preseed_plan_restores_sonarr_from_the_usb_pool_first() {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/demo/preseed-sonarr.json"
+        "/../../examples/demo/preseed/sonarr.json"
     );
     let text = std::fs::read_to_string(path).unwrap();
     let plan = PreseedPlan::parse(&text).unwrap_or_else(|problems| panic!("{path}: {problems:?}"));
@@ -49,10 +49,10 @@ fn the_demos_drill_plan_drills_the_same_sources_preseed_restores_from() {
         .unwrap()
     };
     let drill = zpersist_core::contract::parse::<zpersist_core::drill::DrillPlan>(&read(
-        "drill-sonarr.json",
+        "drill/sonarr.json",
     ))
-    .unwrap_or_else(|problems| panic!("drill-sonarr.json: {problems:?}"));
-    let preseed = PreseedPlan::parse(&read("preseed-sonarr.json")).unwrap();
+    .unwrap_or_else(|problems| panic!("drill/sonarr.json: {problems:?}"));
+    let preseed = PreseedPlan::parse(&read("preseed/sonarr.json")).unwrap();
     assert_eq!(drill.preseed, preseed);
     assert_eq!(drill.sqlite, ["sonarr.db"]);
 }
