@@ -140,6 +140,44 @@ pub fn finish<R: serde::Serialize>(
     }
 }
 
+/// A restore as `pitr-restore` and `zpersist pitr restore` run it: the
+/// contract at `contract_path` loaded, the asked options, the restore
+/// reported.
+pub fn restore_from(
+    reporter: &mut Reporter,
+    contract_path: &std::path::Path,
+    to: &zpersist_core::pitr::Target,
+    into: &std::path::Path,
+    start: bool,
+    archive: bool,
+    port: Option<u16>,
+) -> ExitCode {
+    let contract = match load_contract(contract_path, reporter) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let options = restore::Options::asked(&contract, contract_path, start, archive, port);
+    finish(
+        reporter,
+        restore::restore(&contract, to, into, &options),
+        restore::RestoreReport::lines,
+    )
+}
+
+/// A drill as `pitr-drill` and `zpersist pitr drill` run it: the contract
+/// at `contract_path` loaded, the drill reported.
+pub fn drill_from(reporter: &mut Reporter, contract_path: &std::path::Path) -> ExitCode {
+    let contract = match load_contract(contract_path, reporter) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    finish(
+        reporter,
+        drill::run(&contract, contract_path),
+        drill::DrillReport::lines,
+    )
+}
+
 impl From<PgError> for Failure {
     fn from(error: PgError) -> Failure {
         Failure::failed(error)

@@ -21,13 +21,5 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     let mut reporter = Reporter::new("pitr-drill", args.output.json);
-    let contract = match zpersist_ops::pitr::load_contract(&args.contract, &mut reporter) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    zpersist_ops::pitr::finish(
-        &mut reporter,
-        zpersist_ops::pitr::drill::run(&contract, &args.contract),
-        zpersist_ops::pitr::drill::DrillReport::lines,
-    )
+    zpersist_ops::pitr::drill_from(&mut reporter, &args.contract)
 }

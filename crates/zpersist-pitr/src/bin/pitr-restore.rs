@@ -40,20 +40,13 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     let mut reporter = Reporter::new("pitr-restore", args.output.json);
-    let contract = match zpersist_ops::pitr::load_contract(&args.contract, &mut reporter) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let options = zpersist_ops::pitr::restore::Options::asked(
-        &contract,
+    zpersist_ops::pitr::restore_from(
+        &mut reporter,
         &args.contract,
+        &args.to,
+        &args.into,
         args.start,
         args.archive,
         args.port,
-    );
-    zpersist_ops::pitr::finish(
-        &mut reporter,
-        zpersist_ops::pitr::restore::restore(&contract, &args.to, &args.into, &options),
-        zpersist_ops::pitr::restore::RestoreReport::lines,
     )
 }
