@@ -547,6 +547,54 @@ fn replication_sends_encrypted_datasets_raw_locally_and_over_ssh_and_no_target_c
     }
 }
 
+/// An encrypted service dataset, declared with a key file of its own and
+/// made by ensure-datasets, filled by `fill` (given its mountpoint),
+/// snapshotted and sent raw to a local replica pool.
+struct Replicated {
+    pool: GuestPool,
+    replica: GuestPool,
+    ds: String,
+    mountpoint: String,
+    key_path: String,
+    key: String,
+    copy: String,
+    plan: serde_json::Value,
+}
+
+impl Replicated {
+    fn new(guest: &'static Guest, tag: &str, fill: impl FnOnce(&str)) -> Replicated {
+        let pool = GuestPool::new(guest, tag);
+        let replica = GuestPool::new(guest, &format!("{tag}rep"));
+        let (key_path, key) = key_file(guest, &pool, "sonarr.key");
+        let ds = pool.ds("sonarr");
+        let mountpoint = format!("{}/var/lib/sonarr", pool.mnt());
+        let plan = json!({
+            "version": 1, "pool": pool.name,
+            "datasets": [
+                { "name": ds, "mountpoint": mountpoint,
+                  "properties": { "encryption": "aes-256-gcm", "keyformat": "raw", "keylocation": key } },
+            ],
+        });
+        assert_eq!(pool.ensure(&plan).code, 0);
+        fill(&mountpoint);
+        let snap = format!("{ds}@autosnap_2026-12-01_00:00:00_hourly");
+        guest.zfs(&["snapshot", &snap]);
+        guest.zfs(&["create", "-p", &replica.ds("backup")]);
+        let copy = replica.ds("backup/sonarr");
+        guest.sh_ok(&format!("zfs send -w {snap} | zfs receive -u {copy}"));
+        Replicated {
+            pool,
+            replica,
+            ds,
+            mountpoint,
+            key_path,
+            key,
+            copy,
+            plan,
+        }
+    }
+}
+
 /// An encrypted service dataset with data, replicated raw to a local
 /// replica pool, then lost: the pool's dataset made again, empty, by
 /// ensure-datasets with the same declared key file (a replaced disk).
@@ -564,42 +612,26 @@ struct Lost {
 
 impl Lost {
     fn new(guest: &'static Guest, tag: &str) -> Lost {
-        let pool = GuestPool::new(guest, tag);
-        let replica = GuestPool::new(guest, &format!("{tag}rep"));
-        let (key_path, key) = key_file(guest, &pool, "sonarr.key");
-        let ds = pool.ds("sonarr");
-        let mountpoint = format!("{}/var/lib/sonarr", pool.mnt());
-        let plan = json!({
-            "version": 1, "pool": pool.name,
-            "datasets": [
-                { "name": ds, "mountpoint": mountpoint,
-                  "properties": { "encryption": "aes-256-gcm", "keyformat": "raw", "keylocation": key } },
-            ],
+        let r = Replicated::new(guest, tag, |mountpoint| {
+            guest.sh_ok(&format!(
+                "printf 'database v1' >{mountpoint}/sonarr.db && printf '<v>1</v>' >{mountpoint}/config.xml"
+            ));
         });
-        assert_eq!(pool.ensure(&plan).code, 0);
-        guest.sh_ok(&format!(
-            "printf 'database v1' >{mountpoint}/sonarr.db && printf '<v>1</v>' >{mountpoint}/config.xml"
-        ));
-        let snap = format!("{ds}@autosnap_2026-12-01_00:00:00_hourly");
-        guest.zfs(&["snapshot", &snap]);
-        guest.zfs(&["create", "-p", &replica.ds("backup")]);
-        let copy = replica.ds("backup/sonarr");
-        guest.sh_ok(&format!("zfs send -w {snap} | zfs receive -u {copy}"));
-        assert_eq!(guest.get(&copy, "keystatus"), "unavailable");
+        assert_eq!(guest.get(&r.copy, "keystatus"), "unavailable");
         // Lost, and declared again: empty, encrypted with the same key.
-        guest.zfs(&["destroy", "-r", &ds]);
-        assert_eq!(pool.ensure(&plan).code, 0);
-        assert_eq!(guest.get(&ds, "keystatus"), "available");
+        guest.zfs(&["destroy", "-r", &r.ds]);
+        assert_eq!(r.pool.ensure(&r.plan).code, 0);
+        assert_eq!(guest.get(&r.ds, "keystatus"), "available");
         Lost {
             guest,
-            pool,
-            _replica: replica,
-            ds,
-            mountpoint,
-            key_path,
-            key,
-            copy,
-            plan,
+            pool: r.pool,
+            _replica: r.replica,
+            ds: r.ds,
+            mountpoint: r.mountpoint,
+            key_path: r.key_path,
+            key: r.key,
+            copy: r.copy,
+            plan: r.plan,
         }
     }
 
@@ -777,30 +809,21 @@ fn the_key_rotation_runbook_runs_and_the_replica_restores_with_the_new_key_only(
 #[test]
 fn a_drill_restores_an_encrypted_dataset_from_its_raw_replica_and_local_snapshots() {
     let Some(guest) = guest() else { return };
-    let pool = GuestPool::new(guest, "drenc");
-    let replica = GuestPool::new(guest, "drencrep");
-    let (_, key) = key_file(guest, &pool, "sonarr.key");
-    let ds = pool.ds("sonarr");
-    let mountpoint = format!("{}/var/lib/sonarr", pool.mnt());
-    let plan = json!({
-        "version": 1, "pool": pool.name,
-        "datasets": [
-            { "name": ds, "mountpoint": mountpoint,
-              "properties": { "encryption": "aes-256-gcm", "keyformat": "raw", "keylocation": key } },
-        ],
-    });
-    assert_eq!(pool.ensure(&plan).code, 0);
-    guest.run_ok(&[
-        "sqlite3",
-        &format!("{mountpoint}/sonarr.db"),
-        "CREATE TABLE series(id INTEGER PRIMARY KEY, title TEXT);
+    let Replicated {
+        pool,
+        replica: _replica,
+        ds,
+        mountpoint,
+        copy,
+        ..
+    } = Replicated::new(guest, "drenc", |mountpoint| {
+        guest.run_ok(&[
+            "sqlite3",
+            &format!("{mountpoint}/sonarr.db"),
+            "CREATE TABLE series(id INTEGER PRIMARY KEY, title TEXT);
          INSERT INTO series(title) VALUES ('one'), ('two');",
-    ]);
-    let snap = format!("{ds}@autosnap_2026-12-01_00:00:00_hourly");
-    guest.zfs(&["snapshot", &snap]);
-    guest.zfs(&["create", "-p", &replica.ds("backup")]);
-    let copy = replica.ds("backup/sonarr");
-    guest.sh_ok(&format!("zfs send -w {snap} | zfs receive -u {copy}"));
+        ]);
+    });
     let state = pool.scratch("drill-state");
     let drill = json!({
         "version": 1, "service": "sonarr", "profile": "sonarr",
